@@ -1,0 +1,69 @@
+//! CLI verbs. Each file parses nothing itself: clap does, here.
+
+mod check;
+mod doctor;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status when cordon itself failed before the agent started.
+pub const EXIT_SETUP_FAILED: u8 = 125;
+
+#[derive(Parser)]
+#[command(name = "cordon", version, about = "Run AI agents under Landlock and seccomp, per a TOML profile.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a command inside the sandbox a profile describes.
+    Run(run::RunArgs),
+    /// Check profiles and report every error with file:line:column.
+    Check {
+        /// Profile files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Probe this host and say which profile features will work here.
+    Doctor,
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap exits 2 on usage errors; keep 125 for "cordon failed
+            // before the agent started" so wrappers can tell it apart from
+            // the agent's own status. --help and --version are not failures.
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_SETUP_FAILED)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logging();
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Check { files } => check::check(&files),
+        Command::Doctor => doctor::doctor(),
+    }
+}
+
+/// Logs go to stderr; `CORDON_LOG` takes an env-filter such as `debug`.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CORDON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}

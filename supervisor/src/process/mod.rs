@@ -1,0 +1,1 @@
+//! Launches and supervises the agent tree.

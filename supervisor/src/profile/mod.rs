@@ -1,0 +1,162 @@
+//! Capability profiles: the TOML a developer writes, parsed into plain data.
+//!
+//! This module is pure: it reads files and checks them, it never touches the
+//! kernel. `parse` walks the TOML tree by hand (instead of serde) so that one
+//! pass can report *every* mistake of a file with its line and column, and
+//! `validate` holds the cross-field rules. The sandbox turns a [`Profile`]
+//! into kernel objects.
+
+mod diagnostic;
+mod parse;
+mod paths;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use diagnostic::{Diagnostic, Location, ProfileError};
+pub use paths::{ExpandError, PathTemplate, Placeholders};
+
+/// Loads a profile file, follows `extends`, and checks it.
+///
+/// Every problem found is returned, not just the first.
+pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+    parse::load_file(path)
+}
+
+/// A fully parsed and validated profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// The file this profile was loaded from (the child, when `extends` is used).
+    pub source: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    /// Run even when the kernel cannot enforce everything, warning loudly.
+    pub best_effort: bool,
+    /// How long a stopping agent gets between the forwarded signal and SIGKILL.
+    pub stop_grace: Duration,
+    pub filesystem: Filesystem,
+    pub network: Network,
+    pub syscalls: Syscalls,
+    pub divergence: Divergence,
+    pub environment: Environment,
+    pub limits: Limits,
+}
+
+/// One path entry of `[filesystem]`, as written (placeholders unexpanded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathRule {
+    pub path: PathTemplate,
+    /// A missing path is skipped instead of being an error.
+    pub optional: bool,
+    /// Where the entry was written, so run-time errors can point at it.
+    pub origin: Location,
+}
+
+/// `[filesystem]`: Landlock grants plus the masked `deny` paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filesystem {
+    pub read: Vec<PathRule>,
+    /// Write implies read.
+    pub write: Vec<PathRule>,
+    /// Exec implies read.
+    pub exec: Vec<PathRule>,
+    /// Hidden from the agent even inside a granted tree.
+    pub deny: Vec<PathRule>,
+}
+
+/// `[network]`: Landlock TCP port rules. Everything else is closed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Network {
+    pub connect_tcp: Vec<u16>,
+    pub bind_tcp: Vec<u16>,
+}
+
+/// `[syscalls]`: extra syscalls denied on top of cordon's default deny-list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Syscalls {
+    pub deny: Vec<SyscallRule>,
+    pub on_violation: OnViolation,
+}
+
+impl Default for Syscalls {
+    fn default() -> Self {
+        Syscalls {
+            deny: Vec::new(),
+            on_violation: OnViolation::Kill,
+        }
+    }
+}
+
+/// A syscall named in `[syscalls] deny`, resolved for this architecture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyscallRule {
+    pub name: String,
+    pub number: u32,
+    pub origin: Location,
+}
+
+/// What happens when the agent makes a denied syscall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnViolation {
+    /// Kill the agent's whole tree; `cordon run` exits 86.
+    Kill,
+    /// Fail the syscall with EPERM and report it.
+    Deny,
+}
+
+/// `[divergence]`: when leaving the profile becomes a kill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Divergence {
+    pub undeclared_tool: DivergenceAction,
+    pub denied_action: DivergenceAction,
+    /// With `denied_action = "deny"`, the number of refusals tolerated
+    /// before the session is killed.
+    pub max_denials: u32,
+}
+
+impl Default for Divergence {
+    fn default() -> Self {
+        Divergence {
+            undeclared_tool: DivergenceAction::Kill,
+            denied_action: DivergenceAction::Deny,
+            max_denials: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DivergenceAction {
+    Kill,
+    Deny,
+}
+
+/// `[environment]`: the agent starts from an empty environment plus these.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environment {
+    /// Names copied from cordon's own environment when set there.
+    pub pass: Vec<String>,
+    /// Fixed values; placeholders are expanded.
+    pub set: BTreeMap<String, String>,
+}
+
+/// `[limits]`: resource limits (soft = hard) applied to the agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// RLIMIT_NOFILE: open file descriptors.
+    pub nofile: Option<u64>,
+    /// RLIMIT_NPROC: processes of the agent's user.
+    pub nproc: Option<u64>,
+    /// RLIMIT_FSIZE: largest file, bytes.
+    pub fsize: Option<u64>,
+    /// RLIMIT_AS: address space, bytes.
+    pub address_space: Option<u64>,
+    /// RLIMIT_CPU: CPU seconds.
+    pub cpu: Option<u64>,
+    /// RLIMIT_CORE: core file size, bytes. Defaults to 0.
+    pub core: Option<u64>,
+}
+
+/// The default grace period between a forwarded stop signal and SIGKILL.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);

@@ -1,0 +1,1 @@
+//! Cross-field rules of a profile, one function per rule.

@@ -1,0 +1,1 @@
+//! Turns a profile into a launch plan.

@@ -1,0 +1,1 @@
+//! Raw syscalls and every unsafe block of cordon.

@@ -1,0 +1,2 @@
+//! cordon-probe: runs inside the sandbox and attempts one thing per call.
+fn main() {}
