@@ -1,1 +1,14 @@
-//! Turns a profile into a launch plan.
+//! The sandbox: turns a profile into a launch plan (Landlock rules, seccomp
+//! program, deny masks, environment, session directories) and probes what
+//! the host can enforce. Everything here is safe code; the kernel calls are
+//! in `crate::sys`.
+
+pub mod env;
+pub mod host;
+pub mod landlock;
+pub mod plan;
+pub mod seccomp;
+pub mod session;
+
+pub use host::Host;
+pub use plan::{build, Plan, PlanError, Request};

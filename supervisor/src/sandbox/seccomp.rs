@@ -1,0 +1,330 @@
+//! The seccomp program: cordon's default deny-list plus the profile's, as
+//! classic BPF (pure; installed by `sys::child`).
+//!
+//! Every violation returns SECCOMP_RET_USER_NOTIF, so the supervisor learns
+//! the pid and syscall and decides: kill the tree or fail the call with
+//! EPERM. The syscall itself never runs while it waits.
+
+use crate::sys::seccomp::{SockFilter, SECCOMP_RET_USER_NOTIF};
+
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JEQ_K: u16 = 0x15;
+const BPF_JGE_K: u16 = 0x35;
+const BPF_JSET_K: u16 = 0x45;
+const BPF_RET_K: u16 = 0x06;
+
+pub const RET_ALLOW: u32 = 0x7fff_0000;
+const RET_ERRNO: u32 = 0x0005_0000;
+pub const RET_VIOLATION: u32 = SECCOMP_RET_USER_NOTIF;
+
+// Offsets in `struct seccomp_data`.
+const OFF_NR: u32 = 0;
+const OFF_ARCH: u32 = 4;
+/// Low 32 bits of argument `i` (little-endian). Flags and ioctl numbers are
+/// 32-bit in the kernel, which ignores the high half, so we must too.
+const fn arg_lo(i: u32) -> u32 {
+    16 + 8 * i
+}
+
+#[cfg(target_arch = "x86_64")]
+pub const AUDIT_ARCH: u32 = 0xc000_003e;
+#[cfg(target_arch = "aarch64")]
+pub const AUDIT_ARCH: u32 = 0xc000_00b7;
+
+/// x32 syscalls arrive with the native arch and this bit set in `nr`.
+#[cfg(target_arch = "x86_64")]
+pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// Syscalls no agent needs and every escape wants, denied outright.
+pub const DEFAULT_DENY: &[&str] = &[
+    // Reading or steering other processes.
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "pidfd_getfd",
+    "process_madvise",
+    // The mount family: a sandbox that can remount can undo itself.
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
+    // Kernel attack surface and kernel-wide state.
+    "bpf",
+    "perf_event_open",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "setns",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "userfaultfd",
+    "acct",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "syslog",
+    "open_by_handle_at",
+    "quotactl",
+    "quotactl_fd",
+    "lookup_dcookie",
+    "uselib",
+    "vhangup",
+    "iopl",
+    "ioperm",
+    "nfsservctl",
+];
+
+const CLONE_NS_FLAGS: u32 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET) as u32;
+/// unshare also takes CLONE_NEWTIME (0x80, which clone() uses for the exit signal).
+const UNSHARE_NS_FLAGS: u32 = CLONE_NS_FLAGS | 0x80;
+const TIOCSTI: u32 = 0x5412;
+const TIOCLINUX: u32 = 0x541c;
+/// personality() values that change nothing dangerous: query, PER_LINUX,
+/// PER_LINUX32, UNAME26 and PER_LINUX32|UNAME26 (as Docker allows).
+/// READ_IMPLIES_EXEC and ADDR_NO_RANDOMIZE are what an exploit wants.
+const PERSONALITY_OK: [u32; 5] = [0xffff_ffff, 0, 0x8, 0x20000, 0x20008];
+
+/// Why a profile's seccomp request cannot be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SeccompError {
+    #[error("`{0}` cannot be denied: cordon needs it to start the agent")]
+    NeededForStart(String),
+    #[error("the seccomp program would have {0} instructions, over the kernel's limit of 4096")]
+    TooLong(usize),
+}
+
+/// Syscalls the agent's own start-up makes after the filter is installed.
+const NEEDED_FOR_START: &[&str] = &["execve", "sendmsg", "close", "close_range", "chdir", "exit", "exit_group", "write"];
+
+fn nr(name: &str) -> Option<u32> {
+    name.parse::<syscalls::Sysno>().ok().map(|s| s.id() as u32)
+}
+
+/// The name of native syscall `nr`, for reports.
+pub fn syscall_name(nr: i32) -> Option<&'static str> {
+    usize::try_from(nr).ok().and_then(syscalls::Sysno::new).map(|s| s.name())
+}
+
+struct Builder(Vec<SockFilter>);
+
+impl Builder {
+    fn stmt(&mut self, code: u16, k: u32) {
+        self.0.push(SockFilter { code, jt: 0, jf: 0, k });
+    }
+    fn jump(&mut self, code: u16, k: u32, jt: u8, jf: u8) {
+        self.0.push(SockFilter { code, jt, jf, k });
+    }
+    /// `if nr == n { return action }`
+    fn deny_nr(&mut self, n: u32, action: u32) {
+        self.jump(BPF_JEQ_K, n, 0, 1);
+        self.stmt(BPF_RET_K, action);
+    }
+    /// `if nr == n { if arg & mask { violation } else { allow } }`
+    fn deny_arg_bits(&mut self, n: u32, arg: u32, mask: u32) {
+        self.jump(BPF_JEQ_K, n, 0, 4);
+        self.stmt(BPF_LD_W_ABS, arg_lo(arg));
+        self.jump(BPF_JSET_K, mask, 0, 1);
+        self.stmt(BPF_RET_K, RET_VIOLATION);
+        self.stmt(BPF_RET_K, RET_ALLOW);
+    }
+    /// `if nr == n { if arg in values { violation } else { allow } }`
+    fn deny_arg_values(&mut self, n: u32, arg: u32, values: &[u32]) {
+        let count = values.len() as u8;
+        self.jump(BPF_JEQ_K, n, 0, count + 3);
+        self.stmt(BPF_LD_W_ABS, arg_lo(arg));
+        for (i, &v) in values.iter().enumerate() {
+            // Jump past the remaining compares and the `allow` to `violation`.
+            self.jump(BPF_JEQ_K, v, count - i as u8, 0);
+        }
+        self.stmt(BPF_RET_K, RET_ALLOW);
+        self.stmt(BPF_RET_K, RET_VIOLATION);
+    }
+    /// `if nr == n { if arg in values { allow } else { violation } }`
+    fn allow_arg_values(&mut self, n: u32, arg: u32, values: &[u32]) {
+        let count = values.len() as u8;
+        self.jump(BPF_JEQ_K, n, 0, count + 3);
+        self.stmt(BPF_LD_W_ABS, arg_lo(arg));
+        for (i, &v) in values.iter().enumerate() {
+            self.jump(BPF_JEQ_K, v, count - i as u8, 0);
+        }
+        self.stmt(BPF_RET_K, RET_VIOLATION);
+        self.stmt(BPF_RET_K, RET_ALLOW);
+    }
+}
+
+/// Compiles the filter for the default deny-list plus `extra` (syscall
+/// numbers from the profile, with their names for error messages).
+pub fn build_program(extra: &[(String, u32)]) -> Result<Vec<SockFilter>, SeccompError> {
+    for (name, _) in extra {
+        if NEEDED_FOR_START.contains(&name.as_str()) {
+            return Err(SeccompError::NeededForStart(name.clone()));
+        }
+    }
+    let mut b = Builder(Vec::with_capacity(256));
+    // Any other ABI (i386 `int 0x80`, or a foreign arch) is a violation.
+    b.stmt(BPF_LD_W_ABS, OFF_ARCH);
+    b.jump(BPF_JEQ_K, AUDIT_ARCH, 1, 0);
+    b.stmt(BPF_RET_K, RET_VIOLATION);
+    b.stmt(BPF_LD_W_ABS, OFF_NR);
+    #[cfg(target_arch = "x86_64")]
+    {
+        b.jump(BPF_JGE_K, X32_SYSCALL_BIT, 0, 1);
+        b.stmt(BPF_RET_K, RET_VIOLATION);
+    }
+
+    let mut denied: Vec<u32> = extra.iter().map(|(_, n)| *n).collect();
+    denied.extend(DEFAULT_DENY.iter().filter_map(|name| nr(name)));
+    let mut seen = std::collections::HashSet::new();
+    denied.retain(|n| seen.insert(*n));
+    for &n in &denied {
+        b.deny_nr(n, RET_VIOLATION);
+    }
+    // clone3 passes its flags in memory seccomp cannot read: report ENOSYS
+    // so libc falls back to clone(), whose flags we can check. Not a
+    // violation: every pthread_create tries clone3 first.
+    if let Some(n) = nr("clone3").filter(|n| !seen.contains(n)) {
+        b.deny_nr(n, RET_ERRNO | libc::ENOSYS as u32);
+    }
+    if let Some(n) = nr("clone").filter(|n| !seen.contains(n)) {
+        b.deny_arg_bits(n, 0, CLONE_NS_FLAGS);
+    }
+    if let Some(n) = nr("unshare").filter(|n| !seen.contains(n)) {
+        b.deny_arg_bits(n, 0, UNSHARE_NS_FLAGS);
+    }
+    if let Some(n) = nr("ioctl").filter(|n| !seen.contains(n)) {
+        b.deny_arg_values(n, 1, &[TIOCSTI, TIOCLINUX]);
+    }
+    if let Some(n) = nr("personality").filter(|n| !seen.contains(n)) {
+        b.allow_arg_values(n, 0, &PERSONALITY_OK);
+    }
+    b.stmt(BPF_RET_K, RET_ALLOW);
+    if b.0.len() > 4096 {
+        return Err(SeccompError::TooLong(b.0.len()));
+    }
+    Ok(b.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A classic-BPF interpreter for the instructions we emit.
+    fn run(prog: &[SockFilter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+        let mut data = Vec::new();
+        data.extend_from_slice(&nr.to_le_bytes());
+        data.extend_from_slice(&arch.to_le_bytes());
+        data.extend_from_slice(&0u64.to_le_bytes());
+        for a in args {
+            data.extend_from_slice(&a.to_le_bytes());
+        }
+        let mut acc = 0u32;
+        let mut pc = 0usize;
+        loop {
+            let i = prog[pc];
+            pc += 1;
+            match i.code {
+                BPF_LD_W_ABS => {
+                    let k = i.k as usize;
+                    acc = u32::from_le_bytes(data[k..k + 4].try_into().unwrap());
+                }
+                BPF_RET_K => return i.k,
+                BPF_JEQ_K | BPF_JGE_K | BPF_JSET_K => {
+                    let t = match i.code {
+                        BPF_JEQ_K => acc == i.k,
+                        BPF_JGE_K => acc >= i.k,
+                        _ => acc & i.k != 0,
+                    };
+                    pc += usize::from(if t { i.jt } else { i.jf });
+                }
+                c => panic!("unexpected opcode {c:#x}"),
+            }
+        }
+    }
+
+    fn call(prog: &[SockFilter], name: &str, args: [u64; 6]) -> u32 {
+        run(prog, AUDIT_ARCH, nr(name).unwrap(), args)
+    }
+
+    #[test]
+    fn default_deny_list_is_enforced() {
+        let p = build_program(&[]).unwrap();
+        for name in DEFAULT_DENY {
+            if let Some(n) = nr(name) {
+                assert_eq!(run(&p, AUDIT_ARCH, n, [0; 6]), RET_VIOLATION, "{name}");
+            }
+        }
+        for name in ["read", "write", "openat", "execve", "mmap", "futex", "landlock_restrict_self"] {
+            assert_eq!(call(&p, name, [0; 6]), RET_ALLOW, "{name}");
+        }
+    }
+
+    #[test]
+    fn namespaces_are_refused_through_clone_and_unshare() {
+        let p = build_program(&[]).unwrap();
+        let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+        assert_eq!(call(&p, "clone", [thread, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(call(&p, "clone", [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(call(&p, "clone", [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]), RET_VIOLATION);
+        assert_eq!(call(&p, "unshare", [libc::CLONE_NEWNET as u64, 0, 0, 0, 0, 0]), RET_VIOLATION);
+        assert_eq!(call(&p, "unshare", [0x80, 0, 0, 0, 0, 0]), RET_VIOLATION);
+        assert_eq!(call(&p, "unshare", [libc::CLONE_FILES as u64, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(call(&p, "clone3", [0; 6]), RET_ERRNO | libc::ENOSYS as u32);
+    }
+
+    #[test]
+    fn tty_injection_is_refused_whatever_the_high_bits() {
+        let p = build_program(&[]).unwrap();
+        assert_eq!(call(&p, "ioctl", [0, u64::from(TIOCSTI), 0, 0, 0, 0]), RET_VIOLATION);
+        assert_eq!(call(&p, "ioctl", [0, 0xdead_0000_0000_0000 | u64::from(TIOCSTI), 0, 0, 0, 0]), RET_VIOLATION);
+        assert_eq!(call(&p, "ioctl", [0, u64::from(TIOCLINUX), 0, 0, 0, 0]), RET_VIOLATION);
+        assert_eq!(call(&p, "ioctl", [0, 0x5401, 0, 0, 0, 0]), RET_ALLOW); // TCGETS
+    }
+
+    #[test]
+    fn personality_allows_only_harmless_values() {
+        let p = build_program(&[]).unwrap();
+        assert_eq!(call(&p, "personality", [0xffff_ffff, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(call(&p, "personality", [0, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(call(&p, "personality", [0x0040000, 0, 0, 0, 0, 0]), RET_VIOLATION);
+        assert_eq!(call(&p, "personality", [0x0400000, 0, 0, 0, 0, 0]), RET_VIOLATION);
+    }
+
+    #[test]
+    fn foreign_abis_are_violations() {
+        let p = build_program(&[]).unwrap();
+        const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 20, [0; 6]), RET_VIOLATION);
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(run(&p, AUDIT_ARCH, X32_SYSCALL_BIT | 39, [0; 6]), RET_VIOLATION);
+    }
+
+    #[test]
+    fn profile_denies_are_added_and_checked() {
+        let extra = vec![("getpid".to_string(), nr("getpid").unwrap()), ("ioctl".to_string(), nr("ioctl").unwrap())];
+        let p = build_program(&extra).unwrap();
+        assert_eq!(call(&p, "getpid", [0; 6]), RET_VIOLATION);
+        // Denying ioctl outright beats the argument check.
+        assert_eq!(call(&p, "ioctl", [0, 0x5401, 0, 0, 0, 0]), RET_VIOLATION);
+        let bad = vec![("execve".to_string(), nr("execve").unwrap())];
+        assert_eq!(build_program(&bad), Err(SeccompError::NeededForStart("execve".into())));
+    }
+}

@@ -1,0 +1,112 @@
+//! The per-session private directory: HOME, TMPDIR and the mask mountpoint.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// A session's identity and its private directory, removed on drop.
+#[derive(Debug)]
+pub struct Session {
+    pub id: String,
+    pub root: PathBuf,
+    pub home: PathBuf,
+    pub tmp: PathBuf,
+    /// An empty directory where the child mounts the mask tmpfs.
+    pub mask: PathBuf,
+}
+
+/// 128 random bits as 32 hex digits.
+pub fn new_session_id() -> io::Result<String> {
+    let mut bytes = [0u8; 16];
+    crate::sys::getrandom(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Session {
+    /// Creates `<base>/cordon-<id>/{home,tmp,mask}`, mode 0700. `mkdir`
+    /// refuses an existing path, so a planted symlink cannot redirect it.
+    pub fn create(base: &Path) -> io::Result<Session> {
+        let id = new_session_id()?;
+        let root = base.join(format!("cordon-{id}"));
+        let mut b = fs::DirBuilder::new();
+        b.mode(0o700);
+        b.create(&root)?;
+        let session = Session {
+            home: root.join("home"),
+            tmp: root.join("tmp"),
+            mask: root.join("mask"),
+            id,
+            root,
+        };
+        for d in [&session.home, &session.tmp, &session.mask] {
+            b.create(d)?;
+        }
+        Ok(session)
+    }
+
+    /// The SPIFFE-style workload identity of this session.
+    pub fn identity(&self, profile: &str) -> String {
+        format!("spiffe://cordon.local/profile/{profile}/session/{}", self.id)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Err(e) = remove_tree(&self.root) {
+            tracing::warn!(path = %self.root.display(), error = %e, "could not remove the session directory");
+        }
+    }
+}
+
+/// Removes a tree the agent may have made unreadable (mode 000 dirs).
+/// Only called once every agent process is dead, so nothing races it.
+/// Symlinks are removed, never followed.
+fn remove_tree(root: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(root) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
+    make_writable(root);
+    fs::remove_dir_all(root)
+}
+
+fn make_writable(dir: &Path) {
+    let Ok(meta) = fs::symlink_metadata(dir) else { return };
+    if !meta.is_dir() {
+        return;
+    }
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            make_writable(&entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_private_dirs_and_removes_even_locked_trees() {
+        let base = tempfile::tempdir().unwrap();
+        let s = Session::create(base.path()).unwrap();
+        let root = s.root.clone();
+        assert_eq!(fs::metadata(&root).unwrap().permissions().mode() & 0o777, 0o700);
+        assert!(s.home.is_dir() && s.tmp.is_dir() && s.mask.is_dir());
+        assert_eq!(s.id.len(), 32);
+        // What an agent might leave behind: a locked dir and a symlink out.
+        let locked = s.tmp.join("locked");
+        fs::create_dir(&locked).unwrap();
+        fs::write(locked.join("f"), b"x").unwrap();
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0)).unwrap();
+        let outside = base.path().join("outside");
+        fs::write(&outside, b"keep").unwrap();
+        std::os::unix::fs::symlink(&outside, s.home.join("link")).unwrap();
+        drop(s);
+        assert!(!root.exists());
+        assert_eq!(fs::read(&outside).unwrap(), b"keep");
+    }
+}

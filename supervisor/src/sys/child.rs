@@ -1,0 +1,521 @@
+//! The code between clone and execve.
+//!
+//! It runs in a forked copy of the supervisor, so it must be
+//! async-signal-safe: no allocation, no locks, no panics that unwind. Every
+//! input is prepared by the parent in a [`ChildSpec`] (C strings, pointer
+//! arrays, a compiled BPF program); here we only issue raw syscalls and, on
+//! failure, write a fixed-size [`Report`] naming the stage and errno.
+//!
+//! Two processes run this code:
+//! - **init**, pid 1 of the new pid namespace: sets up the mount namespace
+//!   (masks, /proc), forks the agent, forwards stop signals to it, reaps
+//!   orphans, and exits with the agent's status. When init exits the kernel
+//!   kills everything left in the namespace: that is the containment.
+//! - **the agent**, init's child: drops capabilities, sets no_new_privs,
+//!   applies Landlock and seccomp, and executes the command.
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+use super::landlock;
+use super::seccomp::{self, SockFilter};
+
+/// One path rule to add to the Landlock ruleset inside the child.
+#[derive(Debug)]
+pub struct RulePath {
+    pub path: std::ffi::CString,
+    pub access: u64,
+    /// A missing path is skipped rather than a setup failure.
+    pub optional: bool,
+}
+
+/// A deny mask: bind the empty mask file or directory over `target`.
+#[derive(Debug)]
+pub struct MaskMount {
+    pub target: std::ffi::CString,
+    pub directory: bool,
+}
+
+/// The empty, read-only tmpfs that mask mounts are bound from.
+#[derive(Debug)]
+pub struct MaskSource<'a> {
+    /// An empty directory of the session where the tmpfs is mounted.
+    pub mountpoint: &'a CStr,
+    pub file: &'a CStr,
+    pub directory: &'a CStr,
+}
+
+/// Landlock work for the agent.
+#[derive(Debug)]
+pub struct LandlockSpec<'a> {
+    pub ruleset: RawFd,
+    pub paths: &'a [RulePath],
+    /// The rights that may be granted on a non-directory.
+    pub file_access_mask: u64,
+}
+
+/// Everything the child needs, prepared by the parent.
+pub struct ChildSpec<'a> {
+    /// Set when the child is in a new user namespace: "inside outside 1".
+    pub uid_map: Option<&'a CStr>,
+    pub gid_map: Option<&'a CStr>,
+    /// Make every mount private before changing any (needs a mount ns).
+    pub private_mounts: bool,
+    pub mask_source: Option<MaskSource<'a>>,
+    pub masks: &'a [MaskMount],
+    pub mount_proc: bool,
+    pub landlock: Option<LandlockSpec<'a>>,
+    pub seccomp: &'a [SockFilter],
+    pub rlimits: &'a [(u32, u64)],
+    pub cwd: &'a CStr,
+    pub exe: &'a CStr,
+    /// NULL-terminated.
+    pub argv: &'a [*const libc::c_char],
+    /// NULL-terminated.
+    pub envp: &'a [*const libc::c_char],
+    /// Write end of the report pipe (close-on-exec).
+    pub report_fd: RawFd,
+    /// Read end of the lifeline pipe: POLLHUP means the supervisor is gone.
+    pub lifeline_fd: RawFd,
+    /// Child end of the socketpair that carries the seccomp listener.
+    pub listener_sock: RawFd,
+    /// The parent's ends of those channels, closed first thing.
+    pub parent_fds: &'a [RawFd],
+}
+
+/// What a report record says.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    SetupFailed = 1,
+    ExecFailed = 2,
+    AgentExited = 3,
+}
+
+/// The setup step that failed.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Lifeline = 1,
+    Setgroups,
+    UidMap,
+    GidMap,
+    PrivateMounts,
+    MaskTmpfs,
+    MaskFiles,
+    MaskRemount,
+    MaskBind,
+    MountProc,
+    Fork,
+    Rlimit,
+    Securebits,
+    CapBound,
+    CapAmbient,
+    Capset,
+    NoNewPrivs,
+    LandlockOpen,
+    LandlockRule,
+    LandlockRestrict,
+    Seccomp,
+    SendListener,
+    Chdir,
+    Signals,
+}
+
+impl Stage {
+    pub fn from_u32(v: u32) -> Option<Stage> {
+        use Stage::*;
+        const ALL: [Stage; 24] = [
+            Lifeline, Setgroups, UidMap, GidMap, PrivateMounts, MaskTmpfs, MaskFiles, MaskRemount, MaskBind,
+            MountProc, Fork, Rlimit, Securebits, CapBound, CapAmbient, Capset, NoNewPrivs, LandlockOpen,
+            LandlockRule, LandlockRestrict, Seccomp, SendListener, Chdir, Signals,
+        ];
+        ALL.into_iter().find(|s| *s as u32 == v)
+    }
+}
+
+/// One fixed-size record on the report pipe: written atomically (16 bytes
+/// is far below PIPE_BUF), so records from init and agent never interleave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub kind: u32,
+    pub stage: u32,
+    /// Index into the spec's list the stage worked on (mask, rule, rlimit).
+    pub index: u32,
+    /// errno, or the raw wait status for AgentExited.
+    pub value: u32,
+}
+
+pub const REPORT_SIZE: usize = 16;
+
+impl Report {
+    pub fn encode(&self) -> [u8; REPORT_SIZE] {
+        let mut b = [0u8; REPORT_SIZE];
+        b[0..4].copy_from_slice(&self.kind.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.stage.to_ne_bytes());
+        b[8..12].copy_from_slice(&self.index.to_ne_bytes());
+        b[12..16].copy_from_slice(&self.value.to_ne_bytes());
+        b
+    }
+
+    pub fn decode(b: &[u8; REPORT_SIZE]) -> Report {
+        let word = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        Report {
+            kind: word(0),
+            stage: word(4),
+            index: word(8),
+            value: word(12),
+        }
+    }
+}
+
+/// Signals init forwards to the agent when they come from the supervisor.
+const FORWARDED: [libc::c_int; 6] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+fn errno() -> u32 {
+    // SAFETY: __errno_location returns this thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() as u32 }
+}
+
+fn report(fd: RawFd, kind: ReportKind, stage: u32, index: usize, value: u32) {
+    let rec = Report {
+        kind: kind as u32,
+        stage,
+        index: u32::try_from(index).unwrap_or(u32::MAX),
+        value,
+    }
+    .encode();
+    loop {
+        // SAFETY: writes REPORT_SIZE bytes from a live stack array.
+        let n = unsafe { libc::write(fd, rec.as_ptr().cast(), REPORT_SIZE) };
+        if n >= 0 || errno() != libc::EINTR as u32 {
+            return;
+        }
+    }
+}
+
+/// Reports a failed stage and exits 125 without running any destructor.
+fn fail(fd: RawFd, stage: Stage, index: usize) -> ! {
+    fail_errno(fd, stage, index, errno())
+}
+
+/// Like [`fail`], for errors whose errno was already captured.
+fn fail_errno(fd: RawFd, stage: Stage, index: usize, errno: u32) -> ! {
+    report(fd, ReportKind::SetupFailed, stage as u32, index, errno);
+    exit(125)
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit ends the process immediately; nothing else runs.
+    unsafe { libc::_exit(code) }
+}
+
+fn write_file(path: &CStr, data: &CStr) -> bool {
+    // SAFETY: `path` is NUL-terminated; the fd is closed below.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return false;
+    }
+    let bytes = data.to_bytes();
+    // SAFETY: writes `bytes`, a live slice, to the fd we opened.
+    let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    // SAFETY: closes the fd we opened.
+    unsafe { libc::close(fd) };
+    n >= 0 && n.unsigned_abs() == bytes.len()
+}
+
+/// Entry point of init, pid 1 of the new pid namespace. Never returns.
+pub fn run_init(spec: &ChildSpec<'_>) -> ! {
+    let rfd = spec.report_fd;
+    for &fd in spec.parent_fds {
+        // SAFETY: these are the parent's ends of our pipes; closing our copy
+        // is what lets the lifeline report the parent's death.
+        unsafe { libc::close(fd) };
+    }
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) } != 0 {
+        fail(rfd, Stage::Lifeline, 0);
+    }
+    // The parent may have died before PDEATHSIG was armed: check the lifeline.
+    let mut pfd = libc::pollfd {
+        fd: spec.lifeline_fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polls one live pollfd with a zero timeout.
+    if unsafe { libc::poll(&mut pfd, 1, 0) } != 0 && pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+        exit(125);
+    }
+
+    if let (Some(uid_map), Some(gid_map)) = (spec.uid_map, spec.gid_map) {
+        if !write_file(c"/proc/self/setgroups", c"deny") {
+            fail(rfd, Stage::Setgroups, 0);
+        }
+        if !write_file(c"/proc/self/uid_map", uid_map) {
+            fail(rfd, Stage::UidMap, 0);
+        }
+        if !write_file(c"/proc/self/gid_map", gid_map) {
+            fail(rfd, Stage::GidMap, 0);
+        }
+    }
+    if spec.private_mounts {
+        setup_mounts(spec);
+    }
+
+    // Block every signal: init takes them one at a time with sigwaitinfo.
+    // SAFETY: sigset_t is plain data, filled by sigfillset.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `all` is a live sigset_t; the old mask is not needed.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+    }
+
+    // SAFETY: a raw fork (no CLONE_VM, null stack). Unlike libc's fork it
+    // runs no atfork handlers, so no lock is taken in this forked process.
+    let agent = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    if agent < 0 {
+        fail(rfd, Stage::Fork, 0);
+    }
+    if agent == 0 {
+        run_agent(spec);
+    }
+    let agent = agent as libc::pid_t;
+    // Init keeps only the report pipe and the lifeline.
+    // SAFETY: closing descriptors this process no longer uses.
+    unsafe {
+        libc::close(spec.listener_sock);
+        if let Some(ll) = &spec.landlock {
+            libc::close(ll.ruleset);
+        }
+    }
+    init_loop(rfd, agent, &all)
+}
+
+/// Waits for signals: forwards stop signals to the agent, reaps every
+/// orphan, and exits with the agent's status once it is gone.
+fn init_loop(rfd: RawFd, agent: libc::pid_t, all: &libc::sigset_t) -> ! {
+    loop {
+        // SAFETY: siginfo_t is plain data, written by sigwaitinfo.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `all` is an initialised set; `info` is writable.
+        let sig = unsafe { libc::sigwaitinfo(all, &mut info) };
+        if sig < 0 {
+            continue;
+        }
+        if sig == libc::SIGCHLD {
+            loop {
+                let mut status = 0;
+                // SAFETY: reaps any child without blocking; writes `status`.
+                let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+                if pid <= 0 {
+                    break;
+                }
+                if pid == agent {
+                    report(rfd, ReportKind::AgentExited, 0, 0, status as u32);
+                    let code = if libc::WIFEXITED(status) {
+                        libc::WEXITSTATUS(status)
+                    } else {
+                        128 + libc::WTERMSIG(status)
+                    };
+                    exit(code);
+                }
+            }
+        } else if FORWARDED.contains(&sig) && info.si_code != libc::SI_KERNEL {
+            // A signal the terminal sent to the whole foreground group already
+            // reached the agent (SI_KERNEL); forward only those sent to us.
+            // SAFETY: kill with a pid and signal number.
+            unsafe { libc::kill(agent, sig) };
+        }
+    }
+}
+
+fn setup_mounts(spec: &ChildSpec<'_>) {
+    let rfd = spec.report_fd;
+    // SAFETY (all mount calls below): every pointer is a NUL-terminated C
+    // string from the spec or a literal, or null where the kernel allows it.
+    if unsafe { libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) } != 0 {
+        fail(rfd, Stage::PrivateMounts, 0);
+    }
+    if let Some(src) = &spec.mask_source {
+        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        let data = c"size=4k,nr_inodes=8,mode=0700";
+        // SAFETY: see above.
+        if unsafe { libc::mount(c"cordon-mask".as_ptr(), src.mountpoint.as_ptr(), c"tmpfs".as_ptr(), flags, data.as_ptr().cast()) } != 0 {
+            fail(rfd, Stage::MaskTmpfs, 0);
+        }
+        // Mode 000 and no capabilities in the agent: nobody can open them.
+        // SAFETY: NUL-terminated paths; the fd is closed right away.
+        let ok = unsafe {
+            let fd = libc::open(src.file.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC, 0);
+            fd >= 0 && libc::close(fd) == 0 && libc::mkdir(src.directory.as_ptr(), 0) == 0
+        };
+        if !ok {
+            fail(rfd, Stage::MaskFiles, 0);
+        }
+        // Read-only superblock: every bind of it is read-only, and chmod fails.
+        // SAFETY: see above.
+        if unsafe { libc::mount(std::ptr::null(), src.mountpoint.as_ptr(), std::ptr::null(), libc::MS_REMOUNT | libc::MS_RDONLY | flags, data.as_ptr().cast()) } != 0 {
+            fail(rfd, Stage::MaskRemount, 0);
+        }
+        for (i, m) in spec.masks.iter().enumerate() {
+            let source = if m.directory { src.directory } else { src.file };
+            // SAFETY: see above.
+            if unsafe { libc::mount(source.as_ptr(), m.target.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) } != 0 {
+                fail(rfd, Stage::MaskBind, i);
+            }
+        }
+    }
+    if spec.mount_proc {
+        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        // SAFETY: see above.
+        if unsafe { libc::mount(c"proc".as_ptr(), c"/proc".as_ptr(), c"proc".as_ptr(), flags, std::ptr::null()) } != 0 {
+            fail(rfd, Stage::MountProc, 0);
+        }
+    }
+}
+
+/// The agent: confine this process, then execute the command. Never returns.
+fn run_agent(spec: &ChildSpec<'_>) -> ! {
+    let rfd = spec.report_fd;
+    // SAFETY: lifeline is init's business; closing our copy.
+    unsafe { libc::close(spec.lifeline_fd) };
+    reset_signals();
+
+    for (i, &(resource, value)) in spec.rlimits.iter().enumerate() {
+        let lim = libc::rlimit64 {
+            rlim_cur: value,
+            rlim_max: value,
+        };
+        // SAFETY: `lim` is a live rlimit64; the old value is not wanted.
+        if unsafe { libc::prlimit64(0, resource as libc::__rlimit_resource_t, &lim, std::ptr::null_mut()) } != 0 {
+            fail(rfd, Stage::Rlimit, i);
+        }
+    }
+    drop_capabilities(rfd);
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        fail(rfd, Stage::NoNewPrivs, 0);
+    }
+    if let Some(ll) = &spec.landlock {
+        apply_landlock(rfd, ll);
+    }
+    if !spec.seccomp.is_empty() {
+        let listener = match seccomp::install_with_listener(spec.seccomp) {
+            Ok(fd) => fd,
+            Err(e) => fail_errno(rfd, Stage::Seccomp, 0, e.0 as u32),
+        };
+        if let Err(e) = super::fd::send_fd(spec.listener_sock, listener) {
+            fail_errno(rfd, Stage::SendListener, 0, e.0 as u32);
+        }
+        // SAFETY: the supervisor holds its own copy now; close ours.
+        unsafe { libc::close(listener) };
+    }
+    // SAFETY: closing our end of the listener socketpair.
+    unsafe { libc::close(spec.listener_sock) };
+    // SAFETY: cwd is NUL-terminated.
+    if unsafe { libc::chdir(spec.cwd.as_ptr()) } != 0 {
+        fail(rfd, Stage::Chdir, 0);
+    }
+    // Nothing but 0, 1 and 2 survives the exec; the report pipe stays open
+    // until then so an exec failure can still be reported.
+    // SAFETY: only sets the close-on-exec flag on descriptors.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    // SAFETY: exe is NUL-terminated, argv and envp are NULL-terminated arrays
+    // of NUL-terminated strings that live in this process's memory.
+    unsafe { libc::execve(spec.exe.as_ptr(), spec.argv.as_ptr(), spec.envp.as_ptr()) };
+    let e = errno();
+    report(rfd, ReportKind::ExecFailed, 0, 0, e);
+    exit(if e == libc::ENOENT as u32 { 127 } else { 126 })
+}
+
+fn reset_signals() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: setting a disposition to SIG_DFL; invalid numbers just fail.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: sigset_t is plain data, emptied by sigemptyset.
+    let mut none: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `none` is a live sigset_t.
+    unsafe {
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
+}
+
+/// Drops every capability from every set, and locks root's special
+/// treatment off so an exec as uid 0 cannot regain them.
+fn drop_capabilities(rfd: RawFd) {
+    // NOROOT, NO_SETUID_FIXUP, NO_CAP_AMBIENT_RAISE and their locks, plus KEEP_CAPS_LOCKED.
+    const SECUREBITS: libc::c_ulong = 0b1110_1111;
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_SECUREBITS, SECUREBITS, 0, 0, 0) } != 0 {
+        fail(rfd, Stage::Securebits, 0);
+    }
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
+            if errno() == libc::EINVAL as u32 {
+                break; // past the last capability this kernel knows
+            }
+            fail(rfd, Stage::CapBound, cap);
+        }
+    }
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0) } != 0 {
+        fail(rfd, Stage::CapAmbient, 0);
+    }
+    let mut header = super::CapHeader {
+        version: super::CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [super::CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: version 3 capset reads exactly two data structs from `data`.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } != 0 {
+        fail(rfd, Stage::Capset, 0);
+    }
+}
+
+fn apply_landlock(rfd: RawFd, ll: &LandlockSpec<'_>) {
+    for (i, rule) in ll.paths.iter().enumerate() {
+        // SAFETY: path is NUL-terminated; O_PATH opens without reading.
+        let fd = unsafe { libc::open(rule.path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+        if fd < 0 {
+            if rule.optional && errno() == libc::ENOENT as u32 {
+                continue;
+            }
+            fail(rfd, Stage::LandlockOpen, i);
+        }
+        // SAFETY: stat is plain data, written by fstat on our fd.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `st` is writable; fd is open.
+        let is_dir = unsafe { libc::fstat(fd, &mut st) } == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFDIR;
+        let access = if is_dir { rule.access } else { rule.access & ll.file_access_mask };
+        let res = landlock::add_path_rule(ll.ruleset, fd, access);
+        // SAFETY: closes the fd we opened.
+        unsafe { libc::close(fd) };
+        if let Err(e) = res {
+            fail_errno(rfd, Stage::LandlockRule, i, e.0 as u32);
+        }
+    }
+    if let Err(e) = landlock::restrict_self(ll.ruleset) {
+        fail_errno(rfd, Stage::LandlockRestrict, 0, e.0 as u32);
+    }
+    // SAFETY: the ruleset is enforced; the fd is no longer needed.
+    unsafe { libc::close(ll.ruleset) };
+}

@@ -1,0 +1,167 @@
+//! File-descriptor plumbing: pipes, socketpairs, fd passing, poll, signalfd.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use super::{check, Errno};
+
+/// A close-on-exec pipe: (read end, write end).
+pub fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two fds into the two-element array.
+    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    check(ret.into())?;
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A close-on-exec Unix datagram socketpair, used to pass one fd.
+pub fn socketpair() -> Result<(OwnedFd, OwnedFd), Errno> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: socketpair writes two fds into the two-element array.
+    let ret = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
+    check(ret.into())?;
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Control-message buffer for exactly one fd, aligned for cmsghdr.
+#[repr(C, align(8))]
+struct OneFdCmsg([u8; 24]);
+
+/// Sends `fd` over `sock` (SCM_RIGHTS). Async-signal-safe.
+pub fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), Errno> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut cmsg_buf = OneFdCmsg([0; 24]);
+    // SAFETY: msghdr is plain data; zero is a valid value for every field.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg_buf.0.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    // SAFETY: msg_control points at a 24-byte, 8-aligned buffer, which is
+    // CMSG_SPACE(4) on 64-bit Linux, so the header and one fd fit.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+    }
+    // SAFETY: `msg` and everything it points to are live for the call.
+    let ret = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+    check(ret as libc::c_long).map(drop)
+}
+
+/// Receives one fd sent with [`send_fd`]. Ok(None) means the peer closed
+/// without sending one.
+pub fn recv_fd(sock: RawFd) -> Result<Option<OwnedFd>, Errno> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut cmsg_buf = OneFdCmsg([0; 24]);
+    // SAFETY: msghdr is plain data; zero is a valid value for every field.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg_buf.0.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg_buf.0.len();
+    // SAFETY: `msg` and its buffers are live and writable for the call.
+    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    check(n as libc::c_long)?;
+    // SAFETY: the kernel filled msg_control; CMSG_FIRSTHDR checks its length.
+    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    if n == 0 || cmsg.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: cmsg is non-null and lies within cmsg_buf, per CMSG_FIRSTHDR.
+    let (level, kind, len) = unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type, (*cmsg).cmsg_len) };
+    // SAFETY: CMSG_LEN only computes a size.
+    let want = unsafe { libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) } as usize;
+    if level != libc::SOL_SOCKET || kind != libc::SCM_RIGHTS || len != want {
+        return Err(Errno(libc::EPROTO));
+    }
+    // SAFETY: the length check above proves one fd follows the header.
+    let fd = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>()) };
+    // SAFETY: SCM_RIGHTS installed a fresh fd in our table that nobody owns yet.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Reads into `buf`, retrying on EINTR. Ok(0) is end of file.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: the pointer and length describe the writable slice `buf`.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n.unsigned_abs());
+        }
+        let e = Errno::last();
+        if e.0 != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// Sets O_NONBLOCK on `fd`.
+pub fn set_nonblocking(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: F_GETFL/F_SETFL take and return plain integers.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) }.into())?;
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags as libc::c_int | libc::O_NONBLOCK) }.into()).map(drop)
+}
+
+/// Waits for events on `fds`; returns how many are ready (0 on timeout or EINTR).
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize, Errno> {
+    // SAFETY: the pointer and length describe the writable slice `fds`.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if n < 0 {
+        let e = Errno::last();
+        return if e.0 == libc::EINTR { Ok(0) } else { Err(e) };
+    }
+    Ok(n.unsigned_abs() as usize)
+}
+
+/// Blocks `signals` in this thread and returns a signalfd that reports them.
+pub fn block_signals_to_fd(signals: &[libc::c_int]) -> Result<OwnedFd, Errno> {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset below.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live sigset_t for each call.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+    }
+    // SAFETY: `set` is initialised; the old mask is not needed.
+    let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if ret != 0 {
+        return Err(Errno(ret));
+    }
+    // SAFETY: `set` is initialised; -1 asks for a new fd.
+    let fd = check(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) }.into())?;
+    // SAFETY: signalfd just returned this fd and nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// One signal read from a signalfd: (signal number, si_code).
+pub fn read_signal(fd: &OwnedFd) -> Result<Option<(i32, i32)>, Errno> {
+    // SAFETY: signalfd_siginfo is plain data.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: reads at most `size` bytes into `info`.
+    let n = unsafe { libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+    if n < 0 {
+        let e = Errno::last();
+        return if e.0 == libc::EAGAIN || e.0 == libc::EINTR { Ok(None) } else { Err(e) };
+    }
+    if n.unsigned_abs() != size {
+        return Ok(None);
+    }
+    Ok(Some((info.ssi_signo as i32, info.ssi_code)))
+}

@@ -1,0 +1,145 @@
+//! Processes: clone3 into new namespaces with a pidfd, signals through the
+//! pidfd (immune to pid reuse), and waiting on it.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use super::child::{self, ChildSpec};
+use super::{check, Errno};
+
+const CLONE_PIDFD: u64 = 0x1000;
+const P_PIDFD: libc::idtype_t = 3;
+
+/// `struct clone_args` (CLONE_ARGS_SIZE_VER0 fields are enough).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+/// A started sandbox init process.
+#[derive(Debug)]
+pub struct Spawned {
+    /// Its pid in cordon's pid namespace.
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+}
+
+/// Namespaces to create for the child.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Namespaces {
+    pub user: bool,
+    pub pid: bool,
+    pub mount: bool,
+}
+
+impl Namespaces {
+    fn clone_flags(self) -> u64 {
+        let mut f = 0u64;
+        if self.user {
+            f |= libc::CLONE_NEWUSER as u64;
+        }
+        if self.pid {
+            f |= libc::CLONE_NEWPID as u64;
+        }
+        if self.mount {
+            f |= libc::CLONE_NEWNS as u64;
+        }
+        f
+    }
+}
+
+/// Starts the sandbox init in new namespaces. The child runs
+/// [`child::run_init`] and never returns here.
+pub fn spawn_init(namespaces: Namespaces, spec: &ChildSpec<'_>) -> Result<Spawned, Errno> {
+    let mut pidfd: RawFd = -1;
+    let args = CloneArgs {
+        flags: namespaces.clone_flags() | CLONE_PIDFD,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM and with a null stack forks: the child
+    // gets a copy of this address space and continues here with ret == 0.
+    // The child only runs `run_init`, which uses raw syscalls on data that
+    // `spec` borrows (copied into the child by the fork) and never returns,
+    // so no Rust destructor or lock of the parent runs twice.
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let pid = check(ret)?;
+    if pid == 0 {
+        child::run_init(spec);
+    }
+    // SAFETY: with CLONE_PIDFD the kernel stored a fresh pidfd that we own.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    Ok(Spawned {
+        pid: pid as i32,
+        pidfd,
+    })
+}
+
+/// Sends `signal` to the process behind `pidfd`.
+pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> Result<(), Errno> {
+    // SAFETY: a null siginfo asks the kernel to fill in a default one.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+/// Reaps the process behind `pidfd` if it has exited.
+pub fn try_wait(pidfd: &OwnedFd) -> Result<Option<Exit>, Errno> {
+    // SAFETY: siginfo_t is plain data; zero means "nothing reaped".
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid writes one siginfo_t into `info`.
+    let ret = unsafe {
+        libc::waitid(
+            P_PIDFD,
+            pidfd.as_raw_fd() as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG,
+        )
+    };
+    check(ret.into())?;
+    // SAFETY: waitid filled `info` (or left it zeroed: si_pid 0).
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    Ok(Some(match info.si_code {
+        libc::CLD_EXITED => Exit::Code(status),
+        _ => Exit::Signal(status),
+    }))
+}
+
+/// Opens a pidfd for `pid` (used by `doctor` to probe support).
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes a pid and flags, no memory.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) })?;
+    // SAFETY: the kernel returned a fresh fd that we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// The pid of this process.
+pub fn getpid() -> i32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
