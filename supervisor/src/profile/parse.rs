@@ -216,7 +216,7 @@ fn stop_grace(w: &mut Walker<'_>, v: &Value<'_>) -> Option<Duration> {
         Ok(d) => Some(d),
         Err(e) => {
             let msg = format!(
-                "`stop_grace` is not a duration ({e}); write e.g. \"5s\" or \"1m 30s\", got \"{}\"",
+                "`stop_grace` must be a duration such as \"5s\" or \"1m 30s\", got \"{}\" ({e})",
                 text.escape_debug()
             );
             w.error(&v.span(), msg);

@@ -148,7 +148,7 @@ fn names_and_durations_are_checked() {
     for (bad, want) in [
         ("0s", "longer than 0s"),
         ("11m", "at most 10m"),
-        ("soon", "not a duration"),
+        ("soon", "must be a duration such as"),
     ] {
         let e = one_error(&format!("[profile]\nstop_grace = \"{bad}\"\n"));
         assert!(e.contains(want), "{e}");
