@@ -11,7 +11,7 @@ fn check(files: &[&str]) -> Output {
         .args(files)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot run cordon: {e}"));
     out
 }
 

@@ -1,3 +1,6 @@
+// Tests may panic on a broken fixture: that is how they fail.
+#![allow(clippy::unwrap_used)]
+
 use super::*;
 use crate::profile::{DivergenceAction, Limits};
 

@@ -1,3 +1,6 @@
+// Tests may panic on a broken fixture: that is how they fail.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::sync::Arc;
 
