@@ -232,3 +232,26 @@ fn extends_errors() {
         "names are not inherited through `extends`",
     );
 }
+
+#[test]
+fn garbage_files_are_errors_not_crashes() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let inputs: [&[u8]; 4] = [
+        b"\x00\xff\xfe\x01garbage",
+        b"[profile]\nname = \"x\"\n[limits]\ncpu = 99999999999999999999999999999\n",
+        b"[[[[[[",
+        b"[network]\nconnect_tcp = [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]\n",
+    ];
+    for (i, bytes) in inputs.iter().enumerate() {
+        let path = dir.path().join(format!("g{i}.toml"));
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("write: {e}"));
+        let path = path.display().to_string();
+        let out = check(&[&path]);
+        assert_eq!(out.status.code(), Some(1), "{path}: {}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with(&format!("{path}:")),
+            "{}",
+            stderr(&out)
+        );
+    }
+}

@@ -21,7 +21,7 @@ pub(super) fn load_chain(path: &Path, diags: &mut Vec<Diagnostic>) -> Vec<Layer>
     let mut next = path.to_path_buf();
     let mut reached_from: Option<Location> = None;
     loop {
-        let src = match std::fs::read_to_string(&next) {
+        let src = match read_limited(&next) {
             Ok(src) => src,
             Err(e) => {
                 let (location, message) = match reached_from {
@@ -80,6 +80,22 @@ pub(super) fn load_chain(path: &Path, diags: &mut Vec<Diagnostic>) -> Vec<Layer>
     chain
 }
 
+/// Profiles are small; the cap keeps `cordon check /dev/zero` from eating
+/// all memory.
+const MAX_PROFILE_BYTES: u64 = 1 << 20;
+
+fn read_limited(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut src = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_PROFILE_BYTES + 1)
+        .read_to_string(&mut src)?;
+    if src.len() as u64 > MAX_PROFILE_BYTES {
+        return Err(std::io::Error::other("file is larger than 1 MiB"));
+    }
+    Ok(src)
+}
+
 /// A relative `extends` is relative to the directory of the file naming it.
 fn resolve(child: &Path, parent: &str) -> PathBuf {
     let parent = Path::new(parent);
@@ -114,6 +130,18 @@ mod tests {
         assert_eq!(
             resolve(Path::new("a/c.toml"), "../p.toml"),
             PathBuf::from("a/../p.toml")
+        );
+    }
+
+    #[test]
+    fn endless_files_are_refused() {
+        let mut diags = Vec::new();
+        assert!(load_chain(Path::new("/dev/zero"), &mut diags).is_empty());
+        assert_eq!(diags.len(), 1);
+        assert!(
+            diags[0].message.contains("larger than 1 MiB"),
+            "{}",
+            diags[0]
         );
     }
 
