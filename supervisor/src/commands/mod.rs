@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand};
 pub const EXIT_SETUP_FAILED: u8 = 125;
 
 #[derive(Parser)]
-#[command(name = "cordon", version, about = "Run AI agents under Landlock and seccomp, per a TOML profile.")]
+#[command(
+    name = "cordon",
+    version,
+    about = "Run AI agents under Landlock and seccomp, per a TOML profile."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -7,9 +7,13 @@
 //! into kernel objects.
 
 mod diagnostic;
+mod extends;
+mod layer;
 mod parse;
 mod paths;
+mod sections;
 mod validate;
+mod walk;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

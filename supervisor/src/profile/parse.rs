@@ -1,10 +1,332 @@
 //! Walks the TOML tree of a profile by hand, collecting every error.
+//!
+//! serde would stop at the first mistake; a person fixing a profile wants
+//! them all, each with its line and column.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::{Profile, ProfileError};
+use toml::de::{DeTable, DeValue};
+
+use super::layer::{Layer, Located};
+use super::walk::{did_you_mean, Value, Walker};
+use super::{extends, sections, validate, Diagnostic, DivergenceAction, OnViolation};
+use super::{Profile, ProfileError, SyscallRule};
+
+/// The longest grace period a profile may ask for.
+const MAX_STOP_GRACE: Duration = Duration::from_secs(600);
+const MAX_MAX_DENIALS: u64 = 1_000_000;
+
+/// Sections a profile may have (tools and secrets are recognised apart).
+const SECTIONS: [&str; 7] = [
+    "profile",
+    "filesystem",
+    "network",
+    "syscalls",
+    "divergence",
+    "environment",
+    "limits",
+];
 
 pub(super) fn load_file(path: &Path) -> Result<Profile, ProfileError> {
-    let _ = path;
-    todo!("profile parser")
+    let mut diags = Vec::new();
+    let chain = extends::load_chain(path, &mut diags);
+    let files: Vec<Arc<Path>> = chain.iter().map(|l| l.file.clone()).collect();
+    for layer in &chain {
+        validate::check_layer(layer, &mut diags);
+    }
+    // The chain is child first; fold from the root ancestor down.
+    let merged = chain
+        .into_iter()
+        .rev()
+        .reduce(|parent, child| parent.merge(child));
+    if let Some(merged) = &merged {
+        validate::check_profile(merged, &mut diags);
+    }
+    match merged {
+        Some(merged) if diags.is_empty() => Ok(merged.into_profile(path.to_path_buf())),
+        _ => {
+            sort(&mut diags, &files);
+            Err(ProfileError {
+                file: path.to_path_buf(),
+                diagnostics: diags,
+            })
+        }
+    }
 }
+
+/// Orders diagnostics by file (child first, as loaded), then line and column.
+fn sort(diags: &mut [Diagnostic], files: &[Arc<Path>]) {
+    diags.sort_by_key(|d| {
+        let rank = files
+            .iter()
+            .position(|f| *f == d.location.file)
+            .unwrap_or(usize::MAX);
+        (rank, d.location.line, d.location.column)
+    });
+}
+
+/// Parses one file's text into a layer. `None` when the TOML itself is
+/// broken: then there is no tree to walk.
+pub(super) fn parse_layer(
+    file: Arc<Path>,
+    src: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Layer> {
+    let mut w = Walker::new(file.clone(), src);
+    let doc = match DeTable::parse(src) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            // One diagnostic per line, so flatten multi-line messages.
+            let msg = e.message().trim().replace('\n', "; ");
+            w.error(&span, format!("TOML syntax error: {msg}"));
+            diags.append(&mut w.diags);
+            return None;
+        }
+    };
+    let mut layer = Layer::new(file);
+    for (key, value) in doc.get_ref().iter() {
+        let name = key.get_ref().as_ref();
+        let section = format!("[{name}]");
+        match name {
+            "tools" | "secrets" => unsupported(&mut w, name, value),
+            _ if SECTIONS.contains(&name) => {
+                let Some(t) = w.table(value, &format!("`{name}`")) else {
+                    continue;
+                };
+                match name {
+                    "profile" => profile(&mut w, t, value, &mut layer),
+                    "filesystem" => sections::filesystem(&mut w, t, &mut layer),
+                    "network" => network(&mut w, t, &mut layer),
+                    "syscalls" => syscalls(&mut w, t, &mut layer),
+                    "divergence" => divergence(&mut w, t, &mut layer),
+                    "environment" => sections::environment(&mut w, t, &mut layer),
+                    _ => sections::limits(&mut w, t, &mut layer),
+                }
+            }
+            _ => {
+                let valid: Vec<String> = SECTIONS.iter().map(|s| format!("[{s}]")).collect();
+                let hint = did_you_mean(name, SECTIONS)
+                    .map(|s| format!("did you mean [{s}]? "))
+                    .unwrap_or_default();
+                let what = if value.get_ref().is_table() {
+                    format!("unknown section {section}")
+                } else {
+                    format!("unknown top-level key `{name}` (keys belong inside a section)")
+                };
+                let msg = format!("{what}; {hint}valid sections: {}", valid.join(", "));
+                w.error(&key.span(), msg);
+            }
+        }
+    }
+    diags.append(&mut w.diags);
+    Some(layer)
+}
+
+/// `[tools.*]` and `[secrets.*]` need the broker; refusing them loudly is
+/// safer than running an agent without the rules its author wrote.
+fn unsupported(w: &mut Walker<'_>, name: &str, value: &Value<'_>) {
+    let what = if name == "tools" {
+        "brokered tools are"
+    } else {
+        "secrets are"
+    };
+    let reason =
+        format!("{what} not supported by this version of cordon (the broker is not built yet)");
+    match value.get_ref() {
+        DeValue::Table(t) if !t.is_empty() => {
+            for (sub, v) in t.iter() {
+                let msg = format!("{reason}; remove [{name}.{}]", sub.get_ref());
+                w.error(&v.span(), msg);
+            }
+        }
+        _ => w.error(&value.span(), format!("{reason}; remove [{name}]")),
+    }
+}
+
+fn profile(w: &mut Walker<'_>, t: &DeTable<'_>, at: &Value<'_>, layer: &mut Layer) {
+    const KEYS: [&str; 5] = [
+        "name",
+        "description",
+        "extends",
+        "best_effort",
+        "stop_grace",
+    ];
+    w.unknown_keys(t, &KEYS, "[profile]");
+    layer.profile_at = Some(w.loc(&at.span()));
+    if let Some(v) = t.get("name") {
+        layer.name_written = true;
+        if let Some(name) = w.string("name", v, "a string") {
+            if valid_name(&name) {
+                layer.name = Some(name);
+            } else {
+                let msg = format!("`name` must be 1-64 characters of a-z, 0-9, `_` and `-`, starting with a letter or digit; got \"{}\"", name.escape_debug());
+                w.error(&v.span(), msg);
+            }
+        }
+    }
+    if let Some(v) = t.get("description") {
+        layer.description = w.string("description", v, "a string");
+    }
+    if let Some(v) = t.get("extends") {
+        if let Some(parent) = w.string("extends", v, "a path to the parent profile") {
+            if parent.is_empty() || parent.contains('\0') {
+                w.error(
+                    &v.span(),
+                    "`extends` must name a profile file, such as \"base.toml\"",
+                );
+            } else {
+                let origin = w.loc(&v.span());
+                layer.extends = Some(Located {
+                    value: parent,
+                    origin,
+                });
+            }
+        }
+    }
+    if let Some(v) = t.get("best_effort") {
+        layer.best_effort = w.boolean("best_effort", v);
+    }
+    if let Some(v) = t.get("stop_grace") {
+        layer.stop_grace = stop_grace(w, v);
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
+    (1..=64).contains(&name.len())
+        && name.chars().all(ok_char)
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+fn stop_grace(w: &mut Walker<'_>, v: &Value<'_>) -> Option<Duration> {
+    let text = w.string("stop_grace", v, "a duration such as \"5s\"")?;
+    match humantime::parse_duration(&text) {
+        Ok(d) if d.is_zero() => {
+            w.error(&v.span(), "`stop_grace` must be longer than 0s");
+            None
+        }
+        Ok(d) if d > MAX_STOP_GRACE => {
+            let msg = format!("`stop_grace` must be at most 10m, got \"{text}\"");
+            w.error(&v.span(), msg);
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            let msg = format!(
+                "`stop_grace` must be a duration such as \"5s\" or \"1m 30s\", got \"{}\" ({e})",
+                text.escape_debug()
+            );
+            w.error(&v.span(), msg);
+            None
+        }
+    }
+}
+
+fn network(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
+    const KEYS: [&str; 4] = ["connect_tcp", "bind_tcp", "allow_hosts", "deny_hosts"];
+    w.unknown_keys(t, &KEYS, "[network]");
+    for (key, value) in t.iter() {
+        let name = key.get_ref().as_ref();
+        match name {
+            "connect_tcp" => layer.connect_tcp = ports(w, name, value),
+            "bind_tcp" => layer.bind_tcp = ports(w, name, value),
+            "allow_hosts" | "deny_hosts" => {
+                let msg = format!("`{name}` needs cordon's egress proxy, which this version does not have; use connect_tcp for port rules");
+                w.error(&key.span(), msg);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn ports(w: &mut Walker<'_>, key: &str, value: &Value<'_>) -> Vec<Located<u16>> {
+    let mut out = Vec::new();
+    for item in w.array(key, value, "an array of port numbers 1-65535") {
+        if let Some(port) = w.integer(key, item, 1, 65535, "port numbers 1-65535") {
+            if let Ok(port) = u16::try_from(port) {
+                out.push(Located {
+                    value: port,
+                    origin: w.loc(&item.span()),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn syscalls(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
+    const KEYS: [&str; 2] = ["deny", "on_violation"];
+    w.unknown_keys(t, &KEYS, "[syscalls]");
+    if let Some(v) = t.get("deny") {
+        for item in w.array("deny", v, "an array of syscall names") {
+            if let Some(name) = w.string("deny", item, "syscall names") {
+                if let Some(rule) = syscall(w, &name, item) {
+                    layer.syscall_deny.push(rule);
+                }
+            }
+        }
+    }
+    if let Some(v) = t.get("on_violation") {
+        let words = [("kill", OnViolation::Kill), ("deny", OnViolation::Deny)];
+        layer.on_violation = w.word("on_violation", v, &words);
+    }
+}
+
+fn syscall(w: &mut Walker<'_>, name: &str, item: &Value<'_>) -> Option<SyscallRule> {
+    let origin = w.loc(&item.span());
+    let number = name
+        .parse::<syscalls::Sysno>()
+        .ok()
+        .and_then(|s| u32::try_from(s.id()).ok());
+    if let Some(number) = number {
+        return Some(SyscallRule {
+            name: name.to_string(),
+            number,
+            origin,
+        });
+    }
+    let hint = did_you_mean(name, syscalls::Sysno::iter().map(|s| s.name()))
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default();
+    let arch = std::env::consts::ARCH;
+    let msg = format!("unknown syscall `{}` on {arch}{hint}", name.escape_debug());
+    w.error(&item.span(), msg);
+    None
+}
+
+fn divergence(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
+    const KEYS: [&str; 3] = ["undeclared_tool", "denied_action", "max_denials"];
+    w.unknown_keys(t, &KEYS, "[divergence]");
+    let words = [
+        ("kill", DivergenceAction::Kill),
+        ("deny", DivergenceAction::Deny),
+    ];
+    if let Some(v) = t.get("undeclared_tool") {
+        layer.undeclared_tool = w.word("undeclared_tool", v, &words);
+    }
+    if let Some(v) = t.get("denied_action") {
+        if let Some(action) = w.word("denied_action", v, &words) {
+            let origin = w.loc(&v.span());
+            layer.denied_action = Some(Located {
+                value: action,
+                origin,
+            });
+        }
+    }
+    if let Some(v) = t.get("max_denials") {
+        let expects = "an integer 0-1000000";
+        if let Some(n) = w.integer("max_denials", v, 0, MAX_MAX_DENIALS, expects) {
+            if let Ok(n) = u32::try_from(n) {
+                let origin = w.loc(&v.span());
+                layer.max_denials = Some(Located { value: n, origin });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;

@@ -139,8 +139,14 @@ mod tests {
         assert_eq!(e(""), ExpandError::Empty);
         assert!(matches!(e("usr/lib"), ExpandError::Relative(_)));
         assert!(matches!(e("{workspace}x"), ExpandError::Relative(_)));
-        assert!(matches!(e("{wrkspace}/a"), ExpandError::UnknownPlaceholder { .. }));
-        assert!(matches!(e("/a/{home}"), ExpandError::PlaceholderNotFirst(_)));
+        assert!(matches!(
+            e("{wrkspace}/a"),
+            ExpandError::UnknownPlaceholder { .. }
+        ));
+        assert!(matches!(
+            e("/a/{home}"),
+            ExpandError::PlaceholderNotFirst(_)
+        ));
         assert!(matches!(e("/a/../etc"), ExpandError::DotComponent(_)));
         assert!(matches!(e("{workspace}/./x"), ExpandError::DotComponent(_)));
         assert!(matches!(e("/a\0b"), ExpandError::Nul(_)));

@@ -1,0 +1,191 @@
+//! One file's worth of profile settings, before `extends` is resolved.
+//!
+//! Unlike [`Profile`], every scalar is an `Option` (so a child can tell
+//! "not set" from "set to the default") and every list entry keeps its
+//! location (so per-file rules can point at it).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{
+    Divergence, DivergenceAction, Environment, Filesystem, Limits, Location, Network, OnViolation,
+    PathRule, Profile, SyscallRule, Syscalls, DEFAULT_STOP_GRACE,
+};
+
+/// A value and where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Located<T> {
+    pub value: T,
+    pub origin: Location,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Layer {
+    pub file: Arc<Path>,
+    /// The `[profile]` table, where a missing `name` is reported.
+    pub profile_at: Option<Location>,
+    pub name: Option<String>,
+    /// `name` was written, even if invalid (then it was reported already).
+    pub name_written: bool,
+    pub description: Option<String>,
+    pub extends: Option<Located<String>>,
+    pub best_effort: Option<bool>,
+    pub stop_grace: Option<Duration>,
+    pub filesystem: Filesystem,
+    pub connect_tcp: Vec<Located<u16>>,
+    pub bind_tcp: Vec<Located<u16>>,
+    pub syscall_deny: Vec<SyscallRule>,
+    pub on_violation: Option<OnViolation>,
+    pub undeclared_tool: Option<DivergenceAction>,
+    pub denied_action: Option<Located<DivergenceAction>>,
+    pub max_denials: Option<Located<u32>>,
+    pub env_pass: Vec<Located<String>>,
+    /// Keyed by variable name; the location is the key's.
+    pub env_set: BTreeMap<String, Located<String>>,
+    pub limits: Limits,
+}
+
+impl Layer {
+    pub fn new(file: Arc<Path>) -> Layer {
+        Layer {
+            file,
+            profile_at: None,
+            name: None,
+            name_written: false,
+            description: None,
+            extends: None,
+            best_effort: None,
+            stop_grace: None,
+            filesystem: Filesystem::default(),
+            connect_tcp: Vec::new(),
+            bind_tcp: Vec::new(),
+            syscall_deny: Vec::new(),
+            on_violation: None,
+            undeclared_tool: None,
+            denied_action: None,
+            max_denials: None,
+            env_pass: Vec::new(),
+            env_set: BTreeMap::new(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Where to report a problem about the `[profile]` table as a whole.
+    pub fn profile_location(&self) -> Location {
+        self.profile_at
+            .clone()
+            .unwrap_or_else(|| Location::whole_file(&self.file))
+    }
+
+    /// Applies `child` on top of `self` (the parent); see docs/profiles.md.
+    pub fn merge(self, child: Layer) -> Layer {
+        let p = self;
+        Layer {
+            file: child.file,
+            profile_at: child.profile_at,
+            // Never inherited: a profile derived from another is a new profile.
+            name: child.name,
+            name_written: child.name_written,
+            description: child.description.or(p.description),
+            extends: child.extends,
+            best_effort: child.best_effort.or(p.best_effort),
+            stop_grace: child.stop_grace.or(p.stop_grace),
+            filesystem: Filesystem {
+                read: merge_paths(p.filesystem.read, child.filesystem.read),
+                write: merge_paths(p.filesystem.write, child.filesystem.write),
+                exec: merge_paths(p.filesystem.exec, child.filesystem.exec),
+                deny: merge_paths(p.filesystem.deny, child.filesystem.deny),
+            },
+            connect_tcp: concat_unique(p.connect_tcp, child.connect_tcp, |l| l.value),
+            bind_tcp: concat_unique(p.bind_tcp, child.bind_tcp, |l| l.value),
+            syscall_deny: concat_unique(p.syscall_deny, child.syscall_deny, |r| r.number),
+            on_violation: child.on_violation.or(p.on_violation),
+            undeclared_tool: child.undeclared_tool.or(p.undeclared_tool),
+            denied_action: child.denied_action.or(p.denied_action),
+            max_denials: child.max_denials.or(p.max_denials),
+            env_pass: concat_unique(p.env_pass, child.env_pass, |l| l.value.clone()),
+            env_set: {
+                let mut set = p.env_set;
+                set.extend(child.env_set);
+                set
+            },
+            limits: Limits {
+                nofile: child.limits.nofile.or(p.limits.nofile),
+                nproc: child.limits.nproc.or(p.limits.nproc),
+                fsize: child.limits.fsize.or(p.limits.fsize),
+                address_space: child.limits.address_space.or(p.limits.address_space),
+                cpu: child.limits.cpu.or(p.limits.cpu),
+                core: child.limits.core.or(p.limits.core),
+            },
+        }
+    }
+
+    /// The final profile; call only once validation found nothing.
+    pub fn into_profile(self, source: PathBuf) -> Profile {
+        let defaults = Divergence::default();
+        let on_violation = self
+            .on_violation
+            .unwrap_or(Syscalls::default().on_violation);
+        Profile {
+            source,
+            name: self.name.unwrap_or_default(),
+            description: self.description,
+            best_effort: self.best_effort.unwrap_or(false),
+            stop_grace: self.stop_grace.unwrap_or(DEFAULT_STOP_GRACE),
+            filesystem: self.filesystem,
+            network: Network {
+                connect_tcp: self.connect_tcp.into_iter().map(|l| l.value).collect(),
+                bind_tcp: self.bind_tcp.into_iter().map(|l| l.value).collect(),
+            },
+            syscalls: Syscalls {
+                deny: self.syscall_deny,
+                on_violation,
+            },
+            divergence: Divergence {
+                undeclared_tool: self.undeclared_tool.unwrap_or(defaults.undeclared_tool),
+                denied_action: self
+                    .denied_action
+                    .map_or(defaults.denied_action, |l| l.value),
+                max_denials: self.max_denials.map_or(defaults.max_denials, |l| l.value),
+            },
+            environment: Environment {
+                pass: self.env_pass.into_iter().map(|l| l.value).collect(),
+                set: self
+                    .env_set
+                    .into_iter()
+                    .map(|(k, v)| (k, v.value))
+                    .collect(),
+            },
+            limits: self.limits,
+        }
+    }
+}
+
+/// Parent entries first, then the child's that are new.
+fn concat_unique<T, K: PartialEq>(parent: Vec<T>, child: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(parent.len() + child.len());
+    let mut keys: Vec<K> = Vec::with_capacity(out.capacity());
+    for item in parent.into_iter().chain(child) {
+        let k = key(&item);
+        if !keys.contains(&k) {
+            keys.push(k);
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// Like [`concat_unique`] on the template, but a path written both as
+/// optional and as required stays required: the stricter reading wins.
+fn merge_paths(parent: Vec<PathRule>, child: Vec<PathRule>) -> Vec<PathRule> {
+    let mut out: Vec<PathRule> = Vec::with_capacity(parent.len() + child.len());
+    for rule in parent.into_iter().chain(child) {
+        match out.iter_mut().find(|r| r.path == rule.path) {
+            Some(first) => first.optional &= rule.optional,
+            None => out.push(rule),
+        }
+    }
+    out
+}

@@ -1,0 +1,176 @@
+//! The `[filesystem]`, `[environment]` and `[limits]` sections.
+
+use std::io::ErrorKind;
+use std::ops::Range;
+
+use toml::de::{DeTable, DeValue};
+
+use super::layer::{Layer, Located};
+use super::walk::{article, Value, Walker};
+use super::{PathRule, PathTemplate};
+
+/// Variables cordon itself sets for every session ({home} and {tmp}).
+const RESERVED_ENV: [&str; 2] = ["HOME", "TMPDIR"];
+
+pub(super) fn filesystem(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
+    const KEYS: [&str; 4] = ["read", "write", "exec", "deny"];
+    w.unknown_keys(t, &KEYS, "[filesystem]");
+    for (key, value) in t.iter() {
+        let name = key.get_ref().as_ref();
+        let list = match name {
+            "read" => &mut layer.filesystem.read,
+            "write" => &mut layer.filesystem.write,
+            "exec" => &mut layer.filesystem.exec,
+            "deny" => &mut layer.filesystem.deny,
+            _ => continue,
+        };
+        let expects = "an array of paths (strings, or { path = \"...\", optional = true })";
+        for item in w.array(name, value, expects) {
+            if let Some(rule) = path_rule(w, name, item) {
+                list.push(rule);
+            }
+        }
+    }
+}
+
+/// One entry: `"/usr"` or `{ path = "/opt/x", optional = true }`.
+fn path_rule(w: &mut Walker<'_>, key: &str, item: &Value<'_>) -> Option<PathRule> {
+    let (text, text_span, optional) = match item.get_ref() {
+        DeValue::String(s) => (s.to_string(), item.span(), false),
+        DeValue::Table(t) => {
+            w.unknown_keys(t, &["path", "optional"], &format!("a `{key}` entry"));
+            let optional = match t.get("optional") {
+                Some(v) => w.boolean("optional", v).unwrap_or(false),
+                None => false,
+            };
+            let Some(p) = t.get("path") else {
+                let msg = format!(
+                    "a `{key}` entry needs `path`, as in {{ path = \"/opt/x\", optional = true }}"
+                );
+                w.error(&item.span(), msg);
+                return None;
+            };
+            (w.string("path", p, "a string")?, p.span(), optional)
+        }
+        other => {
+            let msg = format!(
+                "`{key}` entries must be path strings or {{ path = \"...\", optional = true }}, got {}",
+                article(other)
+            );
+            w.error(&item.span(), msg);
+            return None;
+        }
+    };
+    let path = match PathTemplate::parse(&text) {
+        Ok(p) => p,
+        Err(e) => {
+            w.error(&text_span, e.to_string());
+            return None;
+        }
+    };
+    // Placeholder paths only exist once a session does; they are checked then.
+    if !path.has_placeholder() && !optional {
+        if let Err(e) = std::fs::metadata(&text) {
+            let shown = text.escape_debug();
+            let msg = if e.kind() == ErrorKind::NotFound {
+                format!("`{shown}` does not exist; fix the path or write {{ path = \"{shown}\", optional = true }}")
+            } else {
+                format!("`{shown}` cannot be checked ({e}); fix the path or write {{ path = \"{shown}\", optional = true }}")
+            };
+            w.error(&text_span, msg);
+            return None;
+        }
+    }
+    Some(PathRule {
+        path,
+        optional,
+        origin: w.loc(&item.span()),
+    })
+}
+
+pub(super) fn environment(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
+    w.unknown_keys(t, &["pass", "set"], "[environment]");
+    if let Some(v) = t.get("pass") {
+        for item in w.array("pass", v, "an array of variable names") {
+            let Some(name) = w.string("pass", item, "variable names") else {
+                continue;
+            };
+            if env_name_ok(w, &name, &item.span(), "pass") {
+                let origin = w.loc(&item.span());
+                layer.env_pass.push(Located {
+                    value: name,
+                    origin,
+                });
+            }
+        }
+    }
+    if let Some(v) = t.get("set") {
+        let Some(set) = w.table(v, "`set`") else {
+            return;
+        };
+        for (key, value) in set.iter() {
+            let name = key.get_ref().to_string();
+            let key_ok = env_name_ok(w, &name, &key.span(), "set");
+            let Some(text) = w.string(&name, value, "a string value") else {
+                continue;
+            };
+            if text.contains('\0') {
+                let msg = format!("the value of `{name}` contains a NUL byte");
+                w.error(&value.span(), msg);
+                continue;
+            }
+            if key_ok {
+                let origin = w.loc(&key.span());
+                layer.env_set.insert(
+                    name,
+                    Located {
+                        value: text,
+                        origin,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Checks a variable name for `pass` or `set`, reporting at `span`.
+fn env_name_ok(w: &mut Walker<'_>, name: &str, span: &Range<usize>, list: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        let msg = format!(
+            "`{}` is not a valid variable name; use letters, digits and `_`, not starting with a digit",
+            name.escape_debug()
+        );
+        w.error(span, msg);
+        return false;
+    }
+    if RESERVED_ENV.contains(&name) {
+        let msg = format!(
+            "cordon sets `{name}` itself (to {{home}} or {{tmp}}); remove it from `{list}`"
+        );
+        w.error(span, msg);
+        return false;
+    }
+    true
+}
+
+pub(super) fn limits(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
+    const KEYS: [&str; 6] = ["nofile", "nproc", "fsize", "as", "cpu", "core"];
+    w.unknown_keys(t, &KEYS, "[limits]");
+    for (key, value) in t.iter() {
+        let name = key.get_ref().as_ref();
+        let slot = match name {
+            "nofile" => &mut layer.limits.nofile,
+            "nproc" => &mut layer.limits.nproc,
+            "fsize" => &mut layer.limits.fsize,
+            "as" => &mut layer.limits.address_space,
+            "cpu" => &mut layer.limits.cpu,
+            "core" => &mut layer.limits.core,
+            _ => continue,
+        };
+        *slot = w.integer(name, value, 0, u64::MAX, "a non-negative integer");
+    }
+}
