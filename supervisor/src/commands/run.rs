@@ -4,6 +4,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use cordon::process::{self, Policy, EXIT_SETUP_FAILED};
+use cordon::sandbox::{self, Host, Request};
+
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// The capability profile (TOML).
@@ -20,7 +23,90 @@ pub struct RunArgs {
     command: Vec<OsString>,
 }
 
+fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("cordon: {message}");
+    ExitCode::from(code)
+}
+
 pub fn run(args: RunArgs) -> ExitCode {
-    let _ = args;
-    ExitCode::from(super::EXIT_SETUP_FAILED)
+    // Nothing cordon's caller left open may reach the agent.
+    if let Err(e) = cordon::sys::cloexec_inherited_fds() {
+        return fail(
+            format_args!("cannot mark inherited descriptors close-on-exec: {e}"),
+            EXIT_SETUP_FAILED,
+        );
+    }
+    let profile = match cordon::profile::load(&args.profile) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return fail("the profile has errors; nothing was run", EXIT_SETUP_FAILED);
+        }
+    };
+    let invocation_dir = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            return fail(
+                format_args!("cannot read the current directory: {e}"),
+                EXIT_SETUP_FAILED,
+            )
+        }
+    };
+    let request = Request {
+        workspace: args.workspace.unwrap_or_else(|| invocation_dir.clone()),
+        command: args.command,
+        invocation_dir,
+        session_base: std::env::temp_dir(),
+    };
+    // Block the signals we supervise before any child exists, so none is
+    // lost between clone and the first poll.
+    let signals = match cordon::sys::fd::block_signals_to_fd(&[
+        libc::SIGCHLD,
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+    ]) {
+        Ok(fd) => fd,
+        Err(e) => {
+            return fail(
+                format_args!("cannot set up signal handling: {e}"),
+                EXIT_SETUP_FAILED,
+            )
+        }
+    };
+    let host = Host::probe();
+    let plan = match sandbox::build(&profile, &request, &host, &|name| std::env::var_os(name)) {
+        Ok(plan) => plan,
+        Err(e) => return fail(&e, e.exit_code()),
+    };
+    for w in &plan.weakened {
+        eprintln!("cordon: WARNING: best_effort: {w}");
+        tracing::warn!(profile = %profile.name, "best effort: {w}");
+    }
+    let identity = plan.session.identity(&profile.name);
+    tracing::info!(
+        session = %plan.session.id,
+        %identity,
+        intent = args.intent.as_deref().unwrap_or(""),
+        command = ?request.command,
+        "starting agent"
+    );
+    let running = match process::launch(&plan) {
+        Ok(r) => r,
+        Err(e) => return fail(e, EXIT_SETUP_FAILED),
+    };
+    let policy = Policy {
+        on_violation: profile.syscalls.on_violation,
+        stop_grace: profile.stop_grace,
+    };
+    let outcome = match process::supervise(&running, &signals, policy) {
+        Ok(o) => o,
+        Err(e) => return fail(e, EXIT_SETUP_FAILED),
+    };
+    if let Some(message) = outcome.message(&plan) {
+        eprintln!("cordon: {message}");
+    }
+    tracing::info!(session = %plan.session.id, ?outcome, "agent finished");
+    ExitCode::from(outcome.exit_code())
 }

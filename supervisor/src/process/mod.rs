@@ -1,1 +1,16 @@
-//! Launches and supervises the agent tree.
+//! Launching the agent under a plan and supervising its process tree until
+//! it exits or leaves its profile.
+//!
+//! Containment: the agent runs under an init process that is pid 1 of a
+//! new pid namespace. When init exits, or is killed, the kernel kills every
+//! process left in that namespace, however it forked, setsid'd or
+//! daemonized. Init holds PR_SET_PDEATHSIG(SIGKILL), so the same happens
+//! when cordon itself is killed.
+
+pub mod launch;
+pub mod outcome;
+pub mod supervise;
+
+pub use launch::{launch, LaunchError, Running};
+pub use outcome::{Outcome, Violation, EXIT_DIVERGED, EXIT_SETUP_FAILED};
+pub use supervise::{supervise, Policy, SuperviseError};

@@ -22,7 +22,10 @@ pub fn build(
     env.insert("PATH".to_string(), DEFAULT_PATH.to_string());
     env.insert("HOME".to_string(), values.home.display().to_string());
     env.insert("TMPDIR".to_string(), values.tmp.display().to_string());
-    env.insert("LANG".to_string(), caller("LANG").unwrap_or_else(|| "C.UTF-8".to_string()));
+    env.insert(
+        "LANG".to_string(),
+        caller("LANG").unwrap_or_else(|| "C.UTF-8".to_string()),
+    );
     if let Some(term) = caller("TERM") {
         env.insert("TERM".to_string(), term);
     }

@@ -26,11 +26,18 @@ impl Host {
     pub fn probe() -> Host {
         let mut abi = landlock::abi_version();
         let mut capped_from = None;
-        if let Some(cap) = std::env::var(ABI_CAP_VAR).ok().and_then(|v| v.trim().parse::<u32>().ok()) {
+        if let Some(cap) = std::env::var(ABI_CAP_VAR)
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+        {
             let real = abi.unwrap_or(0);
             if cap < real {
                 capped_from = Some(real);
-                abi = if cap == 0 { Err(Errno(libc::ENOSYS)) } else { Ok(cap) };
+                abi = if cap == 0 {
+                    Err(Errno(libc::ENOSYS))
+                } else {
+                    Ok(cap)
+                };
             }
         }
         Host {

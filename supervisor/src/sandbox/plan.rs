@@ -17,7 +17,7 @@ use super::seccomp::{self, SeccompError};
 use super::session::Session;
 use crate::profile::{Location, PathRule, Placeholders, Profile};
 use crate::sys::child::{MaskMount, RulePath};
-use crate::sys::landlock::{create_ruleset, add_net_rule, RulesetAttr};
+use crate::sys::landlock::{add_net_rule, create_ruleset, RulesetAttr};
 use crate::sys::process::Namespaces;
 use crate::sys::seccomp::SockFilter;
 use crate::sys::Errno;
@@ -26,15 +26,31 @@ use crate::sys::Errno;
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error("workspace {path}: {source}")]
-    Workspace { path: PathBuf, source: std::io::Error },
+    Workspace {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot create the session directory under {base}: {source}")]
-    Session { base: PathBuf, source: std::io::Error },
-    #[error("{origin}: `{path}` does not exist; create it, fix the path, or mark the entry optional")]
+    Session {
+        base: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{origin}: `{path}` does not exist; create it, fix the path, or mark the entry optional"
+    )]
     PathMissing { origin: Location, path: PathBuf },
     #[error("{origin}: denied file `{path}` has {links} hard links, so its content is reachable under a name cordon cannot mask; remove the other links first")]
-    DenyHardLinked { origin: Location, path: PathBuf, links: u64 },
+    DenyHardLinked {
+        origin: Location,
+        path: PathBuf,
+        links: u64,
+    },
     #[error("{origin}: cannot inspect `{path}`: {source}")]
-    PathUnreadable { origin: Location, path: PathBuf, source: std::io::Error },
+    PathUnreadable {
+        origin: Location,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("this kernel cannot enforce what the profile needs: {missing}{why}; run `cordon doctor`, or set `best_effort = true` in [profile] to run with less protection")]
     MissingFeatures { missing: String, why: String },
     #[error("seccomp user notification is not available on this kernel (needed to see and stop violations); run `cordon doctor`")]
@@ -120,10 +136,11 @@ pub fn build(
     host: &Host,
     caller_env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<Plan, PlanError> {
-    let workspace = std::fs::canonicalize(&request.workspace).map_err(|source| PlanError::Workspace {
-        path: request.workspace.clone(),
-        source,
-    })?;
+    let workspace =
+        std::fs::canonicalize(&request.workspace).map_err(|source| PlanError::Workspace {
+            path: request.workspace.clone(),
+            source,
+        })?;
     if !workspace.is_dir() {
         return Err(PlanError::Workspace {
             path: workspace,
@@ -146,7 +163,12 @@ pub fn build(
         Ok(abi) => Some(plan_landlock(profile, &values, abi)?),
         Err(_) => None,
     };
-    let extra: Vec<(String, u32)> = profile.syscalls.deny.iter().map(|r| (r.name.clone(), r.number)).collect();
+    let extra: Vec<(String, u32)> = profile
+        .syscalls
+        .deny
+        .iter()
+        .map(|r| (r.name.clone(), r.number))
+        .collect();
     let seccomp = seccomp::build_program(&extra)?;
 
     let envp = env::build(profile, &values, &session.id, caller_env);
@@ -220,7 +242,10 @@ fn check_host(profile: &Profile, host: &Host) -> Result<Vec<String>, PlanError> 
             why,
         });
     }
-    Ok(names.into_iter().map(|n| format!("{n} is NOT enforced{why}")).collect())
+    Ok(names
+        .into_iter()
+        .map(|n| format!("{n} is NOT enforced{why}"))
+        .collect())
 }
 
 fn expand_existing(rule: &PathRule, values: &Placeholders) -> Result<Option<PathBuf>, PlanError> {
@@ -277,7 +302,11 @@ fn plan_masks(
     Ok((masks, origins))
 }
 
-fn plan_landlock(profile: &Profile, values: &Placeholders, abi: u32) -> Result<LandlockPlan, PlanError> {
+fn plan_landlock(
+    profile: &Profile,
+    values: &Placeholders,
+    abi: u32,
+) -> Result<LandlockPlan, PlanError> {
     let (fs, net, scoped) = ll::handled(abi);
     let attr = RulesetAttr {
         handled_access_fs: fs,
@@ -292,17 +321,24 @@ fn plan_landlock(profile: &Profile, values: &Placeholders, abi: u32) -> Result<L
         ];
         for (ports, access) in grants {
             for &port in ports {
-                add_net_rule(ruleset.as_raw_fd(), port, access).map_err(|errno| PlanError::NetRule { port, errno })?;
+                add_net_rule(ruleset.as_raw_fd(), port, access)
+                    .map_err(|errno| PlanError::NetRule { port, errno })?;
             }
         }
     }
     // One rule per path, with the union of what each list grants it.
     let mut by_path: BTreeMap<PathBuf, (u64, bool, Location)> = BTreeMap::new();
     let fsys = &profile.filesystem;
-    let lists = [(&fsys.read, ll::GRANT_READ), (&fsys.write, ll::GRANT_WRITE), (&fsys.exec, ll::GRANT_EXEC)];
+    let lists = [
+        (&fsys.read, ll::GRANT_READ),
+        (&fsys.write, ll::GRANT_WRITE),
+        (&fsys.exec, ll::GRANT_EXEC),
+    ];
     for (rules, grant) in lists {
         for rule in rules {
-            let Some(path) = expand_existing(rule, values)? else { continue };
+            let Some(path) = expand_existing(rule, values)? else {
+                continue;
+            };
             let entry = by_path
                 .entry(path)
                 .or_insert((0, rule.optional, rule.origin.clone()));
@@ -320,7 +356,11 @@ fn plan_landlock(profile: &Profile, values: &Placeholders, abi: u32) -> Result<L
         });
         origins.push((origin, path));
     }
-    Ok(LandlockPlan { ruleset, paths, origins })
+    Ok(LandlockPlan {
+        ruleset,
+        paths,
+        origins,
+    })
 }
 
 fn rlimits(profile: &Profile) -> Vec<(u32, u64)> {
@@ -345,7 +385,11 @@ fn rlimits(profile: &Profile) -> Vec<(u32, u64)> {
 
 /// Finds the program like execvp would, but outside the sandbox and before
 /// it starts, so "not found" is a clear 127 instead of a confined failure.
-fn resolve_command(name: &OsStr, path_var: &str, invocation_dir: &Path) -> Result<PathBuf, PlanError> {
+fn resolve_command(
+    name: &OsStr,
+    path_var: &str,
+    invocation_dir: &Path,
+) -> Result<PathBuf, PlanError> {
     let as_path = Path::new(name);
     if name.as_bytes().contains(&b'/') {
         return Ok(if as_path.is_absolute() {

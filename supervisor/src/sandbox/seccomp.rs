@@ -113,7 +113,16 @@ pub enum SeccompError {
 }
 
 /// Syscalls the agent's own start-up makes after the filter is installed.
-const NEEDED_FOR_START: &[&str] = &["execve", "sendmsg", "close", "close_range", "chdir", "exit", "exit_group", "write"];
+const NEEDED_FOR_START: &[&str] = &[
+    "execve",
+    "sendmsg",
+    "close",
+    "close_range",
+    "chdir",
+    "exit",
+    "exit_group",
+    "write",
+];
 
 fn nr(name: &str) -> Option<u32> {
     name.parse::<syscalls::Sysno>().ok().map(|s| s.id() as u32)
@@ -121,14 +130,22 @@ fn nr(name: &str) -> Option<u32> {
 
 /// The name of native syscall `nr`, for reports.
 pub fn syscall_name(nr: i32) -> Option<&'static str> {
-    usize::try_from(nr).ok().and_then(syscalls::Sysno::new).map(|s| s.name())
+    usize::try_from(nr)
+        .ok()
+        .and_then(syscalls::Sysno::new)
+        .map(|s| s.name())
 }
 
 struct Builder(Vec<SockFilter>);
 
 impl Builder {
     fn stmt(&mut self, code: u16, k: u32) {
-        self.0.push(SockFilter { code, jt: 0, jf: 0, k });
+        self.0.push(SockFilter {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        });
     }
     fn jump(&mut self, code: u16, k: u32, jt: u8, jf: u8) {
         self.0.push(SockFilter { code, jt, jf, k });
@@ -272,7 +289,15 @@ mod tests {
                 assert_eq!(run(&p, AUDIT_ARCH, n, [0; 6]), RET_VIOLATION, "{name}");
             }
         }
-        for name in ["read", "write", "openat", "execve", "mmap", "futex", "landlock_restrict_self"] {
+        for name in [
+            "read",
+            "write",
+            "openat",
+            "execve",
+            "mmap",
+            "futex",
+            "landlock_restrict_self",
+        ] {
             assert_eq!(call(&p, name, [0; 6]), RET_ALLOW, "{name}");
         }
     }
@@ -282,30 +307,64 @@ mod tests {
         let p = build_program(&[]).unwrap();
         let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
         assert_eq!(call(&p, "clone", [thread, 0, 0, 0, 0, 0]), RET_ALLOW);
-        assert_eq!(call(&p, "clone", [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]), RET_ALLOW);
-        assert_eq!(call(&p, "clone", [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]), RET_VIOLATION);
-        assert_eq!(call(&p, "unshare", [libc::CLONE_NEWNET as u64, 0, 0, 0, 0, 0]), RET_VIOLATION);
+        assert_eq!(
+            call(&p, "clone", [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]),
+            RET_ALLOW
+        );
+        assert_eq!(
+            call(&p, "clone", [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]),
+            RET_VIOLATION
+        );
+        assert_eq!(
+            call(&p, "unshare", [libc::CLONE_NEWNET as u64, 0, 0, 0, 0, 0]),
+            RET_VIOLATION
+        );
         assert_eq!(call(&p, "unshare", [0x80, 0, 0, 0, 0, 0]), RET_VIOLATION);
-        assert_eq!(call(&p, "unshare", [libc::CLONE_FILES as u64, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(
+            call(&p, "unshare", [libc::CLONE_FILES as u64, 0, 0, 0, 0, 0]),
+            RET_ALLOW
+        );
         assert_eq!(call(&p, "clone3", [0; 6]), RET_ERRNO | libc::ENOSYS as u32);
     }
 
     #[test]
     fn tty_injection_is_refused_whatever_the_high_bits() {
         let p = build_program(&[]).unwrap();
-        assert_eq!(call(&p, "ioctl", [0, u64::from(TIOCSTI), 0, 0, 0, 0]), RET_VIOLATION);
-        assert_eq!(call(&p, "ioctl", [0, 0xdead_0000_0000_0000 | u64::from(TIOCSTI), 0, 0, 0, 0]), RET_VIOLATION);
-        assert_eq!(call(&p, "ioctl", [0, u64::from(TIOCLINUX), 0, 0, 0, 0]), RET_VIOLATION);
+        assert_eq!(
+            call(&p, "ioctl", [0, u64::from(TIOCSTI), 0, 0, 0, 0]),
+            RET_VIOLATION
+        );
+        assert_eq!(
+            call(
+                &p,
+                "ioctl",
+                [0, 0xdead_0000_0000_0000 | u64::from(TIOCSTI), 0, 0, 0, 0]
+            ),
+            RET_VIOLATION
+        );
+        assert_eq!(
+            call(&p, "ioctl", [0, u64::from(TIOCLINUX), 0, 0, 0, 0]),
+            RET_VIOLATION
+        );
         assert_eq!(call(&p, "ioctl", [0, 0x5401, 0, 0, 0, 0]), RET_ALLOW); // TCGETS
     }
 
     #[test]
     fn personality_allows_only_harmless_values() {
         let p = build_program(&[]).unwrap();
-        assert_eq!(call(&p, "personality", [0xffff_ffff, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(
+            call(&p, "personality", [0xffff_ffff, 0, 0, 0, 0, 0]),
+            RET_ALLOW
+        );
         assert_eq!(call(&p, "personality", [0, 0, 0, 0, 0, 0]), RET_ALLOW);
-        assert_eq!(call(&p, "personality", [0x0040000, 0, 0, 0, 0, 0]), RET_VIOLATION);
-        assert_eq!(call(&p, "personality", [0x0400000, 0, 0, 0, 0, 0]), RET_VIOLATION);
+        assert_eq!(
+            call(&p, "personality", [0x0040000, 0, 0, 0, 0, 0]),
+            RET_VIOLATION
+        );
+        assert_eq!(
+            call(&p, "personality", [0x0400000, 0, 0, 0, 0, 0]),
+            RET_VIOLATION
+        );
     }
 
     #[test]
@@ -314,17 +373,26 @@ mod tests {
         const AUDIT_ARCH_I386: u32 = 0x4000_0003;
         assert_eq!(run(&p, AUDIT_ARCH_I386, 20, [0; 6]), RET_VIOLATION);
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(run(&p, AUDIT_ARCH, X32_SYSCALL_BIT | 39, [0; 6]), RET_VIOLATION);
+        assert_eq!(
+            run(&p, AUDIT_ARCH, X32_SYSCALL_BIT | 39, [0; 6]),
+            RET_VIOLATION
+        );
     }
 
     #[test]
     fn profile_denies_are_added_and_checked() {
-        let extra = vec![("getpid".to_string(), nr("getpid").unwrap()), ("ioctl".to_string(), nr("ioctl").unwrap())];
+        let extra = vec![
+            ("getpid".to_string(), nr("getpid").unwrap()),
+            ("ioctl".to_string(), nr("ioctl").unwrap()),
+        ];
         let p = build_program(&extra).unwrap();
         assert_eq!(call(&p, "getpid", [0; 6]), RET_VIOLATION);
         // Denying ioctl outright beats the argument check.
         assert_eq!(call(&p, "ioctl", [0, 0x5401, 0, 0, 0, 0]), RET_VIOLATION);
         let bad = vec![("execve".to_string(), nr("execve").unwrap())];
-        assert_eq!(build_program(&bad), Err(SeccompError::NeededForStart("execve".into())));
+        assert_eq!(
+            build_program(&bad),
+            Err(SeccompError::NeededForStart("execve".into()))
+        );
     }
 }

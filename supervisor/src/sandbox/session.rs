@@ -47,7 +47,10 @@ impl Session {
 
     /// The SPIFFE-style workload identity of this session.
     pub fn identity(&self, profile: &str) -> String {
-        format!("spiffe://cordon.local/profile/{profile}/session/{}", self.id)
+        format!(
+            "spiffe://cordon.local/profile/{profile}/session/{}",
+            self.id
+        )
     }
 }
 
@@ -73,7 +76,9 @@ fn remove_tree(root: &Path) -> io::Result<()> {
 }
 
 fn make_writable(dir: &Path) {
-    let Ok(meta) = fs::symlink_metadata(dir) else { return };
+    let Ok(meta) = fs::symlink_metadata(dir) else {
+        return;
+    };
     if !meta.is_dir() {
         return;
     }
@@ -94,7 +99,10 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let s = Session::create(base.path()).unwrap();
         let root = s.root.clone();
-        assert_eq!(fs::metadata(&root).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&root).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         assert!(s.home.is_dir() && s.tmp.is_dir() && s.mask.is_dir());
         assert_eq!(s.id.len(), 32);
         // What an agent might leave behind: a locked dir and a symlink out.

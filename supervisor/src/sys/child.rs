@@ -126,9 +126,30 @@ impl Stage {
     pub fn from_u32(v: u32) -> Option<Stage> {
         use Stage::*;
         const ALL: [Stage; 24] = [
-            Lifeline, Setgroups, UidMap, GidMap, PrivateMounts, MaskTmpfs, MaskFiles, MaskRemount, MaskBind,
-            MountProc, Fork, Rlimit, Securebits, CapBound, CapAmbient, Capset, NoNewPrivs, LandlockOpen,
-            LandlockRule, LandlockRestrict, Seccomp, SendListener, Chdir, Signals,
+            Lifeline,
+            Setgroups,
+            UidMap,
+            GidMap,
+            PrivateMounts,
+            MaskTmpfs,
+            MaskFiles,
+            MaskRemount,
+            MaskBind,
+            MountProc,
+            Fork,
+            Rlimit,
+            Securebits,
+            CapBound,
+            CapAmbient,
+            Capset,
+            NoNewPrivs,
+            LandlockOpen,
+            LandlockRule,
+            LandlockRestrict,
+            Seccomp,
+            SendListener,
+            Chdir,
+            Signals,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -240,7 +261,16 @@ pub fn run_init(spec: &ChildSpec<'_>) -> ! {
         unsafe { libc::close(fd) };
     }
     // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) } != 0 {
+    if unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    } != 0
+    {
         fail(rfd, Stage::Lifeline, 0);
     }
     // The parent may have died before PDEATHSIG was armed: check the lifeline.
@@ -250,7 +280,9 @@ pub fn run_init(spec: &ChildSpec<'_>) -> ! {
         revents: 0,
     };
     // SAFETY: polls one live pollfd with a zero timeout.
-    if unsafe { libc::poll(&mut pfd, 1, 0) } != 0 && pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+    if unsafe { libc::poll(&mut pfd, 1, 0) } != 0
+        && pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0
+    {
         exit(125);
     }
 
@@ -281,7 +313,16 @@ pub fn run_init(spec: &ChildSpec<'_>) -> ! {
 
     // SAFETY: a raw fork (no CLONE_VM, null stack). Unlike libc's fork it
     // runs no atfork handlers, so no lock is taken in this forked process.
-    let agent = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    let agent = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
     if agent < 0 {
         fail(rfd, Stage::Fork, 0);
     }
@@ -342,20 +383,42 @@ fn setup_mounts(spec: &ChildSpec<'_>) {
     let rfd = spec.report_fd;
     // SAFETY (all mount calls below): every pointer is a NUL-terminated C
     // string from the spec or a literal, or null where the kernel allows it.
-    if unsafe { libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) } != 0 {
+    if unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    } != 0
+    {
         fail(rfd, Stage::PrivateMounts, 0);
     }
     if let Some(src) = &spec.mask_source {
         let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
         let data = c"size=4k,nr_inodes=8,mode=0700";
         // SAFETY: see above.
-        if unsafe { libc::mount(c"cordon-mask".as_ptr(), src.mountpoint.as_ptr(), c"tmpfs".as_ptr(), flags, data.as_ptr().cast()) } != 0 {
+        if unsafe {
+            libc::mount(
+                c"cordon-mask".as_ptr(),
+                src.mountpoint.as_ptr(),
+                c"tmpfs".as_ptr(),
+                flags,
+                data.as_ptr().cast(),
+            )
+        } != 0
+        {
             fail(rfd, Stage::MaskTmpfs, 0);
         }
         // Mode 000 and no capabilities in the agent: nobody can open them.
         // SAFETY: NUL-terminated paths; the fd is closed right away.
         let ok = unsafe {
-            let fd = libc::open(src.file.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC, 0);
+            let fd = libc::open(
+                src.file.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                0,
+            );
             fd >= 0 && libc::close(fd) == 0 && libc::mkdir(src.directory.as_ptr(), 0) == 0
         };
         if !ok {
@@ -363,13 +426,31 @@ fn setup_mounts(spec: &ChildSpec<'_>) {
         }
         // Read-only superblock: every bind of it is read-only, and chmod fails.
         // SAFETY: see above.
-        if unsafe { libc::mount(std::ptr::null(), src.mountpoint.as_ptr(), std::ptr::null(), libc::MS_REMOUNT | libc::MS_RDONLY | flags, data.as_ptr().cast()) } != 0 {
+        if unsafe {
+            libc::mount(
+                std::ptr::null(),
+                src.mountpoint.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REMOUNT | libc::MS_RDONLY | flags,
+                data.as_ptr().cast(),
+            )
+        } != 0
+        {
             fail(rfd, Stage::MaskRemount, 0);
         }
         for (i, m) in spec.masks.iter().enumerate() {
             let source = if m.directory { src.directory } else { src.file };
             // SAFETY: see above.
-            if unsafe { libc::mount(source.as_ptr(), m.target.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) } != 0 {
+            if unsafe {
+                libc::mount(
+                    source.as_ptr(),
+                    m.target.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                )
+            } != 0
+            {
                 fail(rfd, Stage::MaskBind, i);
             }
         }
@@ -377,7 +458,16 @@ fn setup_mounts(spec: &ChildSpec<'_>) {
     if spec.mount_proc {
         let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
         // SAFETY: see above.
-        if unsafe { libc::mount(c"proc".as_ptr(), c"/proc".as_ptr(), c"proc".as_ptr(), flags, std::ptr::null()) } != 0 {
+        if unsafe {
+            libc::mount(
+                c"proc".as_ptr(),
+                c"/proc".as_ptr(),
+                c"proc".as_ptr(),
+                flags,
+                std::ptr::null(),
+            )
+        } != 0
+        {
             fail(rfd, Stage::MountProc, 0);
         }
     }
@@ -396,7 +486,15 @@ fn run_agent(spec: &ChildSpec<'_>) -> ! {
             rlim_max: value,
         };
         // SAFETY: `lim` is a live rlimit64; the old value is not wanted.
-        if unsafe { libc::prlimit64(0, resource as libc::__rlimit_resource_t, &lim, std::ptr::null_mut()) } != 0 {
+        if unsafe {
+            libc::prlimit64(
+                0,
+                resource as libc::__rlimit_resource_t,
+                &lim,
+                std::ptr::null_mut(),
+            )
+        } != 0
+        {
             fail(rfd, Stage::Rlimit, i);
         }
     }
@@ -428,7 +526,14 @@ fn run_agent(spec: &ChildSpec<'_>) -> ! {
     // Nothing but 0, 1 and 2 survives the exec; the report pipe stays open
     // until then so an exec failure can still be reported.
     // SAFETY: only sets the close-on-exec flag on descriptors.
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     // SAFETY: exe is NUL-terminated, argv and envp are NULL-terminated arrays
     // of NUL-terminated strings that live in this process's memory.
     unsafe { libc::execve(spec.exe.as_ptr(), spec.argv.as_ptr(), spec.envp.as_ptr()) };
@@ -473,7 +578,16 @@ fn drop_capabilities(rfd: RawFd) {
         }
     }
     // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0) } != 0 {
+    if unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    } != 0
+    {
         fail(rfd, Stage::CapAmbient, 0);
     }
     let mut header = super::CapHeader {
@@ -504,8 +618,13 @@ fn apply_landlock(rfd: RawFd, ll: &LandlockSpec<'_>) {
         // SAFETY: stat is plain data, written by fstat on our fd.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: `st` is writable; fd is open.
-        let is_dir = unsafe { libc::fstat(fd, &mut st) } == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFDIR;
-        let access = if is_dir { rule.access } else { rule.access & ll.file_access_mask };
+        let is_dir = unsafe { libc::fstat(fd, &mut st) } == 0
+            && (st.st_mode & libc::S_IFMT) == libc::S_IFDIR;
+        let access = if is_dir {
+            rule.access
+        } else {
+            rule.access & ll.file_access_mask
+        };
         let res = landlock::add_path_rule(ll.ruleset, fd, access);
         // SAFETY: closes the fd we opened.
         unsafe { libc::close(fd) };

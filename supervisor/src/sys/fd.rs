@@ -18,7 +18,14 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
 pub fn socketpair() -> Result<(OwnedFd, OwnedFd), Errno> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: socketpair writes two fds into the two-element array.
-    let ret = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
+    let ret = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
     check(ret.into())?;
     // SAFETY: both fds were just created and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
@@ -113,7 +120,8 @@ pub fn set_nonblocking(fd: RawFd) -> Result<(), Errno> {
     // SAFETY: F_GETFL/F_SETFL take and return plain integers.
     let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) }.into())?;
     // SAFETY: as above.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags as libc::c_int | libc::O_NONBLOCK) }.into()).map(drop)
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags as libc::c_int | libc::O_NONBLOCK) }.into())
+        .map(drop)
 }
 
 /// Waits for events on `fds`; returns how many are ready (0 on timeout or EINTR).
@@ -144,7 +152,8 @@ pub fn block_signals_to_fd(signals: &[libc::c_int]) -> Result<OwnedFd, Errno> {
         return Err(Errno(ret));
     }
     // SAFETY: `set` is initialised; -1 asks for a new fd.
-    let fd = check(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) }.into())?;
+    let fd =
+        check(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) }.into())?;
     // SAFETY: signalfd just returned this fd and nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
@@ -155,10 +164,20 @@ pub fn read_signal(fd: &OwnedFd) -> Result<Option<(i32, i32)>, Errno> {
     let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::signalfd_siginfo>();
     // SAFETY: reads at most `size` bytes into `info`.
-    let n = unsafe { libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+    let n = unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            (&mut info as *mut libc::signalfd_siginfo).cast(),
+            size,
+        )
+    };
     if n < 0 {
         let e = Errno::last();
-        return if e.0 == libc::EAGAIN || e.0 == libc::EINTR { Ok(None) } else { Err(e) };
+        return if e.0 == libc::EAGAIN || e.0 == libc::EINTR {
+            Ok(None)
+        } else {
+            Err(e)
+        };
     }
     if n.unsigned_abs() != size {
         return Ok(None);

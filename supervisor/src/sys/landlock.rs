@@ -64,7 +64,14 @@ pub fn abi_version() -> Result<u32, Errno> {
 pub fn create_ruleset(attr: &RulesetAttr, attr_size: usize) -> Result<OwnedFd, Errno> {
     let size = attr_size.min(std::mem::size_of::<RulesetAttr>());
     // SAFETY: `attr` points to a live RulesetAttr of at least `size` bytes.
-    let ret = unsafe { libc::syscall(SYS_LANDLOCK_CREATE_RULESET, attr as *const RulesetAttr, size, 0u32) };
+    let ret = unsafe {
+        libc::syscall(
+            SYS_LANDLOCK_CREATE_RULESET,
+            attr as *const RulesetAttr,
+            size,
+            0u32,
+        )
+    };
     let fd = check(ret)?;
     // SAFETY: the kernel just returned this fd to us and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })

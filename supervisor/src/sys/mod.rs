@@ -126,6 +126,13 @@ pub fn has_effective_cap(cap: u32) -> bool {
 /// cordon's caller left open can reach a child by accident.
 pub fn cloexec_inherited_fds() -> Result<(), Errno> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on fds.
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     check(ret).map(drop)
 }

@@ -70,7 +70,13 @@ pub fn spawn_init(namespaces: Namespaces, spec: &ChildSpec<'_>) -> Result<Spawne
     // The child only runs `run_init`, which uses raw syscalls on data that
     // `spec` borrows (copied into the child by the fork) and never returns,
     // so no Rust destructor or lock of the parent runs twice.
-    let ret = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
     let pid = check(ret)?;
     if pid == 0 {
         child::run_init(spec);

@@ -94,7 +94,14 @@ pub fn install_with_listener(program: &[SockFilter]) -> Result<RawFd, Errno> {
 /// Whether the kernel supports an action such as SECCOMP_RET_USER_NOTIF.
 pub fn action_available(action: u32) -> bool {
     // SAFETY: the kernel reads one u32 from the pointer.
-    let ret = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0u32, &action as *const u32) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_GET_ACTION_AVAIL,
+            0u32,
+            &action as *const u32,
+        )
+    };
     ret == 0
 }
 
@@ -103,13 +110,21 @@ pub fn action_available(action: u32) -> bool {
 pub fn check_notif_sizes() -> Result<(), Errno> {
     let mut sizes = NotifSizes::default();
     // SAFETY: the kernel writes one struct seccomp_notif_sizes into `sizes`.
-    let ret = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0u32, &mut sizes as *mut NotifSizes) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_GET_NOTIF_SIZES,
+            0u32,
+            &mut sizes as *mut NotifSizes,
+        )
+    };
     check(ret)?;
     let ours = (
         std::mem::size_of::<Notification>(),
         std::mem::size_of::<NotificationResponse>(),
     );
-    if usize::from(sizes.seccomp_notif) != ours.0 || usize::from(sizes.seccomp_notif_resp) != ours.1 {
+    if usize::from(sizes.seccomp_notif) != ours.0 || usize::from(sizes.seccomp_notif_resp) != ours.1
+    {
         return Err(Errno(libc::EPROTO));
     }
     Ok(())
@@ -137,7 +152,13 @@ impl Listener {
         let mut n = Notification::default();
         // SAFETY: check_notif_sizes() proved the kernel's struct is the size
         // of `Notification`, so the kernel writes within `n`.
-        let ret = unsafe { libc::ioctl(self.raw(), SECCOMP_IOCTL_NOTIF_RECV, &mut n as *mut Notification) };
+        let ret = unsafe {
+            libc::ioctl(
+                self.raw(),
+                SECCOMP_IOCTL_NOTIF_RECV,
+                &mut n as *mut Notification,
+            )
+        };
         check(ret.into()).map(|_| n)
     }
 
@@ -150,7 +171,13 @@ impl Listener {
             flags: 0,
         };
         // SAFETY: `resp` is a live seccomp_notif_resp of the size the kernel expects.
-        let ret = unsafe { libc::ioctl(self.raw(), SECCOMP_IOCTL_NOTIF_SEND, &mut resp as *mut NotificationResponse) };
+        let ret = unsafe {
+            libc::ioctl(
+                self.raw(),
+                SECCOMP_IOCTL_NOTIF_SEND,
+                &mut resp as *mut NotificationResponse,
+            )
+        };
         check(ret.into()).map(drop)
     }
 }

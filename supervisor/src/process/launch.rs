@@ -1,0 +1,107 @@
+//! Starts the sandbox init from a plan: sets up the channels between
+//! supervisor and child, lays out the C arrays, and clones.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use crate::sandbox::landlock::FILE_RIGHTS;
+use crate::sandbox::Plan;
+use crate::sys::child::{ChildSpec, LandlockSpec, MaskSource};
+use crate::sys::fd::{pipe, set_nonblocking, socketpair};
+use crate::sys::process::{spawn_init, Spawned};
+use crate::sys::Errno;
+
+/// Why the child could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("creating a {what}: {errno}")]
+    Channel { what: &'static str, errno: Errno },
+    #[error("creating the sandbox namespaces (clone3): {errno}{hint}")]
+    Clone { errno: Errno, hint: &'static str },
+}
+
+/// A running sandbox: init's pidfd and the supervisor's ends of the channels.
+#[derive(Debug)]
+pub struct Running {
+    pub init: Spawned,
+    /// Fixed-size reports from init and the agent (see `sys::child::Report`).
+    pub reports: OwnedFd,
+    /// Carries the seccomp listener from the agent.
+    pub listener_sock: OwnedFd,
+    /// Held open while the supervisor lives; init watches it.
+    pub lifeline: OwnedFd,
+}
+
+fn channel<T>(what: &'static str, r: Result<T, Errno>) -> Result<T, LaunchError> {
+    r.map_err(|errno| LaunchError::Channel { what, errno })
+}
+
+fn pointer_array(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// Clones the sandbox init; it sets up and executes the agent.
+pub fn launch(plan: &Plan) -> Result<Running, LaunchError> {
+    let (reports, report_wr) = channel("report pipe", pipe())?;
+    let (lifeline_rd, lifeline) = channel("lifeline pipe", pipe())?;
+    let (listener_sock, listener_child) = channel("socketpair", socketpair())?;
+    channel(
+        "non-blocking report pipe",
+        set_nonblocking(reports.as_raw_fd()),
+    )?;
+
+    let argv = pointer_array(&plan.argv);
+    let envp = pointer_array(&plan.envp);
+    let parent_fds = [
+        reports.as_raw_fd(),
+        lifeline.as_raw_fd(),
+        listener_sock.as_raw_fd(),
+    ];
+    let spec = ChildSpec {
+        uid_map: plan.uid_map.as_deref(),
+        gid_map: plan.gid_map.as_deref(),
+        private_mounts: plan.namespaces.mount,
+        mask_source: (!plan.masks.is_empty()).then_some(MaskSource {
+            mountpoint: &plan.mask_mountpoint,
+            file: &plan.mask_file,
+            directory: &plan.mask_dir,
+        }),
+        masks: &plan.masks,
+        mount_proc: plan.namespaces.pid && plan.namespaces.mount,
+        landlock: plan.landlock.as_ref().map(|l| LandlockSpec {
+            ruleset: l.ruleset.as_raw_fd(),
+            paths: &l.paths,
+            file_access_mask: FILE_RIGHTS,
+        }),
+        seccomp: &plan.seccomp,
+        rlimits: &plan.rlimits,
+        cwd: &plan.cwd,
+        exe: &plan.exe,
+        argv: &argv,
+        envp: &envp,
+        report_fd: report_wr.as_raw_fd(),
+        lifeline_fd: lifeline_rd.as_raw_fd(),
+        listener_sock: listener_child.as_raw_fd(),
+        parent_fds: &parent_fds,
+    };
+    let init = spawn_init(plan.namespaces, &spec).map_err(|errno| LaunchError::Clone {
+        errno,
+        hint: if plan.namespaces.user && (errno.0 == libc::EPERM || errno.0 == libc::ENOSPC) {
+            " (unprivileged user namespaces look disabled: check sysctl user.max_user_namespaces and kernel.apparmor_restrict_unprivileged_userns, or run `cordon doctor`)"
+        } else {
+            ""
+        },
+    })?;
+    // The child's ends live on in the child only.
+    drop((report_wr, lifeline_rd, listener_child));
+    Ok(Running {
+        init,
+        reports,
+        listener_sock,
+        lifeline,
+    })
+}
