@@ -1,2 +1,324 @@
 //! cordon-probe: runs inside the sandbox and attempts one thing per call.
-fn main() {}
+//!
+//! `cordon-probe ACTION ARGS...` prints `ok` or `err <errno> <name>` on
+//! stdout and exits 0 on success, 1 on failure, 2 on bad usage. Tests read
+//! that line; a probe killed by cordon prints nothing and cordon exits 86.
+#![allow(clippy::undocumented_unsafe_blocks)] // a test tool: raw calls on purpose
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn report(ret: i64) -> ExitCode {
+    if ret >= 0 {
+        println!("ok");
+        ExitCode::SUCCESS
+    } else {
+        err(errno())
+    }
+}
+
+fn err(e: i32) -> ExitCode {
+    let name = match e {
+        libc::EACCES => "EACCES",
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EXDEV => "EXDEV",
+        libc::EBUSY => "EBUSY",
+        libc::EROFS => "EROFS",
+        libc::ENOSYS => "ENOSYS",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::ESRCH => "ESRCH",
+        libc::EINVAL => "EINVAL",
+        _ => "OTHER",
+    };
+    println!("err {e} {name}");
+    ExitCode::from(1)
+}
+
+fn io_result<T>(r: std::io::Result<T>) -> ExitCode {
+    match r {
+        Ok(_) => {
+            println!("ok");
+            ExitCode::SUCCESS
+        }
+        Err(e) => err(e.raw_os_error().unwrap_or(0)),
+    }
+}
+
+fn cstr(s: &str) -> CString {
+    CString::new(s).expect("no NUL in probe arguments")
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let a = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+    match a(0) {
+        "read" => io_result(std::fs::read(a(1)).map(|data| std::io::stderr().write_all(&data))),
+        "list" => io_result(std::fs::read_dir(a(1))),
+        "write" => io_result(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(a(1))
+                .and_then(|mut f| f.write_all(b"written by probe")),
+        ),
+        "append" => io_result(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(a(1))
+                .and_then(|mut f| f.write_all(b"appended")),
+        ),
+        "mkdir" => io_result(std::fs::create_dir(a(1))),
+        "truncate" => report(unsafe { libc::truncate(cstr(a(1)).as_ptr(), 0) }.into()),
+        "chmod" => report(unsafe { libc::chmod(cstr(a(1)).as_ptr(), 0o644) }.into()),
+        "rename" => io_result(std::fs::rename(a(1), a(2))),
+        "link" => io_result(std::fs::hard_link(a(1), a(2))),
+        "symlink-read" => {
+            // Make a symlink at a(2) pointing to a(1), then read through it.
+            if let Err(e) = std::os::unix::fs::symlink(a(1), a(2)) {
+                return err(e.raw_os_error().unwrap_or(0));
+            }
+            io_result(std::fs::read(a(2)))
+        }
+        "exec" => {
+            let path = cstr(a(1));
+            let argv = [path.as_ptr(), std::ptr::null()];
+            let envp = [std::ptr::null()];
+            unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+            err(errno())
+        }
+        "connect" => io_result(std::net::TcpStream::connect((
+            "127.0.0.1",
+            a(1).parse::<u16>().unwrap_or(0),
+        ))),
+        "bind" => io_result(std::net::TcpListener::bind((
+            "127.0.0.1",
+            a(1).parse::<u16>().unwrap_or(0),
+        ))),
+        "connect-abstract" => connect_abstract(a(1)),
+        "signal" => report(unsafe { libc::kill(a(1).parse().unwrap_or(0), libc::SIGTERM) }.into()),
+        "syscall" => syscall(a(1)),
+        "caps" => caps(),
+        "env" => {
+            for (k, v) in std::env::vars_os() {
+                println!("{}={}", k.to_string_lossy(), v.to_string_lossy());
+            }
+            ExitCode::SUCCESS
+        }
+        "fds" => {
+            // Every open descriptor number, one per line.
+            for fd in 0..4096 {
+                if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 {
+                    println!("{fd}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        "exit" => ExitCode::from(a(1).parse::<u8>().unwrap_or(0)),
+        "kill-self" => {
+            unsafe { libc::kill(libc::getpid(), a(1).parse().unwrap_or(libc::SIGKILL)) };
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            ExitCode::from(3)
+        }
+        "sleep" => {
+            // `sleep SECONDS [TOKEN]`: the token marks the process for tests
+            // that look for survivors in the host's /proc.
+            println!("ready");
+            let _ = std::io::stdout().flush();
+            std::thread::sleep(std::time::Duration::from_secs(a(1).parse().unwrap_or(60)));
+            ExitCode::SUCCESS
+        }
+        "ignore-term" => {
+            unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+            println!("ready");
+            let _ = std::io::stdout().flush();
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            ExitCode::SUCCESS
+        }
+        "daemon" => daemon(a(1), a(2)),
+        "wait-stdin" => {
+            // Blocks until stdin closes: lets a test act while the probe runs.
+            println!("ready");
+            let _ = std::io::stdout().flush();
+            let mut sink = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut sink);
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("usage: cordon-probe ACTION [ARGS...]");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn connect_abstract(name: &str) -> ExitCode {
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return err(errno());
+    }
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    // Abstract: a leading NUL, then the name (not NUL-terminated).
+    for (i, b) in name.bytes().enumerate().take(100) {
+        addr.sun_path[i + 1] = b as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + 1 + name.len().min(100);
+    let ret = unsafe {
+        libc::connect(
+            fd,
+            (&addr as *const libc::sockaddr_un).cast(),
+            len as libc::socklen_t,
+        )
+    };
+    report(ret.into())
+}
+
+fn syscall(name: &str) -> ExitCode {
+    let ret: i64 = unsafe {
+        match name {
+            "ptrace" => libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0),
+            "unshare-user" => libc::unshare(libc::CLONE_NEWUSER).into(),
+            "unshare-files" => libc::unshare(libc::CLONE_FILES).into(),
+            "mount" => libc::mount(
+                c"none".as_ptr(),
+                c"/tmp".as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+            .into(),
+            "io_uring_setup" => {
+                let mut params = [0u8; 120];
+                libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr())
+            }
+            "bpf" => {
+                let mut attr = [0u8; 128];
+                libc::syscall(libc::SYS_bpf, 0, attr.as_mut_ptr(), attr.len())
+            }
+            "tiocsti" => {
+                let c = b'x';
+                libc::ioctl(0, libc::TIOCSTI, &c).into()
+            }
+            "personality-aslr-off" => libc::personality(0x0040000).into(),
+            "keyctl" => libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0),
+            "int80" => int80(),
+            "getpid" => libc::getpid().into(),
+            "clone3" => libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize),
+            _ => {
+                eprintln!("unknown syscall probe {name}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    report(ret)
+}
+
+/// getpid through the i386 ABI (`int 0x80`, eax = 20).
+#[cfg(target_arch = "x86_64")]
+fn int80() -> i64 {
+    let mut eax: i64 = 20;
+    // SAFETY-free probe: the kernel runs the 32-bit getpid or seccomp stops it.
+    unsafe { std::arch::asm!("int 0x80", inout("rax") eax, options(nostack)) };
+    eax
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn int80() -> i64 {
+    -1
+}
+
+/// Prints the effective, permitted and inheritable capability words.
+fn caps() -> ExitCode {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut h = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let mut d = [Data::default(); 2];
+    if unsafe { libc::syscall(libc::SYS_capget, &mut h, d.as_mut_ptr()) } != 0 {
+        return err(errno());
+    }
+    let eff = u64::from(d[0].effective) | (u64::from(d[1].effective) << 32);
+    let prm = u64::from(d[0].permitted) | (u64::from(d[1].permitted) << 32);
+    let inh = u64::from(d[0].inheritable) | (u64::from(d[1].inheritable) << 32);
+    let bnd = (0..64)
+        .filter(|&c| unsafe { libc::prctl(libc::PR_CAPBSET_READ, c, 0, 0, 0) } == 1)
+        .count();
+    let amb = (0..64)
+        .filter(|&c| unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_IS_SET, c, 0, 0) } == 1)
+        .count();
+    println!("eff={eff:x} prm={prm:x} inh={inh:x} bounding={bnd} ambient={amb}");
+    ExitCode::SUCCESS
+}
+
+/// Double-forks a setsid daemon that runs `cordon-probe sleep 300 TOKEN`,
+/// then, when `then` is given, makes that syscall probe (to get killed).
+fn daemon(token: &str, then: &str) -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(p) => cstr(&p.to_string_lossy()),
+        Err(_) => return err(libc::ENOENT),
+    };
+    let (a0, a1, a2, a3) = (
+        cstr("cordon-probe"),
+        cstr("sleep"),
+        cstr("300"),
+        cstr(token),
+    );
+    let argv = [
+        a0.as_ptr(),
+        a1.as_ptr(),
+        a2.as_ptr(),
+        a3.as_ptr(),
+        std::ptr::null(),
+    ];
+    let envp = [std::ptr::null()];
+    let mut fds = [0; 2];
+    unsafe { libc::pipe(fds.as_mut_ptr()) };
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        unsafe {
+            libc::setsid();
+            if libc::fork() == 0 {
+                // The grandchild: tell the probe it exists, then become the daemon.
+                libc::write(fds[1], b"x".as_ptr().cast(), 1);
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+                libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                libc::signal(libc::SIGTERM, libc::SIG_IGN);
+                libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                libc::_exit(1);
+            }
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let mut b = [0u8; 1];
+    unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
+    // Give the daemon a moment to exec so its token shows in /proc.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    println!("daemonized");
+    let _ = std::io::stdout().flush();
+    if then.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        syscall(then)
+    }
+}

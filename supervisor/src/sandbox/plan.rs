@@ -16,7 +16,7 @@ use super::landlock::{self as ll, Feature};
 use super::seccomp::{self, SeccompError};
 use super::session::Session;
 use crate::profile::{Location, PathRule, Placeholders, Profile};
-use crate::sys::child::{MaskMount, RulePath};
+use crate::sys::child::{MaskKind, MaskMount, RulePath};
 use crate::sys::landlock::{add_net_rule, create_ruleset, RulesetAttr};
 use crate::sys::process::Namespaces;
 use crate::sys::seccomp::SockFilter;
@@ -158,7 +158,13 @@ pub fn build(
         tmp: session.tmp.clone(),
     };
 
-    let (masks, mask_origins) = plan_masks(&profile.filesystem.deny, &values)?;
+    let writable: Vec<PathBuf> = profile
+        .filesystem
+        .write
+        .iter()
+        .map(|r| r.path.expand(&values))
+        .collect();
+    let (masks, mask_origins) = plan_masks(&profile.filesystem.deny, &writable, &values)?;
     let landlock = match host.landlock_abi {
         Ok(abi) => Some(plan_landlock(profile, &values, abi)?),
         Err(_) => None,
@@ -270,10 +276,16 @@ fn expand_existing(rule: &PathRule, values: &Placeholders) -> Result<Option<Path
     }
 }
 
+/// Plans the deny masks: first pins (self-binds) on every ancestor of a
+/// denied path that the agent could rename, outermost first, then the
+/// masks themselves. Pins come first because a bind of a directory does
+/// not carry the mounts below it.
 fn plan_masks(
     deny: &[PathRule],
+    writable: &[PathBuf],
     values: &Placeholders,
 ) -> Result<(Vec<MaskMount>, Vec<(Location, PathBuf)>), PlanError> {
+    let mut pins: Vec<(PathBuf, Location)> = Vec::new();
     let mut masks = Vec::new();
     let mut origins = Vec::new();
     for rule in deny {
@@ -293,13 +305,49 @@ fn plan_masks(
                 links: meta.nlink(),
             });
         }
+        for ancestor in renamable_ancestors(&path, writable) {
+            if !pins.iter().any(|(p, _)| *p == ancestor) {
+                pins.push((ancestor, rule.origin.clone()));
+            }
+        }
         masks.push(MaskMount {
             target: path_cstring(&path)?,
-            directory: meta.is_dir(),
+            kind: if meta.is_dir() {
+                MaskKind::Directory
+            } else {
+                MaskKind::File
+            },
         });
         origins.push((rule.origin.clone(), path));
     }
-    Ok((masks, origins))
+    pins.sort_by_key(|(p, _)| p.components().count());
+    let mut all = Vec::with_capacity(pins.len() + masks.len());
+    let mut all_origins = Vec::with_capacity(pins.len() + origins.len());
+    for (path, origin) in pins {
+        all.push(MaskMount {
+            target: path_cstring(&path)?,
+            kind: MaskKind::Pin,
+        });
+        all_origins.push((origin, path));
+    }
+    all.extend(masks);
+    all_origins.extend(origins);
+    Ok((all, all_origins))
+}
+
+/// The ancestors of `target` whose parent directory lies in a write grant:
+/// the agent could rename those and carry the denied path elsewhere, or
+/// put a fresh one in its place.
+fn renamable_ancestors(target: &Path, writable: &[PathBuf]) -> Vec<PathBuf> {
+    target
+        .ancestors()
+        .skip(1)
+        .filter(|a| {
+            a.parent()
+                .is_some_and(|parent| writable.iter().any(|w| parent.starts_with(w)))
+        })
+        .map(Path::to_path_buf)
+        .collect()
 }
 
 fn plan_landlock(
@@ -415,6 +463,26 @@ fn resolve_command(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pins_every_ancestor_the_agent_could_rename() {
+        let ws = PathBuf::from("/w/ws");
+        let target = Path::new("/w/ws/.git/hooks");
+        assert_eq!(
+            renamable_ancestors(target, &[ws.clone()]),
+            vec![PathBuf::from("/w/ws/.git")]
+        );
+        assert_eq!(
+            renamable_ancestors(Path::new("/w/ws/a/b/.env"), &[ws]),
+            vec![PathBuf::from("/w/ws/a/b"), PathBuf::from("/w/ws/a")]
+        );
+        // A writable parent of the workspace makes the workspace itself renamable.
+        assert_eq!(
+            renamable_ancestors(Path::new("/w/ws/.env"), &[PathBuf::from("/w")]),
+            vec![PathBuf::from("/w/ws")]
+        );
+        assert!(renamable_ancestors(Path::new("/w/ws/.env"), &[]).is_empty());
+    }
 
     #[test]
     fn resolves_commands_like_execvp() {

@@ -29,11 +29,23 @@ pub struct RulePath {
     pub optional: bool,
 }
 
-/// A deny mask: bind the empty mask file or directory over `target`.
+/// What to mount at a mask target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaskKind {
+    /// Bind the empty, mode-000 mask file over a denied file.
+    File,
+    /// Bind the empty, mode-000 mask directory over a denied directory.
+    Directory,
+    /// Bind a directory onto itself: a mount point cannot be renamed or
+    /// removed, so the ancestors of a denied path stay where the mask is.
+    Pin,
+}
+
+/// One mount of the deny masks, applied in order.
 #[derive(Debug)]
 pub struct MaskMount {
     pub target: std::ffi::CString,
-    pub directory: bool,
+    pub kind: MaskKind,
 }
 
 /// The empty, read-only tmpfs that mask mounts are bound from.
@@ -439,14 +451,18 @@ fn setup_mounts(spec: &ChildSpec<'_>) {
             fail(rfd, Stage::MaskRemount, 0);
         }
         for (i, m) in spec.masks.iter().enumerate() {
-            let source = if m.directory { src.directory } else { src.file };
+            let (source, flags) = match m.kind {
+                MaskKind::File => (src.file, libc::MS_BIND),
+                MaskKind::Directory => (src.directory, libc::MS_BIND),
+                MaskKind::Pin => (m.target.as_c_str(), libc::MS_BIND | libc::MS_REC),
+            };
             // SAFETY: see above.
             if unsafe {
                 libc::mount(
                     source.as_ptr(),
                     m.target.as_ptr(),
                     std::ptr::null(),
-                    libc::MS_BIND,
+                    flags,
                     std::ptr::null(),
                 )
             } != 0

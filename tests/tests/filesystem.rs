@@ -1,0 +1,111 @@
+//! Landlock filesystem rules on the real kernel: what is outside the
+//! profile cannot be read, written or executed.
+
+mod common;
+use common::*;
+
+#[test]
+fn reading_inside_the_workspace_works_and_outside_fails() {
+    let c = Case::new();
+    std::fs::write(c.workspace.join("inside.txt"), "in").unwrap();
+    std::fs::write(c.outside.join("secret.txt"), "top secret").unwrap();
+    let mut p = Profile::base();
+    p.read.push("{workspace}".into());
+    c.run(&p, &["read", &path_str(&c.workspace.join("inside.txt"))])
+        .ok();
+    let r = c.run(&p, &["read", &path_str(&c.outside.join("secret.txt"))]);
+    r.failed_with(&["EACCES"]);
+    assert!(!r.stderr.contains("top secret"));
+    // Nor can the agent list what is outside.
+    c.run(&p, &["list", &path_str(&c.outside)])
+        .failed_with(&["EACCES"]);
+    // /etc/passwd is not in the profile either.
+    c.run(&p, &["read", "/etc/passwd"]).failed_with(&["EACCES"]);
+}
+
+#[test]
+fn writing_outside_write_grants_fails_and_leaves_no_file() {
+    let c = Case::new();
+    let mut p = Profile::base();
+    p.read.push("{workspace}".into());
+    p.read.push(path_str(&c.outside));
+    // Read-only workspace: no write, no truncate, no new directory.
+    let existing = c.workspace.join("keep.txt");
+    std::fs::write(&existing, "original").unwrap();
+    c.run(&p, &["write", &path_str(&c.workspace.join("new.txt"))])
+        .failed_with(&["EACCES"]);
+    c.run(&p, &["append", &path_str(&existing)])
+        .failed_with(&["EACCES"]);
+    c.run(&p, &["truncate", &path_str(&existing)])
+        .failed_with(&["EACCES"]);
+    c.run(&p, &["mkdir", &path_str(&c.workspace.join("d"))])
+        .failed_with(&["EACCES"]);
+    c.run(&p, &["write", &path_str(&c.outside.join("x"))])
+        .failed_with(&["EACCES"]);
+    assert!(!c.workspace.join("new.txt").exists());
+    assert!(!c.outside.join("x").exists());
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "original");
+
+    // With write granted, the same calls work.
+    p.write.push("{workspace}".into());
+    c.run(&p, &["write", &path_str(&c.workspace.join("new.txt"))])
+        .ok();
+    assert_eq!(
+        std::fs::read_to_string(c.workspace.join("new.txt")).unwrap(),
+        "written by probe"
+    );
+}
+
+#[test]
+fn executing_outside_exec_grants_fails() {
+    let c = Case::new();
+    let mut p = Profile::base();
+    p.read.push("/usr/bin".into());
+    // /usr/bin/true is readable but not executable under this profile.
+    c.run(&p, &["exec", "/usr/bin/true"])
+        .failed_with(&["EACCES"]);
+    // A program the agent writes into its workspace cannot be run either.
+    p.write.push("{workspace}".into());
+    let copy = c.workspace.join("mytrue");
+    std::fs::copy("/usr/bin/true", &copy).unwrap();
+    c.run(&p, &["exec", &path_str(&copy)])
+        .failed_with(&["EACCES"]);
+    // Granting exec makes it work: the denial above came from the profile.
+    p.exec.push("/usr/bin/true".into());
+    let r = c.run(&p, &["exec", "/usr/bin/true"]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+}
+
+#[test]
+fn the_session_home_and_tmp_are_private_and_removed() {
+    let c = Case::new();
+    let mut p = Profile::base();
+    p.write.push("{home}".into());
+    p.write.push("{tmp}".into());
+    let r = c.run(&p, &["env"]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let home = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("HOME="))
+        .unwrap()
+        .to_string();
+    let tmp = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("TMPDIR="))
+        .unwrap()
+        .to_string();
+    assert!(
+        home.contains("/cordon-") && tmp.contains("/cordon-"),
+        "{r:#?}"
+    );
+    assert!(
+        !std::path::Path::new(&home).exists(),
+        "session HOME {home} left behind"
+    );
+    assert!(
+        !std::path::Path::new(&tmp).exists(),
+        "session TMP {tmp} left behind"
+    );
+}
