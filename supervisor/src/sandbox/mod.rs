@@ -7,6 +7,7 @@ pub mod env;
 pub mod host;
 pub mod landlock;
 pub mod plan;
+pub mod probe_host;
 pub mod seccomp;
 pub mod session;
 

@@ -7,12 +7,15 @@
 //! - [`seccomp`]: BPF filter install, user-notification ioctls.
 //! - [`process`]: clone3 with namespaces and a pidfd, pidfd signals, waits.
 //! - [`fd`]: pipes, socketpairs, fd passing, poll, signalfd.
+//! - [`probe`]: host probes for `cordon doctor` (a namespace trial run in a
+//!   forked child, SO_PEERPIDFD, uname).
 //! - [`child`]: the code that runs between clone and execve: no allocation,
 //!   no locks, raw syscalls only.
 
 pub mod child;
 pub mod fd;
 pub mod landlock;
+pub mod probe;
 pub mod process;
 pub mod seccomp;
 
