@@ -44,6 +44,7 @@ fi
 for exe in "${exes[@]}"; do
     cp "$exe" "$bindir/"
 done
+cp -r profiles examples "$bindir/"
 chmod -R a+rX "$bindir"
 
 status=0
@@ -52,6 +53,6 @@ for exe in "${exes[@]}"; do
     echo "== $name (as $user)"
     (cd "$bindir" && setpriv --reuid="$user" --regid="$user" --clear-groups --inh-caps=-all --bounding-set=-all \
         env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$bindir" TMPDIR=/tmp CI="${CI:-}" \
-        CORDON_TEST_BIN_DIR="$bindir" RUST_BACKTRACE=1 "$bindir/$name" --test-threads=2) || status=1
+        CORDON_TEST_BIN_DIR="$bindir" CORDON_TEST_REPO_DIR="$bindir" RUST_BACKTRACE=1 "$bindir/$name" --test-threads=2) || status=1
 done
 exit $status

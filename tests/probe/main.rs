@@ -142,6 +142,19 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         "daemon" => daemon(a(1), a(2)),
+        "child-syscall" => {
+            // A grandchild of the agent makes the syscall: violations are
+            // seen anywhere in the tree, not just in the agent itself.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                let code = syscall(a(1));
+                std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 });
+            }
+            let mut status = 0;
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            println!("child-status {status}");
+            ExitCode::SUCCESS
+        }
         "wait-stdin" => {
             // Blocks until stdin closes: lets a test act while the probe runs.
             println!("ready");

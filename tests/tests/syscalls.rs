@@ -86,3 +86,12 @@ fn on_violation_deny_fails_the_call_with_eperm_and_keeps_running() {
         "{r:#?}"
     );
 }
+
+#[test]
+fn a_violation_deep_in_the_tree_kills_the_whole_tree() {
+    let c = Case::new();
+    let r = c.run(&Profile::base(), &["child-syscall", "ptrace"]);
+    r.killed_for("`ptrace`");
+    // The agent itself never got to report its child's status.
+    assert!(!r.stdout.contains("child-status"), "{r:#?}");
+}
