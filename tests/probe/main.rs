@@ -3,7 +3,12 @@
 //! `cordon-probe ACTION ARGS...` prints `ok` or `err <errno> <name>` on
 //! stdout and exits 0 on success, 1 on failure, 2 on bad usage. Tests read
 //! that line; a probe killed by cordon prints nothing and cordon exits 86.
-#![allow(clippy::undocumented_unsafe_blocks)] // a test tool: raw calls on purpose
+// A test tool that makes raw calls on purpose and may panic on bad usage.
+#![allow(
+    clippy::undocumented_unsafe_blocks,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 use std::ffi::CString;
 use std::io::{Read, Write};

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // helpers in a test file: a panic is a failed test
 //! Honest enforcement: when the kernel (here: a lowered Landlock ABI, via
 //! CORDON_LANDLOCK_ABI) cannot give what the profile needs, cordon refuses
 //! to start, or with best_effort runs loudly and still enforces the rest.
@@ -6,7 +7,12 @@ mod common;
 use common::*;
 
 fn run_with_abi(c: &Case, p: &Profile, abi: &str, args: &[&str]) -> Run {
-    Run::from(c.command(p, args).env("CORDON_LANDLOCK_ABI", abi).output().unwrap())
+    Run::from(
+        c.command(p, args)
+            .env("CORDON_LANDLOCK_ABI", abi)
+            .output()
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -30,7 +36,10 @@ fn a_kernel_without_scoping_refuses_to_start() {
     p.write.push("{workspace}".into());
     let r = run_with_abi(&c, &p, "5", &["write", &path_str(&marker)]);
     assert_eq!(r.code, Some(125), "{r:#?}");
-    assert!(r.stderr.contains("signal scoping (Landlock ABI 6)"), "{r:#?}");
+    assert!(
+        r.stderr.contains("signal scoping (Landlock ABI 6)"),
+        "{r:#?}"
+    );
     assert!(r.stderr.contains("best_effort"), "{r:#?}");
     assert!(!marker.exists(), "the agent ran although cordon refused");
 }
@@ -40,7 +49,10 @@ fn a_kernel_without_tcp_rules_refuses_to_start() {
     let c = Case::new();
     let r = run_with_abi(&c, &Profile::base(), "3", &["exit", "0"]);
     assert_eq!(r.code, Some(125), "{r:#?}");
-    assert!(r.stderr.contains("TCP bind/connect rules (Landlock ABI 4)"), "{r:#?}");
+    assert!(
+        r.stderr.contains("TCP bind/connect rules (Landlock ABI 4)"),
+        "{r:#?}"
+    );
 }
 
 #[test]
@@ -53,8 +65,16 @@ fn best_effort_warns_loudly_and_still_enforces_what_it_can() {
     // Filesystem rules exist at ABI 3: the read is still denied.
     r.failed_with(&["EACCES"]);
     assert!(r.stderr.contains("WARNING"), "{r:#?}");
-    assert!(r.stderr.contains("TCP bind/connect rules (Landlock ABI 4) is NOT enforced"), "{r:#?}");
-    assert!(r.stderr.contains("signal scoping (Landlock ABI 6) is NOT enforced"), "{r:#?}");
+    assert!(
+        r.stderr
+            .contains("TCP bind/connect rules (Landlock ABI 4) is NOT enforced"),
+        "{r:#?}"
+    );
+    assert!(
+        r.stderr
+            .contains("signal scoping (Landlock ABI 6) is NOT enforced"),
+        "{r:#?}"
+    );
 }
 
 #[test]
@@ -63,6 +83,10 @@ fn best_effort_without_landlock_says_the_filesystem_is_open_and_keeps_seccomp() 
     let mut p = Profile::base();
     p.best_effort = true;
     let r = run_with_abi(&c, &p, "0", &["syscall", "ptrace"]);
-    assert!(r.stderr.contains("filesystem rules (Landlock ABI 1) is NOT enforced"), "{r:#?}");
+    assert!(
+        r.stderr
+            .contains("filesystem rules (Landlock ABI 1) is NOT enforced"),
+        "{r:#?}"
+    );
     r.killed_for("`ptrace`");
 }

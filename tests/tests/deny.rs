@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // helpers in a test file: a panic is a failed test
 //! `[filesystem] deny`: paths inside a granted workspace that stay hidden,
 //! whatever the agent tries.
 

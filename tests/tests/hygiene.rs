@@ -1,3 +1,4 @@
+#![allow(clippy::undocumented_unsafe_blocks)] // tests call libc directly to act as an attacker would
 //! Process hygiene: no capabilities, a clean environment, no inherited
 //! descriptors, no_new_privs.
 

@@ -1,3 +1,4 @@
+#![allow(clippy::undocumented_unsafe_blocks, clippy::cast_possible_truncation)] // tests call libc directly to act as an attacker would
 //! Landlock TCP rules and scoping on the real kernel.
 
 mod common;

@@ -1,3 +1,4 @@
+#![allow(clippy::undocumented_unsafe_blocks)] // tests call libc directly to act as an attacker would
 //! Exit statuses, signal forwarding and containment of the whole tree.
 
 mod common;

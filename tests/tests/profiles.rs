@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // helpers in a test file: a panic is a failed test
 //! The shipped profiles and the example agent, run for real.
 
 mod common;
@@ -36,7 +37,11 @@ fn every_shipped_profile_passes_cordon_check() {
         .collect();
     files.sort();
     assert!(files.len() >= 3, "{files:?}");
-    let out = Command::new(cordon()).arg("check").args(&files).output().unwrap();
+    let out = Command::new(cordon())
+        .arg("check")
+        .args(&files)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
 
@@ -54,14 +59,25 @@ fn minimal_runs_true_and_nothing_more() {
 fn read_only_reads_the_workspace_but_cannot_change_it() {
     let c = Case::new();
     std::fs::write(c.workspace.join("code.rs"), "fn main() {}\n").unwrap();
-    let r = cordon_run("read-only.toml", &c.workspace, &["/usr/bin/grep", "-c", "main", "code.rs"]);
+    let r = cordon_run(
+        "read-only.toml",
+        &c.workspace,
+        &["/usr/bin/grep", "-c", "main", "code.rs"],
+    );
     assert_eq!(r.code, Some(0), "{r:#?}");
     assert_eq!(r.stdout.trim(), "1");
-    let r = cordon_run("read-only.toml", &c.workspace, &["/bin/sh", "-c", "echo changed > code.rs"]);
+    let r = cordon_run(
+        "read-only.toml",
+        &c.workspace,
+        &["/bin/sh", "-c", "echo changed > code.rs"],
+    );
     assert_ne!(r.code, Some(0), "{r:#?}");
     let r = cordon_run("read-only.toml", &c.workspace, &["/usr/bin/rm", "code.rs"]);
     assert_ne!(r.code, Some(0), "{r:#?}");
-    assert_eq!(std::fs::read_to_string(c.workspace.join("code.rs")).unwrap(), "fn main() {}\n");
+    assert_eq!(
+        std::fs::read_to_string(c.workspace.join("code.rs")).unwrap(),
+        "fn main() {}\n"
+    );
 }
 
 #[test]
@@ -91,7 +107,11 @@ fn the_python_example_agent_reports_what_its_sandbox_allows() {
 #[test]
 fn the_python_example_agent_is_killed_for_ptrace() {
     let example = repo().join("examples/python-agent");
-    let r = cordon_run("python-agent.toml", &example, &["python3", "agent.py", "--try-ptrace"]);
+    let r = cordon_run(
+        "python-agent.toml",
+        &example,
+        &["python3", "agent.py", "--try-ptrace"],
+    );
     r.killed_for("`ptrace`");
     assert!(!r.stdout.contains("still alive"), "{r:#?}");
 }

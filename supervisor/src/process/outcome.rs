@@ -38,8 +38,8 @@ impl Outcome {
     /// The `cordon run` exit status (see the README's table).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Outcome::Exited(c) => (*c & 0xff) as u8,
-            Outcome::Signaled(s) => (128 + (*s & 0x7f)) as u8,
+            Outcome::Exited(c) => u8::try_from(*c & 0xff).unwrap_or(u8::MAX),
+            Outcome::Signaled(s) => u8::try_from(128 + (*s & 0x7f)).unwrap_or(u8::MAX),
             Outcome::SetupFailed { .. } => EXIT_SETUP_FAILED,
             Outcome::ExecFailed(e) if e.0 == libc::ENOENT => 127,
             Outcome::ExecFailed(_) => 126,

@@ -124,9 +124,8 @@ fn event_loop(
             st.listener = None;
         }
         if fds[3].revents != 0 {
-            match recv_fd(running.listener_sock.as_raw_fd()) {
-                Ok(Some(fd)) => st.listener = Some(Listener::from_owned(fd)),
-                Ok(None) | Err(_) => {}
+            if let Ok(Some(fd)) = recv_fd(running.listener_sock.as_raw_fd()) {
+                st.listener = Some(Listener::from_owned(fd));
             }
             st.listener_sock_open = false;
         }

@@ -276,6 +276,9 @@ fn expand_existing(rule: &PathRule, values: &Placeholders) -> Result<Option<Path
     }
 }
 
+/// Mask mounts in order, and where each came from.
+type MaskPlan = (Vec<MaskMount>, Vec<(Location, PathBuf)>);
+
 /// Plans the deny masks: first pins (self-binds) on every ancestor of a
 /// denied path that the agent could rename, outermost first, then the
 /// masks themselves. Pins come first because a bind of a directory does
@@ -284,7 +287,7 @@ fn plan_masks(
     deny: &[PathRule],
     writable: &[PathBuf],
     values: &Placeholders,
-) -> Result<(Vec<MaskMount>, Vec<(Location, PathBuf)>), PlanError> {
+) -> Result<MaskPlan, PlanError> {
     let mut pins: Vec<(PathBuf, Location)> = Vec::new();
     let mut masks = Vec::new();
     let mut origins = Vec::new();
@@ -469,7 +472,7 @@ mod tests {
         let ws = PathBuf::from("/w/ws");
         let target = Path::new("/w/ws/.git/hooks");
         assert_eq!(
-            renamable_ancestors(target, &[ws.clone()]),
+            renamable_ancestors(target, std::slice::from_ref(&ws)),
             vec![PathBuf::from("/w/ws/.git")]
         );
         assert_eq!(

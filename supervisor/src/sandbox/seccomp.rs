@@ -136,6 +136,19 @@ pub fn syscall_name(nr: i32) -> Option<&'static str> {
         .map(|s| s.name())
 }
 
+/// The jump offset over `N` compares; BPF jumps are one byte, so a list
+/// of values must stay short (checked at compile time).
+const fn short_jump<const N: usize>() -> u8 {
+    assert!(N < 250, "too many values for a one-byte BPF jump");
+    short(N)
+}
+
+/// `n` as a one-byte jump offset; callers pass `n < N < 250`.
+#[allow(clippy::cast_possible_truncation)] // bounded by short_jump's assertion
+const fn short(n: usize) -> u8 {
+    n as u8
+}
+
 struct Builder(Vec<SockFilter>);
 
 impl Builder {
@@ -164,24 +177,24 @@ impl Builder {
         self.stmt(BPF_RET_K, RET_ALLOW);
     }
     /// `if nr == n { if arg in values { violation } else { allow } }`
-    fn deny_arg_values(&mut self, n: u32, arg: u32, values: &[u32]) {
-        let count = values.len() as u8;
+    fn deny_arg_values<const N: usize>(&mut self, n: u32, arg: u32, values: &[u32; N]) {
+        let count = short_jump::<N>();
         self.jump(BPF_JEQ_K, n, 0, count + 3);
         self.stmt(BPF_LD_W_ABS, arg_lo(arg));
         for (i, &v) in values.iter().enumerate() {
             // Jump past the remaining compares and the `allow` to `violation`.
-            self.jump(BPF_JEQ_K, v, count - i as u8, 0);
+            self.jump(BPF_JEQ_K, v, count - short(i), 0);
         }
         self.stmt(BPF_RET_K, RET_ALLOW);
         self.stmt(BPF_RET_K, RET_VIOLATION);
     }
     /// `if nr == n { if arg in values { allow } else { violation } }`
-    fn allow_arg_values(&mut self, n: u32, arg: u32, values: &[u32]) {
-        let count = values.len() as u8;
+    fn allow_arg_values<const N: usize>(&mut self, n: u32, arg: u32, values: &[u32; N]) {
+        let count = short_jump::<N>();
         self.jump(BPF_JEQ_K, n, 0, count + 3);
         self.stmt(BPF_LD_W_ABS, arg_lo(arg));
         for (i, &v) in values.iter().enumerate() {
-            self.jump(BPF_JEQ_K, v, count - i as u8, 0);
+            self.jump(BPF_JEQ_K, v, count - short(i), 0);
         }
         self.stmt(BPF_RET_K, RET_VIOLATION);
         self.stmt(BPF_RET_K, RET_ALLOW);

@@ -109,7 +109,7 @@ mod tests {
         let locked = s.tmp.join("locked");
         fs::create_dir(&locked).unwrap();
         fs::write(locked.join("f"), b"x").unwrap();
-        fs::set_permissions(&locked, fs::Permissions::from_mode(0)).unwrap();
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
         let outside = base.path().join("outside");
         fs::write(&outside, b"keep").unwrap();
         std::os::unix::fs::symlink(&outside, s.home.join("link")).unwrap();

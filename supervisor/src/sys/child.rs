@@ -341,7 +341,7 @@ pub fn run_init(spec: &ChildSpec<'_>) -> ! {
     if agent == 0 {
         run_agent(spec);
     }
-    let agent = agent as libc::pid_t;
+    let agent = libc::pid_t::try_from(agent).unwrap_or(-1);
     // Init keeps only the report pipe and the lifeline.
     // SAFETY: closing descriptors this process no longer uses.
     unsafe {
@@ -393,8 +393,9 @@ fn init_loop(rfd: RawFd, agent: libc::pid_t, all: &libc::sigset_t) -> ! {
 
 fn setup_mounts(spec: &ChildSpec<'_>) {
     let rfd = spec.report_fd;
-    // SAFETY (all mount calls below): every pointer is a NUL-terminated C
-    // string from the spec or a literal, or null where the kernel allows it.
+    // SAFETY: (this and every mount call below) every pointer is a
+    // NUL-terminated C string from the spec or a literal, or null where the
+    // kernel allows it; mount copies them and keeps none.
     if unsafe {
         libc::mount(
             std::ptr::null(),

@@ -31,6 +31,10 @@ pub fn socketpair() -> Result<(OwnedFd, OwnedFd), Errno> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// The size of one fd in a control message.
+const FD_SIZE: u32 = 4;
+const _: () = assert!(std::mem::size_of::<RawFd>() == FD_SIZE as usize);
+
 /// Control-message buffer for exactly one fd, aligned for cmsghdr.
 #[repr(C, align(8))]
 struct OneFdCmsg([u8; 24]);
@@ -49,14 +53,14 @@ pub fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), Errno> {
     msg.msg_iovlen = 1;
     msg.msg_control = cmsg_buf.0.as_mut_ptr().cast();
     // SAFETY: CMSG_SPACE only computes a size.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(FD_SIZE) } as usize;
     // SAFETY: msg_control points at a 24-byte, 8-aligned buffer, which is
     // CMSG_SPACE(4) on 64-bit Linux, so the header and one fd fit.
     unsafe {
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(FD_SIZE) as usize;
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
     }
     // SAFETY: `msg` and everything it points to are live for the call.
@@ -90,7 +94,7 @@ pub fn recv_fd(sock: RawFd) -> Result<Option<OwnedFd>, Errno> {
     // SAFETY: cmsg is non-null and lies within cmsg_buf, per CMSG_FIRSTHDR.
     let (level, kind, len) = unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type, (*cmsg).cmsg_len) };
     // SAFETY: CMSG_LEN only computes a size.
-    let want = unsafe { libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let want = unsafe { libc::CMSG_LEN(FD_SIZE) } as usize;
     if level != libc::SOL_SOCKET || kind != libc::SCM_RIGHTS || len != want {
         return Err(Errno(libc::EPROTO));
     }
@@ -118,10 +122,9 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
 /// Sets O_NONBLOCK on `fd`.
 pub fn set_nonblocking(fd: RawFd) -> Result<(), Errno> {
     // SAFETY: F_GETFL/F_SETFL take and return plain integers.
-    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) }.into())?;
+    let flags = super::check_int(unsafe { libc::fcntl(fd, libc::F_GETFL) }.into())?;
     // SAFETY: as above.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags as libc::c_int | libc::O_NONBLOCK) }.into())
-        .map(drop)
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }.into()).map(drop)
 }
 
 /// Waits for events on `fds`; returns how many are ready (0 on timeout or EINTR).
@@ -152,10 +155,11 @@ pub fn block_signals_to_fd(signals: &[libc::c_int]) -> Result<OwnedFd, Errno> {
         return Err(Errno(ret));
     }
     // SAFETY: `set` is initialised; -1 asks for a new fd.
-    let fd =
-        check(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) }.into())?;
+    let fd = super::check_int(
+        unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) }.into(),
+    )?;
     // SAFETY: signalfd just returned this fd and nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// One signal read from a signalfd: (signal number, si_code).

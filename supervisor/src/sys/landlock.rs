@@ -72,9 +72,9 @@ pub fn create_ruleset(attr: &RulesetAttr, attr_size: usize) -> Result<OwnedFd, E
             0u32,
         )
     };
-    let fd = check(ret)?;
+    let fd = super::check_int(ret)?;
     // SAFETY: the kernel just returned this fd to us and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Adds a TCP port rule (done in the parent: ports need no namespace).

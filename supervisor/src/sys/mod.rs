@@ -55,6 +55,12 @@ fn check(ret: libc::c_long) -> Result<libc::c_long, Errno> {
     }
 }
 
+/// Like [`check`], for syscalls that return a file descriptor or pid
+/// (the kernel's int fits in i32; anything else is an error).
+fn check_int(ret: libc::c_long) -> Result<i32, Errno> {
+    check(ret).and_then(|v| i32::try_from(v).map_err(|_| Errno(libc::EOVERFLOW)))
+}
+
 /// The effective uid of this process.
 pub fn geteuid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

@@ -77,16 +77,13 @@ pub fn spawn_init(namespaces: Namespaces, spec: &ChildSpec<'_>) -> Result<Spawne
             std::mem::size_of::<CloneArgs>(),
         )
     };
-    let pid = check(ret)?;
+    let pid = super::check_int(ret)?;
     if pid == 0 {
         child::run_init(spec);
     }
     // SAFETY: with CLONE_PIDFD the kernel stored a fresh pidfd that we own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    Ok(Spawned {
-        pid: pid as i32,
-        pidfd,
-    })
+    Ok(Spawned { pid, pidfd })
 }
 
 /// Sends `signal` to the process behind `pidfd`.
@@ -139,9 +136,9 @@ pub fn try_wait(pidfd: &OwnedFd) -> Result<Option<Exit>, Errno> {
 /// Opens a pidfd for `pid` (used by `doctor` to probe support).
 pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: pidfd_open takes a pid and flags, no memory.
-    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) })?;
+    let fd = super::check_int(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) })?;
     // SAFETY: the kernel returned a fresh fd that we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The pid of this process.

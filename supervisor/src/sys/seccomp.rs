@@ -88,7 +88,7 @@ pub fn install_with_listener(program: &[SockFilter]) -> Result<RawFd, Errno> {
             &fprog as *const libc::sock_fprog,
         )
     };
-    check(ret).map(|fd| fd as RawFd)
+    super::check_int(ret)
 }
 
 /// Whether the kernel supports an action such as SECCOMP_RET_USER_NOTIF.

@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used, clippy::undocumented_unsafe_blocks)] // test harness: panics are test failures
 //! Shared harness: find the binaries, write a profile, run the probe under
 //! `cordon run`, and look for survivors in the host's /proc.
 #![allow(dead_code)] // each test file uses a different part
