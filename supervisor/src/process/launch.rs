@@ -20,6 +20,9 @@ pub enum LaunchError {
     Clone { errno: Errno, hint: &'static str },
 }
 
+/// Stack for the agent between clone and execve.
+const AGENT_STACK_SIZE: usize = 256 * 1024;
+
 /// A running sandbox: init's pidfd and the supervisor's ends of the channels.
 #[derive(Debug)]
 pub struct Running {
@@ -54,6 +57,9 @@ pub fn launch(plan: &Plan) -> Result<Running, LaunchError> {
         set_nonblocking(reports.as_raw_fd()),
     )?;
 
+    // Ample for the agent's setup path, which keeps its buffers small; the
+    // pages it never touches are never faulted in.
+    let agent_stack = vec![0u8; AGENT_STACK_SIZE];
     let argv = pointer_array(&plan.argv);
     let envp = pointer_array(&plan.envp);
     let parent_fds = [
@@ -71,7 +77,7 @@ pub fn launch(plan: &Plan) -> Result<Running, LaunchError> {
             directory: &plan.mask_dir,
         }),
         masks: &plan.masks,
-        mount_proc: plan.namespaces.pid && plan.namespaces.mount,
+        mount_proc: plan.mount_proc && plan.namespaces.pid && plan.namespaces.mount,
         landlock: plan.landlock.as_ref().map(|l| LandlockSpec {
             ruleset: l.ruleset.as_raw_fd(),
             paths: &l.paths,
@@ -87,6 +93,7 @@ pub fn launch(plan: &Plan) -> Result<Running, LaunchError> {
         lifeline_fd: lifeline_rd.as_raw_fd(),
         listener_sock: listener_child.as_raw_fd(),
         parent_fds: &parent_fds,
+        agent_stack: &agent_stack,
     };
     let init = spawn_init(plan.namespaces, &spec).map_err(|errno| LaunchError::Clone {
         errno,

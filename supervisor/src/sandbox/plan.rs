@@ -108,6 +108,8 @@ pub struct Plan {
     pub mask_file: CString,
     pub mask_dir: CString,
     pub masks: Vec<MaskMount>,
+    /// Mount a fresh /proc for the pid namespace (the profile grants /proc).
+    pub mount_proc: bool,
     /// For error messages: origin of each mask, by index.
     pub mask_origins: Vec<(Location, PathBuf)>,
     pub landlock: Option<LandlockPlan>,
@@ -165,6 +167,15 @@ pub fn build(
         .map(|r| r.path.expand(&values))
         .collect();
     let (masks, mask_origins) = plan_masks(&profile.filesystem.deny, &writable, &values)?;
+    if !masks.is_empty() {
+        session
+            .create_mask_dir()
+            .map_err(|source| PlanError::Session {
+                base: request.session_base.clone(),
+                source,
+            })?;
+    }
+    let mount_proc = grants_proc(profile, &values);
     let landlock = match host.landlock_abi {
         Ok(abi) => Some(plan_landlock(profile, &values, abi)?),
         Err(_) => None,
@@ -184,10 +195,12 @@ pub fn build(
         .unwrap_or_else(|| env::DEFAULT_PATH.to_string());
     let exe = resolve_command(&request.command[0], &agent_path, &request.invocation_dir)?;
 
+    // A mount namespace is only needed to place masks or a fresh /proc;
+    // without a /proc grant Landlock already hides the host's /proc.
     let namespaces = Namespaces {
         user: !host.privileged,
         pid: true,
-        mount: true,
+        mount: !masks.is_empty() || mount_proc,
     };
     let (uid_map, gid_map) = if namespaces.user {
         (
@@ -206,6 +219,7 @@ pub fn build(
         mask_file: path_cstring(&session.mask.join("file"))?,
         mask_dir: path_cstring(&session.mask.join("dir"))?,
         masks,
+        mount_proc,
         mask_origins,
         landlock,
         seccomp,
@@ -412,6 +426,18 @@ fn plan_landlock(
         paths,
         origins,
     })
+}
+
+/// Whether any grant reaches into /proc (or contains it, like `/`).
+fn grants_proc(profile: &Profile, values: &Placeholders) -> bool {
+    let proc_dir = Path::new("/proc");
+    let fs = &profile.filesystem;
+    fs.read
+        .iter()
+        .chain(&fs.write)
+        .chain(&fs.exec)
+        .map(|r| r.path.expand(values))
+        .any(|p| p.starts_with(proc_dir) || proc_dir.starts_with(&p))
 }
 
 fn rlimits(profile: &Profile) -> Vec<(u32, u64)> {

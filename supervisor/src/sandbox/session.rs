@@ -12,7 +12,7 @@ pub struct Session {
     pub root: PathBuf,
     pub home: PathBuf,
     pub tmp: PathBuf,
-    /// An empty directory where the child mounts the mask tmpfs.
+    /// Where the child mounts the mask tmpfs (made by [`Session::create_mask_dir`]).
     pub mask: PathBuf,
 }
 
@@ -24,7 +24,7 @@ pub fn new_session_id() -> io::Result<String> {
 }
 
 impl Session {
-    /// Creates `<base>/cordon-<id>/{home,tmp,mask}`, mode 0700. `mkdir`
+    /// Creates `<base>/cordon-<id>/{home,tmp}`, mode 0700. `mkdir`
     /// refuses an existing path, so a planted symlink cannot redirect it.
     pub fn create(base: &Path) -> io::Result<Session> {
         let id = new_session_id()?;
@@ -39,10 +39,16 @@ impl Session {
             id,
             root,
         };
-        for d in [&session.home, &session.tmp, &session.mask] {
+        for d in [&session.home, &session.tmp] {
             b.create(d)?;
         }
         Ok(session)
+    }
+
+    /// Creates the empty mountpoint for the deny masks (only sessions
+    /// with `deny` entries need it).
+    pub fn create_mask_dir(&self) -> io::Result<()> {
+        fs::DirBuilder::new().mode(0o700).create(&self.mask)
     }
 
     /// The SPIFFE-style workload identity of this session.
@@ -103,7 +109,9 @@ mod tests {
             fs::metadata(&root).unwrap().permissions().mode() & 0o777,
             0o700
         );
-        assert!(s.home.is_dir() && s.tmp.is_dir() && s.mask.is_dir());
+        assert!(s.home.is_dir() && s.tmp.is_dir() && !s.mask.exists());
+        s.create_mask_dir().unwrap();
+        assert!(s.mask.is_dir());
         assert_eq!(s.id.len(), 32);
         // What an agent might leave behind: a locked dir and a symlink out.
         let locked = s.tmp.join("locked");

@@ -93,6 +93,8 @@ pub struct ChildSpec<'a> {
     pub listener_sock: RawFd,
     /// The parent's ends of those channels, closed first thing.
     pub parent_fds: &'a [RawFd],
+    /// The stack the agent runs on until it executes.
+    pub agent_stack: &'a [u8],
 }
 
 /// What a report record says.
@@ -323,25 +325,27 @@ pub fn run_init(spec: &ChildSpec<'_>) -> ! {
         libc::signal(libc::SIGCHLD, libc::SIG_DFL);
     }
 
-    // SAFETY: a raw fork (no CLONE_VM, null stack). Unlike libc's fork it
-    // runs no atfork handlers, so no lock is taken in this forked process.
+    // The agent shares init's memory until it executes (vfork, as
+    // posix_spawn does): no page tables to copy, no copy-on-write faults,
+    // and init sleeps meanwhile so nothing else touches that memory.
+    let stack_top = spec.agent_stack.as_ptr_range().end as usize & !0xf;
+    // SAFETY: `agent_entry` runs on `spec.agent_stack`, a buffer that
+    // outlives the child's use of it (init is suspended until the agent
+    // executes or exits) and is used by nothing else; the argument points
+    // at `spec`, valid in the shared memory for the same reason. Without
+    // CLONE_SIGHAND or CLONE_THREAD, the agent's signal handlers, masks,
+    // credentials, Landlock domain and seccomp filters are its own.
     let agent = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::SIGCHLD as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
+        libc::clone(
+            agent_entry,
+            stack_top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (spec as *const ChildSpec<'_>).cast_mut().cast(),
         )
     };
     if agent < 0 {
         fail(rfd, Stage::Fork, 0);
     }
-    if agent == 0 {
-        run_agent(spec);
-    }
-    let agent = libc::pid_t::try_from(agent).unwrap_or(-1);
     // Init keeps only the report pipe and the lifeline.
     // SAFETY: closing descriptors this process no longer uses.
     unsafe {
@@ -490,6 +494,13 @@ fn setup_mounts(spec: &ChildSpec<'_>) {
     }
 }
 
+extern "C" fn agent_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `&ChildSpec` run_init passed to clone; init keeps
+    // it alive and untouched while this vfork child runs.
+    let spec = unsafe { &*(arg as *const ChildSpec<'_>) };
+    run_agent(spec)
+}
+
 /// The agent: confine this process, then execute the command. Never returns.
 fn run_agent(spec: &ChildSpec<'_>) -> ! {
     let rfd = spec.report_fd;
@@ -559,14 +570,13 @@ fn run_agent(spec: &ChildSpec<'_>) -> ! {
     exit(if e == libc::ENOENT as u32 { 127 } else { 126 })
 }
 
+/// Gives the agent the signal state a plain exec from cordon's caller
+/// would: execve resets handled signals itself, and cordon installs no
+/// handlers; it only ignores SIGPIPE (the Rust runtime does) and blocks
+/// signals (init blocks all). Init already set SIGCHLD to the default.
 fn reset_signals() {
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: setting a disposition to SIG_DFL; invalid numbers just fail.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
-    }
+    // SAFETY: setting a disposition to SIG_DFL.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     // SAFETY: sigset_t is plain data, emptied by sigemptyset.
     let mut none: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: `none` is a live sigset_t.
