@@ -35,11 +35,17 @@ fi
 command -v python3 >/dev/null || { echo "bench/startup.sh: python3 is needed to read hyperfine's JSON" >&2; exit 1; }
 
 (cd "$repo" && cargo build --release -j"${JOBS:-1}" -p cordon)
+# The same code linked statically (glibc, crt-static): no dynamic loader
+# at start-up. An explicit --target keeps RUSTFLAGS off build scripts and
+# proc-macros, which cannot be static.
+host=$(rustc -vV | sed -n 's/^host: //p')
+(cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -j"${JOBS:-1}" -p cordon --target "$host")
 
 dir=$(mktemp -d /tmp/cordon-bench-XXXX)
 trap 'rm -rf "$dir"' EXIT
 cp "$repo/target/release/cordon" "$repo/profiles/minimal.toml" "$dir/"
-chmod 755 "$dir" "$dir/cordon"
+cp "$repo/target/$host/release/cordon" "$dir/cordon-static"
+chmod 755 "$dir" "$dir/cordon" "$dir/cordon-static"
 chmod 644 "$dir/minimal.toml"
 
 bench() { # bench LABEL JSON [runuser prefix...]
@@ -51,6 +57,7 @@ bench() { # bench LABEL JSON [runuser prefix...]
     "$@" hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$json" \
         --command-name bare '/bin/true' \
         --command-name cordon "$dir/cordon run --profile $dir/minimal.toml -- /bin/true" \
+        --command-name cordon-static "$dir/cordon-static run --profile $dir/minimal.toml -- /bin/true" \
         --command-name bwrap 'bwrap --ro-bind / / /bin/true' \
         --command-name bwrap-pid 'bwrap --unshare-pid --proc /proc --dev /dev --ro-bind / / /bin/true' \
         >"$json.log" 2>&1 || { cat "$json.log" >&2; return 1; }
@@ -58,10 +65,10 @@ bench() { # bench LABEL JSON [runuser prefix...]
 import json, sys
 res = json.load(open(sys.argv[1]))["results"]
 base = next(r for r in res if r["command"] == "bare")["median"]
-print(f"{'command':<10} {'median ms':>10} {'mean ms':>9} {'stddev':>8} {'over bare ms':>13} {'ratio':>6}")
+print(f"{'command':<13} {'median ms':>10} {'mean ms':>9} {'stddev':>8} {'over bare ms':>13} {'ratio':>6}")
 for r in res:
     m = r["median"]
-    print(f"{r['command']:<10} {m*1e3:>10.3f} {r['mean']*1e3:>9.3f} {r['stddev']*1e3:>8.3f} "
+    print(f"{r['command']:<13} {m*1e3:>10.3f} {r['mean']*1e3:>9.3f} {r['stddev']*1e3:>8.3f} "
           f"{(m-base)*1e3:>+13.3f} {m/base:>6.2f}")
 EOF
 }
