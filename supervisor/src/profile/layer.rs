@@ -159,6 +159,8 @@ impl Layer {
                     .collect(),
             },
             limits: self.limits,
+            tools: Default::default(),
+            audit: Default::default(),
         }
     }
 }

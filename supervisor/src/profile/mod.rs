@@ -46,6 +46,72 @@ pub struct Profile {
     pub divergence: Divergence,
     pub environment: Environment,
     pub limits: Limits,
+    /// `[tools.NAME]`: brokered tools, by name.
+    pub tools: BTreeMap<String, Tool>,
+    /// `[audit]`: where decisions are recorded.
+    pub audit: Audit,
+}
+
+/// `[tools.NAME]`: a tool the agent may only run through the broker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tool {
+    /// The name the agent calls it by (the key after `tools.`).
+    pub name: String,
+    /// The real binary: absolute, existing, executable.
+    pub path: PathBuf,
+    pub allow: Vec<ArgvRule>,
+    /// Calls that need a human yes (until approvals exist: denied with
+    /// the reason "approval required").
+    pub approve: Vec<ArgvRule>,
+    pub deny: Vec<ArgvRule>,
+    /// Longest a call may run; it is killed after that.
+    pub timeout: Option<Duration>,
+    /// Calls of this tool allowed per session.
+    pub max_calls: Option<u32>,
+    /// Names of environment variables the agent's call may pass through.
+    pub env: Vec<String>,
+    /// Secret names injected into this tool's calls (not supported yet:
+    /// a non-empty list is a profile error until secrets land).
+    pub secrets: Vec<String>,
+    /// The sandbox the tool process runs in.
+    pub sandbox: ToolSandbox,
+    /// Where `[tools.NAME]` was written.
+    pub origin: Location,
+}
+
+/// One argv pattern of a tool's allow/approve/deny list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgvRule {
+    /// The tokens as written, e.g. `["push", "**", "--force", "**"]`.
+    pub tokens: Vec<String>,
+    /// Example argvs (after the tool name) the rule must match / must not
+    /// match; checked on every load.
+    pub examples_match: Vec<Vec<String>>,
+    pub examples_no_match: Vec<Vec<String>>,
+    pub origin: Location,
+}
+
+/// `[tools.NAME.sandbox]`: filesystem and network of the tool process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolSandbox {
+    /// Start from cordon's default tool sandbox (documented in
+    /// docs/profiles.md) and add these; `false` starts from nothing.
+    pub inherit_defaults: bool,
+    pub read: Vec<PathRule>,
+    pub write: Vec<PathRule>,
+    pub exec: Vec<PathRule>,
+    /// Directories the call's working directory must lie in (default:
+    /// `{workspace}`).
+    pub cwd: Vec<PathRule>,
+    pub connect_tcp: Vec<u16>,
+    pub bind_tcp: Vec<u16>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audit {
+    /// The hash-chained JSONL file; `None`: cordon's default location.
+    pub path: Option<PathTemplate>,
 }
 
 /// One path entry of `[filesystem]`, as written (placeholders unexpanded).
