@@ -1,12 +1,112 @@
-//! cordon-shim: placeholder until the broker lands.
+//! cordon-shim: runs as `git`, `cargo`, ... inside the agent's sandbox and
+//! asks the supervisor to run the real tool. No policy lives here.
 //!
-//! A brokered tool call must never run without a policy decision, so until
-//! the broker exists the shim refuses every call, with the documented
-//! refusal status and message.
+//! Exit status: the tool's; 128+N when the tool died of signal N; 126 with
+//! one line `cordon: denied: <reason>` when the call is refused.
 
+mod sys;
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    eprintln!("cordon: denied: this version of cordon has no broker; no tool call can be approved");
+use cordon_shim::protocol::{frame_length, Reply, Request, VERSION};
+
+/// The environment variable that names the session's broker socket.
+const SOCKET_VAR: &str = "CORDON_SOCKET";
+
+fn denied(reason: impl std::fmt::Display) -> ExitCode {
+    // One line: a reason never spans lines.
+    let reason = reason.to_string().replace('\n', " ");
+    let _ = writeln!(std::io::stderr(), "cordon: denied: {reason}");
     ExitCode::from(126)
+}
+
+fn main() -> ExitCode {
+    let mut argv: Vec<OsString> = std::env::args_os().collect();
+    if argv.is_empty() {
+        return denied("no argv[0]: cannot tell which tool was asked for");
+    }
+    let invoked = argv.remove(0);
+    let tool = std::path::Path::new(&invoked)
+        .file_name()
+        .map(|n| n.as_bytes().to_vec())
+        .unwrap_or_default();
+    if tool == b"cordon-shim" {
+        let _ = writeln!(
+            std::io::stderr(),
+            "cordon-shim stands in for a brokered tool: run it through a link named after the tool (cordon sets these up in the agent's PATH)"
+        );
+        return ExitCode::from(2);
+    }
+    let Some(socket) = std::env::var_os(SOCKET_VAR) else {
+        return denied(format_args!(
+            "{SOCKET_VAR} is not set: this tool only runs inside a cordon session"
+        ));
+    };
+    match call(&socket, tool, argv) {
+        Ok(code) => code,
+        Err(e) => denied(format_args!("cannot reach the cordon supervisor: {e}")),
+    }
+}
+
+fn call(socket: &OsString, tool: Vec<u8>, args: Vec<OsString>) -> std::io::Result<ExitCode> {
+    let signals = sys::stop_signals()?;
+    let mut stream = UnixStream::connect(socket)?;
+    let cwd_fd = sys::open_cwd()?;
+    let cwd = std::env::current_dir()
+        .map(|p| p.into_os_string().into_vec())
+        .unwrap_or_default();
+    let request = Request::Exec {
+        version: VERSION,
+        tool,
+        args: args.into_iter().map(OsString::into_vec).collect(),
+        cwd,
+        env: std::env::vars_os()
+            .map(|(k, v)| (k.into_vec(), v.into_vec()))
+            .collect(),
+    };
+    let frame = match request.encode() {
+        Ok(f) => f,
+        Err(e) => return Ok(denied(format_args!("request too large: {e}"))),
+    };
+    sys::send_with_fds(stream.as_raw_fd(), &frame, &[0, 1, 2, cwd_fd.as_raw_fd()])?;
+    drop(cwd_fd);
+    loop {
+        let [sock_ready, sig_ready] =
+            sys::wait_readable(&[stream.as_raw_fd(), signals.as_raw_fd()])?;
+        if sig_ready {
+            let signal = sys::read_signal(signals.as_raw_fd())?;
+            if let Ok(f) = (Request::Cancel { signal }).encode() {
+                // The supervisor may already have closed; its reply decides.
+                let _ = stream.write_all(&f);
+            }
+        }
+        if sock_ready {
+            return Ok(match read_reply(&mut stream) {
+                Ok(Reply::Exited { code }) => {
+                    ExitCode::from(u8::try_from(code & 0xff).unwrap_or(u8::MAX))
+                }
+                Ok(Reply::Signaled { signal }) => {
+                    ExitCode::from(u8::try_from(128 + (signal & 0x7f)).unwrap_or(u8::MAX))
+                }
+                Ok(Reply::Denied { reason }) => denied(reason),
+                Ok(Reply::Error { message }) => denied(message),
+                Err(e) => denied(format_args!("no answer from the cordon supervisor: {e}")),
+            });
+        }
+    }
+}
+
+fn read_reply(stream: &mut UnixStream) -> std::io::Result<Reply> {
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header)?;
+    let len = frame_length(header)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let mut body = vec![0u8; len as usize];
+    stream.read_exact(&mut body)?;
+    Reply::decode(&body).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }

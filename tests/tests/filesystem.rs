@@ -57,11 +57,16 @@ fn writing_outside_write_grants_fails_and_leaves_no_file() {
 }
 
 #[test]
-fn executing_outside_exec_grants_fails() {
+fn executing_outside_exec_grants_is_refused_or_kills() {
     let c = Case::new();
     let mut p = Profile::base();
     p.read.push("/usr/bin".into());
-    // /usr/bin/true is readable but not executable under this profile.
+    // /usr/bin/true is readable but not executable under this profile: by
+    // default that is divergence and the whole sandbox dies...
+    let r = c.run(&p, &["exec", "/usr/bin/true"]);
+    r.killed_for("executed `/usr/bin/true`");
+    // ...and with undeclared_tool = "deny" the exec just fails.
+    p.extra = "[divergence]\nundeclared_tool = \"deny\"\n".into();
     c.run(&p, &["exec", "/usr/bin/true"])
         .failed_with(&["EACCES"]);
     // A program the agent writes into its workspace cannot be run either.
@@ -74,6 +79,20 @@ fn executing_outside_exec_grants_fails() {
     p.exec.push("/usr/bin/true".into());
     let r = c.run(&p, &["exec", "/usr/bin/true"]);
     assert_eq!(r.code, Some(0), "{r:#?}");
+}
+
+#[test]
+fn exec_through_a_symlink_or_relative_path_is_still_checked() {
+    let c = Case::new();
+    let mut p = Profile::base();
+    p.write.push("{workspace}".into());
+    p.read.push("/usr/bin".into());
+    std::os::unix::fs::symlink("/usr/bin/id", c.workspace.join("innocent")).unwrap();
+    c.run(&p, &["exec", &path_str(&c.workspace.join("innocent"))])
+        .killed_for("executed `/usr/bin/id`");
+    // A path that does not exist is just ENOENT: execvp tries many.
+    c.run(&p, &["exec", &path_str(&c.workspace.join("nothing-here"))])
+        .failed_with(&["ENOENT"]);
 }
 
 #[test]

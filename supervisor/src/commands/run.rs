@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cordon::process::{self, Policy, EXIT_SETUP_FAILED};
+use cordon::process::{self, ExecPolicy, Killer, Policy, Stops, EXIT_SETUP_FAILED};
 use cordon::sandbox::{self, Host, Request};
 
 #[derive(clap::Args)]
@@ -35,6 +35,13 @@ fn session_base() -> PathBuf {
         return shm;
     }
     std::env::temp_dir()
+}
+
+/// `cordon-shim` is installed next to `cordon`.
+fn shim_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let shim = exe.parent()?.join("cordon-shim");
+    shim.is_file().then_some(shim)
 }
 
 fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
@@ -71,6 +78,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         command: args.command,
         invocation_dir,
         session_base: session_base(),
+        shim: shim_binary(),
     };
     // Block the signals we supervise before any child exists, so none is
     // lost between clone and the first poll.
@@ -94,7 +102,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(plan) => plan,
         Err(e) => return fail(&e, e.exit_code()),
     };
-    for w in &plan.weakened {
+    for w in &plan.confined.weakened {
         eprintln!("cordon: WARNING: best_effort: {w}");
         tracing::warn!(profile = %profile.name, "best effort: {w}");
     }
@@ -106,19 +114,34 @@ pub fn run(args: RunArgs) -> ExitCode {
         command = ?request.command,
         "starting agent"
     );
-    let running = match process::launch(&plan) {
+    let running = match process::launch(&plan.confined, &plan.command, process::Io::default()) {
         Ok(r) => r,
         Err(e) => return fail(e, EXIT_SETUP_FAILED),
+    };
+    let killer = match Killer::new(&running.init.pidfd) {
+        Ok(k) => k,
+        Err(e) => {
+            return fail(
+                format_args!("cannot hold the sandbox's pidfd: {e}"),
+                EXIT_SETUP_FAILED,
+            )
+        }
     };
     let policy = Policy {
         on_violation: profile.syscalls.on_violation,
         stop_grace: profile.stop_grace,
+        exec: Some(ExecPolicy {
+            allowed: plan.exec_allowed.clone(),
+            undeclared: profile.divergence.undeclared_tool,
+        }),
+        deadline: None,
+        loud: true,
     };
-    let outcome = match process::supervise(&running, &signals, policy) {
+    let outcome = match process::supervise(&running, Stops::Signals(&signals), policy, &killer) {
         Ok(o) => o,
         Err(e) => return fail(e, EXIT_SETUP_FAILED),
     };
-    if let Some(message) = outcome.message(&plan) {
+    if let Some(message) = outcome.message(&plan.confined, &plan.command) {
         eprintln!("cordon: {message}");
     }
     tracing::info!(session = %plan.session.id, ?outcome, "agent finished");

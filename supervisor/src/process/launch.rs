@@ -2,10 +2,10 @@
 //! supervisor and child, lays out the C arrays, and clones.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::sandbox::landlock::FILE_RIGHTS;
-use crate::sandbox::Plan;
+use crate::sandbox::{Command, Confined};
 use crate::sys::child::{ChildSpec, LandlockSpec, MaskSource};
 use crate::sys::fd::{pipe, set_nonblocking, socketpair};
 use crate::sys::process::{spawn_init, Spawned};
@@ -47,8 +47,19 @@ fn pointer_array(strings: &[CString]) -> Vec<*const libc::c_char> {
         .collect()
 }
 
-/// Clones the sandbox init; it sets up and executes the agent.
-pub fn launch(plan: &Plan) -> Result<Running, LaunchError> {
+/// Descriptors the child gets instead of inheriting cordon's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Io {
+    /// Become the child's stdin, stdout and stderr (a brokered call gets
+    /// the shim's). Must not be 0, 1 or 2 themselves.
+    pub stdio: Option<[RawFd; 3]>,
+    /// The working directory, as a directory descriptor (instead of the
+    /// command's `cwd` path).
+    pub cwd: Option<RawFd>,
+}
+
+/// Clones the sandbox init; it sets up and executes the command.
+pub fn launch(plan: &Confined, command: &Command, io: Io) -> Result<Running, LaunchError> {
     let (reports, report_wr) = channel("report pipe", pipe())?;
     let (lifeline_rd, lifeline) = channel("lifeline pipe", pipe())?;
     let (listener_sock, listener_child) = channel("socketpair", socketpair())?;
@@ -60,8 +71,8 @@ pub fn launch(plan: &Plan) -> Result<Running, LaunchError> {
     // Ample for the agent's setup path, which keeps its buffers small; the
     // pages it never touches are never faulted in.
     let agent_stack = vec![0u8; AGENT_STACK_SIZE];
-    let argv = pointer_array(&plan.argv);
-    let envp = pointer_array(&plan.envp);
+    let argv = pointer_array(&command.argv);
+    let envp = pointer_array(&command.envp);
     let parent_fds = [
         reports.as_raw_fd(),
         lifeline.as_raw_fd(),
@@ -85,8 +96,10 @@ pub fn launch(plan: &Plan) -> Result<Running, LaunchError> {
         }),
         seccomp: &plan.seccomp,
         rlimits: &plan.rlimits,
-        cwd: &plan.cwd,
-        exe: &plan.exe,
+        cwd: &command.cwd,
+        cwd_fd: io.cwd,
+        stdio: io.stdio,
+        exe: &command.exe,
         argv: &argv,
         envp: &envp,
         report_fd: report_wr.as_raw_fd(),

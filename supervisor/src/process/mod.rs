@@ -7,10 +7,13 @@
 //! daemonized. Init holds PR_SET_PDEATHSIG(SIGKILL), so the same happens
 //! when cordon itself is killed.
 
+pub mod exec_check;
+pub mod kill;
 pub mod launch;
 pub mod outcome;
 pub mod supervise;
 
-pub use launch::{launch, LaunchError, Running};
+pub use kill::Killer;
+pub use launch::{launch, Io, LaunchError, Running};
 pub use outcome::{Outcome, Violation, EXIT_DIVERGED, EXIT_SETUP_FAILED};
-pub use supervise::{supervise, Policy, SuperviseError};
+pub use supervise::{supervise, ControlEvent, ExecPolicy, Policy, Stops, SuperviseError};

@@ -1,6 +1,6 @@
 //! How a sandboxed run ended, and what `cordon run` exits with.
 
-use crate::sandbox::Plan;
+use crate::sandbox::{Command, Confined};
 use crate::sys::child::Stage;
 use crate::sys::Errno;
 
@@ -9,11 +9,12 @@ pub const EXIT_DIVERGED: u8 = 86;
 /// Exit status when cordon failed before the agent started.
 pub const EXIT_SETUP_FAILED: u8 = 125;
 
-/// A syscall the profile does not allow.
+/// Why a sandbox was killed: which process did what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     pub pid: u32,
-    pub syscall: String,
+    /// Reads after "pid N", e.g. "called `ptrace`, which the profile denies".
+    pub what: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub enum Outcome {
     ExecFailed(Errno),
     /// cordon killed the tree for a violation.
     Diverged(Violation),
+    /// Killed at its deadline (a tool call's timeout).
+    TimedOut,
 }
 
 impl Outcome {
@@ -44,15 +47,17 @@ impl Outcome {
             Outcome::ExecFailed(e) if e.0 == libc::ENOENT => 127,
             Outcome::ExecFailed(_) => 126,
             Outcome::Diverged(_) => EXIT_DIVERGED,
+            Outcome::TimedOut => 128 + 9,
         }
     }
 
     /// The line cordon prints for outcomes the agent did not report itself.
-    pub fn message(&self, plan: &Plan) -> Option<String> {
+    pub fn message(&self, plan: &Confined, command: &Command) -> Option<String> {
         match self {
             Outcome::Exited(_) | Outcome::Signaled(_) | Outcome::Diverged(_) => None,
+            Outcome::TimedOut => Some("killed at its time limit".into()),
             Outcome::ExecFailed(e) => {
-                let exe = plan.exe.to_string_lossy();
+                let exe = command.exe.to_string_lossy();
                 let hint = if e.0 == libc::EACCES {
                     " (is it, and its interpreter, under [filesystem] exec in the profile?)"
                 } else {
@@ -66,13 +71,18 @@ impl Outcome {
                 errno,
             } => Some(format!(
                 "sandbox setup failed: {}: {errno}",
-                describe_stage(*stage, *index, plan)
+                describe_stage(*stage, *index, plan, command)
             )),
         }
     }
 }
 
-fn describe_stage(stage: Option<Stage>, index: usize, plan: &Plan) -> String {
+fn describe_stage(
+    stage: Option<Stage>,
+    index: usize,
+    plan: &Confined,
+    command: &Command,
+) -> String {
     let rule_path = |list: &[(crate::profile::Location, std::path::PathBuf)]| {
         list.get(index).map_or_else(String::new, |(origin, path)| {
             format!(" `{}` ({origin})", path.display())
@@ -113,8 +123,9 @@ fn describe_stage(stage: Option<Stage>, index: usize, plan: &Plan) -> String {
         Stage::LandlockRestrict => "enforcing Landlock".into(),
         Stage::Seccomp => "installing the seccomp filter".into(),
         Stage::SendListener => "handing the seccomp listener to the supervisor".into(),
-        Stage::Chdir => format!("entering the workspace `{}`", plan.cwd.to_string_lossy()),
+        Stage::Chdir => format!("entering the workspace `{}`", command.cwd.to_string_lossy()),
         Stage::Signals => "resetting signals".into(),
+        Stage::Stdio => "connecting the caller's stdin, stdout and stderr".into(),
     }
 }
 
@@ -130,7 +141,7 @@ mod tests {
         assert_eq!(Outcome::ExecFailed(Errno(libc::EACCES)).exit_code(), 126);
         let v = Violation {
             pid: 1,
-            syscall: "`ptrace`".into(),
+            what: "called `ptrace`".into(),
         };
         assert_eq!(Outcome::Diverged(v).exit_code(), 86);
         let s = Outcome::SetupFailed {

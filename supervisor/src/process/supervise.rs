@@ -1,13 +1,17 @@
-//! The supervisor's event loop for one sandbox: signals, seccomp
-//! violations, child reports, and init's exit.
+//! The supervisor's event loop for one sandbox (the agent's, or one
+//! brokered tool call's): stop requests, seccomp violations and exec
+//! checks, child reports, and init's exit.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::exec_check::{check_exec, ExecVerdict};
+use super::kill::Killer;
 use super::launch::Running;
 use super::outcome::{Outcome, Violation};
-use crate::profile::OnViolation;
-use crate::sandbox::seccomp::{syscall_name, AUDIT_ARCH};
+use crate::profile::{DivergenceAction, OnViolation};
+use crate::sandbox::seccomp::{is_exec, syscall_name, AUDIT_ARCH};
 use crate::sys::child::{Report, ReportKind, Stage, REPORT_SIZE};
 use crate::sys::fd::{poll, read, read_signal, recv_fd};
 use crate::sys::process::{pidfd_send_signal, try_wait, Exit};
@@ -17,11 +21,43 @@ use crate::sys::Errno;
 /// Violations printed before the rest are only counted.
 const MAX_PRINTED_DENIALS: u32 = 20;
 
+/// What an exec outside the profile means (the agent only).
+#[derive(Debug, Clone)]
+pub struct ExecPolicy {
+    /// Canonical paths (files or directory trees) the agent may execute.
+    pub allowed: Vec<PathBuf>,
+    pub undeclared: DivergenceAction,
+}
+
 /// How the loop should treat violations and stop requests.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Policy {
     pub on_violation: OnViolation,
     pub stop_grace: Duration,
+    pub exec: Option<ExecPolicy>,
+    /// Kill the sandbox at this time (a tool call's timeout).
+    pub deadline: Option<Instant>,
+    /// Print violations on stderr (the agent's run); tool calls only
+    /// report them through the outcome.
+    pub loud: bool,
+}
+
+/// What happened on the caller's control channel (a tool call's shim).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlEvent {
+    Nothing,
+    /// Forward this signal and start the grace period.
+    Stop(i32),
+    /// The caller is gone: kill now.
+    Gone,
+}
+
+/// Where stop requests come from.
+pub enum Stops<'a> {
+    /// cordon's own signals, through a signalfd.
+    Signals(&'a OwnedFd),
+    /// A descriptor that becomes readable, and what to make of it.
+    Control(RawFd, &'a mut dyn FnMut() -> ControlEvent),
 }
 
 /// Why the supervisor loop itself failed (the sandbox is killed first).
@@ -31,8 +67,11 @@ pub enum SuperviseError {
     Sys { what: &'static str, errno: Errno },
 }
 
-struct State {
+struct State<'k> {
     policy: Policy,
+    killer: &'k Killer,
+    timed_out: bool,
+    execs_seen: u32,
     listener: Option<Listener>,
     listener_sock_open: bool,
     reports_open: bool,
@@ -40,19 +79,23 @@ struct State {
     setup_failure: Option<Report>,
     exec_failure: Option<Report>,
     agent_status: Option<i32>,
-    diverged: Option<Violation>,
     denied: u32,
     stop_deadline: Option<Instant>,
 }
 
-/// Runs until init (and so the whole sandbox) is gone.
+/// Runs until init (and so the whole sandbox) is gone. `killer` holds the
+/// sandbox's pidfd and records why it was killed, shared with the broker.
 pub fn supervise(
     running: &Running,
-    signals: &OwnedFd,
+    mut stops: Stops<'_>,
     policy: Policy,
+    killer: &Killer,
 ) -> Result<Outcome, SuperviseError> {
     let mut st = State {
         policy,
+        killer,
+        timed_out: false,
+        execs_seen: 0,
         listener: None,
         listener_sock_open: true,
         reports_open: true,
@@ -60,11 +103,10 @@ pub fn supervise(
         setup_failure: None,
         exec_failure: None,
         agent_status: None,
-        diverged: None,
         denied: 0,
         stop_deadline: None,
     };
-    let result = event_loop(running, signals, &mut st);
+    let result = event_loop(running, &mut stops, &mut st);
     if result.is_err() {
         // Never leave a sandbox running unsupervised.
         let _ = pidfd_send_signal(&running.init.pidfd, libc::SIGKILL);
@@ -72,7 +114,7 @@ pub fn supervise(
     let init_exit = result?;
     // Init is gone, so are all its writers: take what is left in the pipe.
     drain_reports(running, &mut st);
-    if st.denied > MAX_PRINTED_DENIALS {
+    if st.policy.loud && st.denied > MAX_PRINTED_DENIALS {
         eprintln!("cordon: {} syscalls were denied in total", st.denied);
     }
     Ok(decide(st, init_exit))
@@ -80,13 +122,19 @@ pub fn supervise(
 
 fn event_loop(
     running: &Running,
-    signals: &OwnedFd,
-    st: &mut State,
+    stops: &mut Stops<'_>,
+    st: &mut State<'_>,
 ) -> Result<Exit, SuperviseError> {
     let pidfd = &running.init.pidfd;
+    let mut control_open = true;
     loop {
+        let stop_fd = match stops {
+            Stops::Signals(fd) => fd.as_raw_fd(),
+            Stops::Control(fd, _) if control_open => *fd,
+            Stops::Control(..) => -1,
+        };
         let mut fds = vec![
-            pollfd(signals.as_raw_fd()),
+            pollfd(stop_fd),
             pollfd(pidfd.as_raw_fd()),
             pollfd(if st.reports_open {
                 running.reports.as_raw_fd()
@@ -100,9 +148,21 @@ fn event_loop(
             }),
             pollfd(st.listener.as_ref().map_or(-1, Listener::raw)),
         ];
-        let timeout = match st.stop_deadline {
-            Some(d) => i32::try_from(d.saturating_duration_since(Instant::now()).as_millis())
-                .unwrap_or(i32::MAX),
+        let next = [
+            st.stop_deadline,
+            st.policy.deadline.filter(|_| !st.timed_out),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let timeout = match next {
+            // Round up so we never wake a millisecond early and spin.
+            Some(d) => i32::try_from(
+                d.saturating_duration_since(Instant::now())
+                    .as_micros()
+                    .div_ceil(1000),
+            )
+            .unwrap_or(i32::MAX),
             None => -1,
         };
         poll(&mut fds, timeout).map_err(|errno| SuperviseError::Sys {
@@ -114,11 +174,25 @@ fn event_loop(
             let _ = pidfd_send_signal(pidfd, libc::SIGKILL);
             st.stop_deadline = None;
         }
+        if !st.timed_out && st.policy.deadline.is_some_and(|d| Instant::now() >= d) {
+            st.timed_out = true;
+            let _ = pidfd_send_signal(pidfd, libc::SIGKILL);
+        }
         if fds[0].revents != 0 {
-            handle_signals(signals, pidfd, st)?;
+            match stops {
+                Stops::Signals(signals) => handle_signals(signals, pidfd, st)?,
+                Stops::Control(_, on_ready) => match on_ready() {
+                    ControlEvent::Nothing => {}
+                    ControlEvent::Stop(sig) => request_stop(pidfd, st, sig, true),
+                    ControlEvent::Gone => {
+                        control_open = false;
+                        let _ = pidfd_send_signal(pidfd, libc::SIGKILL);
+                    }
+                },
+            }
         }
         if fds[4].revents & libc::POLLIN != 0 {
-            handle_violation(pidfd, st);
+            handle_notification(st);
         } else if fds[4].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
             // Every process under the filter is gone.
             st.listener = None;
@@ -154,7 +228,7 @@ fn pollfd(fd: i32) -> libc::pollfd {
 fn handle_signals(
     signals: &OwnedFd,
     pidfd: &OwnedFd,
-    st: &mut State,
+    st: &mut State<'_>,
 ) -> Result<(), SuperviseError> {
     while let Some((sig, code)) = read_signal(signals).map_err(|errno| SuperviseError::Sys {
         what: "signalfd",
@@ -163,57 +237,94 @@ fn handle_signals(
         if sig == libc::SIGCHLD {
             continue; // init's exit is seen through its pidfd
         }
-        if st.stop_deadline.is_some() {
-            // A second request while stopping: stop waiting.
-            eprintln!("cordon: second stop request; killing the sandbox");
-            let _ = pidfd_send_signal(pidfd, libc::SIGKILL);
-            continue;
-        }
         // A terminal's ^C or ^\ (SI_KERNEL) already reached the agent, which
         // shares our process group; the agent decides what it means.
-        if code == libc::SI_KERNEL && (sig == libc::SIGINT || sig == libc::SIGQUIT) {
+        if code == libc::SI_KERNEL
+            && st.stop_deadline.is_none()
+            && (sig == libc::SIGINT || sig == libc::SIGQUIT)
+        {
             continue;
         }
-        if code != libc::SI_KERNEL {
-            let _ = pidfd_send_signal(pidfd, sig);
-        }
-        st.stop_deadline = Some(Instant::now() + st.policy.stop_grace);
+        request_stop(pidfd, st, sig, code != libc::SI_KERNEL);
     }
     Ok(())
 }
 
-fn handle_violation(pidfd: &OwnedFd, st: &mut State) {
+/// Forwards a stop signal and starts the grace period; a second request
+/// while stopping kills at once.
+fn request_stop(pidfd: &OwnedFd, st: &mut State<'_>, sig: i32, forward: bool) {
+    if st.stop_deadline.is_some() {
+        if st.policy.loud {
+            eprintln!("cordon: second stop request; killing the sandbox");
+        }
+        let _ = pidfd_send_signal(pidfd, libc::SIGKILL);
+        return;
+    }
+    if forward {
+        let _ = pidfd_send_signal(pidfd, sig);
+    }
+    st.stop_deadline = Some(Instant::now() + st.policy.stop_grace);
+}
+
+fn handle_notification(st: &mut State<'_>) {
     let Some(listener) = &st.listener else { return };
     let n = match listener.receive() {
         Ok(n) => n,
         // ENOENT: the caller died before we looked; nothing to answer.
         Err(_) => return,
     };
-    let v = Violation {
-        pid: n.pid,
-        syscall: describe_syscall(n.data.arch, n.data.nr),
-    };
+    if n.data.arch == AUDIT_ARCH && is_exec(n.data.nr) {
+        if let Some(exec) = &st.policy.exec {
+            st.execs_seen += 1;
+            // The first exec is cordon launching the agent's command:
+            // Landlock alone decides it (a refusal there is exit 126).
+            let verdict = if st.execs_seen == 1 {
+                ExecVerdict::Allowed
+            } else {
+                check_exec(listener, &n, &exec.allowed)
+            };
+            match verdict {
+                ExecVerdict::Allowed => {
+                    let _ = listener.respond_continue(n.id);
+                }
+                ExecVerdict::Outside(path) => {
+                    let what = format!(
+                        "executed `{}`, which is neither under [filesystem] exec nor a declared tool",
+                        path.display()
+                    );
+                    match exec.undeclared {
+                        DivergenceAction::Kill => {
+                            st.killer
+                                .diverge(Violation { pid: n.pid, what }, st.policy.loud);
+                        }
+                        DivergenceAction::Deny => {
+                            if st.policy.loud {
+                                eprintln!("cordon: denied: pid {} {what} (returned EACCES)", n.pid);
+                            }
+                            let _ = listener.respond_error(n.id, libc::EACCES);
+                        }
+                    }
+                }
+            }
+            return;
+        }
+    }
+    let syscall = describe_syscall(n.data.arch, n.data.nr);
     match st.policy.on_violation {
         OnViolation::Kill => {
-            if st.diverged.is_none() {
-                eprintln!(
-                    "cordon: killed: pid {} called {}, which the profile denies; stopping the whole sandbox",
-                    v.pid, v.syscall
-                );
-                tracing::info!(pid = v.pid, syscall = %v.syscall, "seccomp violation: killing the sandbox");
-                let _ = pidfd_send_signal(pidfd, libc::SIGKILL);
-                st.diverged = Some(v);
-            }
+            let what = format!("called {syscall}, which the profile denies");
+            st.killer
+                .diverge(Violation { pid: n.pid, what }, st.policy.loud);
         }
         OnViolation::Deny => {
             st.denied += 1;
-            if st.denied <= MAX_PRINTED_DENIALS {
+            if st.policy.loud && st.denied <= MAX_PRINTED_DENIALS {
                 eprintln!(
-                    "cordon: denied: pid {} called {} (returned EPERM)",
-                    v.pid, v.syscall
+                    "cordon: denied: pid {} called {syscall} (returned EPERM)",
+                    n.pid
                 );
             }
-            tracing::info!(pid = v.pid, syscall = %v.syscall, "seccomp violation denied");
+            tracing::info!(pid = n.pid, %syscall, "seccomp violation denied");
             let _ = listener.respond_error(n.id, libc::EPERM);
         }
     }
@@ -239,7 +350,7 @@ fn describe_syscall(arch: u32, nr: i32) -> String {
     }
 }
 
-fn read_reports(running: &Running, st: &mut State) {
+fn read_reports(running: &Running, st: &mut State<'_>) {
     let mut buf = [0u8; REPORT_SIZE * 8];
     loop {
         match read(running.reports.as_raw_fd(), &mut buf) {
@@ -265,13 +376,13 @@ fn read_reports(running: &Running, st: &mut State) {
     }
 }
 
-fn drain_reports(running: &Running, st: &mut State) {
+fn drain_reports(running: &Running, st: &mut State<'_>) {
     if st.reports_open {
         read_reports(running, st);
     }
 }
 
-fn record(st: &mut State, r: Report) {
+fn record(st: &mut State<'_>, r: Report) {
     match r.kind {
         k if k == ReportKind::SetupFailed as u32 => {
             st.setup_failure.get_or_insert(r);
@@ -284,9 +395,12 @@ fn record(st: &mut State, r: Report) {
     }
 }
 
-fn decide(st: State, init_exit: Exit) -> Outcome {
-    if let Some(v) = st.diverged {
+fn decide(st: State<'_>, init_exit: Exit) -> Outcome {
+    if let Some(v) = st.killer.diverged() {
         return Outcome::Diverged(v);
+    }
+    if st.timed_out {
+        return Outcome::TimedOut;
     }
     if let Some(r) = st.setup_failure {
         return Outcome::SetupFailed {

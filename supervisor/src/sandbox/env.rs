@@ -7,6 +7,9 @@ use crate::profile::{Placeholders, Profile};
 
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
+/// Names the broker socket in the agent's environment (read by the shim).
+pub const SOCKET_VAR: &str = "CORDON_SOCKET";
+
 /// The agent's environment: PATH, HOME={home}, TMPDIR={tmp}, LANG and TERM
 /// (from cordon's environment when set), CORDON_SESSION, then the names the
 /// profile passes through and the values it sets. Nothing else of cordon's

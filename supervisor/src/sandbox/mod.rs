@@ -3,6 +3,7 @@
 //! the host can enforce. Everything here is safe code; the kernel calls are
 //! in `crate::sys`.
 
+pub mod confine;
 pub mod env;
 pub mod host;
 pub mod landlock;
@@ -11,5 +12,6 @@ pub mod probe_host;
 pub mod seccomp;
 pub mod session;
 
+pub use confine::{Confined, Confinement};
 pub use host::Host;
-pub use plan::{build, Plan, PlanError, Request};
+pub use plan::{build, Command, Plan, PlanError, Request};

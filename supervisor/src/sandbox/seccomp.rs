@@ -112,6 +112,21 @@ pub enum SeccompError {
     TooLong(usize),
 }
 
+/// Whether execve/execveat go to the supervisor for a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecWatch {
+    /// Every exec is a user notification; the supervisor lets the kernel
+    /// continue (Landlock still decides) or treats it as divergence.
+    Notify,
+    Off,
+}
+
+/// Whether `nr` is an exec the supervisor watches.
+pub fn is_exec(number: i32) -> bool {
+    let number = u32::try_from(number).ok();
+    number.is_some() && [nr("execve"), nr("execveat")].contains(&number)
+}
+
 /// Syscalls the agent's own start-up makes after the filter is installed.
 const NEEDED_FOR_START: &[&str] = &[
     "execve",
@@ -203,7 +218,10 @@ impl Builder {
 
 /// Compiles the filter for the default deny-list plus `extra` (syscall
 /// numbers from the profile, with their names for error messages).
-pub fn build_program(extra: &[(String, u32)]) -> Result<Vec<SockFilter>, SeccompError> {
+pub fn build_program(
+    extra: &[(String, u32)],
+    exec_watch: ExecWatch,
+) -> Result<Vec<SockFilter>, SeccompError> {
     for (name, _) in extra {
         if NEEDED_FOR_START.contains(&name.as_str()) {
             return Err(SeccompError::NeededForStart(name.clone()));
@@ -227,6 +245,13 @@ pub fn build_program(extra: &[(String, u32)]) -> Result<Vec<SockFilter>, Seccomp
     denied.retain(|n| seen.insert(*n));
     for &n in &denied {
         b.deny_nr(n, RET_VIOLATION);
+    }
+    if exec_watch == ExecWatch::Notify {
+        for name in ["execve", "execveat"] {
+            if let Some(n) = nr(name) {
+                b.deny_nr(n, SECCOMP_RET_USER_NOTIF);
+            }
+        }
     }
     // clone3 passes its flags in memory seccomp cannot read: report ENOSYS
     // so libc falls back to clone(), whose flags we can check. Not a
@@ -296,7 +321,7 @@ mod tests {
 
     #[test]
     fn default_deny_list_is_enforced() {
-        let p = build_program(&[]).unwrap();
+        let p = build_program(&[], ExecWatch::Off).unwrap();
         for name in DEFAULT_DENY {
             if let Some(n) = nr(name) {
                 assert_eq!(run(&p, AUDIT_ARCH, n, [0; 6]), RET_VIOLATION, "{name}");
@@ -317,7 +342,7 @@ mod tests {
 
     #[test]
     fn namespaces_are_refused_through_clone_and_unshare() {
-        let p = build_program(&[]).unwrap();
+        let p = build_program(&[], ExecWatch::Off).unwrap();
         let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
         assert_eq!(call(&p, "clone", [thread, 0, 0, 0, 0, 0]), RET_ALLOW);
         assert_eq!(
@@ -342,7 +367,7 @@ mod tests {
 
     #[test]
     fn tty_injection_is_refused_whatever_the_high_bits() {
-        let p = build_program(&[]).unwrap();
+        let p = build_program(&[], ExecWatch::Off).unwrap();
         assert_eq!(
             call(&p, "ioctl", [0, u64::from(TIOCSTI), 0, 0, 0, 0]),
             RET_VIOLATION
@@ -364,7 +389,7 @@ mod tests {
 
     #[test]
     fn personality_allows_only_harmless_values() {
-        let p = build_program(&[]).unwrap();
+        let p = build_program(&[], ExecWatch::Off).unwrap();
         assert_eq!(
             call(&p, "personality", [0xffff_ffff, 0, 0, 0, 0, 0]),
             RET_ALLOW
@@ -381,8 +406,20 @@ mod tests {
     }
 
     #[test]
+    fn execs_are_reported_only_when_watched() {
+        let off = build_program(&[], ExecWatch::Off).unwrap();
+        let on = build_program(&[], ExecWatch::Notify).unwrap();
+        for name in ["execve", "execveat"] {
+            assert_eq!(call(&off, name, [0; 6]), RET_ALLOW);
+            assert_eq!(call(&on, name, [0; 6]), SECCOMP_RET_USER_NOTIF);
+            assert!(is_exec(nr(name).unwrap() as i32));
+        }
+        assert!(!is_exec(nr("ptrace").unwrap() as i32));
+    }
+
+    #[test]
     fn foreign_abis_are_violations() {
-        let p = build_program(&[]).unwrap();
+        let p = build_program(&[], ExecWatch::Off).unwrap();
         const AUDIT_ARCH_I386: u32 = 0x4000_0003;
         assert_eq!(run(&p, AUDIT_ARCH_I386, 20, [0; 6]), RET_VIOLATION);
         #[cfg(target_arch = "x86_64")]
@@ -398,13 +435,13 @@ mod tests {
             ("getpid".to_string(), nr("getpid").unwrap()),
             ("ioctl".to_string(), nr("ioctl").unwrap()),
         ];
-        let p = build_program(&extra).unwrap();
+        let p = build_program(&extra, ExecWatch::Off).unwrap();
         assert_eq!(call(&p, "getpid", [0; 6]), RET_VIOLATION);
         // Denying ioctl outright beats the argument check.
         assert_eq!(call(&p, "ioctl", [0, 0x5401, 0, 0, 0, 0]), RET_VIOLATION);
         let bad = vec![("execve".to_string(), nr("execve").unwrap())];
         assert_eq!(
-            build_program(&bad),
+            build_program(&bad, ExecWatch::Off),
             Err(SeccompError::NeededForStart("execve".into()))
         );
     }

@@ -51,6 +51,22 @@ impl Session {
         fs::DirBuilder::new().mode(0o700).create(&self.mask)
     }
 
+    /// Where the links named after each declared tool live (first on the
+    /// agent's PATH).
+    pub fn shim_dir(&self) -> PathBuf {
+        self.root.join("bin")
+    }
+
+    /// The broker's listening socket.
+    pub fn socket_path(&self) -> PathBuf {
+        self.root.join("broker.sock")
+    }
+
+    /// A private directory for one brokered call's HOME and TMPDIR.
+    pub fn call_dir(&self, call: u64) -> PathBuf {
+        self.root.join("calls").join(call.to_string())
+    }
+
     /// The SPIFFE-style workload identity of this session.
     pub fn identity(&self, profile: &str) -> String {
         format!(

@@ -80,6 +80,11 @@ pub struct ChildSpec<'a> {
     pub seccomp: &'a [SockFilter],
     pub rlimits: &'a [(u32, u64)],
     pub cwd: &'a CStr,
+    /// When set, fchdir here instead of chdir to `cwd`.
+    pub cwd_fd: Option<RawFd>,
+    /// When set, these become the process's 0, 1 and 2 (none of them may
+    /// already be 0, 1 or 2).
+    pub stdio: Option<[RawFd; 3]>,
     pub exe: &'a CStr,
     /// NULL-terminated.
     pub argv: &'a [*const libc::c_char],
@@ -134,12 +139,14 @@ pub enum Stage {
     SendListener,
     Chdir,
     Signals,
+    Stdio,
 }
 
 impl Stage {
     pub fn from_u32(v: u32) -> Option<Stage> {
         use Stage::*;
-        const ALL: [Stage; 24] = [
+        const ALL: [Stage; 25] = [
+            Stdio,
             Lifeline,
             Setgroups,
             UidMap,
@@ -547,9 +554,23 @@ fn run_agent(spec: &ChildSpec<'_>) -> ! {
     }
     // SAFETY: closing our end of the listener socketpair.
     unsafe { libc::close(spec.listener_sock) };
-    // SAFETY: cwd is NUL-terminated.
-    if unsafe { libc::chdir(spec.cwd.as_ptr()) } != 0 {
+    let entered = match spec.cwd_fd {
+        // SAFETY: fchdir on a descriptor the parent handed over.
+        Some(fd) => unsafe { libc::fchdir(fd) },
+        // SAFETY: cwd is NUL-terminated.
+        None => unsafe { libc::chdir(spec.cwd.as_ptr()) },
+    };
+    if entered != 0 {
         fail(rfd, Stage::Chdir, 0);
+    }
+    if let Some(fds) = spec.stdio {
+        for (target, &fd) in (0..).zip(fds.iter()) {
+            // SAFETY: dup2 onto 0..=2; `fd` is open and above 2, so the
+            // new descriptor is a copy without close-on-exec.
+            if unsafe { libc::dup2(fd, target) } < 0 {
+                fail(rfd, Stage::Stdio, target as usize);
+            }
+        }
     }
     // Nothing but 0, 1 and 2 survives the exec; the report pipe stays open
     // until then so an exec failure can still be reported.

@@ -146,3 +146,44 @@ pub fn getpid() -> i32 {
     // SAFETY: getpid has no preconditions.
     unsafe { libc::getpid() }
 }
+
+/// Reads a NUL-terminated string of at most `max` bytes at `addr` in
+/// process `pid` (process_vm_readv, page by page so an unmapped page after
+/// the string does not fail the read). Returns the bytes without the NUL.
+pub fn read_remote_cstr(pid: i32, addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
+    const PAGE: u64 = 4096;
+    let mut out = Vec::with_capacity(256);
+    let mut at = addr;
+    while out.len() < max {
+        let chunk = usize::try_from(PAGE - at % PAGE)
+            .unwrap_or(1)
+            .min(max - out.len());
+        let start = out.len();
+        out.resize(start + chunk, 0);
+        let local = libc::iovec {
+            iov_base: out[start..].as_mut_ptr().cast(),
+            iov_len: chunk,
+        };
+        let remote = libc::iovec {
+            iov_base: at as *mut libc::c_void,
+            iov_len: chunk,
+        };
+        // SAFETY: `local` describes `chunk` writable bytes of `out`; the
+        // remote address is only read by the kernel, in the other process.
+        let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+        if n < 0 {
+            return Err(Errno::last());
+        }
+        let n = n.unsigned_abs();
+        out.truncate(start + n);
+        if let Some(nul) = out[start..].iter().position(|&b| b == 0) {
+            out.truncate(start + nul);
+            return Ok(out);
+        }
+        if n < chunk {
+            return Err(Errno(libc::EFAULT));
+        }
+        at += chunk as u64;
+    }
+    Err(Errno(libc::ENAMETOOLONG))
+}

@@ -30,6 +30,9 @@ pub const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
 // seccomp_notif_resp), _IOW('!', 2, __u64).
 const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
 const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+const SECCOMP_IOCTL_NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
+/// Let the kernel run the notified syscall as if no filter had asked.
+const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = 1;
 
 /// `struct seccomp_data`.
 #[repr(C)]
@@ -160,6 +163,33 @@ impl Listener {
             )
         };
         check(ret.into()).map(|_| n)
+    }
+
+    /// Whether the notification is still pending: the caller has not died
+    /// (so a pid read from it still names that caller).
+    pub fn id_valid(&self, id: u64) -> bool {
+        // SAFETY: the kernel reads one u64 from the pointer.
+        unsafe { libc::ioctl(self.raw(), SECCOMP_IOCTL_NOTIF_ID_VALID, &id as *const u64) == 0 }
+    }
+
+    /// Lets the notified syscall proceed in the kernel (Landlock and the
+    /// rest of the filter still apply; only this notification is answered).
+    pub fn respond_continue(&self, id: u64) -> Result<(), Errno> {
+        let mut resp = NotificationResponse {
+            id,
+            val: 0,
+            error: 0,
+            flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+        };
+        // SAFETY: `resp` is a live seccomp_notif_resp of the size the kernel expects.
+        let ret = unsafe {
+            libc::ioctl(
+                self.raw(),
+                SECCOMP_IOCTL_NOTIF_SEND,
+                &mut resp as *mut NotificationResponse,
+            )
+        };
+        check(ret.into()).map(drop)
     }
 
     /// Fails the notified syscall with `errno`.
