@@ -20,6 +20,8 @@ pub mod record;
 mod tail;
 pub mod time;
 pub mod verify;
+#[cfg(test)]
+mod verify_tests;
 
 use std::path::PathBuf;
 
