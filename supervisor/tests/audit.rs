@@ -1,6 +1,8 @@
 //! The audit log end to end: records written by `AuditLog`, tampered with
 //! in a copy, and checked by the real `cordon audit verify`.
 
+#![allow(clippy::unwrap_used)] // test helpers fail by panicking
+
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

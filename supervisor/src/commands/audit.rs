@@ -1,6 +1,6 @@
 //! `cordon audit verify FILE [--head HASH]`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -25,7 +25,7 @@ pub fn audit(command: AuditCommand) -> ExitCode {
     }
 }
 
-fn verify(file: &PathBuf, head: Option<&str>) -> ExitCode {
+fn verify(file: &Path, head: Option<&str>) -> ExitCode {
     match cordon::audit::verify(file, head) {
         Ok(s) => {
             println!(
