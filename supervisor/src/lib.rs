@@ -5,8 +5,11 @@
 //!   seccomp program, masks, environment (pure, except host probing).
 //! - [`process`]: launches the agent under that plan and supervises its
 //!   tree until it exits or diverges.
+//! - [`audit`]: the hash-chained JSONL audit log: records, appending,
+//!   verification.
 //! - [`sys`]: every raw syscall and `unsafe` block, and nothing else.
 
+pub mod audit;
 pub mod process;
 pub mod profile;
 pub mod sandbox;

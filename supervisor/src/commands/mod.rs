@@ -1,5 +1,6 @@
 //! CLI verbs. Each file parses nothing itself: clap does, here.
 
+mod audit;
 mod check;
 mod doctor;
 mod run;
@@ -35,6 +36,11 @@ enum Command {
     },
     /// Probe this host and say which profile features will work here.
     Doctor,
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -57,6 +63,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Check { files } => check::check(&files),
         Command::Doctor => doctor::doctor(),
+        Command::Audit { command } => audit::audit(command),
     }
 }
 

@@ -9,12 +9,14 @@
 //! - [`fd`]: pipes, socketpairs, fd passing, poll, signalfd.
 //! - [`probe`]: host probes for `cordon doctor` (a namespace trial run in a
 //!   forked child, SO_PEERPIDFD, uname).
+//! - [`lock`]: advisory `flock` guards (the audit log's appends).
 //! - [`child`]: the code that runs between clone and execve: no allocation,
 //!   no locks, raw syscalls only.
 
 pub mod child;
 pub mod fd;
 pub mod landlock;
+pub mod lock;
 pub mod probe;
 pub mod process;
 pub mod seccomp;

@@ -1,0 +1,223 @@
+//! One audit record: what happened, to whom, decided how.
+//!
+//! Records are data, not log lines. Secret *values* never appear here, only
+//! the names of the secrets injected into a call.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What a record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    SessionStart,
+    /// A brokered tool call and its decision.
+    Call,
+    /// The end of an allowed call: duration, exit status.
+    CallEnd,
+    /// A sandbox violation the supervisor saw (seccomp notification).
+    Violation,
+    /// The agent left its profile; cordon killed its tree.
+    Divergence,
+    /// A broker peer that could not be tied to a session.
+    RefusedPeer,
+    SessionEnd,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Kind::SessionStart => "session_start",
+            Kind::Call => "call",
+            Kind::CallEnd => "call_end",
+            Kind::Violation => "violation",
+            Kind::Divergence => "divergence",
+            Kind::RefusedPeer => "refused_peer",
+            Kind::SessionEnd => "session_end",
+        };
+        f.write_str(s)
+    }
+}
+
+/// One line of the audit log, without its `seq`/`prev` chain fields.
+/// `None` fields are left out of the JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub kind: Kind,
+    /// RFC 3339 UTC with milliseconds.
+    pub time: String,
+    /// Session id (32 hex digits).
+    pub session: String,
+    /// The session's workload identity, see [`identity`].
+    pub identity: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
+    /// Call id within the session; a `call` and its `call_end` share it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Escaped with [`argv_text`] so any bytes survive as valid JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// `allow`, `deny`, `approve` or `kill`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    /// The profile rule that decided, e.g. `tools.git.approve[0]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<String>,
+    /// Names of the secrets injected into the call; never their values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The workload identity of a session:
+/// `spiffe://cordon.local/profile/<name>/session/<id>`.
+pub fn identity(profile: &str, session: &str) -> String {
+    format!("spiffe://cordon.local/profile/{profile}/session/{session}")
+}
+
+/// Builder-style setters for the optional fields: `rec.tool("git")`.
+macro_rules! setters {
+    ($($field:ident: $ty:ty),* $(,)?) => {
+        $(
+            #[doc = concat!("Sets `", stringify!($field), "`.")]
+            #[must_use]
+            pub fn $field(mut self, value: impl Into<$ty>) -> Self {
+                self.$field = Some(value.into());
+                self
+            }
+        )*
+    };
+}
+
+impl Record {
+    /// A record stamped with the current time. Until [`Record::profile`]
+    /// names the profile, the identity has no profile part
+    /// (`spiffe://cordon.local/session/<id>`), e.g. for a refused peer.
+    pub fn new(kind: Kind, session: &str) -> Record {
+        Record {
+            kind,
+            time: super::time::now(),
+            session: session.to_owned(),
+            identity: format!("spiffe://cordon.local/session/{session}"),
+            profile: None,
+            intent: None,
+            call: None,
+            tool: None,
+            argv: None,
+            cwd: None,
+            decision: None,
+            rule: None,
+            reason: None,
+            approver: None,
+            secrets: None,
+            pid: None,
+            duration_ms: None,
+            exit: None,
+            signal: None,
+            detail: None,
+        }
+    }
+
+    /// Sets the profile name and the identity that follows from it.
+    #[must_use]
+    pub fn profile(mut self, name: &str) -> Self {
+        self.identity = identity(name, &self.session);
+        self.profile = Some(name.to_owned());
+        self
+    }
+
+    /// Sets `argv` from raw argument bytes, escaped by [`argv_text`].
+    #[must_use]
+    pub fn argv_bytes(mut self, args: &[&[u8]]) -> Self {
+        self.argv = Some(argv_text(args));
+        self
+    }
+
+    setters! {
+        intent: String, call: u64, tool: String, argv: Vec<String>,
+        cwd: String, decision: String, rule: String, reason: String,
+        approver: String, secrets: Vec<String>, pid: u32, duration_ms: u64,
+        exit: i32, signal: i32, detail: String,
+    }
+}
+
+/// Arguments as text, faithful to their bytes: valid UTF-8 is kept as is,
+/// each invalid byte becomes `\xNN`, and a literal backslash becomes `\\`
+/// so the escaping is unambiguous (`\x41` typed by the agent is `\\x41`).
+pub fn argv_text(args: &[&[u8]]) -> Vec<String> {
+    args.iter().map(|a| escape_bytes(a)).collect()
+}
+
+fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_escapes_only_what_it_must() {
+        let args: [&[u8]; 4] = [b"push", b"caf\xc3\xa9", b"a\xffb\xc3", br"C:\x41"];
+        assert_eq!(
+            argv_text(&args),
+            ["push", "café", r"a\xffb\xc3", r"C:\\x41"].map(String::from)
+        );
+    }
+
+    #[test]
+    fn none_fields_are_omitted_and_kind_is_snake_case() {
+        let r = Record::new(Kind::CallEnd, "ab").profile("p").call(3u64);
+        let json = serde_json::to_string(&r).unwrap_or_default();
+        assert!(json.starts_with(r#"{"kind":"call_end","time":""#), "{json}");
+        assert!(json.ends_with(
+            r#""session":"ab","identity":"spiffe://cordon.local/profile/p/session/ab","profile":"p","call":3}"#
+        ), "{json}");
+    }
+
+    #[test]
+    fn round_trips() {
+        let r = Record::new(Kind::Call, "ab")
+            .tool("git")
+            .argv_bytes(&[b"push", b"\xfe"])
+            .secrets(vec!["GITHUB_TOKEN".to_owned()])
+            .exit(-1);
+        let json = serde_json::to_string(&r).unwrap_or_default();
+        let back: Record = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        assert_eq!(back, r);
+    }
+}
