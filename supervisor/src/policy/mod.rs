@@ -12,7 +12,7 @@ mod seq;
 pub use decide::{Decision, Policy, RuleRef, Verdict};
 pub use pattern::{compile_pattern, Pattern, PatternError};
 
-pub(crate) use decide::{render_call, render_tokens};
+pub(crate) use decide::render_tokens;
 
 #[cfg(test)]
 mod proptests;
