@@ -1,15 +1,20 @@
 //! cordon: a sandbox supervisor for AI agents on Linux.
 //!
 //! - [`profile`]: TOML capability profiles, parsed and checked (pure).
+//! - [`policy`]: the broker's argv rules, compiled, and the decision per call (pure).
 //! - [`sandbox`]: turns a profile into a launch plan: Landlock rules,
 //!   seccomp program, masks, environment (pure, except host probing).
 //! - [`process`]: launches the agent under that plan and supervises its
 //!   tree until it exits or diverges.
 //! - [`audit`]: the hash-chained JSONL audit log: records, appending,
 //!   verification.
+//! - [`broker`]: serves the shim's calls: peer check, decision, record,
+//!   the tool run under its own sandbox.
 //! - [`sys`]: every raw syscall and `unsafe` block, and nothing else.
 
 pub mod audit;
+pub mod broker;
+pub mod policy;
 pub mod process;
 pub mod profile;
 pub mod sandbox;

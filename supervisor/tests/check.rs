@@ -189,9 +189,26 @@ fn cross_field_rules() {
 
 #[test]
 fn unsupported_features_are_errors() {
-    assert_bad("bad/tools.toml", "4:1", "brokered tools are not supported by this version of cordon (the broker is not built yet); remove [tools.git]");
+    assert_bad(
+        "bad/secrets.toml",
+        "4:1",
+        "secrets are not supported by this version of cordon yet",
+    );
     assert_bad("bad/secrets.toml", "4:1", "remove [secrets.GITHUB_TOKEN]");
     assert_bad("bad/allow-hosts.toml", "5:1", "`allow_hosts` needs cordon's egress proxy, which this version does not have; use connect_tcp for port rules");
+}
+
+#[test]
+fn tool_errors() {
+    assert_bad("bad/tools.toml", "4:1", "[tools.git] has no `allow` or `approve` rule, so it could never run; add one or remove the tool");
+    assert_bad("bad/tool-exec.toml", "7:1", "tool `git`: the agent could run /usr/bin/git directly, bypassing the broker (`/usr/bin` in [filesystem] exec at tests/profiles/bad/tool-exec.toml:5:9); remove its directory from [filesystem] exec or list narrower paths");
+    assert_bad("bad/tool-example.toml", "6:62", "example [\"commit\", \"--amend\"] is matched by rule allow[0] [\"commit\", \"**\"]; fix the rule or move the example to `match`");
+}
+
+#[test]
+fn coding_agent_profile_checks() {
+    let out = check(&["../profiles/coding-agent.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
 #[test]

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Divergence, DivergenceAction, Environment, Filesystem, Limits, Location, Network, OnViolation,
-    PathRule, Profile, SyscallRule, Syscalls, DEFAULT_STOP_GRACE,
+    Audit, Divergence, DivergenceAction, Environment, Filesystem, Limits, Location, Network,
+    OnViolation, PathRule, PathTemplate, Profile, SyscallRule, Syscalls, Tool, DEFAULT_STOP_GRACE,
 };
 
 /// A value and where it was written.
@@ -45,6 +45,9 @@ pub(super) struct Layer {
     /// Keyed by variable name; the location is the key's.
     pub env_set: BTreeMap<String, Located<String>>,
     pub limits: Limits,
+    /// `[tools.NAME]`, each whole (a child's replaces the parent's).
+    pub tools: BTreeMap<String, Tool>,
+    pub audit_path: Option<PathTemplate>,
 }
 
 impl Layer {
@@ -69,6 +72,8 @@ impl Layer {
             env_pass: Vec::new(),
             env_set: BTreeMap::new(),
             limits: Limits::default(),
+            tools: BTreeMap::new(),
+            audit_path: None,
         }
     }
 
@@ -119,6 +124,12 @@ impl Layer {
                 cpu: child.limits.cpu.or(p.limits.cpu),
                 core: child.limits.core.or(p.limits.core),
             },
+            tools: {
+                let mut tools = p.tools;
+                tools.extend(child.tools);
+                tools
+            },
+            audit_path: child.audit_path.or(p.audit_path),
         }
     }
 
@@ -159,8 +170,10 @@ impl Layer {
                     .collect(),
             },
             limits: self.limits,
-            tools: Default::default(),
-            audit: Default::default(),
+            tools: self.tools,
+            audit: Audit {
+                path: self.audit_path,
+            },
         }
     }
 }

@@ -12,6 +12,8 @@ mod layer;
 mod parse;
 mod paths;
 mod sections;
+mod tool_defaults;
+mod tools;
 mod validate;
 mod walk;
 
@@ -21,6 +23,7 @@ use std::time::Duration;
 
 pub use diagnostic::{Diagnostic, Location, ProfileError};
 pub use paths::{ExpandError, PathTemplate, Placeholders};
+pub use tool_defaults::{default_tool_sandbox, DEFAULT_TOOL_SANDBOX_FILE};
 
 /// Loads a profile file, follows `extends`, and checks it.
 ///

@@ -11,15 +11,15 @@ use toml::de::{DeTable, DeValue};
 
 use super::layer::{Layer, Located};
 use super::walk::{did_you_mean, Value, Walker};
-use super::{extends, sections, validate, Diagnostic, DivergenceAction, OnViolation};
+use super::{extends, sections, tools, validate, Diagnostic, DivergenceAction, OnViolation};
 use super::{Profile, ProfileError, SyscallRule};
 
 /// The longest grace period a profile may ask for.
 const MAX_STOP_GRACE: Duration = Duration::from_secs(600);
 const MAX_MAX_DENIALS: u64 = 1_000_000;
 
-/// Sections a profile may have (tools and secrets are recognised apart).
-const SECTIONS: [&str; 7] = [
+/// Sections a profile may have (secrets are recognised apart).
+const SECTIONS: [&str; 9] = [
     "profile",
     "filesystem",
     "network",
@@ -27,6 +27,8 @@ const SECTIONS: [&str; 7] = [
     "divergence",
     "environment",
     "limits",
+    "tools",
+    "audit",
 ];
 
 pub(super) fn load_file(path: &Path) -> Result<Profile, ProfileError> {
@@ -91,7 +93,8 @@ pub(super) fn parse_layer(
         let name = key.get_ref().as_ref();
         let section = format!("[{name}]");
         match name {
-            "tools" | "secrets" => unsupported(&mut w, name, value),
+            "secrets" => unsupported(&mut w, value),
+            "tools" => tools::tools(&mut w, value, &mut layer),
             _ if SECTIONS.contains(&name) => {
                 let Some(t) = w.table(value, &format!("`{name}`")) else {
                     continue;
@@ -103,6 +106,7 @@ pub(super) fn parse_layer(
                     "syscalls" => syscalls(&mut w, t, &mut layer),
                     "divergence" => divergence(&mut w, t, &mut layer),
                     "environment" => sections::environment(&mut w, t, &mut layer),
+                    "audit" => tools::audit(&mut w, t, &mut layer),
                     _ => sections::limits(&mut w, t, &mut layer),
                 }
             }
@@ -125,16 +129,12 @@ pub(super) fn parse_layer(
     Some(layer)
 }
 
-/// `[tools.*]` and `[secrets.*]` need the broker; refusing them loudly is
-/// safer than running an agent without the rules its author wrote.
-fn unsupported(w: &mut Walker<'_>, name: &str, value: &Value<'_>) {
-    let what = if name == "tools" {
-        "brokered tools are"
-    } else {
-        "secrets are"
-    };
+/// `[secrets.*]` needs the secret store; refusing it loudly is safer than
+/// running an agent without the rules its author wrote.
+fn unsupported(w: &mut Walker<'_>, value: &Value<'_>) {
+    let name = "secrets";
     let reason =
-        format!("{what} not supported by this version of cordon (the broker is not built yet)");
+        "secrets are not supported by this version of cordon yet (they land after the broker)";
     match value.get_ref() {
         DeValue::Table(t) if !t.is_empty() => {
             for (sub, v) in t.iter() {
@@ -242,7 +242,7 @@ fn network(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
     }
 }
 
-fn ports(w: &mut Walker<'_>, key: &str, value: &Value<'_>) -> Vec<Located<u16>> {
+pub(super) fn ports(w: &mut Walker<'_>, key: &str, value: &Value<'_>) -> Vec<Located<u16>> {
     let mut out = Vec::new();
     for item in w.array(key, value, "an array of port numbers 1-65535") {
         if let Some(port) = w.integer(key, item, 1, 65535, "port numbers 1-65535") {

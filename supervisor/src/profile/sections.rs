@@ -34,7 +34,7 @@ pub(super) fn filesystem(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer)
 }
 
 /// One entry: `"/usr"` or `{ path = "/opt/x", optional = true }`.
-fn path_rule(w: &mut Walker<'_>, key: &str, item: &Value<'_>) -> Option<PathRule> {
+pub(super) fn path_rule(w: &mut Walker<'_>, key: &str, item: &Value<'_>) -> Option<PathRule> {
     let (text, text_span, optional) = match item.get_ref() {
         DeValue::String(s) => (s.to_string(), item.span(), false),
         DeValue::Table(t) => {
@@ -134,7 +134,7 @@ pub(super) fn environment(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer
 }
 
 /// Checks a variable name for `pass` or `set`, reporting at `span`.
-fn env_name_ok(w: &mut Walker<'_>, name: &str, span: &Range<usize>, list: &str) -> bool {
+pub(super) fn env_name_ok(w: &mut Walker<'_>, name: &str, span: &Range<usize>, list: &str) -> bool {
     let mut chars = name.chars();
     let first_ok = chars
         .next()

@@ -3,6 +3,8 @@
 //! `check_layer` runs on each file alone (rules about what one file says);
 //! `check_profile` runs on the merged result of the `extends` chain.
 
+use std::path::Path;
+
 use super::layer::{Layer, Located};
 use super::{Diagnostic, DivergenceAction, Location, PathRule, PathTemplate};
 
@@ -43,6 +45,7 @@ pub(super) fn check_profile(merged: &Layer, diags: &mut Vec<Diagnostic>) {
     root_not_denied(merged, diags);
     max_denials_has_effect(merged, diags);
     pass_or_set(merged, diags);
+    tools_not_agent_executable(merged, diags);
 }
 
 /// A template compared by meaning: `{workspace}/` is `{workspace}`.
@@ -161,6 +164,39 @@ fn pass_or_set(merged: &Layer, diags: &mut Vec<Diagnostic>) {
                     pass.value, set.origin
                 ),
             });
+        }
+    }
+}
+
+/// A tool's real binary inside an agent `exec` grant could be run directly,
+/// bypassing the broker. Placeholder grants are per session and the tool
+/// paths are absolute host paths, so only literal grants are compared;
+/// both sides are compared as written and with symlinks resolved.
+fn tools_not_agent_executable(merged: &Layer, diags: &mut Vec<Diagnostic>) {
+    for tool in merged.tools.values() {
+        let real = std::fs::canonicalize(&tool.path).ok();
+        for grant in &merged.filesystem.exec {
+            if grant.path.has_placeholder() {
+                continue;
+            }
+            let written = Path::new(grant.path.as_str());
+            let resolved = std::fs::canonicalize(written).ok();
+            let inside = tool.path.starts_with(written)
+                || real.as_ref().is_some_and(|r| {
+                    r.starts_with(written) || resolved.as_ref().is_some_and(|g| r.starts_with(g))
+                });
+            if inside {
+                diags.push(Diagnostic {
+                    location: tool.origin.clone(),
+                    message: format!(
+                        "tool `{}`: the agent could run {} directly, bypassing the broker (`{}` in [filesystem] exec at {}); remove its directory from [filesystem] exec or list narrower paths",
+                        tool.name,
+                        tool.path.display(),
+                        grant.path,
+                        grant.origin
+                    ),
+                });
+            }
         }
     }
 }

@@ -1,0 +1,195 @@
+//! The decision for one tool call: deny beats approve beats allow, and a
+//! call that no rule matches is denied.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use super::pattern::{compile_pattern, Pattern, PatternError};
+use crate::profile::{ArgvRule, Location, Profile};
+
+/// The compiled rules of every tool of a profile.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    tools: HashMap<String, CompiledTool>,
+}
+
+#[derive(Debug, Clone)]
+struct CompiledTool {
+    /// In decision order: deny, approve, allow.
+    lists: [(&'static str, Verdict, Vec<CompiledRule>); 3],
+}
+
+#[derive(Debug, Clone)]
+struct CompiledRule {
+    pattern: Pattern,
+    rendered: String,
+    origin: Location,
+}
+
+/// What happens to a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// Needs a human yes for this one call.
+    Approve,
+    Deny,
+}
+
+/// The rule that decided a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleRef {
+    /// `"allow"`, `"approve"` or `"deny"`.
+    pub list: &'static str,
+    /// Position in that list of the tool.
+    pub index: usize,
+    /// The tokens, rendered like `["push", "**"]`.
+    pub pattern: String,
+    pub origin: Location,
+}
+
+/// A verdict, the rule behind it (none when no rule matched or the tool is
+/// unknown) and a one-line reason for people and the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub rule: Option<RuleRef>,
+    pub reason: String,
+}
+
+impl Policy {
+    /// Compiles the argv rules of every tool of `profile`.
+    pub fn compile(profile: &Profile) -> Result<Policy, PatternError> {
+        let mut tools = HashMap::with_capacity(profile.tools.len());
+        for (name, tool) in &profile.tools {
+            let list = |list: &'static str, rules: &[ArgvRule]| {
+                rules
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let pattern =
+                            compile_pattern(&r.tokens).map_err(|e| PatternError::InRule {
+                                tool: name.clone(),
+                                list,
+                                rule: i,
+                                source: Box::new(e),
+                            })?;
+                        Ok(CompiledRule {
+                            pattern,
+                            rendered: render_tokens(&r.tokens),
+                            origin: r.origin.clone(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, PatternError>>()
+            };
+            let compiled = CompiledTool {
+                lists: [
+                    ("deny", Verdict::Deny, list("deny", &tool.deny)?),
+                    ("approve", Verdict::Approve, list("approve", &tool.approve)?),
+                    ("allow", Verdict::Allow, list("allow", &tool.allow)?),
+                ],
+            };
+            tools.insert(name.clone(), compiled);
+        }
+        Ok(Policy { tools })
+    }
+
+    /// Decides a call of `tool` with `args` (the argv after the tool name).
+    pub fn decide(&self, tool: &str, args: &[&[u8]]) -> Decision {
+        let Some(compiled) = self.tools.get(tool) else {
+            return Decision {
+                verdict: Verdict::Deny,
+                rule: None,
+                reason: format!(
+                    "`{}` is not a declared tool",
+                    render_arg(tool.as_bytes(), false)
+                ),
+            };
+        };
+        for (list, verdict, rules) in &compiled.lists {
+            let hit = rules
+                .iter()
+                .enumerate()
+                .find(|(_, r)| r.pattern.matches(args));
+            if let Some((index, rule)) = hit {
+                let at = format!("rule {list}[{index}] {} ({})", rule.rendered, rule.origin);
+                let reason = match verdict {
+                    Verdict::Deny => format!("denied by {at}"),
+                    Verdict::Approve => format!("approval required ({at})"),
+                    Verdict::Allow => format!("allowed by {at}"),
+                };
+                return Decision {
+                    verdict: *verdict,
+                    rule: Some(RuleRef {
+                        list,
+                        index,
+                        pattern: rule.rendered.clone(),
+                        origin: rule.origin.clone(),
+                    }),
+                    reason,
+                };
+            }
+        }
+        Decision {
+            verdict: Verdict::Deny,
+            rule: None,
+            reason: format!("no rule allows `{}`", render_call(tool, args)),
+        }
+    }
+}
+
+/// `["push", "**"]`: tokens as written, quoted and escaped.
+pub(crate) fn render_tokens(tokens: &[String]) -> String {
+    format!("{tokens:?}")
+}
+
+/// The most of a call shown in a reason; the rest becomes `…`.
+const MAX_SHOWN: usize = 200;
+
+/// `git push origin main`, one line, every byte that is not printable ASCII
+/// escaped, arguments with spaces or quotes in single quotes, shortened.
+fn render_call(tool: &str, args: &[&[u8]]) -> String {
+    let mut out = render_arg(tool.as_bytes(), false);
+    for arg in args {
+        if out.len() > MAX_SHOWN {
+            break;
+        }
+        out.push(' ');
+        out.push_str(&render_arg(arg, true));
+    }
+    if out.len() > MAX_SHOWN {
+        let mut cut = MAX_SHOWN;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+fn render_arg(arg: &[u8], quote: bool) -> String {
+    let needs_quotes = quote
+        && (arg.is_empty()
+            || arg
+                .iter()
+                .any(|b| matches!(b, b' ' | b'\'' | b'"' | b'`' | b'\\')));
+    let mut out = String::with_capacity(arg.len() + 2);
+    if needs_quotes {
+        out.push('\'');
+    }
+    for &b in arg {
+        match b {
+            b'\'' if needs_quotes => out.push_str("\\'"),
+            b'\\' => out.push_str("\\\\"),
+            b'`' => out.push_str("\\`"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    if needs_quotes {
+        out.push('\'');
+    }
+    out
+}

@@ -1,0 +1,361 @@
+//! The `[tools.NAME]` sections (brokered tools, their argv rules with
+//! examples, and their sandbox) and `[audit]`.
+
+use std::ops::Range;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+
+use super::layer::Layer;
+use super::parse::ports;
+use super::sections::{env_name_ok, path_rule};
+use super::walk::{article, Value, Walker};
+use super::{ArgvRule, PathRule, PathTemplate, Tool, ToolSandbox};
+use crate::policy::{compile_pattern, render_tokens};
+
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+const MAX_MAX_CALLS: u64 = 1_000_000;
+const RULE_LISTS: [&str; 3] = ["allow", "approve", "deny"];
+
+/// `[tools]`: one `[tools.NAME]` table per tool.
+pub(super) fn tools(w: &mut Walker<'_>, value: &Value<'_>, layer: &mut Layer) {
+    let Some(t) = w.table(value, "`tools`") else {
+        return;
+    };
+    for (key, v) in t.iter() {
+        let name = key.get_ref().to_string();
+        if !valid_tool_name(&name) {
+            let msg = format!("tool name `{}` must be 1-64 characters of A-Z, a-z, 0-9, `.`, `_`, `+` and `-`, not starting with `.` or `-` (it becomes a file name on the agent's PATH)", name.escape_debug());
+            w.error(&key.span(), msg);
+            continue;
+        }
+        let section = format!("[tools.{name}]");
+        let Some(table) = w.table(v, &section) else {
+            continue;
+        };
+        if let Some(tool) = tool(w, &name, table, v) {
+            layer.tools.insert(name, tool);
+        }
+    }
+}
+
+fn valid_tool_name(name: &str) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-');
+    (1..=64).contains(&name.len()) && name.chars().all(ok) && !name.starts_with(['.', '-'])
+}
+
+fn tool(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> Option<Tool> {
+    const KEYS: [&str; 9] = [
+        "path",
+        "allow",
+        "approve",
+        "deny",
+        "timeout",
+        "max_calls",
+        "env",
+        "secrets",
+        "sandbox",
+    ];
+    let section = format!("[tools.{name}]");
+    w.unknown_keys(t, &KEYS, &section);
+    let path = match t.get("path") {
+        Some(v) => tool_path(w, v),
+        None => {
+            let msg =
+                format!("{section} needs `path`, the real binary, e.g. path = \"/usr/bin/{name}\"");
+            w.error(&at.span(), msg);
+            None
+        }
+    };
+    let mut lists: [Vec<ArgvRule>; 3] = Default::default();
+    let mut written = [0usize; 3];
+    for (i, list) in RULE_LISTS.iter().enumerate() {
+        let Some(v) = t.get(*list) else { continue };
+        let expects =
+            "an array of rules (arrays of strings, or { argv = [...], examples = {...} })";
+        let items = w.array(list, v, expects);
+        written[i] = items.len();
+        for (index, item) in items.iter().enumerate() {
+            if let Some(rule) = argv_rule(w, list, index, item) {
+                lists[i].push(rule);
+            }
+        }
+    }
+    if written[0] + written[1] == 0 {
+        let msg = format!("{section} has no `allow` or `approve` rule, so it could never run; add one or remove the tool");
+        w.error(&at.span(), msg);
+    }
+    let timeout = t.get("timeout").and_then(|v| timeout(w, v));
+    let max_calls = t.get("max_calls").and_then(|v| {
+        w.integer("max_calls", v, 1, MAX_MAX_CALLS, "an integer 1-1000000")
+            .and_then(|n| u32::try_from(n).ok())
+    });
+    let mut env = Vec::new();
+    if let Some(v) = t.get("env") {
+        for item in w.array("env", v, "an array of variable names") {
+            if let Some(n) = w.string("env", item, "variable names") {
+                if env_name_ok(w, &n, &item.span(), "env") {
+                    env.push(n);
+                }
+            }
+        }
+    }
+    let mut secrets = Vec::new();
+    if let Some(v) = t.get("secrets") {
+        for item in w.array("secrets", v, "an array of secret names") {
+            secrets.extend(w.string("secrets", item, "secret names"));
+        }
+        if !secrets.is_empty() {
+            let msg = "secrets are not supported by this version of cordon yet; remove `secrets`";
+            w.error(&v.span(), msg);
+        }
+    }
+    let sandbox = match t.get("sandbox") {
+        Some(v) => w
+            .table(v, &format!("[tools.{name}.sandbox]"))
+            .map(|st| tool_sandbox(w, name, st, v))
+            .unwrap_or_default(),
+        None => ToolSandbox {
+            inherit_defaults: true,
+            cwd: default_cwd(w, at),
+            ..ToolSandbox::default()
+        },
+    };
+    let [allow, approve, deny] = lists;
+    Some(Tool {
+        name: name.to_string(),
+        path: path?,
+        allow,
+        approve,
+        deny,
+        timeout,
+        max_calls,
+        env,
+        secrets,
+        sandbox,
+        origin: w.loc(&at.span()),
+    })
+}
+
+/// The real binary: absolute, and (following symlinks) an executable
+/// regular file now.
+fn tool_path(w: &mut Walker<'_>, v: &Value<'_>) -> Option<PathBuf> {
+    let text = w.string("path", v, "an absolute path to the tool's binary")?;
+    let shown = text.escape_debug().to_string();
+    if !text.starts_with('/') || text.contains('\0') {
+        let msg =
+            format!("tool `path` must be an absolute path without placeholders, got \"{shown}\"");
+        w.error(&v.span(), msg);
+        return None;
+    }
+    let problem = match std::fs::metadata(&text) {
+        Err(e) => Some(format!("`{shown}` cannot be used as a tool ({e})")),
+        Ok(m) if !m.is_file() => Some(format!("`{shown}` is not a regular file")),
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => {
+            Some(format!("`{shown}` is not executable"))
+        }
+        Ok(_) => None,
+    };
+    if let Some(msg) = problem {
+        w.error(
+            &v.span(),
+            format!("{msg}; `path` must name the tool's real binary"),
+        );
+        return None;
+    }
+    Some(PathBuf::from(text))
+}
+
+fn timeout(w: &mut Walker<'_>, v: &Value<'_>) -> Option<Duration> {
+    let text = w.string("timeout", v, "a duration such as \"60s\"")?;
+    match humantime::parse_duration(&text) {
+        Ok(d) if d.is_zero() => w.error(&v.span(), "`timeout` must be longer than 0s"),
+        Ok(d) if d > MAX_TIMEOUT => {
+            let msg = format!(
+                "`timeout` must be at most 24h, got \"{}\"",
+                text.escape_debug()
+            );
+            w.error(&v.span(), msg);
+        }
+        Ok(d) => return Some(d),
+        Err(e) => {
+            let msg = format!(
+                "`timeout` must be a duration such as \"60s\" or \"2m 30s\", got \"{}\" ({e})",
+                text.escape_debug()
+            );
+            w.error(&v.span(), msg);
+        }
+    }
+    None
+}
+
+/// An array of strings with each one's span; `None` after reporting.
+fn strings(w: &mut Walker<'_>, key: &str, v: &Value<'_>) -> Option<Vec<(String, Range<usize>)>> {
+    let DeValue::Array(items) = v.get_ref() else {
+        let msg = format!(
+            "`{key}` expects an array of strings, got {}",
+            article(v.get_ref())
+        );
+        w.error(&v.span(), msg);
+        return None;
+    };
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for item in items {
+        match w.string(key, item, "strings") {
+            Some(s) => out.push((s, item.span())),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// One rule: `["push", "**"]` or `{ argv = [...], examples = {...} }`.
+/// Its pattern is compiled and its examples checked here.
+fn argv_rule(w: &mut Walker<'_>, list: &str, index: usize, item: &Value<'_>) -> Option<ArgvRule> {
+    let (argv, examples) = match item.get_ref() {
+        DeValue::Array(_) => (item, None),
+        DeValue::Table(t) => {
+            w.unknown_keys(t, &["argv", "examples"], &format!("a `{list}` rule"));
+            let Some(argv) = t.get("argv") else {
+                let msg = format!("a `{list}` rule written as a table needs `argv`, as in {{ argv = [\"status\"], examples = {{ match = [[\"status\"]] }} }}");
+                w.error(&item.span(), msg);
+                return None;
+            };
+            (argv, t.get("examples"))
+        }
+        other => {
+            let msg = format!("`{list}` rules must be arrays of strings or {{ argv = [...], examples = {{...}} }}, got {}", article(other));
+            w.error(&item.span(), msg);
+            return None;
+        }
+    };
+    let tokens = strings(w, "argv", argv)?;
+    let (tokens, spans): (Vec<String>, Vec<Range<usize>>) = tokens.into_iter().unzip();
+    let name = format!("{list}[{index}] {}", render_tokens(&tokens));
+    let pattern = match compile_pattern(&tokens) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            let span = spans.get(e.index()).cloned().unwrap_or(argv.span());
+            w.error(&span, format!("rule {list}[{index}]: {e}"));
+            None
+        }
+    };
+    let mut rule = ArgvRule {
+        tokens,
+        examples_match: Vec::new(),
+        examples_no_match: Vec::new(),
+        origin: w.loc(&item.span()),
+    };
+    let Some(examples) = examples else {
+        return Some(rule);
+    };
+    let Some(ex) = w.table(examples, "`examples`") else {
+        return Some(rule);
+    };
+    w.unknown_keys(ex, &["match", "no_match"], "`examples`");
+    for (key, want) in [("match", true), ("no_match", false)] {
+        let Some(v) = ex.get(key) else { continue };
+        for example in w.array(key, v, "an array of argvs (arrays of strings)") {
+            let Some(args) = strings(w, key, example) else {
+                continue;
+            };
+            let args: Vec<String> = args.into_iter().map(|(s, _)| s).collect();
+            if let Some(p) = &pattern {
+                let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+                if p.matches(&bytes) != want {
+                    let msg = if want {
+                        format!("example {} is not matched by rule {name}; fix the rule or move the example to `no_match`", render_tokens(&args))
+                    } else {
+                        format!("example {} is matched by rule {name}; fix the rule or move the example to `match`", render_tokens(&args))
+                    };
+                    w.error(&example.span(), msg);
+                }
+            }
+            if want {
+                rule.examples_match.push(args);
+            } else {
+                rule.examples_no_match.push(args);
+            }
+        }
+    }
+    Some(rule)
+}
+
+/// `cwd` when not written: the workspace, located at `at`.
+fn default_cwd(w: &Walker<'_>, at: &Value<'_>) -> Vec<PathRule> {
+    PathTemplate::parse("{workspace}")
+        .map(|path| PathRule {
+            path,
+            optional: false,
+            origin: w.loc(&at.span()),
+        })
+        .into_iter()
+        .collect()
+}
+
+fn tool_sandbox(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> ToolSandbox {
+    const KEYS: [&str; 7] = [
+        "inherit_defaults",
+        "read",
+        "write",
+        "exec",
+        "cwd",
+        "connect_tcp",
+        "bind_tcp",
+    ];
+    w.unknown_keys(t, &KEYS, &format!("[tools.{name}.sandbox]"));
+    let mut sb = ToolSandbox {
+        inherit_defaults: true,
+        ..ToolSandbox::default()
+    };
+    for (key, value) in t.iter() {
+        let k = key.get_ref().as_ref();
+        let list = match k {
+            "inherit_defaults" => {
+                sb.inherit_defaults = w.boolean(k, value).unwrap_or(true);
+                continue;
+            }
+            "connect_tcp" => {
+                sb.connect_tcp = ports(w, k, value).into_iter().map(|p| p.value).collect();
+                continue;
+            }
+            "bind_tcp" => {
+                sb.bind_tcp = ports(w, k, value).into_iter().map(|p| p.value).collect();
+                continue;
+            }
+            "read" => &mut sb.read,
+            "write" => &mut sb.write,
+            "exec" => &mut sb.exec,
+            "cwd" => &mut sb.cwd,
+            _ => continue,
+        };
+        let expects = "an array of paths (strings, or { path = \"...\", optional = true })";
+        for item in w.array(k, value, expects) {
+            list.extend(path_rule(w, k, item));
+        }
+    }
+    if t.get("cwd").is_none() {
+        sb.cwd = default_cwd(w, at);
+    }
+    sb
+}
+
+/// `[audit]`: where the hash-chained decision log goes.
+pub(super) fn audit(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
+    w.unknown_keys(t, &["path"], "[audit]");
+    let Some(v) = t.get("path") else { return };
+    let Some(text) = w.string("path", v, "a path such as \"/var/log/cordon/audit.jsonl\"") else {
+        return;
+    };
+    match PathTemplate::parse(&text) {
+        Ok(p) => layer.audit_path = Some(p),
+        Err(e) => w.error(&v.span(), e.to_string()),
+    }
+}
+
+#[cfg(test)]
+#[path = "tools_tests.rs"]
+mod tests;
