@@ -1,11 +1,15 @@
 //! `cordon run --profile FILE [--workspace DIR] [--intent TEXT] -- CMD [ARGS...]`
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use cordon::process::{self, ExecPolicy, Killer, Policy, Stops, EXIT_SETUP_FAILED};
-use cordon::sandbox::{self, Host, Request};
+use cordon::audit::{AuditLog, Kind, Record};
+use cordon::broker;
+use cordon::process::{self, ExecPolicy, Killer, Outcome, Policy, Stops, EXIT_SETUP_FAILED};
+use cordon::profile::Profile;
+use cordon::sandbox::{self, Host, Plan, Request};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -18,9 +22,57 @@ pub struct RunArgs {
     /// What the agent is asked to do, recorded with the session.
     #[arg(long)]
     intent: Option<String>,
+    /// The audit log (hash-chained JSONL). Default: `[audit] path` of the
+    /// profile, else `CORDON_AUDIT`, else /var/log/cordon/audit.jsonl for
+    /// root and ~/.local/state/cordon/audit.jsonl for other users.
+    #[arg(long)]
+    audit: Option<PathBuf>,
     /// The command to run, and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<OsString>,
+}
+
+/// Where the audit log goes when neither `--audit` nor the profile says.
+fn default_audit_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("CORDON_AUDIT") {
+        return PathBuf::from(p);
+    }
+    if cordon::sys::geteuid() == 0 {
+        return PathBuf::from("/var/log/cordon/audit.jsonl");
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    state.join("cordon/audit.jsonl")
+}
+
+/// Opens the audit log, refusing one the agent could write.
+fn open_audit(
+    args_path: Option<&Path>,
+    profile: &Profile,
+    plan: &Plan,
+) -> Result<AuditLog, String> {
+    let path = match (args_path, &profile.audit.path) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(t)) => t.expand(&plan.placeholders),
+        (None, None) => default_audit_path(),
+    };
+    let log = AuditLog::open(&path).map_err(|e| format!("cannot open the audit log: {e}"))?;
+    let real = std::fs::canonicalize(&path).unwrap_or(path);
+    for rule in &profile.filesystem.write {
+        let granted = rule.path.expand(&plan.placeholders);
+        let granted = std::fs::canonicalize(&granted).unwrap_or(granted);
+        if real.starts_with(&granted) {
+            return Err(format!(
+                "the audit log {} lies under the agent's write grant `{}` ({}): the agent could rewrite its own record; put the log elsewhere",
+                real.display(),
+                rule.path,
+                rule.origin
+            ));
+        }
+    }
+    Ok(log)
 }
 
 /// Where session directories go: `CORDON_SESSION_DIR`, else /dev/shm
@@ -106,20 +158,66 @@ pub fn run(args: RunArgs) -> ExitCode {
         eprintln!("cordon: WARNING: best_effort: {w}");
         tracing::warn!(profile = %profile.name, "best effort: {w}");
     }
-    let identity = plan.session.identity(&profile.name);
+    let audit = match open_audit(args.audit.as_deref(), &profile, &plan) {
+        Ok(a) => Arc::new(a),
+        Err(e) => return fail(e, EXIT_SETUP_FAILED),
+    };
+    let session_id = plan.session.id.clone();
+    let start = Record::new(Kind::SessionStart, &session_id)
+        .profile(&profile.name)
+        .argv(
+            request
+                .command
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>(),
+        )
+        .cwd(plan.placeholders.workspace.display().to_string());
+    let start = match &args.intent {
+        Some(i) => start.intent(i.clone()),
+        None => start,
+    };
+    if let Err(e) = audit.append(&start) {
+        return fail(
+            format_args!("cannot write the audit log: {e}"),
+            EXIT_SETUP_FAILED,
+        );
+    }
     tracing::info!(
-        session = %plan.session.id,
-        %identity,
+        session = %session_id,
+        identity = %plan.session.identity(&profile.name),
         intent = args.intent.as_deref().unwrap_or(""),
         command = ?request.command,
         "starting agent"
     );
+    // The socket and the shim links exist before the agent does.
+    let prepared = if profile.tools.is_empty() {
+        None
+    } else {
+        let Some(shim) = request.shim.as_deref() else {
+            return fail(sandbox::PlanError::NoShim, EXIT_SETUP_FAILED);
+        };
+        match broker::prepare(
+            &profile,
+            &plan.session.shim_dir(),
+            &plan.session.socket_path(),
+            shim,
+        ) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                return fail(
+                    format_args!("cannot set up the broker: {e}"),
+                    EXIT_SETUP_FAILED,
+                )
+            }
+        }
+    };
     let running = match process::launch(&plan.confined, &plan.command, process::Io::default()) {
         Ok(r) => r,
         Err(e) => return fail(e, EXIT_SETUP_FAILED),
     };
     let killer = match Killer::new(&running.init.pidfd) {
-        Ok(k) => k,
+        Ok(k) => Arc::new(k),
         Err(e) => {
             return fail(
                 format_args!("cannot hold the sandbox's pidfd: {e}"),
@@ -127,7 +225,55 @@ pub fn run(args: RunArgs) -> ExitCode {
             )
         }
     };
-    let policy = Policy {
+    let profile = Arc::new(profile);
+    if let Some(prepared) = prepared {
+        if let Err(e) = start_broker(
+            prepared,
+            &profile,
+            &plan,
+            &host,
+            &killer,
+            &audit,
+            &args.intent,
+            running.init.pid,
+        ) {
+            killer.diverge(
+                process::Violation {
+                    pid: 0,
+                    what: format!("could not start the broker ({e})"),
+                },
+                false,
+            );
+            let _ = process::supervise(
+                &running,
+                Stops::Signals(&signals),
+                agent_policy(&profile, &plan),
+                &killer,
+            );
+            return fail(
+                format_args!("cannot start the broker: {e}"),
+                EXIT_SETUP_FAILED,
+            );
+        }
+    }
+    let outcome = match process::supervise(
+        &running,
+        Stops::Signals(&signals),
+        agent_policy(&profile, &plan),
+        &killer,
+    ) {
+        Ok(o) => o,
+        Err(e) => return fail(e, EXIT_SETUP_FAILED),
+    };
+    if let Some(message) = outcome.message(&plan.confined, &plan.command) {
+        eprintln!("cordon: {message}");
+    }
+    record_end(&audit, &profile.name, &session_id, &outcome);
+    ExitCode::from(outcome.exit_code())
+}
+
+fn agent_policy(profile: &Profile, plan: &Plan) -> Policy {
+    Policy {
         on_violation: profile.syscalls.on_violation,
         stop_grace: profile.stop_grace,
         exec: Some(ExecPolicy {
@@ -136,14 +282,63 @@ pub fn run(args: RunArgs) -> ExitCode {
         }),
         deadline: None,
         loud: true,
-    };
-    let outcome = match process::supervise(&running, Stops::Signals(&signals), policy, &killer) {
-        Ok(o) => o,
-        Err(e) => return fail(e, EXIT_SETUP_FAILED),
-    };
-    if let Some(message) = outcome.message(&plan.confined, &plan.command) {
-        eprintln!("cordon: {message}");
     }
-    tracing::info!(session = %plan.session.id, ?outcome, "agent finished");
-    ExitCode::from(outcome.exit_code())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_broker(
+    prepared: broker::Prepared,
+    profile: &Arc<Profile>,
+    plan: &Plan,
+    host: &Host,
+    killer: &Arc<Killer>,
+    audit: &Arc<AuditLog>,
+    intent: &Option<String>,
+    init_pid: i32,
+) -> Result<(), String> {
+    let policy = cordon::policy::Policy::compile(profile).map_err(|e| e.to_string())?;
+    let pid_ns = broker::pid_namespace(Path::new("/proc"), init_pid)
+        .ok_or_else(|| "cannot read the sandbox's pid namespace".to_string())?;
+    let session = broker::Session {
+        id: plan.session.id.clone(),
+        profile: Arc::clone(profile),
+        policy,
+        intent: intent.clone(),
+        placeholders: plan.placeholders.clone(),
+        host: host.clone(),
+        killer: Arc::clone(killer),
+        audit: Arc::clone(audit),
+        uid: cordon::sys::geteuid(),
+        pid_ns,
+        tool_cwds: broker::tool_cwds(profile, &plan.placeholders),
+        root: plan.session.root.clone(),
+        next_call: Default::default(),
+        denials: Default::default(),
+        calls: Default::default(),
+    };
+    broker::start(prepared, Arc::new(session)).map_err(|e| e.to_string())
+}
+
+/// The session's last records: a divergence if cordon killed it, then the end.
+fn record_end(audit: &AuditLog, profile: &str, session: &str, outcome: &Outcome) {
+    if let Outcome::Diverged(v) = outcome {
+        let rec = Record::new(Kind::Divergence, session)
+            .profile(profile)
+            .pid(v.pid)
+            .decision("kill")
+            .reason(v.what.clone());
+        let _ = audit.append(&rec);
+    }
+    let end = Record::new(Kind::SessionEnd, session).profile(profile);
+    let end = match outcome {
+        Outcome::Exited(c) => end.exit(*c),
+        Outcome::Signaled(s) => end.signal(*s),
+        other => end.exit(i32::from(other.exit_code())),
+    };
+    match audit.append(&end) {
+        Ok(head) => {
+            tracing::info!(session, head = %head, log = %audit.path().display(), "session recorded")
+        }
+        Err(e) => eprintln!("cordon: cannot write the end of the session to the audit log: {e}"),
+    }
 }

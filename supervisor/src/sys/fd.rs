@@ -188,3 +188,122 @@ pub fn read_signal(fd: &OwnedFd) -> Result<Option<(i32, i32)>, Errno> {
     }
     Ok(Some((info.ssi_signo as i32, info.ssi_code)))
 }
+
+/// Receives into `buf` from a stream socket, collecting up to `max_fds`
+/// descriptors passed with SCM_RIGHTS (close-on-exec). More descriptors
+/// than that, or a truncated control message, is EPROTO: every descriptor
+/// received is closed, so a hostile peer cannot leak fds into us.
+pub fn recv_with_fds(
+    sock: RawFd,
+    buf: &mut [u8],
+    max_fds: usize,
+) -> Result<(usize, Vec<OwnedFd>), Errno> {
+    const MAX: usize = 8;
+    #[repr(C, align(8))]
+    struct Cmsg([u8; 64]);
+    let mut cbuf = Cmsg([0; 64]);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain data; zero is a valid value for every field.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.0.as_mut_ptr().cast();
+    msg.msg_controllen = cbuf.0.len();
+    let n = loop {
+        // SAFETY: `msg` and its buffers are live and writable for the call.
+        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n.unsigned_abs();
+        }
+        let e = Errno::last();
+        if e.0 != libc::EINTR {
+            return Err(e);
+        }
+    };
+    let mut fds = Vec::new();
+    // SAFETY: the kernel filled msg_control; CMSG_FIRSTHDR/NXTHDR walk it
+    // within msg_controllen.
+    let mut c = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !c.is_null() {
+        // SAFETY: `c` is a header inside cbuf, per CMSG_FIRSTHDR/NXTHDR.
+        let (level, kind, len) = unsafe { ((*c).cmsg_level, (*c).cmsg_type, (*c).cmsg_len) };
+        if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
+            // SAFETY: CMSG_LEN(0) only computes the header size.
+            let header = unsafe { libc::CMSG_LEN(0) } as usize;
+            let count = len.saturating_sub(header) / std::mem::size_of::<RawFd>();
+            for i in 0..count.min(MAX) {
+                // SAFETY: `count` fds follow the header within `len` bytes.
+                let fd =
+                    unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>().add(i)) };
+                // SAFETY: SCM_RIGHTS installed this fresh fd in our table.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+        // SAFETY: NXTHDR stays within msg_controllen or returns null.
+        c = unsafe { libc::CMSG_NXTHDR(&msg, c) };
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 || fds.len() > max_fds {
+        return Err(Errno(libc::EPROTO)); // `fds` drop here: all closed
+    }
+    Ok((n, fds))
+}
+
+/// Duplicates `fd` to a number of at least 3, close-on-exec, so it can be
+/// dup2'ed onto 0, 1 or 2 in a child without colliding with them.
+pub fn dup_above_stdio(fd: RawFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
+    let new = super::check_int(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) }.into())?;
+    // SAFETY: the new descriptor is ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// The credentials and pidfd of a Unix socket's peer, taken when it connected.
+pub struct PeerCred {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+    /// SO_PEERPIDFD: pins the exact process, immune to pid reuse.
+    pub pidfd: OwnedFd,
+}
+
+/// SO_PEERCRED and SO_PEERPIDFD of a connected Unix socket.
+pub fn peer_cred(sock: RawFd) -> Result<PeerCred, Errno> {
+    const SO_PEERPIDFD: libc::c_int = 77;
+    // SAFETY: ucred is plain data.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `cred`.
+    let ret = unsafe {
+        libc::getsockopt(
+            sock,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    check(ret.into())?;
+    let mut pidfd: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the kernel writes one int (a new pidfd) into `pidfd`.
+    let ret = unsafe {
+        libc::getsockopt(
+            sock,
+            libc::SOL_SOCKET,
+            SO_PEERPIDFD,
+            (&mut pidfd as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    check(ret.into())?;
+    Ok(PeerCred {
+        pid: cred.pid,
+        uid: cred.uid,
+        gid: cred.gid,
+        // SAFETY: SO_PEERPIDFD installed a fresh descriptor that we own.
+        pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+    })
+}

@@ -1,0 +1,271 @@
+//! One broker connection: authenticate the peer, read the request, decide,
+//! record, run, reply. Every refusal is one line and names its reason.
+
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use cordon_shim::protocol::{Reply, Request, VERSION};
+
+use super::peer::authenticate;
+use super::wire::{read_exec, send_reply};
+use super::{tool, Session};
+use crate::audit::{Kind, Record};
+use crate::policy::Verdict;
+use crate::process::{Outcome, Violation};
+use crate::profile::DivergenceAction;
+
+/// How long a peer may take to send its request: a shim sends it at once;
+/// a peer that sends half a frame and stalls is dropped after this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves one connection to completion.
+pub fn serve(session: &Session, mut stream: UnixStream) {
+    let peer = match authenticate(&stream, session.uid, session.pid_ns) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ =
+                session.record(Record::new(Kind::RefusedPeer, &session.id).reason(e.to_string()));
+            send_reply(
+                &mut stream,
+                &Reply::Denied {
+                    reason: format!("refused: {e}"),
+                },
+            );
+            return;
+        }
+    };
+    let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
+    let (request, fds) = match read_exec(&mut stream) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(pid = peer.pid, error = %e, "broker: bad request");
+            send_reply(
+                &mut stream,
+                &Reply::Error {
+                    message: e.to_string(),
+                },
+            );
+            return;
+        }
+    };
+    let _ = stream.set_read_timeout(None);
+    let Request::Exec {
+        version,
+        tool: name,
+        args,
+        cwd: _,
+        env,
+    } = request
+    else {
+        send_reply(
+            &mut stream,
+            &Reply::Error {
+                message: "the first frame must be an exec request".into(),
+            },
+        );
+        return;
+    };
+    if version != VERSION {
+        send_reply(&mut stream, &Reply::Error {
+            message: format!("protocol version {version} is not supported (this supervisor speaks {VERSION})"),
+        });
+        return;
+    }
+    let call = session.next_call.fetch_add(1, Ordering::Relaxed) + 1;
+    let name_text = String::from_utf8_lossy(&name).into_owned();
+    let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    let cwd = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fds[3])
+    ))
+    .unwrap_or_default();
+    let base = Record::new(Kind::Call, &session.id)
+        .profile(&session.profile.name)
+        .call(call)
+        .tool(name_text.clone())
+        .argv_bytes(&args)
+        .cwd(cwd.display().to_string())
+        .pid(peer.pid);
+    let base = match &session.intent {
+        Some(i) => base.intent(i.clone()),
+        None => base,
+    };
+
+    // An undeclared name is divergence, whatever the patterns say.
+    let Some(tool) = session.profile.tools.get(&name_text) else {
+        let what = format!(
+            "ran undeclared tool `{}` through the shim",
+            name_text.escape_debug()
+        );
+        refuse(
+            session,
+            &mut stream,
+            base,
+            peer.pid,
+            &what,
+            session.profile.divergence.undeclared_tool,
+        );
+        return;
+    };
+    let decision = session.policy.decide(&name_text, &args);
+    let rule = decision.rule.as_ref().map(|r| {
+        format!(
+            "tools.{name_text}.{}[{}] {} ({})",
+            r.list, r.index, r.pattern, r.origin
+        )
+    });
+    let base = match rule {
+        Some(r) => base.rule(r),
+        None => base,
+    };
+    let reason = match decision.verdict {
+        Verdict::Allow => None,
+        Verdict::Approve | Verdict::Deny => Some(decision.reason.clone()),
+    };
+    let reason = reason
+        .or_else(|| cwd_refusal(session, &name_text, &cwd))
+        .or_else(|| over_quota(session, tool, &name_text));
+    if let Some(reason) = reason {
+        refuse(
+            session,
+            &mut stream,
+            base,
+            peer.pid,
+            &reason,
+            session.profile.divergence.denied_action,
+        );
+        return;
+    }
+    // Written before the tool runs: no call runs unrecorded.
+    if let Err(e) = session.record(base.clone().decision("allow")) {
+        send_reply(
+            &mut stream,
+            &Reply::Denied {
+                reason: format!("the audit log cannot be written ({e}); no call runs unrecorded"),
+            },
+        );
+        return;
+    }
+    let env = pass_env(&tool.env, &env);
+    let started = Instant::now();
+    let result = tool::run(session, tool, call, &cwd, &args, &env, &fds, &mut stream);
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let end = Record::new(Kind::CallEnd, &session.id)
+        .profile(&session.profile.name)
+        .call(call)
+        .tool(name_text)
+        .duration_ms(duration_ms);
+    match result {
+        Ok(ran) => {
+            let end = match &ran.outcome {
+                Outcome::Exited(c) => end.exit(*c),
+                Outcome::Signaled(s) => end.signal(*s),
+                Outcome::Diverged(v) => end.decision("kill").reason(v.what.clone()),
+                Outcome::TimedOut => end.decision("kill").reason("timeout"),
+                other => end.detail(format!("{other:?}")),
+            };
+            let _ = session.record(end);
+            send_reply(&mut stream, &ran.reply);
+        }
+        Err(e) => {
+            let _ = session.record(end.detail(e.to_string()));
+            send_reply(
+                &mut stream,
+                &Reply::Error {
+                    message: e.to_string(),
+                },
+            );
+        }
+    }
+}
+
+/// Records and answers a refusal; counts it toward `max_denials`, or kills
+/// the session when the profile says so.
+fn refuse(
+    session: &Session,
+    stream: &mut UnixStream,
+    base: Record,
+    pid: u32,
+    reason: &str,
+    action: DivergenceAction,
+) {
+    let denials = session.denials.fetch_add(1, Ordering::Relaxed) + 1;
+    let max = session.profile.divergence.max_denials;
+    let kill = action == DivergenceAction::Kill || denials > max;
+    let decision = if kill { "kill" } else { "deny" };
+    let _ = session.record(base.decision(decision).reason(reason.to_string()));
+    if kill {
+        let what = if action == DivergenceAction::Kill {
+            reason.to_string()
+        } else {
+            format!("was refused {denials} times, over max_denials = {max} (last: {reason})")
+        };
+        // The divergence record itself is written when the session ends.
+        session.killer.diverge(Violation { pid, what }, true);
+    }
+    send_reply(
+        stream,
+        &Reply::Denied {
+            reason: reason.to_string(),
+        },
+    );
+}
+
+/// The call's working directory must lie inside one of the tool's `cwd`
+/// trees.
+fn cwd_refusal(session: &Session, tool: &str, cwd: &std::path::Path) -> Option<String> {
+    let allowed = session.tool_cwds.get(tool)?;
+    if cwd.as_os_str().is_empty() || !allowed.iter().any(|a| cwd.starts_with(a)) {
+        return Some(format!(
+            "working directory `{}` is outside what `{tool}` may run in ({})",
+            cwd.display(),
+            allowed
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    None
+}
+
+/// Counts the call against the tool's `max_calls`.
+fn over_quota(session: &Session, tool: &crate::profile::Tool, name: &str) -> Option<String> {
+    let max = tool.max_calls?;
+    let mut counts = session.calls.lock().unwrap_or_else(|e| e.into_inner());
+    let n = counts.entry(name.to_string()).or_insert(0);
+    if *n >= max {
+        return Some(format!(
+            "`{name}` reached its max_calls = {max} for this session"
+        ));
+    }
+    *n += 1;
+    None
+}
+
+/// The caller's variables the tool may see: the profile's `env` names, plus
+/// the terminal and locale.
+fn pass_env(names: &[String], env: &[(Vec<u8>, Vec<u8>)]) -> Vec<(String, String)> {
+    let wanted = |k: &str| {
+        names.iter().any(|n| n == k) || ["TERM", "LANG", "LC_ALL", "COLUMNS", "LINES"].contains(&k)
+    };
+    env.iter()
+        .filter_map(|(k, v)| {
+            Some((
+                String::from_utf8(k.clone()).ok()?,
+                String::from_utf8(v.clone()).ok()?,
+            ))
+        })
+        .filter(|(k, _)| wanted(k))
+        .collect()
+}
+
+/// The canonical directories a tool's calls may run in.
+pub fn canonical_dirs(paths: &[std::path::PathBuf]) -> Vec<PathBuf> {
+    paths
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect()
+}

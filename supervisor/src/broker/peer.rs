@@ -1,0 +1,100 @@
+//! Who is on the other end of a broker connection? Only processes of this
+//! session's agent tree are served.
+//!
+//! SO_PEERCRED gives the peer's pid and uid as of connect(); SO_PEERPIDFD
+//! pins that exact process. We read the pid's namespace from /proc, then
+//! check the pidfd still names a live process with that pid: if it does,
+//! the /proc read cannot have been about a recycled pid.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use crate::sys::fd::peer_cred;
+
+/// An authenticated peer.
+#[derive(Debug)]
+pub struct Peer {
+    pub pid: u32,
+}
+
+/// Why a peer is refused (audited, and told in one line).
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("cannot read the peer's credentials: {0}")]
+    Cred(crate::sys::Errno),
+    #[error("peer uid {0} is not this session's")]
+    Uid(u32),
+    #[error("peer pid {0} is not in this session's agent tree")]
+    Foreign(i32),
+    #[error("peer pid {0} exited while being checked")]
+    Gone(i32),
+}
+
+/// The inode of a process's pid namespace (`/proc/<pid>/ns/pid`).
+pub fn pid_namespace(proc_root: &Path, pid: i32) -> Option<u64> {
+    let link = std::fs::read_link(proc_root.join(pid.to_string()).join("ns/pid")).ok()?;
+    let text = link.to_str()?;
+    text.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// The pid a pidfd refers to in our namespace, or None once it has exited
+/// (`Pid:` in its fdinfo reads -1 then).
+fn pidfd_pid(proc_root: &Path, pidfd: &OwnedFd) -> Option<i32> {
+    let info = std::fs::read_to_string(
+        proc_root
+            .join("self/fdinfo")
+            .join(pidfd.as_raw_fd().to_string()),
+    )
+    .ok()?;
+    let pid: i32 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (pid > 0).then_some(pid)
+}
+
+/// Admits the peer of `sock` if it runs as `uid` inside pid namespace
+/// `session_ns` (the agent's; tool processes have their own).
+pub fn authenticate(sock: &impl AsRawFd, uid: u32, session_ns: u64) -> Result<Peer, PeerError> {
+    let proc_root = Path::new("/proc");
+    let cred = peer_cred(sock.as_raw_fd()).map_err(PeerError::Cred)?;
+    if cred.uid != uid {
+        return Err(PeerError::Uid(cred.uid));
+    }
+    let ns = pid_namespace(proc_root, cred.pid);
+    if pidfd_pid(proc_root, &cred.pidfd) != Some(cred.pid) {
+        return Err(PeerError::Gone(cred.pid));
+    }
+    if ns != Some(session_ns) {
+        return Err(PeerError::Foreign(cred.pid));
+    }
+    Ok(Peer {
+        pid: cred.pid.unsigned_abs(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_our_own_namespace_and_pidfd() {
+        let me = std::process::id() as i32;
+        let ns = pid_namespace(Path::new("/proc"), me).expect("own pid namespace");
+        assert!(ns > 0);
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let peer = authenticate(&a, crate::sys::geteuid(), ns).unwrap();
+        assert_eq!(peer.pid, me.unsigned_abs());
+        // The same process is foreign to any other namespace.
+        assert!(matches!(
+            authenticate(&b, crate::sys::geteuid(), ns + 1),
+            Err(PeerError::Foreign(_))
+        ));
+        assert!(matches!(
+            authenticate(&b, crate::sys::geteuid() + 1, ns),
+            Err(PeerError::Uid(_))
+        ));
+    }
+}

@@ -1,0 +1,185 @@
+//! Running one allowed call: the tool's own sandbox (built with the same
+//! machinery as the agent's), the caller's stdio and working directory,
+//! its time limit, and cancellation from the shim.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cordon_shim::protocol::{Reply, Request};
+
+use super::wire::read_followup;
+use super::Session;
+use crate::process::{self, ControlEvent, Io, Killer, Outcome, Policy, Stops};
+use crate::profile::{Filesystem, Limits, Network, OnViolation, Placeholders, Tool, ToolSandbox};
+use crate::sandbox::confine::{confine, Confinement};
+use crate::sandbox::seccomp::ExecWatch;
+use crate::sandbox::{Command, PlanError};
+use crate::sys::fd::dup_above_stdio;
+
+/// The tool's sandbox: cordon's default tool sandbox (unless the tool opts
+/// out) plus what the tool's profile adds.
+pub fn tool_filesystem(sandbox: &ToolSandbox) -> (Filesystem, Network) {
+    let mut fs = Filesystem::default();
+    let mut net = Network::default();
+    let layers: Vec<ToolSandbox> = if sandbox.inherit_defaults {
+        vec![crate::profile::default_tool_sandbox(), sandbox.clone()]
+    } else {
+        vec![sandbox.clone()]
+    };
+    for l in layers {
+        fs.read.extend(l.read);
+        fs.write.extend(l.write);
+        fs.exec.extend(l.exec);
+        net.connect_tcp.extend(l.connect_tcp);
+        net.bind_tcp.extend(l.bind_tcp);
+    }
+    (fs, net)
+}
+
+/// Why a call could not be run (told to the shim as an error).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("preparing the tool's sandbox: {0}")]
+    Plan(#[from] PlanError),
+    #[error("preparing the call: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("starting the tool: {0}")]
+    Launch(#[from] process::LaunchError),
+    #[error("supervising the tool: {0}")]
+    Supervise(#[from] process::SuperviseError),
+}
+
+/// The private directory of one call (HOME and TMPDIR), removed on drop.
+struct CallDir(PathBuf);
+
+impl CallDir {
+    fn create(path: PathBuf) -> std::io::Result<CallDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let mut b = std::fs::DirBuilder::new();
+        b.mode(0o700).recursive(true);
+        b.create(path.join("home"))?;
+        b.create(path.join("tmp"))?;
+        Ok(CallDir(path))
+    }
+}
+
+impl Drop for CallDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What the call did, for the reply and the record.
+#[derive(Debug)]
+pub struct Ran {
+    pub outcome: Outcome,
+    pub reply: Reply,
+}
+
+/// Runs `tool` with `args` for a shim connected on `stream`, with its
+/// descriptors `fds` = [stdin, stdout, stderr, cwd].
+pub fn run(
+    session: &Session,
+    tool: &Tool,
+    call: u64,
+    cwd: &Path,
+    args: &[&[u8]],
+    env: &[(String, String)],
+    fds: &[OwnedFd],
+    stream: &mut UnixStream,
+) -> Result<Ran, RunError> {
+    let dir = CallDir::create(session.call_dir(call))?;
+    let values = Placeholders {
+        workspace: session.placeholders.workspace.clone(),
+        home: dir.0.join("home"),
+        tmp: dir.0.join("tmp"),
+    };
+    let (filesystem, network) = tool_filesystem(&tool.sandbox);
+    let limits = Limits::default();
+    let confinement = Confinement {
+        filesystem: &filesystem,
+        network: &network,
+        syscall_deny: &[],
+        limits: &limits,
+        best_effort: session.profile.best_effort,
+        exec_watch: ExecWatch::Off,
+    };
+    let mask = dir.0.join("mask");
+    let confined = confine(&confinement, &values, &session.host, &mask, &|| {
+        std::fs::create_dir(&mask)
+    })?;
+    let mut full_env = vec![
+        (
+            "PATH".to_string(),
+            crate::sandbox::env::DEFAULT_PATH.to_string(),
+        ),
+        ("HOME".to_string(), values.home.display().to_string()),
+        ("TMPDIR".to_string(), values.tmp.display().to_string()),
+    ];
+    full_env.extend(env.iter().cloned());
+    let mut argv: Vec<&[u8]> = vec![tool.name.as_bytes()];
+    argv.extend_from_slice(args);
+    let command = Command::new(cwd, &tool.path, &argv, &full_env)?;
+
+    // The shim's descriptors, moved above 0..2 so the child can dup2 them.
+    let dup = |fd: &OwnedFd| dup_above_stdio(fd.as_raw_fd()).map_err(std::io::Error::from);
+    let stdio = [dup(&fds[0])?, dup(&fds[1])?, dup(&fds[2])?];
+    let io = Io {
+        stdio: Some([
+            stdio[0].as_raw_fd(),
+            stdio[1].as_raw_fd(),
+            stdio[2].as_raw_fd(),
+        ]),
+        cwd: Some(fds[3].as_raw_fd()),
+    };
+    let running = process::launch(&confined, &command, io)?;
+    drop(stdio);
+    let killer = Killer::new(&running.init.pidfd)?;
+    let policy = Policy {
+        on_violation: OnViolation::Kill,
+        stop_grace: session.profile.stop_grace,
+        exec: None,
+        deadline: tool.timeout.map(|t| Instant::now() + t),
+        loud: false,
+    };
+    let sock = stream.as_raw_fd();
+    let mut on_control = || match read_followup(stream) {
+        Ok(Request::Cancel { signal }) if (1..=64).contains(&signal) => ControlEvent::Stop(signal),
+        Ok(_) => ControlEvent::Nothing,
+        // The shim is gone (or spoke garbage): nobody waits for this call.
+        Err(_) => ControlEvent::Gone,
+    };
+    let outcome = process::supervise(
+        &running,
+        Stops::Control(sock, &mut on_control),
+        policy,
+        &killer,
+    )?;
+    let reply = match &outcome {
+        Outcome::Exited(code) => Reply::Exited { code: *code },
+        Outcome::Signaled(sig) => Reply::Signaled { signal: *sig },
+        Outcome::Diverged(v) => Reply::Denied {
+            reason: format!(
+                "`{}` {} in its sandbox, so the call was stopped",
+                tool.name, v.what
+            ),
+        },
+        Outcome::TimedOut => Reply::Denied {
+            reason: format!(
+                "`{}` ran past its timeout of {} and was killed",
+                tool.name,
+                tool.timeout
+                    .map(|t| humantime::format_duration(t).to_string())
+                    .unwrap_or_default()
+            ),
+        },
+        other => Reply::Error {
+            message: other
+                .message(&confined, &command)
+                .unwrap_or_else(|| format!("`{}` could not be run", tool.name)),
+        },
+    };
+    Ok(Ran { outcome, reply })
+}

@@ -1,0 +1,84 @@
+//! Reading requests and writing replies on a broker connection.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+use cordon_shim::protocol::{frame_length, DecodeError, Reply, Request, EXEC_FDS};
+
+use crate::sys::fd::recv_with_fds;
+
+/// Why a request could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("connection closed")]
+    Closed,
+    #[error("reading the request: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("malformed request: {0}")]
+    Decode(#[from] DecodeError),
+    #[error(
+        "expected {EXEC_FDS} descriptors (stdin, stdout, stderr, cwd) with the request, got {0}"
+    )]
+    Fds(usize),
+    #[error("descriptors must arrive with the first frame")]
+    LateFds,
+}
+
+/// Reads one frame, collecting descriptors sent with its first byte.
+/// Reading stops at the header when it announces more than MAX_FRAME, so
+/// a 4 GiB length costs nothing.
+pub fn read_frame(stream: &mut UnixStream) -> Result<(Vec<u8>, Vec<OwnedFd>), WireError> {
+    let mut header = [0u8; 4];
+    let (mut got, fds) = recv_with_fds(stream.as_raw_fd(), &mut header, EXEC_FDS)
+        .map_err(|e| WireError::Io(e.into()))?;
+    if got == 0 {
+        return Err(WireError::Closed);
+    }
+    while got < header.len() {
+        let n = stream.read(&mut header[got..])?;
+        if n == 0 {
+            return Err(WireError::Closed);
+        }
+        got += n;
+    }
+    let len = frame_length(header)?;
+    let mut body = vec![0u8; len as usize];
+    stream.read_exact(&mut body).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => WireError::Closed,
+        _ => WireError::Io(e),
+    })?;
+    Ok((body, fds))
+}
+
+/// Reads the `Exec` request and its four descriptors.
+pub fn read_exec(stream: &mut UnixStream) -> Result<(Request, Vec<OwnedFd>), WireError> {
+    let (body, fds) = read_frame(stream)?;
+    let req = Request::decode(&body)?;
+    if fds.len() != EXEC_FDS {
+        return Err(WireError::Fds(fds.len()));
+    }
+    Ok((req, fds))
+}
+
+/// Reads a follow-up request (a cancel); descriptors here are an error.
+pub fn read_followup(stream: &mut UnixStream) -> Result<Request, WireError> {
+    let (body, fds) = read_frame(stream)?;
+    if !fds.is_empty() {
+        return Err(WireError::LateFds);
+    }
+    Ok(Request::decode(&body)?)
+}
+
+/// Sends the final reply; a peer that went away is not an error worth
+/// more than a log line.
+pub fn send_reply(stream: &mut UnixStream, reply: &Reply) {
+    match reply.encode() {
+        Ok(frame) => {
+            if let Err(e) = stream.write_all(&frame) {
+                tracing::debug!(error = %e, "broker: the shim left before the reply");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "broker: reply does not fit a frame"),
+    }
+}
