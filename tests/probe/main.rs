@@ -147,6 +147,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         "daemon" => daemon(a(1), a(2)),
+        "send-raw" => send_raw(a(1), a(2).parse().unwrap_or(0)),
+        "flood" => flood(a(1).parse().unwrap_or(0), a(2).parse().unwrap_or(1)),
         "child-syscall" => {
             // A grandchild of the agent makes the syscall: violations are
             // seen anywhere in the tree, not just in the agent itself.
@@ -339,4 +341,55 @@ fn daemon(token: &str, then: &str) -> ExitCode {
     } else {
         syscall(then)
     }
+}
+
+fn broker_socket() -> std::os::unix::net::UnixStream {
+    let path =
+        std::env::var_os("CORDON_SOCKET").expect("CORDON_SOCKET is set in a brokered session");
+    std::os::unix::net::UnixStream::connect(path).expect("connect to the broker")
+}
+
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex bytes"))
+        .collect()
+}
+
+/// Sends raw bytes to the broker (then waits `stall` seconds with the
+/// connection open) and prints what came back: `reply <kind> <text>` or
+/// `closed`.
+fn send_raw(hex: &str, stall: u64) -> ExitCode {
+    let mut s = broker_socket();
+    let _ = s.write_all(&unhex(hex));
+    std::thread::sleep(std::time::Duration::from_secs(stall));
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    if buf.len() < 5 {
+        println!("closed");
+    } else {
+        println!(
+            "reply {} {}",
+            buf[4],
+            String::from_utf8_lossy(&buf[5..]).escape_debug()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// Opens `n` connections to the broker without sending anything, holds
+/// them `secs` seconds, and prints how many connected.
+fn flood(n: usize, secs: u64) -> ExitCode {
+    let path = std::env::var_os("CORDON_SOCKET").expect("CORDON_SOCKET is set");
+    let mut held = Vec::new();
+    for _ in 0..n {
+        match std::os::unix::net::UnixStream::connect(&path) {
+            Ok(s) => held.push(s),
+            Err(_) => break,
+        }
+    }
+    println!("opened {}", held.len());
+    let _ = std::io::stdout().flush();
+    std::thread::sleep(std::time::Duration::from_secs(secs));
+    drop(held);
+    ExitCode::SUCCESS
 }

@@ -150,7 +150,14 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
     }
     let env = pass_env(&tool.env, &env);
     let started = Instant::now();
-    let result = tool::run(session, tool, call, &cwd, &args, &env, &fds, &mut stream);
+    let request = tool::Call {
+        id: call,
+        cwd: &cwd,
+        args: &args,
+        env: &env,
+        fds: &fds,
+    };
+    let result = tool::run(session, tool, &request, &mut stream);
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let end = Record::new(Kind::CallEnd, &session.id)
         .profile(&session.profile.name)

@@ -12,7 +12,10 @@ use cordon_shim::protocol::{Reply, Request};
 use super::wire::read_followup;
 use super::Session;
 use crate::process::{self, ControlEvent, Io, Killer, Outcome, Policy, Stops};
-use crate::profile::{Filesystem, Limits, Network, OnViolation, Placeholders, Tool, ToolSandbox};
+use crate::profile::{
+    Filesystem, Limits, Network, OnViolation, PathRule, PathTemplate, Placeholders, Tool,
+    ToolSandbox,
+};
 use crate::sandbox::confine::{confine, Confinement};
 use crate::sandbox::seccomp::ExecWatch;
 use crate::sandbox::{Command, PlanError};
@@ -78,25 +81,46 @@ pub struct Ran {
     pub reply: Reply,
 }
 
-/// Runs `tool` with `args` for a shim connected on `stream`, with its
-/// descriptors `fds` = [stdin, stdout, stderr, cwd].
+/// One allowed call, as the shim sent it.
+pub struct Call<'a> {
+    pub id: u64,
+    /// The caller's working directory (already checked).
+    pub cwd: &'a Path,
+    pub args: &'a [&'a [u8]],
+    /// The variables passed through to the tool.
+    pub env: &'a [(String, String)],
+    /// [stdin, stdout, stderr, cwd] from the shim.
+    pub fds: &'a [OwnedFd],
+}
+
+/// Runs `tool` for a shim connected on `stream`.
 pub fn run(
     session: &Session,
     tool: &Tool,
-    call: u64,
-    cwd: &Path,
-    args: &[&[u8]],
-    env: &[(String, String)],
-    fds: &[OwnedFd],
+    call: &Call<'_>,
     stream: &mut UnixStream,
 ) -> Result<Ran, RunError> {
+    let Call {
+        id: call,
+        cwd,
+        args,
+        env,
+        fds,
+    } = *call;
     let dir = CallDir::create(session.call_dir(call))?;
     let values = Placeholders {
         workspace: session.placeholders.workspace.clone(),
         home: dir.0.join("home"),
         tmp: dir.0.join("tmp"),
     };
-    let (filesystem, network) = tool_filesystem(&tool.sandbox);
+    let (mut filesystem, network) = tool_filesystem(&tool.sandbox);
+    // The tool may always execute itself.
+    filesystem.exec.push(PathRule {
+        path: PathTemplate::parse(&tool.path.to_string_lossy())
+            .map_err(|_| PlanError::Nul(tool.path.display().to_string()))?,
+        optional: false,
+        origin: tool.origin.clone(),
+    });
     let limits = Limits::default();
     let confinement = Confinement {
         filesystem: &filesystem,

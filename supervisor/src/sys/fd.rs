@@ -274,7 +274,8 @@ pub fn peer_cred(sock: RawFd) -> Result<PeerCred, Errno> {
     const SO_PEERPIDFD: libc::c_int = 77;
     // SAFETY: ucred is plain data.
     let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    let mut len: libc::socklen_t = 12; // sizeof(struct ucred)
+    const _: () = assert!(std::mem::size_of::<libc::ucred>() == 12);
     // SAFETY: the kernel writes at most `len` bytes into `cred`.
     let ret = unsafe {
         libc::getsockopt(
@@ -287,8 +288,8 @@ pub fn peer_cred(sock: RawFd) -> Result<PeerCred, Errno> {
     };
     check(ret.into())?;
     let mut pidfd: libc::c_int = -1;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: the kernel writes one int (a new pidfd) into `pidfd`.
+    let mut len: libc::socklen_t = 4; // sizeof(int)
+                                      // SAFETY: the kernel writes one int (a new pidfd) into `pidfd`.
     let ret = unsafe {
         libc::getsockopt(
             sock,

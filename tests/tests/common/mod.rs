@@ -140,6 +140,14 @@ impl Case {
 
     /// `cordon run` of the probe with `args`, not yet started.
     pub fn command(&self, profile: &Profile, args: &[&str]) -> Command {
+        let mut cmd = self.cordon_run(profile);
+        cmd.arg(probe()).args(args);
+        cmd
+    }
+
+    /// `cordon run --profile P --workspace W --` (the command to follow).
+    /// The audit log goes to this case's directory.
+    pub fn cordon_run(&self, profile: &Profile) -> Command {
         let mut cmd = Command::new(cordon());
         cmd.arg("run")
             .arg("--profile")
@@ -147,10 +155,21 @@ impl Case {
             .arg("--workspace")
             .arg(&self.workspace)
             .arg("--")
-            .arg(probe())
-            .args(args)
+            .env("CORDON_AUDIT", self.audit_path())
             .stdin(Stdio::null());
         cmd
+    }
+
+    pub fn audit_path(&self) -> PathBuf {
+        self.dir.path().join("audit.jsonl")
+    }
+
+    /// Runs `script` with dash inside the sandbox (the profile must grant
+    /// /usr/bin/dash exec).
+    pub fn shell(&self, profile: &Profile, script: &str) -> Run {
+        let mut cmd = self.cordon_run(profile);
+        cmd.args(["/usr/bin/dash", "-c", script]);
+        Run::from(cmd.output().expect("spawn cordon"))
     }
 
     pub fn run(&self, profile: &Profile, args: &[&str]) -> Run {
