@@ -29,7 +29,7 @@ bindir=$(mktemp -d /tmp/cordon-unpriv.XXXXXX)
 trap 'rm -rf "$bindir"' EXIT
 chmod 755 "$bindir"
 cargo build --workspace --bins
-cp target/debug/cordon target/debug/cordon-probe "$bindir/"
+cp target/debug/cordon target/debug/cordon-shim target/debug/cordon-probe "$bindir/"
 mapfile -t exes < <(cargo test -p cordon-tests --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 #[test]
@@ -29,7 +29,7 @@ fn death_by_signal_n_exits_128_plus_n() {
 fn a_missing_command_exits_127_and_a_forbidden_one_126() {
     let c = Case::new();
     let p = c.profile_path(&Profile::base());
-    let out = Command::new(cordon())
+    let out = cordon_cmd()
         .args(["run", "--profile"])
         .arg(&p)
         .args(["--", "no-such-command-anywhere"])
@@ -38,7 +38,7 @@ fn a_missing_command_exits_127_and_a_forbidden_one_126() {
     assert_eq!(out.status.code(), Some(127), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("command not found"));
     // Exists, but the profile does not let it execute.
-    let out = Command::new(cordon())
+    let out = cordon_cmd()
         .args(["run", "--profile"])
         .arg(&p)
         .args(["--", "/usr/bin/env"])
@@ -62,7 +62,7 @@ fn setup_failures_exit_125_before_anything_runs() {
     )
     .unwrap();
     let marker = c.workspace.join("ran");
-    let out = Command::new(cordon())
+    let out = cordon_cmd()
         .args(["run", "--profile"])
         .arg(&bad)
         .arg("--")
@@ -78,7 +78,7 @@ fn setup_failures_exit_125_before_anything_runs() {
     );
     assert!(!marker.exists());
     // A workspace that does not exist.
-    let out = Command::new(cordon())
+    let out = cordon_cmd()
         .args(["run", "--profile"])
         .arg(c.profile_path(&Profile::base()))
         .args(["--workspace", "/nonexistent/ws", "--"])
@@ -88,7 +88,7 @@ fn setup_failures_exit_125_before_anything_runs() {
         .unwrap();
     assert_eq!(out.status.code(), Some(125), "{out:?}");
     // No command at all is a usage error, also 125.
-    let out = Command::new(cordon())
+    let out = cordon_cmd()
         .args(["run", "--profile", "x.toml"])
         .output()
         .unwrap();

@@ -4,7 +4,6 @@
 mod common;
 use common::*;
 use std::path::PathBuf;
-use std::process::Command;
 
 /// The repository (or CI's copy of its profiles/ and examples/).
 fn repo() -> PathBuf {
@@ -15,7 +14,7 @@ fn repo() -> PathBuf {
 }
 
 fn cordon_run(profile: &str, workspace: &std::path::Path, cmd: &[&str]) -> Run {
-    let out = Command::new(cordon())
+    let out = cordon_cmd()
         .arg("run")
         .arg("--profile")
         .arg(repo().join("profiles").join(profile))
@@ -37,11 +36,7 @@ fn every_shipped_profile_passes_cordon_check() {
         .collect();
     files.sort();
     assert!(files.len() >= 3, "{files:?}");
-    let out = Command::new(cordon())
-        .arg("check")
-        .args(&files)
-        .output()
-        .unwrap();
+    let out = cordon_cmd().arg("check").args(&files).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
 

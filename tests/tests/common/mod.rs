@@ -29,6 +29,17 @@ pub fn cordon() -> PathBuf {
     p
 }
 
+/// `cordon` with its audit log in a per-test-process temporary file, so
+/// tests never write the user's (or root's) real log.
+pub fn cordon_cmd() -> Command {
+    let mut cmd = Command::new(cordon());
+    cmd.env(
+        "CORDON_AUDIT",
+        std::env::temp_dir().join(format!("cordon-test-audit-{}.jsonl", std::process::id())),
+    );
+    cmd
+}
+
 pub fn probe() -> PathBuf {
     bin_dir().join("cordon-probe")
 }
@@ -148,7 +159,7 @@ impl Case {
     /// `cordon run --profile P --workspace W --` (the command to follow).
     /// The audit log goes to this case's directory.
     pub fn cordon_run(&self, profile: &Profile) -> Command {
-        let mut cmd = Command::new(cordon());
+        let mut cmd = cordon_cmd();
         cmd.arg("run")
             .arg("--profile")
             .arg(self.profile_path(profile))
