@@ -19,7 +19,7 @@ use crate::profile::{
 use crate::sandbox::confine::{confine, Confinement};
 use crate::sandbox::seccomp::ExecWatch;
 use crate::sandbox::{Command, PlanError};
-use crate::sys::fd::dup_above_stdio;
+use crate::sys::fd::{dup_above_stdio, open_dir_nofollow, same_inode};
 
 /// The tool's sandbox: cordon's default tool sandbox (unless the tool opts
 /// out) plus what the tool's profile adds.
@@ -150,13 +150,23 @@ pub fn run(
     // The shim's descriptors, moved above 0..2 so the child can dup2 them.
     let dup = |fd: &OwnedFd| dup_above_stdio(fd.as_raw_fd()).map_err(std::io::Error::from);
     let stdio = [dup(&fds[0])?, dup(&fds[1])?, dup(&fds[2])?];
+    // The shim's directory descriptor may belong to the agent's mount
+    // namespace, where the tool would have no usable path; reopen the
+    // checked path here (no symlinks followed) and make sure it is the
+    // same directory the shim sent.
+    let here = open_dir_nofollow(&command.cwd).map_err(std::io::Error::from)?;
+    if !same_inode(here.as_raw_fd(), fds[3].as_raw_fd()).map_err(std::io::Error::from)? {
+        return Err(RunError::Io(std::io::Error::other(
+            "the working directory changed during the call",
+        )));
+    }
     let io = Io {
         stdio: Some([
             stdio[0].as_raw_fd(),
             stdio[1].as_raw_fd(),
             stdio[2].as_raw_fd(),
         ]),
-        cwd: Some(fds[3].as_raw_fd()),
+        cwd: Some(here.as_raw_fd()),
     };
     let running = process::launch(&confined, &command, io)?;
     drop(stdio);

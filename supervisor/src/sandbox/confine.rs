@@ -195,7 +195,7 @@ fn plan_masks(
     let mut origins = Vec::new();
     for rule in deny {
         let Some(path) = expand_existing(rule, values)? else {
-            tracing::warn!(path = %rule.path, "optional deny path does not exist; the agent could create it");
+            tracing::info!(path = %rule.path, "optional deny path does not exist; the agent could create it");
             continue;
         };
         let meta = std::fs::metadata(&path).map_err(|source| PlanError::PathUnreadable {

@@ -308,3 +308,46 @@ pub fn peer_cred(sock: RawFd) -> Result<PeerCred, Errno> {
         pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
     })
 }
+
+/// Opens directory `path` as an O_PATH descriptor without following any
+/// symlink on the way (openat2 with RESOLVE_NO_SYMLINKS), so a path checked
+/// earlier cannot be redirected by a symlink swapped in since.
+pub fn open_dir_nofollow(path: &std::ffi::CStr) -> Result<OwnedFd, Errno> {
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_NO_SYMLINKS,
+    };
+    // SAFETY: `path` is NUL-terminated and `how` is a live open_how of the
+    // size passed; the kernel only reads both.
+    let fd = super::check_int(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    })?;
+    // SAFETY: openat2 returned a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether two descriptors refer to the same inode.
+pub fn same_inode(a: RawFd, b: RawFd) -> Result<bool, Errno> {
+    let stat = |fd: RawFd| -> Result<(u64, u64), Errno> {
+        // SAFETY: stat is plain data, written by fstat.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `st` is writable; fstat on any fd number is safe.
+        check(unsafe { libc::fstat(fd, &mut st) }.into())?;
+        Ok((st.st_dev, st.st_ino))
+    };
+    Ok(stat(a)? == stat(b)?)
+}
