@@ -211,6 +211,10 @@ fn refuse(
         };
         // The divergence record itself is written when the session ends.
         session.killer.diverge(Violation { pid, what }, true);
+        // No answer: the shim waits, connected, until the tree is gone, so
+        // the agent never runs another step after its last refusal.
+        session.killer.wait_dead(std::time::Duration::from_secs(5));
+        return;
     }
     send_reply(
         stream,

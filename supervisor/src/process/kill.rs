@@ -42,6 +42,19 @@ impl Killer {
         *reason = Some(v);
     }
 
+    /// Waits (at most `limit`) until the sandbox's init has exited, so a
+    /// caller holding a connection open cannot let the agent act on an
+    /// answer between the kill and the kernel tearing the tree down.
+    pub fn wait_dead(&self, limit: std::time::Duration) {
+        let mut fds = [libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&self.pidfd),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let ms = i32::try_from(limit.as_millis()).unwrap_or(i32::MAX);
+        let _ = crate::sys::fd::poll(&mut fds, ms);
+    }
+
     /// Why the sandbox was killed, if it was.
     pub fn diverged(&self) -> Option<Violation> {
         self.reason
