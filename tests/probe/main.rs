@@ -149,6 +149,7 @@ fn main() -> ExitCode {
         "daemon" => daemon(a(1), a(2)),
         "send-raw" => send_raw(a(1), a(2).parse().unwrap_or(0)),
         "flood" => flood(a(1).parse().unwrap_or(0), a(2).parse().unwrap_or(1)),
+        "bench-exec" => bench_exec(a(1).parse().unwrap_or(100), &args[2.min(args.len())..]),
         "child-syscall" => {
             // A grandchild of the agent makes the syscall: violations are
             // seen anywhere in the tree, not just in the agent itself.
@@ -391,5 +392,33 @@ fn flood(n: usize, secs: u64) -> ExitCode {
     let _ = std::io::stdout().flush();
     std::thread::sleep(std::time::Duration::from_secs(secs));
     drop(held);
+    ExitCode::SUCCESS
+}
+
+/// For benchmarks only: runs `argv` `n` times (spawn and wait, no shell)
+/// and prints the median and p90 wall time per run in microseconds.
+fn bench_exec(n: usize, argv: &[String]) -> ExitCode {
+    let Some((prog, rest)) = argv.split_first() else {
+        return ExitCode::from(2);
+    };
+    let mut times = Vec::with_capacity(n);
+    let mut failures = 0;
+    for _ in 0..n {
+        let start = std::time::Instant::now();
+        let ok = std::process::Command::new(prog)
+            .args(rest)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        times.push(start.elapsed().as_micros());
+        failures += usize::from(!ok);
+    }
+    times.sort_unstable();
+    let q = |p: usize| times.get(times.len() * p / 100).copied().unwrap_or(0);
+    println!(
+        "runs={n} failures={failures} median_us={} p90_us={}",
+        q(50),
+        q(90)
+    );
     ExitCode::SUCCESS
 }

@@ -22,6 +22,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves one connection to completion.
 pub fn serve(session: &Session, mut stream: UnixStream) {
+    let t0 = Instant::now();
     let peer = match authenticate(&stream, session.uid, session.pid_ns) {
         Ok(p) => p,
         Err(e) => {
@@ -138,6 +139,7 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         );
         return;
     }
+    let decided = t0.elapsed();
     // Written before the tool runs: no call runs unrecorded.
     if let Err(e) = session.record(base.clone().decision("allow")) {
         send_reply(
@@ -149,6 +151,7 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         return;
     }
     let env = pass_env(&tool.env, &env);
+    let recorded = t0.elapsed();
     let started = Instant::now();
     let request = tool::Call {
         id: call,
@@ -159,6 +162,13 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
     };
     let result = tool::run(session, tool, &request, &mut stream);
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::debug!(
+        call,
+        decided_us = decided.as_micros(),
+        recorded_us = recorded.as_micros(),
+        ran_us = t0.elapsed().as_micros(),
+        "broker: call timings"
+    );
     let end = Record::new(Kind::CallEnd, &session.id)
         .profile(&session.profile.name)
         .call(call)

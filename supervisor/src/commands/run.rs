@@ -272,6 +272,13 @@ pub fn run(args: RunArgs) -> ExitCode {
     ExitCode::from(outcome.exit_code())
 }
 
+/// The supervisor's peak resident memory (VmHWM), for the session log.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn agent_policy(profile: &Profile, plan: &Plan) -> Policy {
     Policy {
         on_violation: profile.syscalls.on_violation,
@@ -336,9 +343,13 @@ fn record_end(audit: &AuditLog, profile: &str, session: &str, outcome: &Outcome)
         other => end.exit(i32::from(other.exit_code())),
     };
     match audit.append(&end) {
-        Ok(head) => {
-            tracing::info!(session, head = %head, log = %audit.path().display(), "session recorded")
-        }
+        Ok(head) => tracing::info!(
+            session,
+            head = %head,
+            log = %audit.path().display(),
+            peak_rss_kb = peak_rss_kb().unwrap_or(0),
+            "session recorded"
+        ),
         Err(e) => eprintln!("cordon: cannot write the end of the session to the audit log: {e}"),
     }
 }
