@@ -171,6 +171,7 @@ impl Layer {
             },
             limits: self.limits,
             tools: self.tools,
+            secrets: Default::default(),
             audit: Audit {
                 path: self.audit_path,
             },

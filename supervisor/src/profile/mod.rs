@@ -51,6 +51,8 @@ pub struct Profile {
     pub limits: Limits,
     /// `[tools.NAME]`: brokered tools, by name.
     pub tools: BTreeMap<String, Tool>,
+    /// `[secrets.NAME]`, by name.
+    pub secrets: BTreeMap<String, SecretSpec>,
     /// `[audit]`: where decisions are recorded.
     pub audit: Audit,
 }
@@ -73,13 +75,67 @@ pub struct Tool {
     pub max_calls: Option<u32>,
     /// Names of environment variables the agent's call may pass through.
     pub env: Vec<String>,
-    /// Secret names injected into this tool's calls (not supported yet:
-    /// a non-empty list is a profile error until secrets land).
-    pub secrets: Vec<String>,
+    /// Secrets injected into each call of this tool (names of
+    /// `[secrets.NAME]` entries, and how each is delivered).
+    pub secrets: Vec<ToolSecret>,
     /// The sandbox the tool process runs in.
     pub sandbox: ToolSandbox,
     /// Where `[tools.NAME]` was written.
     pub origin: Location,
+}
+
+/// A secret a tool receives, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolSecret {
+    pub name: String,
+    pub delivery: Delivery,
+    pub origin: Location,
+}
+
+/// How a secret reaches the tool process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// An environment variable named after the secret.
+    Env,
+    /// A 0400 file in a private directory of the call; the variable named
+    /// after the secret holds its path.
+    File,
+}
+
+/// `[secrets.NAME]`: where a secret comes from and how long it lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSpec {
+    pub name: String,
+    pub source: SecretSource,
+    /// Run after each call that used the secret (the value, or the lease a
+    /// command printed, on its stdin and in `CORDON_SECRET_VALUE`; never in
+    /// argv).
+    pub revoke: Option<Vec<String>>,
+    /// How long a fetched value may live; a call still running at expiry is
+    /// killed. None: for the length of the call.
+    pub ttl: Option<Duration>,
+    /// Calls that may receive the secret per session.
+    pub max_uses: Option<u32>,
+    /// `cordon-shim secret NAME` may print the value to the agent.
+    pub expose: bool,
+    /// Reuse a fetched value within its `ttl` instead of fetching per call.
+    pub cache: bool,
+    /// How long a provider may take before the call is refused.
+    pub fetch_timeout: Duration,
+    pub origin: Location,
+}
+
+/// The `from = "..."` of a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `env:VAR`: cordon's own environment (never the agent's).
+    Env(String),
+    /// `file:PATH`.
+    File(PathBuf),
+    /// `credential:NAME`: `$CREDENTIALS_DIRECTORY/NAME` (systemd).
+    Credential(String),
+    /// `command:ARGV`: stdout of a command (trailing newline removed).
+    Command(Vec<String>),
 }
 
 /// One argv pattern of a tool's allow/approve/deny list.

@@ -102,12 +102,13 @@ fn tool(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> Opti
             }
         }
     }
-    let mut secrets = Vec::new();
+    let mut secrets: Vec<super::ToolSecret> = Vec::new();
     if let Some(v) = t.get("secrets") {
+        let mut names = Vec::new();
         for item in w.array("secrets", v, "an array of secret names") {
-            secrets.extend(w.string("secrets", item, "secret names"));
+            names.extend(w.string("secrets", item, "secret names"));
         }
-        if !secrets.is_empty() {
+        if !names.is_empty() {
             let msg = "secrets are not supported by this version of cordon yet; remove `secrets`";
             w.error(&v.span(), msg);
         }
