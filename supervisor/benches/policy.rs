@@ -81,6 +81,7 @@ fn profile() -> Profile {
         environment: Environment::default(),
         limits: Limits::default(),
         tools,
+        secrets: Default::default(),
         audit: Audit::default(),
     }
 }

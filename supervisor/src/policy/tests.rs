@@ -38,6 +38,7 @@ pub(super) fn profile(tools: Vec<Tool>) -> Profile {
         environment: Environment::default(),
         limits: Limits::default(),
         tools: tools.into_iter().map(|t| (t.name.clone(), t)).collect(),
+        secrets: Default::default(),
         audit: Audit::default(),
     }
 }

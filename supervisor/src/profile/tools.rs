@@ -102,7 +102,7 @@ fn tool(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> Opti
             }
         }
     }
-    let mut secrets: Vec<super::ToolSecret> = Vec::new();
+    let secrets: Vec<super::ToolSecret> = Vec::new();
     if let Some(v) = t.get("secrets") {
         let mut names = Vec::new();
         for item in w.array("secrets", v, "an array of secret names") {
