@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use super::{
     Audit, Divergence, DivergenceAction, Environment, Filesystem, Limits, Location, Network,
-    OnViolation, PathRule, PathTemplate, Profile, SyscallRule, Syscalls, Tool, DEFAULT_STOP_GRACE,
+    OnViolation, PathRule, PathTemplate, Profile, SecretSpec, SyscallRule, Syscalls, Tool,
+    DEFAULT_STOP_GRACE,
 };
 
 /// A value and where it was written.
@@ -19,6 +20,20 @@ use super::{
 pub(super) struct Located<T> {
     pub value: T,
     pub origin: Location,
+}
+
+/// A `[secrets.NAME]` as one file wrote it.
+#[derive(Debug, Clone)]
+pub(super) struct LayerSecret {
+    /// `None` when a value of the table was wrong (already reported); the
+    /// name still counts as declared, so tools naming it get no second error.
+    pub spec: Option<SecretSpec>,
+    /// The `[secrets.NAME]` table.
+    pub origin: Location,
+    /// The `from` value, where problems with the source are reported.
+    pub from_at: Option<Location>,
+    /// The `revoke` value.
+    pub revoke_at: Option<Location>,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +62,8 @@ pub(super) struct Layer {
     pub limits: Limits,
     /// `[tools.NAME]`, each whole (a child's replaces the parent's).
     pub tools: BTreeMap<String, Tool>,
+    /// `[secrets.NAME]`, each whole (a child's replaces the parent's).
+    pub secrets: BTreeMap<String, LayerSecret>,
     pub audit_path: Option<PathTemplate>,
 }
 
@@ -73,6 +90,7 @@ impl Layer {
             env_set: BTreeMap::new(),
             limits: Limits::default(),
             tools: BTreeMap::new(),
+            secrets: BTreeMap::new(),
             audit_path: None,
         }
     }
@@ -129,6 +147,11 @@ impl Layer {
                 tools.extend(child.tools);
                 tools
             },
+            secrets: {
+                let mut secrets = p.secrets;
+                secrets.extend(child.secrets);
+                secrets
+            },
             audit_path: child.audit_path.or(p.audit_path),
         }
     }
@@ -171,7 +194,11 @@ impl Layer {
             },
             limits: self.limits,
             tools: self.tools,
-            secrets: Default::default(),
+            secrets: self
+                .secrets
+                .into_iter()
+                .filter_map(|(name, s)| Some((name, s.spec?)))
+                .collect(),
             audit: Audit {
                 path: self.audit_path,
             },

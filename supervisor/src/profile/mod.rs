@@ -11,6 +11,7 @@ mod extends;
 mod layer;
 mod parse;
 mod paths;
+mod secrets;
 mod sections;
 mod tool_defaults;
 mod tools;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 pub use diagnostic::{Diagnostic, Location, ProfileError};
 pub use paths::{ExpandError, PathTemplate, Placeholders};
+pub use validate::secret_source_reachable;
 pub use tool_defaults::{default_tool_sandbox, DEFAULT_TOOL_SANDBOX_FILE};
 
 /// Loads a profile file, follows `extends`, and checks it.

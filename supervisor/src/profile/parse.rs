@@ -7,19 +7,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use toml::de::{DeTable, DeValue};
+use toml::de::DeTable;
 
 use super::layer::{Layer, Located};
 use super::walk::{did_you_mean, Value, Walker};
-use super::{extends, sections, tools, validate, Diagnostic, DivergenceAction, OnViolation};
+use super::{extends, secrets, sections, tools, validate, Diagnostic, DivergenceAction, OnViolation};
 use super::{Profile, ProfileError, SyscallRule};
 
 /// The longest grace period a profile may ask for.
 const MAX_STOP_GRACE: Duration = Duration::from_secs(600);
 const MAX_MAX_DENIALS: u64 = 1_000_000;
 
-/// Sections a profile may have (secrets are recognised apart).
-const SECTIONS: [&str; 9] = [
+/// Sections a profile may have.
+const SECTIONS: [&str; 10] = [
     "profile",
     "filesystem",
     "network",
@@ -28,6 +28,7 @@ const SECTIONS: [&str; 9] = [
     "environment",
     "limits",
     "tools",
+    "secrets",
     "audit",
 ];
 
@@ -93,7 +94,7 @@ pub(super) fn parse_layer(
         let name = key.get_ref().as_ref();
         let section = format!("[{name}]");
         match name {
-            "secrets" => unsupported(&mut w, value),
+            "secrets" => secrets::secrets(&mut w, value, &mut layer),
             "tools" => tools::tools(&mut w, value, &mut layer),
             _ if SECTIONS.contains(&name) => {
                 let Some(t) = w.table(value, &format!("`{name}`")) else {
@@ -127,23 +128,6 @@ pub(super) fn parse_layer(
     }
     diags.append(&mut w.diags);
     Some(layer)
-}
-
-/// `[secrets.*]` needs the secret store; refusing it loudly is safer than
-/// running an agent without the rules its author wrote.
-fn unsupported(w: &mut Walker<'_>, value: &Value<'_>) {
-    let name = "secrets";
-    let reason =
-        "secrets are not supported by this version of cordon yet (they land after the broker)";
-    match value.get_ref() {
-        DeValue::Table(t) if !t.is_empty() => {
-            for (sub, v) in t.iter() {
-                let msg = format!("{reason}; remove [{name}.{}]", sub.get_ref());
-                w.error(&v.span(), msg);
-            }
-        }
-        _ => w.error(&value.span(), format!("{reason}; remove [{name}]")),
-    }
 }
 
 fn profile(w: &mut Walker<'_>, t: &DeTable<'_>, at: &Value<'_>, layer: &mut Layer) {

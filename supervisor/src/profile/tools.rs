@@ -10,6 +10,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::layer::Layer;
 use super::parse::ports;
+use super::secrets::tool_secrets;
 use super::sections::{env_name_ok, path_rule};
 use super::walk::{article, Value, Walker};
 use super::{ArgvRule, PathRule, PathTemplate, Tool, ToolSandbox};
@@ -102,17 +103,10 @@ fn tool(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> Opti
             }
         }
     }
-    let secrets: Vec<super::ToolSecret> = Vec::new();
-    if let Some(v) = t.get("secrets") {
-        let mut names = Vec::new();
-        for item in w.array("secrets", v, "an array of secret names") {
-            names.extend(w.string("secrets", item, "secret names"));
-        }
-        if !names.is_empty() {
-            let msg = "secrets are not supported by this version of cordon yet; remove `secrets`";
-            w.error(&v.span(), msg);
-        }
-    }
+    let secrets = t
+        .get("secrets")
+        .map(|v| tool_secrets(w, name, v, &env))
+        .unwrap_or_default();
     let sandbox = match t.get("sandbox") {
         Some(v) => w
             .table(v, &format!("[tools.{name}.sandbox]"))

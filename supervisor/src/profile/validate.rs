@@ -3,10 +3,14 @@
 //! `check_layer` runs on each file alone (rules about what one file says);
 //! `check_profile` runs on the merged result of the `extends` chain.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::layer::{Layer, Located};
-use super::{Diagnostic, DivergenceAction, Location, PathRule, PathTemplate};
+use super::walk::did_you_mean;
+use super::{
+    Diagnostic, DivergenceAction, Filesystem, Location, PathRule, PathTemplate, Placeholders,
+    Profile, SecretSource, SecretSpec,
+};
 
 pub(super) fn check_layer(layer: &Layer, diags: &mut Vec<Diagnostic>) {
     let fs = &layer.filesystem;
@@ -46,6 +50,11 @@ pub(super) fn check_profile(merged: &Layer, diags: &mut Vec<Diagnostic>) {
     max_denials_has_effect(merged, diags);
     pass_or_set(merged, diags);
     tools_not_agent_executable(merged, diags);
+    tool_secrets_declared(merged, diags);
+    secrets_used(merged, diags);
+    env_source_not_passed(merged, diags);
+    secret_sources_not_agent_reachable(merged, diags);
+    secret_commands_not_agent_writable(merged, diags);
 }
 
 /// A template compared by meaning: `{workspace}/` is `{workspace}`.
@@ -199,6 +208,256 @@ fn tools_not_agent_executable(merged: &Layer, diags: &mut Vec<Diagnostic>) {
             }
         }
     }
+}
+
+/// A tool's `secrets` must name a `[secrets.NAME]` of the merged profile.
+fn tool_secrets_declared(merged: &Layer, diags: &mut Vec<Diagnostic>) {
+    for tool in merged.tools.values() {
+        for secret in &tool.secrets {
+            if merged.secrets.contains_key(&secret.name) {
+                continue;
+            }
+            let hint = did_you_mean(&secret.name, merged.secrets.keys().map(String::as_str))
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            diags.push(Diagnostic {
+                location: secret.origin.clone(),
+                message: format!(
+                    "tool `{}`: secret `{}` is not declared; {hint}declare it in a [secrets.{}] section",
+                    tool.name,
+                    secret.name.escape_debug(),
+                    secret.name.escape_debug()
+                ),
+            });
+        }
+    }
+}
+
+/// A secret no tool receives and the agent may not ask for is a mistake
+/// (a typo in a tool's list, or a leftover).
+fn secrets_used(merged: &Layer, diags: &mut Vec<Diagnostic>) {
+    for (name, secret) in &merged.secrets {
+        let Some(spec) = &secret.spec else { continue };
+        let used = merged
+            .tools
+            .values()
+            .any(|t| t.secrets.iter().any(|s| s.name == *name));
+        if !used && !spec.expose {
+            diags.push(Diagnostic {
+                location: secret.origin.clone(),
+                message: format!("secret `{name}` is never used (no tool lists it and expose = false); list it in a tool's `secrets` or remove it"),
+            });
+        }
+    }
+}
+
+/// An `env:` source copied into the agent's environment by
+/// `[environment] pass` would hand the agent the value itself.
+fn env_source_not_passed(merged: &Layer, diags: &mut Vec<Diagnostic>) {
+    for (name, secret) in &merged.secrets {
+        let Some(SecretSource::Env(var)) = secret.spec.as_ref().map(|s| &s.source) else {
+            continue;
+        };
+        if let Some(pass) = merged.env_pass.iter().find(|p| p.value == *var) {
+            diags.push(Diagnostic {
+                location: secret.from_at.clone().unwrap_or_else(|| secret.origin.clone()),
+                message: format!(
+                    "secret `{name}`: the agent would receive the secret source: `{var}` is in [environment] pass (at {}); remove it from `pass`",
+                    pass.origin
+                ),
+            });
+        }
+    }
+}
+
+/// The agent must not read or change a secret's `file:` source, nor its
+/// `credential:` file (checked when `$CREDENTIALS_DIRECTORY` is set here).
+/// Grants with a placeholder are per-session directories and are checked
+/// again, expanded, by [`secret_source_reachable`] when a session starts.
+fn secret_sources_not_agent_reachable(merged: &Layer, diags: &mut Vec<Diagnostic>) {
+    let credentials = credentials_directory();
+    for (name, secret) in &merged.secrets {
+        let Some(spec) = &secret.spec else { continue };
+        let Some(path) = source_path(spec, credentials.as_deref()) else {
+            continue;
+        };
+        for hit in reaching_grants(&merged.filesystem, &path, Guard::Source, &literal) {
+            let what = if hit.list == "write" {
+                "read and change"
+            } else {
+                "read"
+            };
+            diags.push(Diagnostic {
+                location: secret.from_at.clone().unwrap_or_else(|| secret.origin.clone()),
+                message: format!(
+                    "secret `{name}`: the agent could {what} the secret source {} (granted by {} = \"{}\" at {}); narrow the grant",
+                    path.display(),
+                    hit.list,
+                    hit.rule.path,
+                    hit.rule.origin
+                ),
+            });
+        }
+    }
+}
+
+/// A provider or revoke program the agent may write could be replaced by
+/// the agent's own code, which cordon would then run with the secret.
+/// (Running it is fine: the agent running a provider is not the secret.)
+fn secret_commands_not_agent_writable(merged: &Layer, diags: &mut Vec<Diagnostic>) {
+    for (name, secret) in &merged.secrets {
+        let Some(spec) = &secret.spec else { continue };
+        for (what, program, at) in programs(spec) {
+            let location = match what {
+                "revoke" => secret.revoke_at.clone(),
+                _ => secret.from_at.clone(),
+            }
+            .unwrap_or_else(|| secret.origin.clone());
+            for hit in reaching_grants(&merged.filesystem, program, Guard::Program, &literal) {
+                diags.push(Diagnostic {
+                    location: location.clone(),
+                    message: format!(
+                        "secret `{name}`: the agent could replace the {at} {} (granted by {} = \"{}\" at {}); narrow the grant",
+                        program.display(),
+                        hit.list,
+                        hit.rule.path,
+                        hit.rule.origin
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// For the runtime: every secret source (and provider or revoke program)
+/// that a grant of `profile`, with its placeholders expanded to this
+/// session's `values`, lets the agent reach; with the grant's location.
+/// The broker refuses to start a session when this is not empty.
+///
+/// `credential:` sources are resolved with `$CREDENTIALS_DIRECTORY` of
+/// cordon's own environment, the one their values are read from.
+pub fn secret_source_reachable(
+    profile: &Profile,
+    values: &Placeholders,
+) -> Vec<(String, PathBuf, Location)> {
+    reachable_in(profile, values, credentials_directory().as_deref())
+}
+
+fn reachable_in(
+    profile: &Profile,
+    values: &Placeholders,
+    credentials: Option<&Path>,
+) -> Vec<(String, PathBuf, Location)> {
+    let expand = |t: &PathTemplate| Some(t.expand(values));
+    let mut out = Vec::new();
+    for (name, spec) in &profile.secrets {
+        let mut guarded: Vec<(PathBuf, Guard)> = Vec::new();
+        guarded.extend(source_path(spec, credentials).map(|p| (p, Guard::Source)));
+        guarded.extend(
+            programs(spec)
+                .into_iter()
+                .map(|(_, p, _)| (p.to_path_buf(), Guard::Program)),
+        );
+        for (path, guard) in guarded {
+            for hit in reaching_grants(&profile.filesystem, &path, guard, &expand) {
+                out.push((name.clone(), path.clone(), hit.rule.origin.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// `$CREDENTIALS_DIRECTORY` when set to an absolute path.
+fn credentials_directory() -> Option<PathBuf> {
+    std::env::var_os("CREDENTIALS_DIRECTORY")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
+/// The host file a secret is read from, when it is one.
+fn source_path(spec: &SecretSpec, credentials: Option<&Path>) -> Option<PathBuf> {
+    match &spec.source {
+        SecretSource::File(p) => Some(p.clone()),
+        SecretSource::Credential(n) => credentials.map(|d| d.join(n)),
+        SecretSource::Env(_) | SecretSource::Command(_) => None,
+    }
+}
+
+/// The absolute programs a secret runs: its provider command and its
+/// revoke command. Bare names are found on cordon's PATH at run time.
+fn programs(spec: &SecretSpec) -> Vec<(&'static str, &Path, &'static str)> {
+    let mut out = Vec::new();
+    if let SecretSource::Command(argv) = &spec.source {
+        out.extend(argv.first().map(|p| ("from", Path::new(p), "provider command")));
+    }
+    if let Some(argv) = &spec.revoke {
+        out.extend(argv.first().map(|p| ("revoke", Path::new(p), "revoke command")));
+    }
+    out.retain(|(_, p, _)| p.is_absolute());
+    out
+}
+
+/// At check time only grants without a placeholder can be resolved:
+/// `{home}` and `{tmp}` are fresh per-session directories that hold no host
+/// file, and `{workspace}` is checked again when the session starts.
+fn literal(t: &PathTemplate) -> Option<PathBuf> {
+    (!t.has_placeholder()).then(|| PathBuf::from(t.as_str()))
+}
+
+/// What must stay out of the agent's reach.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    /// A secret source: neither read (read, write and exec grants) nor
+    /// changed.
+    Source,
+    /// A program cordon runs with the secret: not changed (write grants).
+    Program,
+}
+
+struct Hit<'a> {
+    list: &'static str,
+    rule: &'a PathRule,
+}
+
+/// The grants of `fs` that reach `path`. Landlock resolves symlinks, so for
+/// reading the source is compared canonicalised when it exists (as written
+/// otherwise); for changing, also as written, since a writable directory
+/// on the written path lets the agent swap a symlink in it. Each grant is
+/// compared as written and canonicalised. `[filesystem] deny` does not
+/// excuse a grant: it masks one name, and the rule is about the grant.
+fn reaching_grants<'a>(
+    fs: &'a Filesystem,
+    path: &Path,
+    guard: Guard,
+    expand: &dyn Fn(&PathTemplate) -> Option<PathBuf>,
+) -> Vec<Hit<'a>> {
+    let canonical = std::fs::canonicalize(path).ok();
+    let read_form = canonical.clone().unwrap_or_else(|| path.to_path_buf());
+    let mut write_forms = vec![path.to_path_buf()];
+    write_forms.extend(canonical);
+    let lists: &[(&'static str, &'a Vec<PathRule>)] = match guard {
+        Guard::Source => &[("read", &fs.read), ("write", &fs.write), ("exec", &fs.exec)],
+        Guard::Program => &[("write", &fs.write)],
+    };
+    let mut hits = Vec::new();
+    for (list, rules) in lists {
+        for rule in rules.iter() {
+            let Some(grant) = expand(&rule.path) else {
+                continue;
+            };
+            let mut grants = vec![grant.clone()];
+            grants.extend(std::fs::canonicalize(&grant).ok());
+            let forms: &[PathBuf] = if *list == "write" {
+                &write_forms
+            } else {
+                std::slice::from_ref(&read_form)
+            };
+            if forms.iter().any(|f| grants.iter().any(|g| f.starts_with(g))) {
+                hits.push(Hit { list, rule });
+            }
+        }
+    }
+    hits
 }
 
 #[cfg(test)]
