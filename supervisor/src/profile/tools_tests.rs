@@ -79,7 +79,7 @@ approve = [{ argv = ["x"], exmples = {} }]
 timeout = "0s"
 max_calls = 0
 env = ["1BAD"]
-secrets = ["GITHUB_TOKEN"]
+secrets = ["GITHUB_TOKEN", "GITHUB_TOKEN"]
 paht = 1
 [tools.".hidden"]
 path = "/usr/bin/git"
@@ -98,7 +98,7 @@ cwd = ["relative"]
         "5:11: `timeout` must be longer than 0s",
         "6:13: `max_calls` expects an integer 1-1000000, got 0",
         "7:8: `1BAD` is not a valid variable name",
-        "8:11: secrets are not supported by this version of cordon yet; remove `secrets`",
+        "8:28: secret `GITHUB_TOKEN` is listed twice in the `secrets` of [tools.git] (first at line 8); remove one",
         "9:1: unknown key `paht` in [tools.git]; valid keys: path, allow,",
         "10:8: tool name `.hidden` must be",
         "12:1: [tools.none] has no `allow` or `approve` rule",

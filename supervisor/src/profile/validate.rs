@@ -275,11 +275,26 @@ fn env_source_not_passed(merged: &Layer, diags: &mut Vec<Diagnostic>) {
 /// Grants with a placeholder are per-session directories and are checked
 /// again, expanded, by [`secret_source_reachable`] when a session starts.
 fn secret_sources_not_agent_reachable(merged: &Layer, diags: &mut Vec<Diagnostic>) {
-    let credentials = credentials_directory();
+    sources_not_reachable_with(merged, credentials_directory().as_deref(), diags);
+}
+
+/// [`secret_sources_not_agent_reachable`] with the credentials directory
+/// given.
+fn sources_not_reachable_with(
+    merged: &Layer,
+    credentials: Option<&Path>,
+    diags: &mut Vec<Diagnostic>,
+) {
     for (name, secret) in &merged.secrets {
         let Some(spec) = &secret.spec else { continue };
-        let Some(path) = source_path(spec, credentials.as_deref()) else {
+        let Some(path) = source_path(spec, credentials) else {
             continue;
+        };
+        let shown = match std::fs::canonicalize(&path) {
+            Ok(real) if real != path => {
+                format!("{} (which resolves to {})", path.display(), real.display())
+            }
+            _ => path.display().to_string(),
         };
         for hit in reaching_grants(&merged.filesystem, &path, Guard::Source, &literal) {
             let what = if hit.list == "write" {
@@ -290,8 +305,7 @@ fn secret_sources_not_agent_reachable(merged: &Layer, diags: &mut Vec<Diagnostic
             diags.push(Diagnostic {
                 location: secret.from_at.clone().unwrap_or_else(|| secret.origin.clone()),
                 message: format!(
-                    "secret `{name}`: the agent could {what} the secret source {} (granted by {} = \"{}\" at {}); narrow the grant",
-                    path.display(),
+                    "secret `{name}`: the agent could {what} the secret source {shown} (granted by {} = \"{}\" at {}); narrow the grant",
                     hit.list,
                     hit.rule.path,
                     hit.rule.origin

@@ -1,7 +1,7 @@
 // Tests may panic on a broken fixture: that is how they fail.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::*;
@@ -116,4 +116,187 @@ fn merge_follows_the_documented_rules() {
     assert_eq!(p.environment.set["A"], "p");
     assert_eq!(p.environment.set["B"], "c");
     assert_eq!((p.limits.nofile, p.limits.cpu), (Some(10), Some(9)));
+}
+
+/// A tool `t` that receives `secrets` (a TOML array).
+fn tool_with(secrets: &str) -> String {
+    format!("[tools.t]\npath = \"/usr/bin/true\"\nallow = [[\"**\"]]\nsecrets = {secrets}\n")
+}
+
+#[test]
+fn tool_secrets_must_be_declared() {
+    let src = format!(
+        "{NAME}{}[secrets.GITHUB_TOKEN]\nfrom = \"env:GH\"\n",
+        tool_with("[\"GITHUB_TOKEN\", \"GITHUB_TOKN\", { name = \"ZZZ\", as = \"file\" }]")
+    );
+    let e = profile_errors(&src);
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert_eq!(e[0], "v.toml:6:28: tool `t`: secret `GITHUB_TOKN` is not declared; did you mean `GITHUB_TOKEN`? declare it in a [secrets.GITHUB_TOKN] section");
+    assert!(e[1].starts_with("v.toml:6:43: tool `t`: secret `ZZZ` is not declared; declare it"));
+}
+
+#[test]
+fn unused_secrets_are_errors_unless_exposed() {
+    let src = format!("{NAME}[secrets.A]\nfrom = \"env:A\"\n[secrets.B]\nfrom = \"env:B\"\nexpose = true\n[secrets.C]\nfrom = \"env:C\"\n{}", tool_with("[\"C\"]"));
+    let e = profile_errors(&src);
+    assert_eq!(e, ["v.toml:3:1: secret `A` is never used (no tool lists it and expose = false); list it in a tool's `secrets` or remove it"]);
+}
+
+#[test]
+fn an_env_source_may_not_be_passed_to_the_agent() {
+    let src = format!("{NAME}[environment]\npass = [\"LANG\", \"GH\"]\n[secrets.T]\nfrom = \"env:GH\"\nexpose = true\n");
+    let e = profile_errors(&src);
+    assert_eq!(e, ["v.toml:6:8: secret `T`: the agent would receive the secret source: `GH` is in [environment] pass (at v.toml:4:17); remove it from `pass`"]);
+}
+
+/// A profile granting `grants` (a [filesystem] body) with secret `S` read
+/// from `from` (exposed, so it counts as used).
+fn escalation(grants: &str, from: &str) -> String {
+    format!("{NAME}[filesystem]\n{grants}\n[secrets.S]\nfrom = {from}\nexpose = true\n")
+}
+
+#[test]
+fn a_readable_file_source_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().canonicalize().unwrap();
+    let token = d.join("token");
+    std::fs::write(&token, "x").unwrap();
+    let from = format!("\"file:{}\"", token.display());
+    let src = escalation(&format!("read = [\"/usr\", \"{}\"]", d.display()), &from);
+    let e = profile_errors(&src);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    let want = format!("v.toml:6:8: secret `S`: the agent could read the secret source {} (granted by read = \"{}\" at v.toml:4:17); narrow the grant", token.display(), d.display());
+    assert_eq!(e[0], want);
+    // Write and exec grants count too, and one error per grant.
+    let src = escalation(
+        &format!("write = [\"{0}\"]\nexec = [\"{0}/token\"]", d.display()),
+        &from,
+    );
+    let e = profile_errors(&src);
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(e[0].contains("could read and change the secret source"), "{}", e[0]);
+    assert!(e[0].contains("(granted by write = "), "{}", e[0]);
+    assert!(e[1].contains("(granted by exec = "), "{}", e[1]);
+    // A missing source is compared as written; `/` reaches everything.
+    let src = escalation("read = [\"/\"]", "\"file:/nonexistent/cordon/token\"");
+    let e = profile_errors(&src);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(e[0].contains("the secret source /nonexistent/cordon/token (granted by read = \"/\" at v.toml:4:9)"));
+    // A deny inside the grant does not excuse it.
+    let src = escalation(
+        &format!("read = [\"{0}\"]\ndeny = [\"{0}/token\"]", d.display()),
+        &from,
+    );
+    assert_eq!(profile_errors(&src).len(), 1);
+    // A sibling directory is fine.
+    let other = tempfile::tempdir().unwrap();
+    let src = escalation(&format!("read = [\"{}\"]", other.path().display()), &from);
+    assert!(profile_errors(&src).is_empty());
+}
+
+#[test]
+fn symlinks_are_followed_for_reading_and_not_for_swapping() {
+    let secret_dir = tempfile::tempdir().unwrap();
+    let link_dir = tempfile::tempdir().unwrap();
+    let (s, l) = (
+        secret_dir.path().canonicalize().unwrap(),
+        link_dir.path().canonicalize().unwrap(),
+    );
+    std::fs::write(s.join("token"), "x").unwrap();
+    std::os::unix::fs::symlink(s.join("token"), l.join("link")).unwrap();
+    let from = format!("\"file:{}\"", l.join("link").display());
+    // Read of the link's directory: Landlock checks the target, not the link.
+    let src = escalation(&format!("read = [\"{}\"]", l.display()), &from);
+    assert!(profile_errors(&src).is_empty());
+    // Read of the target's directory: reachable through the link.
+    let src = escalation(&format!("read = [\"{}\"]", s.display()), &from);
+    let e = profile_errors(&src);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    let want = format!("source {} (which resolves to {}/token)", l.join("link").display(), s.display());
+    assert!(e[0].contains(&want), "{}", e[0]);
+    // Write of the link's directory: the agent could swap the link.
+    let src = escalation(&format!("write = [\"{}\"]", l.display()), &from);
+    let e = profile_errors(&src);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(e[0].contains("could read and change"), "{}", e[0]);
+}
+
+#[test]
+fn placeholder_grants_are_left_to_the_session() {
+    let src = escalation(
+        "read = [\"{workspace}\", \"{home}\"]\nwrite = [\"{tmp}\"]",
+        "\"file:/etc/cordon-token\"",
+    );
+    assert!(profile_errors(&src).is_empty());
+}
+
+#[test]
+fn a_credential_under_a_grant_is_refused_when_the_directory_is_known() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().canonicalize().unwrap();
+    let src = escalation(
+        &format!("read = [\"{}\"]", creds.display()),
+        "\"credential:gh\"",
+    );
+    let merged = layer(&src);
+    let mut diags = Vec::new();
+    sources_not_reachable_with(&merged, None, &mut diags);
+    assert!(diags.is_empty());
+    sources_not_reachable_with(&merged, Some(&creds), &mut diags);
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    assert!(diags[0]
+        .message
+        .contains(&format!("the secret source {}/gh (granted by read", creds.display())));
+}
+
+#[test]
+fn writable_provider_and_revoke_programs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().canonicalize().unwrap();
+    let src = format!(
+        "{NAME}[filesystem]\nwrite = [\"{0}\"]\nexec = [\"{0}\"]\n[secrets.S]\nfrom = \"command:{0}/fetch x\"\nrevoke = [\"{0}/revoke\"]\nexpose = true\n[secrets.B]\nfrom = \"command:gh auth token\"\nexpose = true\n",
+        d.display()
+    );
+    let e = profile_errors(&src);
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(e[0].starts_with(&format!("v.toml:7:8: secret `S`: the agent could replace the provider command {}/fetch (granted by write = ", d.display())), "{}", e[0]);
+    assert!(e[1].starts_with("v.toml:8:10: secret `S`: the agent could replace the revoke command"), "{}", e[1]);
+}
+
+#[test]
+fn the_runtime_check_expands_placeholders() {
+    let ws = tempfile::tempdir().unwrap();
+    let w = ws.path().canonicalize().unwrap();
+    let src = escalation(
+        "read = [\"/usr\", \"{workspace}\"]\nwrite = [\"{tmp}\"]",
+        "\"credential:gh\"",
+    );
+    let src = format!("{src}[secrets.F]\nfrom = \"file:{}/cfg/token\"\nexpose = true\nrevoke = [\"{}/bin/revoke\"]\n", w.display(), w.display());
+    let mut diags = Vec::new();
+    let merged = layer(&src);
+    check_profile(&merged, &mut diags);
+    assert!(diags.is_empty(), "{diags:#?}");
+    let profile = merged.into_profile("v.toml".into());
+    let values = |tmp: &Path| crate::profile::Placeholders {
+        workspace: w.clone(),
+        home: PathBuf::from("/nonexistent/home"),
+        tmp: tmp.to_path_buf(),
+    };
+    let hits = reachable_in(&profile, &values(Path::new("/nonexistent/tmp")), None);
+    let got: Vec<(String, PathBuf, (u32, u32))> = hits
+        .into_iter()
+        .map(|(n, p, l)| (n, p, (l.line, l.column)))
+        .collect();
+    assert_eq!(
+        got,
+        [("F".to_string(), w.join("cfg/token"), (4, 17))],
+    );
+    // The credentials directory inside {tmp}, which the agent may write.
+    let hits = reachable_in(&profile, &values(&w), Some(&w.join("creds")));
+    let names: Vec<&str> = hits.iter().map(|(n, _, _)| n.as_str()).collect();
+    // F's source (read and write grants), F's revoke program (write), S's
+    // credential (read and write).
+    assert_eq!(names, ["F", "F", "F", "S", "S"], "{hits:#?}");
+    assert_eq!(hits[2].1, w.join("bin/revoke"));
+    assert!(crate::profile::secret_source_reachable(&profile, &values(Path::new("/x"))).len() <= 2);
 }
