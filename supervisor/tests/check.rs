@@ -189,13 +189,97 @@ fn cross_field_rules() {
 
 #[test]
 fn unsupported_features_are_errors() {
-    assert_bad(
-        "bad/secrets.toml",
-        "4:1",
-        "secrets are not supported by this version of cordon yet",
-    );
-    assert_bad("bad/secrets.toml", "4:1", "remove [secrets.GITHUB_TOKEN]");
     assert_bad("bad/allow-hosts.toml", "5:1", "`allow_hosts` needs cordon's egress proxy, which this version does not have; use connect_tcp for port rules");
+}
+
+#[test]
+fn a_good_profile_with_secrets_is_ok() {
+    let out = check(&["tests/profiles/good-secrets.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "tests/profiles/good-secrets.toml: ok (profile `with-secrets`)\n"
+    );
+}
+
+#[test]
+fn secret_errors() {
+    assert_bad(
+        "bad/secret-unused.toml",
+        "4:1",
+        "secret `GITHUB_TOKEN` is never used (no tool lists it and expose = false)",
+    );
+    assert_bad("bad/secret-bad-from.toml", "5:8", "`from` must start with `env:`, `file:`, `credential:` or `command:` (the value is not shown");
+    assert_bad(
+        "bad/secret-placeholder.toml",
+        "5:8",
+        "`file:{workspace}/.token`: a secret source may not use a placeholder",
+    );
+    assert_bad(
+        "bad/secret-credential-path.toml",
+        "5:8",
+        "a credential name is one file name inside $CREDENTIALS_DIRECTORY",
+    );
+    assert_bad(
+        "bad/secret-cache-no-ttl.toml",
+        "7:9",
+        "`cache = true` needs a `ttl`",
+    );
+    assert_bad(
+        "bad/secret-ttl-long.toml",
+        "7:7",
+        "`ttl` must be at most 24h, got \"25h\"",
+    );
+    assert_bad(
+        "bad/secret-ttl-long.toml",
+        "8:17",
+        "`fetch_timeout` must be longer than 0s",
+    );
+    assert_bad(
+        "bad/secret-undeclared.toml",
+        "7:12",
+        "tool `git`: secret `GITHUB_TOKN` is not declared; did you mean `GITHUB_TOKEN`?",
+    );
+    assert_bad(
+        "bad/secret-duplicate.toml",
+        "8:28",
+        "secret `GITHUB_TOKEN` is listed twice in the `secrets` of [tools.git] (first at line 8)",
+    );
+    assert_bad(
+        "bad/secret-duplicate.toml",
+        "8:68",
+        "secret `GIT_TOKEN` is also in the `env` of [tools.git]",
+    );
+    assert_bad(
+        "bad/secret-bad-name.toml",
+        "4:10",
+        "secret name `LD_PRELOAD` starts with `LD_`, which is reserved",
+    );
+    assert_bad(
+        "bad/secret-bad-name.toml",
+        "8:10",
+        "secret name `github-token` must be 1-128 characters",
+    );
+    assert_bad(
+        "bad/secret-unknown-key.toml",
+        "7:1",
+        "unknown key `max_use` in [secrets.TOKEN]; did you mean `max_uses`?",
+    );
+    assert_bad(
+        "bad/secret-unknown-key.toml",
+        "8:11",
+        "`revoke`: the program must be an absolute path or a bare name",
+    );
+    assert_bad("bad/secret-passed.toml", "8:8", "secret `TOKEN`: the agent would receive the secret source: `GITHUB_TOKEN` is in [environment] pass");
+    assert_bad("bad/secret-writable-provider.toml", "8:8", "secret `TOKEN`: the agent could replace the provider command /tmp/fetch-token (granted by write = \"/tmp\" at tests/profiles/bad/secret-writable-provider.toml:5:10)");
+}
+
+#[test]
+fn a_readable_secret_source_is_refused() {
+    assert_bad("bad/secret-readable.toml", "8:8", "secret `TOKEN`: the agent could read the secret source /etc/cordon/token (granted by read = \"/\" at tests/profiles/bad/secret-readable.toml:5:9); narrow the grant");
+    // The value written by mistake in `from` never reaches the output.
+    let out = check(&["tests/profiles/bad/secret-bad-from.toml"]);
+    assert!(!stderr(&out).contains("ghp_"), "{}", stderr(&out));
 }
 
 #[test]

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 pub use diagnostic::{Diagnostic, Location, ProfileError};
 pub use paths::{ExpandError, PathTemplate, Placeholders};
-pub use validate::secret_source_reachable;
 pub use tool_defaults::{default_tool_sandbox, DEFAULT_TOOL_SANDBOX_FILE};
+pub use validate::secret_source_reachable;
 
 /// Loads a profile file, follows `extends`, and checks it.
 ///

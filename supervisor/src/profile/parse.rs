@@ -11,7 +11,9 @@ use toml::de::DeTable;
 
 use super::layer::{Layer, Located};
 use super::walk::{did_you_mean, Value, Walker};
-use super::{extends, secrets, sections, tools, validate, Diagnostic, DivergenceAction, OnViolation};
+use super::{
+    extends, secrets, sections, tools, validate, Diagnostic, DivergenceAction, OnViolation,
+};
 use super::{Profile, ProfileError, SyscallRule};
 
 /// The longest grace period a profile may ask for.

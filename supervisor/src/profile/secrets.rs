@@ -50,8 +50,7 @@ fn name_problem(name: &str) -> Option<String> {
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') || name.len() > MAX_NAME
-    {
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') || name.len() > MAX_NAME {
         return Some(format!("`{shown}` must be 1-{MAX_NAME} characters of letters, digits and `_`, not starting with a digit (it becomes an environment variable name)"));
     }
     if RESERVED.contains(&name) {
@@ -157,16 +156,16 @@ fn source(w: &mut Walker<'_>, v: &Value<'_>) -> Option<SecretSource> {
             return check_argv(w, "from", argv, &cmd.span()).map(SecretSource::Command);
         }
         other => {
-            let msg = format!("`from` expects a string such as \"env:VAR\", or {{ command = [...] }}, got {}", article(other));
+            let msg = format!(
+                "`from` expects a string such as \"env:VAR\", or {{ command = [...] }}, got {}",
+                article(other)
+            );
             w.error(&v.span(), msg);
             return None;
         }
     };
     let span = v.span();
-    let Some((provider, rest)) = text
-        .split_once(':')
-        .filter(|(p, _)| PROVIDERS.contains(p))
-    else {
+    let Some((provider, rest)) = text.split_once(':').filter(|(p, _)| PROVIDERS.contains(p)) else {
         // Never echo the value: a person may have pasted the secret itself.
         let hint = text
             .split_once(':')
@@ -227,7 +226,8 @@ fn file_source(w: &mut Walker<'_>, path: &str, span: &Range<usize>) -> Option<Se
         return None;
     }
     if !path.starts_with('/') {
-        let msg = format!("`file:{shown}`: needs an absolute path, as in \"file:/etc/cordon/token\"");
+        let msg =
+            format!("`file:{shown}`: needs an absolute path, as in \"file:/etc/cordon/token\"");
         w.error(span, msg);
         return None;
     }
@@ -360,7 +360,9 @@ fn duration(
         }
         Ok(d) => return Some(d),
         Err(e) => {
-            let msg = format!("`{key}` must be a duration such as {example} or \"1m 30s\", got \"{shown}\" ({e})");
+            let msg = format!(
+                "`{key}` must be a duration such as {example} or \"1m 30s\", got \"{shown}\" ({e})"
+            );
             w.error(&v.span(), msg);
         }
     }

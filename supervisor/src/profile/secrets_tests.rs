@@ -98,8 +98,14 @@ fn secret_names_become_variable_names() {
     let mut e = errors("[secrets.1X]\nfrom = \"env:A\"\n[secrets.a-b]\nfrom = \"env:A\"\n[secrets.PATH]\nfrom = \"env:A\"\n[secrets.LD_PRELOAD]\nfrom = \"env:A\"\n[secrets.CORDON_X]\nfrom = \"env:A\"\n");
     assert_eq!(e.len(), 5, "{e:#?}");
     e.sort_by_key(|m| m.split(':').next().and_then(|l| l.parse::<u32>().ok()));
-    assert!(e[0].starts_with("1:10: secret name `1X` must be 1-128 characters"), "{e:#?}");
-    assert!(e[1].starts_with("3:10: secret name `a-b` must be"), "{e:#?}");
+    assert!(
+        e[0].starts_with("1:10: secret name `1X` must be 1-128 characters"),
+        "{e:#?}"
+    );
+    assert!(
+        e[1].starts_with("3:10: secret name `a-b` must be"),
+        "{e:#?}"
+    );
     assert!(e[2].starts_with("5:10: secret name `PATH` is a variable cordon sets"));
     assert!(e[3].contains("`LD_PRELOAD` starts with `LD_`"));
     assert!(e[4].contains("`CORDON_X` starts with `CORDON_`"));
@@ -114,14 +120,22 @@ fn secret_names_become_variable_names() {
 fn from_is_required_and_checked() {
     assert!(errors("[secrets.S]\nttl = \"1s\"\n")[0].starts_with("1:1: [secrets.S] needs `from`"));
     let e = one("from = \"ghp_SECRETVALUE\"");
-    assert!(e.starts_with("2:8: `from` must start with `env:`, `file:`, `credential:` or `command:`"));
+    assert!(
+        e.starts_with("2:8: `from` must start with `env:`, `file:`, `credential:` or `command:`")
+    );
     assert!(!e.contains("ghp_"), "the value must not be echoed: {e}");
     let e = one("from = \"comand:x\"");
     assert!(e.ends_with("did you mean `command:`?"), "{e}");
-    assert_eq!(one("from = 5"), "2:8: `from` expects a string such as \"env:VAR\", or { command = [...] }, got an integer");
+    assert_eq!(
+        one("from = 5"),
+        "2:8: `from` expects a string such as \"env:VAR\", or { command = [...] }, got an integer"
+    );
     for p in ["env", "file", "credential", "command"] {
         let e = one(&format!("from = \"{p}:\""));
-        assert!(e.starts_with(&format!("2:8: `from = \"{p}:\"` needs ")), "{e}");
+        assert!(
+            e.starts_with(&format!("2:8: `from = \"{p}:\"` needs ")),
+            "{e}"
+        );
     }
     assert!(one("from = \"command:   \"").contains("needs a command"));
     assert!(one("from = \"env:1A\"").contains("not a valid variable name"));
@@ -137,7 +151,9 @@ fn file_sources_are_absolute_host_paths() {
     assert!(one("from = \"file:/etc/../t\"").contains("`.` or `..` component"));
     assert!(one("from = \"file:/etc/{tmp}/t\"").contains("placeholder in the middle"));
     // A missing file is no error at check time: it is read at call time.
-    assert!(errors("[secrets.S]\nfrom = \"file:/nonexistent/cordon/t\"\nexpose = true\n").is_empty());
+    assert!(
+        errors("[secrets.S]\nfrom = \"file:/nonexistent/cordon/t\"\nexpose = true\n").is_empty()
+    );
 }
 
 #[test]
@@ -160,8 +176,14 @@ fn commands_and_revoke_argv() {
     assert!(one("from = { command = [\"\"] }").contains("the program name is empty"));
     assert!(one("from = { command = [\"/a/../b\"] }").contains("`.` or `..` component"));
     let e = errors("[secrets.S]\nfrom = { comand = [\"gh\"] }\n");
-    assert!(e[0].starts_with("2:10: unknown key `comand` in `from`; did you mean `command`?"), "{e:#?}");
-    assert!(e[1].starts_with("2:8: a `from` table needs `command`"), "{e:#?}");
+    assert!(
+        e[0].starts_with("2:10: unknown key `comand` in `from`; did you mean `command`?"),
+        "{e:#?}"
+    );
+    assert!(
+        e[1].starts_with("2:8: a `from` table needs `command`"),
+        "{e:#?}"
+    );
     assert_eq!(
         one("from = { command = [\"gh\", 1] }"),
         "2:27: `command` expects strings, got an integer"
@@ -169,9 +191,15 @@ fn commands_and_revoke_argv() {
     let e = errors("[secrets.S]\nfrom = \"env:A\"\nrevoke = []\n");
     assert!(e[0].starts_with("3:10: `revoke` needs a command"), "{e:#?}");
     let e = errors("[secrets.S]\nfrom = \"env:A\"\nrevoke = \"vault revoke\"\n");
-    assert!(e[0].starts_with("3:10: `revoke` expects an array of strings"), "{e:#?}");
+    assert!(
+        e[0].starts_with("3:10: `revoke` expects an array of strings"),
+        "{e:#?}"
+    );
     let e = errors("[secrets.S]\nfrom = \"env:A\"\nrevoke = [\"bin/revoke\"]\n");
-    assert!(e[0].starts_with("3:11: `revoke`: the program must be"), "{e:#?}");
+    assert!(
+        e[0].starts_with("3:11: `revoke`: the program must be"),
+        "{e:#?}"
+    );
 }
 
 #[test]
@@ -186,7 +214,10 @@ fn limits_durations_and_flags() {
     ];
     assert_eq!(e.len(), want.len(), "{e:#?}");
     for w in want {
-        assert!(e.iter().any(|m| m.starts_with(w)), "missing {w:?} in {e:#?}");
+        assert!(
+            e.iter().any(|m| m.starts_with(w)),
+            "missing {w:?} in {e:#?}"
+        );
     }
     let e = errors("[secrets.S]\nfrom = \"env:A\"\nttl = \"25h\"\nmax_uses = 1000001\nfetch_timeout = \"soon\"\n");
     assert_eq!(e.len(), 3, "{e:#?}");
@@ -265,7 +296,10 @@ secrets = ["A", "A", "GIT_DIR", { name = "B", as = "disk" }, { as = "file" }, { 
         "5:107: `secrets` entries must be secret names or { name = \"...\", as = \"env\" | \"file\" }, got an integer",
     ];
     for w in want {
-        assert!(e.iter().any(|m| m.starts_with(w)), "missing {w:?} in {e:#?}");
+        assert!(
+            e.iter().any(|m| m.starts_with(w)),
+            "missing {w:?} in {e:#?}"
+        );
     }
     assert_eq!(e.len(), want.len(), "{e:#?}");
 }

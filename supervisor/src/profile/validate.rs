@@ -402,10 +402,16 @@ fn source_path(spec: &SecretSpec, credentials: Option<&Path>) -> Option<PathBuf>
 fn programs(spec: &SecretSpec) -> Vec<(&'static str, &Path, &'static str)> {
     let mut out = Vec::new();
     if let SecretSource::Command(argv) = &spec.source {
-        out.extend(argv.first().map(|p| ("from", Path::new(p), "provider command")));
+        out.extend(
+            argv.first()
+                .map(|p| ("from", Path::new(p), "provider command")),
+        );
     }
     if let Some(argv) = &spec.revoke {
-        out.extend(argv.first().map(|p| ("revoke", Path::new(p), "revoke command")));
+        out.extend(
+            argv.first()
+                .map(|p| ("revoke", Path::new(p), "revoke command")),
+        );
     }
     out.retain(|(_, p, _)| p.is_absolute());
     out
@@ -466,7 +472,10 @@ fn reaching_grants<'a>(
             } else {
                 std::slice::from_ref(&read_form)
             };
-            if forms.iter().any(|f| grants.iter().any(|g| f.starts_with(g))) {
+            if forms
+                .iter()
+                .any(|f| grants.iter().any(|g| f.starts_with(g)))
+            {
                 hits.push(Hit { list, rule });
             }
         }

@@ -174,14 +174,20 @@ fn a_readable_file_source_is_refused() {
     );
     let e = profile_errors(&src);
     assert_eq!(e.len(), 2, "{e:#?}");
-    assert!(e[0].contains("could read and change the secret source"), "{}", e[0]);
+    assert!(
+        e[0].contains("could read and change the secret source"),
+        "{}",
+        e[0]
+    );
     assert!(e[0].contains("(granted by write = "), "{}", e[0]);
     assert!(e[1].contains("(granted by exec = "), "{}", e[1]);
     // A missing source is compared as written; `/` reaches everything.
     let src = escalation("read = [\"/\"]", "\"file:/nonexistent/cordon/token\"");
     let e = profile_errors(&src);
     assert_eq!(e.len(), 1, "{e:#?}");
-    assert!(e[0].contains("the secret source /nonexistent/cordon/token (granted by read = \"/\" at v.toml:4:9)"));
+    assert!(e[0].contains(
+        "the secret source /nonexistent/cordon/token (granted by read = \"/\" at v.toml:4:9)"
+    ));
     // A deny inside the grant does not excuse it.
     let src = escalation(
         &format!("read = [\"{0}\"]\ndeny = [\"{0}/token\"]", d.display()),
@@ -212,7 +218,11 @@ fn symlinks_are_followed_for_reading_and_not_for_swapping() {
     let src = escalation(&format!("read = [\"{}\"]", s.display()), &from);
     let e = profile_errors(&src);
     assert_eq!(e.len(), 1, "{e:#?}");
-    let want = format!("source {} (which resolves to {}/token)", l.join("link").display(), s.display());
+    let want = format!(
+        "source {} (which resolves to {}/token)",
+        l.join("link").display(),
+        s.display()
+    );
     assert!(e[0].contains(&want), "{}", e[0]);
     // Write of the link's directory: the agent could swap the link.
     let src = escalation(&format!("write = [\"{}\"]", l.display()), &from);
@@ -244,9 +254,10 @@ fn a_credential_under_a_grant_is_refused_when_the_directory_is_known() {
     assert!(diags.is_empty());
     sources_not_reachable_with(&merged, Some(&creds), &mut diags);
     assert_eq!(diags.len(), 1, "{diags:#?}");
-    assert!(diags[0]
-        .message
-        .contains(&format!("the secret source {}/gh (granted by read", creds.display())));
+    assert!(diags[0].message.contains(&format!(
+        "the secret source {}/gh (granted by read",
+        creds.display()
+    )));
 }
 
 #[test]
@@ -260,7 +271,11 @@ fn writable_provider_and_revoke_programs_are_refused() {
     let e = profile_errors(&src);
     assert_eq!(e.len(), 2, "{e:#?}");
     assert!(e[0].starts_with(&format!("v.toml:7:8: secret `S`: the agent could replace the provider command {}/fetch (granted by write = ", d.display())), "{}", e[0]);
-    assert!(e[1].starts_with("v.toml:8:10: secret `S`: the agent could replace the revoke command"), "{}", e[1]);
+    assert!(
+        e[1].starts_with("v.toml:8:10: secret `S`: the agent could replace the revoke command"),
+        "{}",
+        e[1]
+    );
 }
 
 #[test]
@@ -287,10 +302,7 @@ fn the_runtime_check_expands_placeholders() {
         .into_iter()
         .map(|(n, p, l)| (n, p, (l.line, l.column)))
         .collect();
-    assert_eq!(
-        got,
-        [("F".to_string(), w.join("cfg/token"), (4, 17))],
-    );
+    assert_eq!(got, [("F".to_string(), w.join("cfg/token"), (4, 17))],);
     // The credentials directory inside {tmp}, which the agent may write.
     let hits = reachable_in(&profile, &values(&w), Some(&w.join("creds")));
     let names: Vec<&str> = hits.iter().map(|(n, _, _)| n.as_str()).collect();
