@@ -6,6 +6,14 @@ use super::*;
 
 const TOKEN: &[u8] = b"ghp_Canary/0123456789+abcdefghij\"klmnop";
 
+/// Enough other values to exceed what Teddy takes, so the automaton is
+/// used.
+fn many_values() -> Vec<Vec<u8>> {
+    (0..20)
+        .map(|i| format!("unrelated-secret-{i:04}-xyzzy").into_bytes())
+        .collect()
+}
+
 fn redactor(values: &[&[u8]]) -> Redactor {
     let values: Vec<SecretValue> = values
         .iter()
@@ -133,16 +141,26 @@ fn forms_by(value: &[u8], pick: impl Fn(&[u8]) -> bool) -> Vec<u8> {
 
 #[test]
 fn a_value_split_at_every_boundary_is_masked() {
-    let r = redactor(&[TOKEN]);
+    let others = many_values();
+    let mut with_many: Vec<&[u8]> = others.iter().map(|v| v.as_slice()).collect();
+    with_many.push(TOKEN);
+    let teddy = redactor(&[TOKEN]);
+    let automaton = redactor(&with_many);
+    if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        assert!(matches!(teddy.searcher, Some(Searcher::Teddy(_))));
+    }
+    assert!(matches!(automaton.searcher, Some(Searcher::Automaton(_))));
     let input = [b"before ".as_slice(), TOKEN, b" after"].concat();
     let want = b"before [cordon: redacted] after";
-    for a in 0..=input.len() {
-        for b in a..=input.len() {
-            assert_eq!(chunked(&r, &input, &[a, b]), want, "cuts {a} {b}");
+    for r in [&teddy, &automaton] {
+        for a in 0..=input.len() {
+            for b in a..=input.len() {
+                assert_eq!(chunked(r, &input, &[a, b]), want, "cuts {a} {b}");
+            }
         }
+        let bytewise: Vec<usize> = (0..input.len()).collect();
+        assert_eq!(chunked(r, &input, &bytewise), want);
     }
-    let bytewise: Vec<usize> = (0..input.len()).collect();
-    assert_eq!(chunked(&r, &input, &bytewise), want);
 }
 
 #[test]
@@ -193,8 +211,13 @@ proptest! {
         inner_after in proptest::collection::vec(any::<u8>(), 0..8),
         pick in any::<prop::sample::Index>(),
         cuts in proptest::collection::vec(0usize..160, 0..8),
+        many in any::<bool>(),
     ) {
-        let r = redactor(&[&secret]);
+        let others = if many { many_values() } else { Vec::new() };
+        let values: Vec<&[u8]> = std::iter::once(secret.as_slice())
+            .chain(others.iter().map(|v| v.as_slice()))
+            .collect();
+        let r = redactor(&values);
         let forms = all_forms(&secret);
         let mut middle: Vec<Vec<u8>> = forms.iter().map(|f| f.to_vec()).collect();
         let blob = [inner_before.as_slice(), &secret, &inner_after].concat();
@@ -216,8 +239,13 @@ proptest! {
         secret in "[a-zA-Z0-9_]{20,40}",
         text in printable(0..400),
         cuts in proptest::collection::vec(0usize..400, 0..12),
+        many in any::<bool>(),
     ) {
-        let r = redactor(&[secret.as_bytes()]);
+        let others = if many { many_values() } else { Vec::new() };
+        let values: Vec<&[u8]> = std::iter::once(secret.as_bytes())
+            .chain(others.iter().map(|v| v.as_slice()))
+            .collect();
+        let r = redactor(&values);
         prop_assume!(all_forms(secret.as_bytes()).iter().all(|f| !contains(&text, f)));
         prop_assert_eq!(chunked(&r, &text, &cuts), text);
     }
