@@ -10,6 +10,8 @@
 //!   verification.
 //! - [`broker`]: serves the shim's calls: peer check, decision, record,
 //!   the tool run under its own sandbox.
+//! - [`secrets`]: secret values (zeroed, never printed) and the redactor
+//!   that masks their forms in tool output (pure).
 //! - [`sys`]: every raw syscall and `unsafe` block, and nothing else.
 
 pub mod audit;
@@ -18,4 +20,5 @@ pub mod policy;
 pub mod process;
 pub mod profile;
 pub mod sandbox;
+pub mod secrets;
 pub mod sys;

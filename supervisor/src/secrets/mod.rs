@@ -1,0 +1,15 @@
+//! Secrets: the value type and the masking of tool output.
+//!
+//! - [`SecretValue`]: a value's bytes, zeroed on drop, never printed.
+//! - [`Redactor`]: masks every known form of a set of values in a tool's
+//!   output, as a stream. A last line of defence: see [`redact`] for what
+//!   it catches and what it cannot.
+//!
+//! Pure: no kernel calls, no I/O.
+
+mod forms;
+pub mod redact;
+mod value;
+
+pub use redact::{RedactError, RedactStream, Redactor, MARKER, MIN_MASKED_LEN};
+pub use value::SecretValue;
