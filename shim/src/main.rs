@@ -35,22 +35,52 @@ fn main() -> ExitCode {
         .file_name()
         .map(|n| n.as_bytes().to_vec())
         .unwrap_or_default();
-    if tool == b"cordon-shim" {
-        let _ = writeln!(
-            std::io::stderr(),
-            "cordon-shim stands in for a brokered tool: run it through a link named after the tool (cordon sets these up in the agent's PATH)"
-        );
-        return ExitCode::from(2);
-    }
     let Some(socket) = std::env::var_os(SOCKET_VAR) else {
         return denied(format_args!(
             "{SOCKET_VAR} is not set: this tool only runs inside a cordon session"
         ));
     };
+    if tool == b"cordon-shim" {
+        return match argv.as_slice() {
+            [verb, name] if verb == "secret" => match secret(&socket, name.as_bytes()) {
+                Ok(code) => code,
+                Err(e) => denied(format_args!("cannot reach the cordon supervisor: {e}")),
+            },
+            _ => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "usage: cordon-shim secret NAME\n(run as a tool, cordon-shim stands in for it through a link named after the tool, which cordon puts on the agent's PATH)"
+                );
+                ExitCode::from(2)
+            }
+        };
+    }
     match call(&socket, tool, argv) {
         Ok(code) => code,
         Err(e) => denied(format_args!("cannot reach the cordon supervisor: {e}")),
     }
+}
+
+/// `cordon-shim secret NAME`: prints the value of a secret the profile
+/// exposes to the agent (`expose = true`); every such access is recorded.
+fn secret(socket: &OsString, name: &[u8]) -> std::io::Result<ExitCode> {
+    let mut stream = UnixStream::connect(socket)?;
+    let frame = (Request::Secret {
+        version: VERSION,
+        name: name.to_vec(),
+    })
+    .encode()
+    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    stream.write_all(&frame)?;
+    Ok(match read_reply(&mut stream) {
+        Ok(Reply::Value { value }) => {
+            std::io::stdout().write_all(&value)?;
+            ExitCode::SUCCESS
+        }
+        Ok(Reply::Denied { reason }) | Ok(Reply::Error { message: reason }) => denied(reason),
+        Ok(other) => denied(format_args!("unexpected answer {other:?}")),
+        Err(e) => denied(format_args!("no answer from the cordon supervisor: {e}")),
+    })
 }
 
 fn call(socket: &OsString, tool: Vec<u8>, args: Vec<OsString>) -> std::io::Result<ExitCode> {
@@ -95,6 +125,7 @@ fn call(socket: &OsString, tool: Vec<u8>, args: Vec<OsString>) -> std::io::Resul
                 }
                 Ok(Reply::Denied { reason }) => denied(reason),
                 Ok(Reply::Error { message }) => denied(message),
+                Ok(Reply::Value { .. }) => denied("unexpected answer to a tool call"),
                 Err(e) => denied(format_args!("no answer from the cordon supervisor: {e}")),
             });
         }

@@ -36,10 +36,12 @@ pub const MAX_FRAME: u32 = 1 << 20;
 pub mod kind {
     pub const EXEC: u8 = 1;
     pub const CANCEL: u8 = 2;
+    pub const SECRET: u8 = 3;
     pub const DENIED: u8 = 16;
     pub const EXITED: u8 = 17;
     pub const SIGNALED: u8 = 18;
     pub const ERROR: u8 = 19;
+    pub const VALUE: u8 = 20;
 }
 
 /// Descriptors attached to an `Exec` frame, in this order.
@@ -62,6 +64,9 @@ pub enum Request {
     },
     /// The shim got this signal: stop the tool.
     Cancel { signal: i32 },
+    /// `cordon-shim secret NAME`: the agent asks for a secret's value
+    /// (granted only for secrets the profile marks `expose = true`).
+    Secret { version: u16, name: Vec<u8> },
 }
 
 /// The supervisor's final answer.
@@ -80,6 +85,10 @@ pub enum Reply {
     /// The request itself was bad, or the broker failed.
     Error {
         message: String,
+    },
+    /// An exposed secret's value.
+    Value {
+        value: Vec<u8>,
     },
 }
 
@@ -228,6 +237,12 @@ impl Request {
                 w.i32(*signal);
                 w.finish()
             }
+            Request::Secret { version, name } => {
+                let mut w = Writer::frame(kind::SECRET);
+                w.u16(*version);
+                w.bytes(name);
+                w.finish()
+            }
         }
     }
 
@@ -259,6 +274,10 @@ impl Request {
                 }
             }
             kind::CANCEL => Request::Cancel { signal: r.i32()? },
+            kind::SECRET => Request::Secret {
+                version: r.u16()?,
+                name: r.bytes()?,
+            },
             other => return Err(DecodeError::UnknownKind(other)),
         };
         r.end()?;
@@ -289,6 +308,11 @@ impl Reply {
                 w.bytes(message.as_bytes());
                 w
             }
+            Reply::Value { value } => {
+                let mut w = Writer::frame(kind::VALUE);
+                w.bytes(value);
+                w
+            }
         };
         w.finish()
     }
@@ -306,6 +330,7 @@ impl Reply {
             kind::ERROR => Reply::Error {
                 message: text(r.bytes()?),
             },
+            kind::VALUE => Reply::Value { value: r.bytes()? },
             other => return Err(DecodeError::UnknownKind(other)),
         };
         r.end()?;
@@ -339,6 +364,10 @@ mod tests {
             env: vec![(b"A".to_vec(), b"1".to_vec())],
         });
         roundtrip_request(Request::Cancel { signal: 2 });
+        roundtrip_request(Request::Secret {
+            version: VERSION,
+            name: b"TOKEN".to_vec(),
+        });
     }
 
     #[test]
@@ -351,6 +380,9 @@ mod tests {
             Reply::Signaled { signal: 9 },
             Reply::Error {
                 message: "bad".into(),
+            },
+            Reply::Value {
+                value: b"v\0\xff".to_vec(),
             },
         ] {
             let f = r.encode().unwrap();

@@ -150,6 +150,17 @@ fn main() -> ExitCode {
         "send-raw" => send_raw(a(1), a(2).parse().unwrap_or(0)),
         "flood" => flood(a(1).parse().unwrap_or(0), a(2).parse().unwrap_or(1)),
         "bench-exec" => bench_exec(a(1).parse().unwrap_or(100), &args[2.min(args.len())..]),
+        "secret-forms" => secret_forms(a(1)),
+        "cat-env-file" => io_result(
+            std::env::var_os(a(1))
+                .ok_or(std::io::ErrorKind::NotFound.into())
+                .and_then(std::fs::read)
+                .map(|data| {
+                    let _ = std::io::stdout().write_all(&data);
+                    println!();
+                }),
+        ),
+        "memfd-exec" => memfd_exec(a(1) == "exec-flag"),
         "child-syscall" => {
             // A grandchild of the agent makes the syscall: violations are
             // seen anywhere in the tree, not just in the agent itself.
@@ -421,4 +432,105 @@ fn bench_exec(n: usize, argv: &[String]) -> ExitCode {
         q(90)
     );
     ExitCode::SUCCESS
+}
+
+/// Prints the value of environment variable `var` in the forms a leaky
+/// tool might: raw, split across two writes, base64 of `user:value`,
+/// URL-encoded, JSON-escaped, and each line of a multi-line value.
+fn secret_forms(var: &str) -> ExitCode {
+    let Some(v) = std::env::var_os(var) else {
+        println!("unset");
+        return ExitCode::from(1);
+    };
+    use std::os::unix::ffi::OsStrExt;
+    let v = v.as_bytes().to_vec();
+    let mut out = std::io::stdout();
+    let _ = out.write_all(b"raw: ");
+    let _ = out.write_all(&v);
+    let _ = out.write_all(b"\nsplit: ");
+    let half = v.len() / 2;
+    let _ = out.write_all(&v[..half]);
+    let _ = out.flush();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let _ = out.write_all(&v[half..]);
+    let mut basic = b"user:".to_vec();
+    basic.extend_from_slice(&v);
+    let _ = writeln!(out, "\nbasic: {}", base64(&basic));
+    let _ = writeln!(out, "b64: {}", base64(&v));
+    let url: String = v
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let _ = writeln!(out, "url: {url}");
+    let json: String = String::from_utf8_lossy(&v)
+        .chars()
+        .map(|c| match c {
+            '"' => "\\\"".to_string(),
+            '\\' => "\\\\".to_string(),
+            '\n' => "\\n".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    let _ = writeln!(out, "json: \"{json}\"");
+    eprintln!("stderr: {}", String::from_utf8_lossy(&v));
+    let _ = out.flush();
+    ExitCode::SUCCESS
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+/// Copies /usr/bin/true into a memfd and executes it by descriptor: a way
+/// around path-based exec rules. With `exec_flag`, asks for an executable
+/// memfd (MFD_EXEC) explicitly.
+fn memfd_exec(exec_flag: bool) -> ExitCode {
+    const MFD_CLOEXEC: u32 = 1;
+    const MFD_EXEC: u32 = 0x10;
+    let flags = if exec_flag {
+        MFD_CLOEXEC | MFD_EXEC
+    } else {
+        MFD_CLOEXEC
+    };
+    let fd = unsafe { libc::syscall(libc::SYS_memfd_create, c"x".as_ptr(), flags) } as i32;
+    if fd < 0 {
+        return err(errno());
+    }
+    let Ok(bin) = std::fs::read("/usr/bin/true") else {
+        return err(libc::EACCES);
+    };
+    unsafe { libc::write(fd, bin.as_ptr().cast(), bin.len()) };
+    let argv = [c"true".as_ptr(), std::ptr::null()];
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd,
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    err(errno())
 }

@@ -95,3 +95,17 @@ fn a_violation_deep_in_the_tree_kills_the_whole_tree() {
     // The agent itself never got to report its child's status.
     assert!(!r.stdout.contains("child-status"), "{r:#?}");
 }
+
+#[test]
+fn executing_a_memfd_is_stopped() {
+    let c = Case::new();
+    let mut p = Profile::base();
+    p.read.push("/usr/bin/true".into());
+    // Asking for an executable memfd is a violation...
+    c.run(&p, &["memfd-exec", "exec-flag"])
+        .killed_for("`memfd_create`");
+    // ...and executing a (sealed, non-executable) memfd by descriptor is an
+    // exec outside the profile.
+    c.run(&p, &["memfd-exec"])
+        .killed_for("unnamed or deleted file");
+}

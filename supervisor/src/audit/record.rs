@@ -22,6 +22,8 @@ pub enum Kind {
     Divergence,
     /// A broker peer that could not be tied to a session.
     RefusedPeer,
+    /// A secret event: revoked, revoke failed, exposed to the agent.
+    Secret,
     SessionEnd,
 }
 
@@ -34,6 +36,7 @@ impl fmt::Display for Kind {
             Kind::Violation => "violation",
             Kind::Divergence => "divergence",
             Kind::RefusedPeer => "refused_peer",
+            Kind::Secret => "secret",
             Kind::SessionEnd => "session_end",
         };
         f.write_str(s)

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use cordon_shim::protocol::{Reply, Request, VERSION};
 
 use super::peer::authenticate;
-use super::wire::{read_exec, send_reply};
+use super::secrets::CallSecrets;
+use super::wire::{read_first, send_reply};
 use super::{tool, Session};
 use crate::audit::{Kind, Record};
 use crate::policy::Verdict;
@@ -38,7 +39,7 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         }
     };
     let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
-    let (request, fds) = match read_exec(&mut stream) {
+    let (request, fds) = match read_first(&mut stream) {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(pid = peer.pid, error = %e, "broker: bad request");
@@ -52,21 +53,27 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         }
     };
     let _ = stream.set_read_timeout(None);
-    let Request::Exec {
-        version,
-        tool: name,
-        args,
-        cwd: _,
-        env,
-    } = request
-    else {
-        send_reply(
-            &mut stream,
-            &Reply::Error {
-                message: "the first frame must be an exec request".into(),
-            },
-        );
-        return;
+    let (version, name, args, env) = match request {
+        Request::Exec {
+            version,
+            tool,
+            args,
+            cwd: _,
+            env,
+        } => (version, tool, args, env),
+        Request::Secret { version, name } => {
+            super::expose::serve(session, &mut stream, peer.pid, version, &name);
+            return;
+        }
+        Request::Cancel { .. } => {
+            send_reply(
+                &mut stream,
+                &Reply::Error {
+                    message: "the first frame must be an exec or secret request".into(),
+                },
+            );
+            return;
+        }
     };
     if version != VERSION {
         send_reply(&mut stream, &Reply::Error {
@@ -140,6 +147,26 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         return;
     }
     let decided = t0.elapsed();
+    // Secrets are fetched now, at the moment of the call, never before.
+    let secrets = match CallSecrets::fetch(session, tool) {
+        Ok(s) => s,
+        Err(reason) => {
+            refuse(
+                session,
+                &mut stream,
+                base,
+                peer.pid,
+                &reason,
+                DivergenceAction::Deny,
+            );
+            return;
+        }
+    };
+    let base = if secrets.is_empty() {
+        base
+    } else {
+        base.secrets(secrets.names())
+    };
     // Written before the tool runs: no call runs unrecorded.
     if let Err(e) = session.record(base.clone().decision("allow")) {
         send_reply(
@@ -160,7 +187,9 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         env: &env,
         fds: &fds,
     };
-    let result = tool::run(session, tool, &request, &mut stream);
+    let result = tool::run(session, tool, &request, &secrets, &mut stream);
+    // Revoke now, before the call is reported finished.
+    drop(secrets);
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     tracing::debug!(
         call,

@@ -9,7 +9,10 @@
 //! agent costs it, not the supervisor).
 
 mod call;
+mod expose;
 mod peer;
+mod pump;
+pub mod secrets;
 pub mod tool;
 mod wire;
 
@@ -57,6 +60,7 @@ pub struct Session {
     pub next_call: AtomicU64,
     pub denials: AtomicU32,
     pub calls: Mutex<HashMap<String, u32>>,
+    pub secrets: secrets::SessionSecrets,
 }
 
 impl Session {
@@ -88,23 +92,48 @@ pub fn prepare(
     for name in profile.tools.keys() {
         std::os::unix::fs::symlink(shim, shim_dir.join(name))?;
     }
+    // `cordon-shim secret NAME` by its own name, unless a tool took it.
+    if !profile.tools.contains_key("cordon-shim") {
+        std::os::unix::fs::symlink(shim, shim_dir.join("cordon-shim"))?;
+    }
     let listener = UnixListener::bind(socket)?;
     // The session directory is 0700 already; the socket itself too.
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
     Ok(Prepared { listener })
 }
 
-/// Starts accepting calls for `session`.
-pub fn start(prepared: Prepared, session: Arc<Session>) -> std::io::Result<()> {
-    let listener = prepared.listener;
-    std::thread::Builder::new()
-        .name("cordon-broker".into())
-        .spawn(move || accept_loop(&listener, &session))?;
-    Ok(())
+/// A running broker.
+pub struct Broker {
+    session: Arc<Session>,
+    in_flight: Arc<AtomicUsize>,
 }
 
-fn accept_loop(listener: &UnixListener, session: &Arc<Session>) {
+impl Broker {
+    /// At session end: waits (at most `limit`) for calls still running
+    /// (their shims died with the agent, so their tools are being
+    /// cancelled and their secrets revoked), then revokes the secrets that
+    /// outlive calls (cached or exposed ones).
+    pub fn finish(&self, limit: std::time::Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while self.in_flight.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        self.session.secrets.revoke_cached(&self.session);
+    }
+}
+
+/// Starts accepting calls for `session`.
+pub fn start(prepared: Prepared, session: Arc<Session>) -> std::io::Result<Broker> {
+    let listener = prepared.listener;
     let in_flight = Arc::new(AtomicUsize::new(0));
+    let (s, f) = (Arc::clone(&session), Arc::clone(&in_flight));
+    std::thread::Builder::new()
+        .name("cordon-broker".into())
+        .spawn(move || accept_loop(&listener, &s, &f))?;
+    Ok(Broker { session, in_flight })
+}
+
+fn accept_loop(listener: &UnixListener, session: &Arc<Session>, in_flight: &Arc<AtomicUsize>) {
     for stream in listener.incoming() {
         let mut stream = match stream {
             Ok(s) => s,
@@ -125,7 +154,7 @@ fn accept_loop(listener: &UnixListener, session: &Arc<Session>) {
             continue;
         }
         let session = Arc::clone(session);
-        let counter = Arc::clone(&in_flight);
+        let counter = Arc::clone(in_flight);
         let spawned = std::thread::Builder::new()
             .name("cordon-call".into())
             .stack_size(CALL_STACK)

@@ -5,12 +5,14 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use cordon_shim::protocol::{Reply, Request};
 
+use super::secrets::CallSecrets;
 use super::wire::read_followup;
-use super::Session;
+use super::{pump, Session};
 use crate::process::{self, ControlEvent, Io, Killer, Outcome, Policy, Stops};
 use crate::profile::{
     Filesystem, Limits, Network, OnViolation, PathRule, PathTemplate, Placeholders, Tool,
@@ -19,6 +21,7 @@ use crate::profile::{
 use crate::sandbox::confine::{confine, Confinement};
 use crate::sandbox::seccomp::ExecWatch;
 use crate::sandbox::{Command, PlanError};
+use crate::secrets::Redactor;
 use crate::sys::fd::{dup_above_stdio, open_dir_nofollow, same_inode};
 
 /// The tool's sandbox: cordon's default tool sandbox (unless the tool opts
@@ -93,11 +96,13 @@ pub struct Call<'a> {
     pub fds: &'a [OwnedFd],
 }
 
-/// Runs `tool` for a shim connected on `stream`.
+/// Runs `tool` for a shim connected on `stream`, with `secrets` delivered
+/// to the tool and masked in what it prints.
 pub fn run(
     session: &Session,
     tool: &Tool,
     call: &Call<'_>,
+    secrets: &CallSecrets<'_>,
     stream: &mut UnixStream,
 ) -> Result<Ran, RunError> {
     let Call {
@@ -108,6 +113,7 @@ pub fn run(
         fds,
     } = *call;
     let dir = CallDir::create(session.call_dir(call))?;
+    let secret_dir = dir.0.join("secrets");
     let values = Placeholders {
         workspace: session.placeholders.workspace.clone(),
         home: dir.0.join("home"),
@@ -121,6 +127,16 @@ pub fn run(
         optional: false,
         origin: tool.origin.clone(),
     });
+    if secrets.has_files() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().mode(0o700).create(&secret_dir)?;
+        filesystem.read.push(PathRule {
+            path: PathTemplate::parse(&secret_dir.to_string_lossy())
+                .map_err(|_| PlanError::Nul(secret_dir.display().to_string()))?,
+            optional: false,
+            origin: tool.origin.clone(),
+        });
+    }
     let limits = Limits::default();
     let confinement = Confinement {
         filesystem: &filesystem,
@@ -145,11 +161,16 @@ pub fn run(
     full_env.extend(env.iter().cloned());
     let mut argv: Vec<&[u8]> = vec![tool.name.as_bytes()];
     argv.extend_from_slice(args);
-    let command = Command::new(cwd, &tool.path, &argv, &full_env)?;
+    let mut command = Command::new(cwd, &tool.path, &argv, &full_env)?;
+    // Secret entries go straight in as C strings (a value need not be
+    // UTF-8) and are wiped once the child has its copy.
+    let secret_env = secrets.environment(&secret_dir)?;
+    let plain_env = command.envp.len();
+    command.envp.extend(secret_env);
 
     // The shim's descriptors, moved above 0..2 so the child can dup2 them.
     let dup = |fd: &OwnedFd| dup_above_stdio(fd.as_raw_fd()).map_err(std::io::Error::from);
-    let stdio = [dup(&fds[0])?, dup(&fds[1])?, dup(&fds[2])?];
+    let [stdin, out, err] = [dup(&fds[0])?, dup(&fds[1])?, dup(&fds[2])?];
     // The shim's directory descriptor may belong to the agent's mount
     // namespace, where the tool would have no usable path; reopen the
     // checked path here (no symlinks followed) and make sure it is the
@@ -160,24 +181,47 @@ pub fn run(
             "the working directory changed during the call",
         )));
     }
+    // With secrets, the tool writes into pipes that the redactor copies to
+    // the caller; without, straight into the caller's descriptors.
+    let mut pumps = Vec::new();
+    let (out_w, err_w) = if secrets.is_empty() {
+        (out, err)
+    } else {
+        let (out_r, out_w) = pipe_above_stdio()?;
+        let (err_r, err_w) = pipe_above_stdio()?;
+        let redactor = Arc::new(Redactor::new(&secrets.values()).map_err(std::io::Error::other)?);
+        pumps.push(pump::start(Arc::clone(&redactor), out_r, out)?);
+        pumps.push(pump::start(redactor, err_r, err)?);
+        (out_w, err_w)
+    };
     let io = Io {
-        stdio: Some([
-            stdio[0].as_raw_fd(),
-            stdio[1].as_raw_fd(),
-            stdio[2].as_raw_fd(),
-        ]),
+        stdio: Some([stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()]),
         cwd: Some(here.as_raw_fd()),
     };
-    let running = process::launch(&confined, &command, io)?;
-    drop(stdio);
+    let launched = process::launch(&confined, &command, io);
+    wipe_secret_env(&mut command, plain_env);
+    let running = launched?;
+    // Only the tool holds the write ends now: the pumps see EOF when its
+    // tree is gone.
+    drop((stdin, out_w, err_w));
     let killer = Killer::new(&running.init.pidfd)?;
     let policy = Policy {
         on_violation: OnViolation::Kill,
         stop_grace: session.profile.stop_grace,
         exec: None,
-        deadline: tool.timeout.map(|t| Instant::now() + t),
+        deadline: [
+            tool.timeout.map(|t| Instant::now() + t),
+            secrets.expiry().map(|(e, _)| e),
+        ]
+        .into_iter()
+        .flatten()
+        .min(),
         loud: false,
     };
+    // A follow-up frame (a cancel) must arrive whole promptly: a peer that
+    // sends half of one and stalls is treated as gone, so the loop that
+    // enforces the deadline is never stuck in a read.
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(1)))?;
     let sock = stream.as_raw_fd();
     let mut on_control = || match read_followup(stream) {
         Ok(Request::Cancel { signal }) if (1..=64).contains(&signal) => ControlEvent::Stop(signal),
@@ -200,6 +244,14 @@ pub fn run(
                 tool.name, v.what
             ),
         },
+        Outcome::TimedOut if secrets.expiry().is_some_and(|(e, _)| e <= Instant::now()) => {
+            Reply::Denied {
+                reason: format!(
+                    "secret `{}` expired during the call, so the call was stopped",
+                    secrets.expiry().map(|(_, n)| n).unwrap_or_default()
+                ),
+            }
+        }
         Outcome::TimedOut => Reply::Denied {
             reason: format!(
                 "`{}` ran past its timeout of {} and was killed",
@@ -215,5 +267,33 @@ pub fn run(
                 .unwrap_or_else(|| format!("`{}` could not be run", tool.name)),
         },
     };
+    for p in pumps {
+        let _ = p.join();
+    }
+    if secrets.has_files() {
+        super::secrets::wipe_files(&secret_dir);
+    }
     Ok(Ran { outcome, reply })
+}
+
+/// A close-on-exec pipe whose ends are above 0..2.
+fn pipe_above_stdio() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = crate::sys::fd::pipe().map_err(std::io::Error::from)?;
+    let lift = |fd: OwnedFd| -> std::io::Result<OwnedFd> {
+        if fd.as_raw_fd() > 2 {
+            Ok(fd)
+        } else {
+            dup_above_stdio(fd.as_raw_fd()).map_err(std::io::Error::from)
+        }
+    };
+    Ok((lift(r)?, lift(w)?))
+}
+
+/// Zeroes the secret `NAME=value` entries (from `plain` on) once the child
+/// has been started with them.
+fn wipe_secret_env(command: &mut Command, plain: usize) {
+    for entry in command.envp.drain(plain..) {
+        let mut bytes = entry.into_bytes_with_nul();
+        zeroize::Zeroize::zeroize(&mut bytes);
+    }
 }

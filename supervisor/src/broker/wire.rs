@@ -51,11 +51,16 @@ pub fn read_frame(stream: &mut UnixStream) -> Result<(Vec<u8>, Vec<OwnedFd>), Wi
     Ok((body, fds))
 }
 
-/// Reads the `Exec` request and its four descriptors.
-pub fn read_exec(stream: &mut UnixStream) -> Result<(Request, Vec<OwnedFd>), WireError> {
+/// Reads the first request: an `Exec` with its four descriptors, or a
+/// `Secret` with none.
+pub fn read_first(stream: &mut UnixStream) -> Result<(Request, Vec<OwnedFd>), WireError> {
     let (body, fds) = read_frame(stream)?;
     let req = Request::decode(&body)?;
-    if fds.len() != EXEC_FDS {
+    let want = match req {
+        Request::Exec { .. } => EXEC_FDS,
+        _ => 0,
+    };
+    if fds.len() != want {
         return Err(WireError::Fds(fds.len()));
     }
     Ok((req, fds))

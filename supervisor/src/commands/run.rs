@@ -158,6 +158,21 @@ pub fn run(args: RunArgs) -> ExitCode {
         eprintln!("cordon: WARNING: best_effort: {w}");
         tracing::warn!(profile = %profile.name, "best effort: {w}");
     }
+    // Checked again now that {workspace}, {home} and {tmp} are known: the
+    // agent must not be able to read or change where a secret comes from.
+    if let Some((name, source, grant)) =
+        cordon::profile::secret_source_reachable(&profile, &plan.placeholders)
+            .into_iter()
+            .next()
+    {
+        return fail(
+            format_args!(
+                "the agent could reach the source of secret `{name}` ({}) through the grant at {grant}; narrow the grant",
+                source.display()
+            ),
+            EXIT_SETUP_FAILED,
+        );
+    }
     let audit = match open_audit(args.audit.as_deref(), &profile, &plan) {
         Ok(a) => Arc::new(a),
         Err(e) => return fail(e, EXIT_SETUP_FAILED),
@@ -191,7 +206,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         "starting agent"
     );
     // The socket and the shim links exist before the agent does.
-    let prepared = if profile.tools.is_empty() {
+    let prepared = if !sandbox::plan::brokered(&profile) {
         None
     } else {
         let Some(shim) = request.shim.as_deref() else {
@@ -226,8 +241,9 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let profile = Arc::new(profile);
+    let mut broker = None;
     if let Some(prepared) = prepared {
-        if let Err(e) = start_broker(
+        let started = start_broker(
             prepared,
             &profile,
             &plan,
@@ -236,24 +252,19 @@ pub fn run(args: RunArgs) -> ExitCode {
             &audit,
             &args.intent,
             running.init.pid,
-        ) {
-            killer.diverge(
-                process::Violation {
-                    pid: 0,
-                    what: format!("could not start the broker ({e})"),
-                },
-                false,
-            );
-            let _ = process::supervise(
-                &running,
-                Stops::Signals(&signals),
-                agent_policy(&profile, &plan),
-                &killer,
-            );
-            return fail(
-                format_args!("cannot start the broker: {e}"),
-                EXIT_SETUP_FAILED,
-            );
+        );
+        match started {
+            Ok(b) => broker = Some(b),
+            Err(e) => {
+                let what = format!("could not start the broker ({e})");
+                killer.diverge(process::Violation { pid: 0, what }, false);
+                let policy = agent_policy(&profile, &plan);
+                let _ = process::supervise(&running, Stops::Signals(&signals), policy, &killer);
+                return fail(
+                    format_args!("cannot start the broker: {e}"),
+                    EXIT_SETUP_FAILED,
+                );
+            }
         }
     }
     let outcome = match process::supervise(
@@ -267,6 +278,11 @@ pub fn run(args: RunArgs) -> ExitCode {
     };
     if let Some(message) = outcome.message(&plan.confined, &plan.command) {
         eprintln!("cordon: {message}");
+    }
+    if let Some(b) = &broker {
+        // Calls in flight are being cancelled (their shims are gone); give
+        // them their grace period, then revoke what outlives calls.
+        b.finish(profile.stop_grace + std::time::Duration::from_secs(2));
     }
     record_end(&audit, &profile.name, &session_id, &outcome);
     ExitCode::from(outcome.exit_code())
@@ -302,10 +318,17 @@ fn start_broker(
     audit: &Arc<AuditLog>,
     intent: &Option<String>,
     init_pid: i32,
-) -> Result<(), String> {
+) -> Result<broker::Broker, String> {
     let policy = cordon::policy::Policy::compile(profile).map_err(|e| e.to_string())?;
     let pid_ns = broker::pid_namespace(Path::new("/proc"), init_pid)
         .ok_or_else(|| "cannot read the sandbox's pid namespace".to_string())?;
+    // From here cordon may hold secrets: nobody of its uid may read its
+    // memory or attach to it, and it leaves no core dump. (After the agent
+    // and its init exist, which must stay inspectable to cordon.)
+    if !profile.secrets.is_empty() {
+        cordon::sys::set_non_dumpable()
+            .map_err(|e| format!("cannot make cordon non-dumpable: {e}"))?;
+    }
     let session = broker::Session {
         id: plan.session.id.clone(),
         profile: Arc::clone(profile),
@@ -322,6 +345,7 @@ fn start_broker(
         next_call: Default::default(),
         denials: Default::default(),
         calls: Default::default(),
+        secrets: Default::default(),
     };
     broker::start(prepared, Arc::new(session)).map_err(|e| e.to_string())
 }

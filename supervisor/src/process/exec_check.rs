@@ -66,8 +66,23 @@ fn target(listener: &Listener, n: &Notification) -> Option<PathBuf> {
         return None;
     }
     let proc = PathBuf::from(format!("/proc/{pid}"));
+    // Names that mean "the caller" must be read as the caller's, not ours.
     let text = String::from_utf8_lossy(&raw);
-    let base = if raw.first() == Some(&b'/') {
+    let text = if let Some(rest) = text
+        .strip_prefix("/proc/self/")
+        .or_else(|| text.strip_prefix("/proc/thread-self/"))
+    {
+        format!("/proc/{pid}/{rest}").into()
+    } else if let Some(n) = text.strip_prefix("/dev/fd/") {
+        format!("/proc/{pid}/fd/{n}").into()
+    } else {
+        text
+    };
+    let by_fd = text.starts_with(&format!("/proc/{pid}/fd/"))
+        || (raw.is_empty() && flags & libc::AT_EMPTY_PATH as u64 != 0);
+    let base = if text.starts_with(&format!("/proc/{pid}/")) {
+        PathBuf::from("/")
+    } else if raw.first() == Some(&b'/') {
         proc.join("root")
     } else if dirfd == AT_FDCWD {
         proc.join("cwd")
@@ -81,7 +96,18 @@ fn target(listener: &Listener, n: &Notification) -> Option<PathBuf> {
     };
     // /proc/<pid>/root, cwd and fd/N are magic links into the caller's
     // view; canonicalize follows them and every symlink after.
-    let canonical = std::fs::canonicalize(&full).ok()?;
+    let canonical = match std::fs::canonicalize(&full) {
+        Ok(c) => c,
+        // An exec through a descriptor whose file has no name we can
+        // follow (a memfd, a deleted file): outside every grant.
+        Err(_) if by_fd => {
+            return Some(PathBuf::from(format!(
+                "{} (an unnamed or deleted file)",
+                full.display()
+            )))
+        }
+        Err(_) => return None,
+    };
     // A path under the caller's root comes back relative to ours: the
     // same thing for a process in our mount tree or a copy of it.
     Some(canonical)

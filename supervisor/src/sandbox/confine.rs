@@ -86,7 +86,11 @@ pub fn confine(
         .iter()
         .map(|r| (r.name.clone(), r.number))
         .collect();
-    let seccomp = seccomp::build_program(&extra, c.exec_watch)?;
+    let sockets = seccomp::SocketPolicy {
+        tcp: !c.network.connect_tcp.is_empty() || !c.network.bind_tcp.is_empty(),
+        udp: !c.network.connect_tcp.is_empty(),
+    };
+    let seccomp = seccomp::build_program(&extra, c.exec_watch, sockets)?;
     // A mount namespace is only needed to place masks or a fresh /proc;
     // without a /proc grant Landlock already hides the host's /proc.
     let namespaces = Namespaces {

@@ -131,6 +131,12 @@ pub struct Plan {
     pub exec_allowed: Vec<PathBuf>,
 }
 
+/// Whether the session needs the broker (tools to run, or secrets the
+/// agent may ask for).
+pub fn brokered(profile: &Profile) -> bool {
+    !profile.tools.is_empty() || !profile.secrets.is_empty()
+}
+
 /// The canonical form of every exec grant that exists.
 fn exec_allowed(fs: &Filesystem, values: &Placeholders) -> Vec<PathBuf> {
     fs.exec
@@ -178,7 +184,7 @@ pub fn build(
         tmp: session.tmp.clone(),
     };
     let mut filesystem = profile.filesystem.clone();
-    let brokered = !profile.tools.is_empty();
+    let brokered = brokered(profile);
     if brokered {
         let shim = request.shim.as_ref().ok_or(PlanError::NoShim)?;
         filesystem.exec.push(PathRule {

@@ -12,6 +12,7 @@ const BPF_JEQ_K: u16 = 0x15;
 const BPF_JGE_K: u16 = 0x35;
 const BPF_JSET_K: u16 = 0x45;
 const BPF_RET_K: u16 = 0x06;
+const BPF_ALU_AND_K: u16 = 0x54;
 
 pub const RET_ALLOW: u32 = 0x7fff_0000;
 const RET_ERRNO: u32 = 0x0005_0000;
@@ -112,6 +113,29 @@ pub enum SeccompError {
     TooLong(usize),
 }
 
+/// Which sockets a sandboxed process may create. Landlock rules TCP ports
+/// only; every other family and type is decided here, on `socket()`'s
+/// arguments (io_uring, which could bypass it, is denied outright).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SocketPolicy {
+    /// AF_INET/AF_INET6 SOCK_STREAM (the profile grants a TCP port).
+    pub tcp: bool,
+    /// AF_INET/AF_INET6 SOCK_DGRAM: name resolution needs UDP to reach the
+    /// resolver; allowed when the profile grants outgoing TCP. Landlock
+    /// cannot filter UDP by port: documented as open for such profiles.
+    pub udp: bool,
+}
+
+const AF_UNIX: u32 = 1;
+const AF_INET: u32 = 2;
+const AF_INET6: u32 = 10;
+const AF_NETLINK: u32 = 16;
+const NETLINK_ROUTE: u32 = 0;
+const SOCK_STREAM: u32 = 1;
+const SOCK_DGRAM: u32 = 2;
+/// The type bits below SOCK_NONBLOCK/SOCK_CLOEXEC.
+const SOCK_TYPE_MASK: u32 = 0xf;
+
 /// Whether execve/execveat go to the supervisor for a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecWatch {
@@ -167,6 +191,52 @@ const fn short(n: usize) -> u8 {
 struct Builder(Vec<SockFilter>);
 
 impl Builder {
+    /// `socket(domain, type, protocol)`: AF_UNIX always; AF_NETLINK only
+    /// NETLINK_ROUTE (address and interface lookups); AF_INET/AF_INET6
+    /// only the granted types, else EACCES like a Landlock port refusal;
+    /// any other family (AF_PACKET, AF_VSOCK, AF_ALG, ...) is a violation.
+    fn socket(&mut self, n: u32, p: SocketPolicy) {
+        let refuse = RET_ERRNO | libc::EACCES as u32;
+        let inet = |ok: bool| if ok { RET_ALLOW } else { refuse };
+        // Layout (offsets from the first instruction of the block):
+        //  0 jeq socket        else -> 15 (past the block)
+        //  1 ld domain
+        //  2 jeq AF_UNIX       -> 7
+        //  3 jeq AF_NETLINK    -> 8
+        //  4 jeq AF_INET       -> 11
+        //  5 jeq AF_INET6      -> 11
+        //  6 ret violation
+        //  7 ret allow                     (AF_UNIX)
+        //  8 ld protocol
+        //  9 jeq NETLINK_ROUTE -> 7 ... (allow) else 10
+        // 10 ret refuse
+        // 11 ld type; 12 and 0xf
+        // 13 jeq STREAM -> ret inet(tcp); else 14
+        // 14 jeq DGRAM  -> ret inet(udp); else ret refuse
+        let mut v: Vec<SockFilter> = Vec::with_capacity(19);
+        let j = |code: u16, k: u32, jt: u8, jf: u8| SockFilter { code, jt, jf, k };
+        v.push(j(BPF_JEQ_K, n, 0, 18)); // 0
+        v.push(j(BPF_LD_W_ABS, arg_lo(0), 0, 0)); // 1
+        v.push(j(BPF_JEQ_K, AF_UNIX, 4, 0)); // 2 -> 7
+        v.push(j(BPF_JEQ_K, AF_NETLINK, 4, 0)); // 3 -> 8
+        v.push(j(BPF_JEQ_K, AF_INET, 7, 0)); // 4 -> 12
+        v.push(j(BPF_JEQ_K, AF_INET6, 6, 0)); // 5 -> 12
+        v.push(j(BPF_RET_K, RET_VIOLATION, 0, 0)); // 6
+        v.push(j(BPF_RET_K, RET_ALLOW, 0, 0)); // 7
+        v.push(j(BPF_LD_W_ABS, arg_lo(2), 0, 0)); // 8
+        v.push(j(BPF_JEQ_K, NETLINK_ROUTE, 0, 1)); // 9 -> 10 allow / 11 refuse
+        v.push(j(BPF_RET_K, RET_ALLOW, 0, 0)); // 10
+        v.push(j(BPF_RET_K, refuse, 0, 0)); // 11
+        v.push(j(BPF_LD_W_ABS, arg_lo(1), 0, 0)); // 12
+        v.push(j(BPF_ALU_AND_K, SOCK_TYPE_MASK, 0, 0)); // 13
+        v.push(j(BPF_JEQ_K, SOCK_STREAM, 0, 1)); // 14 -> 15 / 16
+        v.push(j(BPF_RET_K, inet(p.tcp), 0, 0)); // 15
+        v.push(j(BPF_JEQ_K, SOCK_DGRAM, 0, 1)); // 16 -> 17 / 18
+        v.push(j(BPF_RET_K, inet(p.udp), 0, 0)); // 17
+        v.push(j(BPF_RET_K, refuse, 0, 0)); // 18
+        self.0.extend(v);
+    }
+
     fn stmt(&mut self, code: u16, k: u32) {
         self.0.push(SockFilter {
             code,
@@ -221,6 +291,7 @@ impl Builder {
 pub fn build_program(
     extra: &[(String, u32)],
     exec_watch: ExecWatch,
+    sockets: SocketPolicy,
 ) -> Result<Vec<SockFilter>, SeccompError> {
     for (name, _) in extra {
         if NEEDED_FOR_START.contains(&name.as_str()) {
@@ -271,6 +342,21 @@ pub fn build_program(
     if let Some(n) = nr("personality").filter(|n| !seen.contains(n)) {
         b.allow_arg_values(n, 0, &PERSONALITY_OK);
     }
+    if let Some(n) = nr("memfd_create").filter(|n| !seen.contains(n)) {
+        const MFD_EXEC: u32 = 0x10;
+        b.deny_arg_bits(n, 1, MFD_EXEC);
+    }
+    if let Some(n) = nr("socket").filter(|n| !seen.contains(n)) {
+        b.socket(n, sockets);
+    }
+    if let Some(n) = nr("socketpair").filter(|n| !seen.contains(n)) {
+        // Pairs only make sense (and only exist) for AF_UNIX.
+        b.jump(BPF_JEQ_K, n, 0, 4);
+        b.stmt(BPF_LD_W_ABS, arg_lo(0));
+        b.jump(BPF_JEQ_K, AF_UNIX, 0, 1);
+        b.stmt(BPF_RET_K, RET_ALLOW);
+        b.stmt(BPF_RET_K, RET_ERRNO | libc::EAFNOSUPPORT as u32);
+    }
     b.stmt(BPF_RET_K, RET_ALLOW);
     if b.0.len() > 4096 {
         return Err(SeccompError::TooLong(b.0.len()));
@@ -302,6 +388,7 @@ mod tests {
                     acc = u32::from_le_bytes(data[k..k + 4].try_into().unwrap());
                 }
                 BPF_RET_K => return i.k,
+                BPF_ALU_AND_K => acc &= i.k,
                 BPF_JEQ_K | BPF_JGE_K | BPF_JSET_K => {
                     let t = match i.code {
                         BPF_JEQ_K => acc == i.k,
@@ -321,7 +408,7 @@ mod tests {
 
     #[test]
     fn default_deny_list_is_enforced() {
-        let p = build_program(&[], ExecWatch::Off).unwrap();
+        let p = build_program(&[], ExecWatch::Off, SocketPolicy::default()).unwrap();
         for name in DEFAULT_DENY {
             if let Some(n) = nr(name) {
                 assert_eq!(run(&p, AUDIT_ARCH, n, [0; 6]), RET_VIOLATION, "{name}");
@@ -342,7 +429,7 @@ mod tests {
 
     #[test]
     fn namespaces_are_refused_through_clone_and_unshare() {
-        let p = build_program(&[], ExecWatch::Off).unwrap();
+        let p = build_program(&[], ExecWatch::Off, SocketPolicy::default()).unwrap();
         let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
         assert_eq!(call(&p, "clone", [thread, 0, 0, 0, 0, 0]), RET_ALLOW);
         assert_eq!(
@@ -367,7 +454,7 @@ mod tests {
 
     #[test]
     fn tty_injection_is_refused_whatever_the_high_bits() {
-        let p = build_program(&[], ExecWatch::Off).unwrap();
+        let p = build_program(&[], ExecWatch::Off, SocketPolicy::default()).unwrap();
         assert_eq!(
             call(&p, "ioctl", [0, u64::from(TIOCSTI), 0, 0, 0, 0]),
             RET_VIOLATION
@@ -389,7 +476,7 @@ mod tests {
 
     #[test]
     fn personality_allows_only_harmless_values() {
-        let p = build_program(&[], ExecWatch::Off).unwrap();
+        let p = build_program(&[], ExecWatch::Off, SocketPolicy::default()).unwrap();
         assert_eq!(
             call(&p, "personality", [0xffff_ffff, 0, 0, 0, 0, 0]),
             RET_ALLOW
@@ -407,8 +494,8 @@ mod tests {
 
     #[test]
     fn execs_are_reported_only_when_watched() {
-        let off = build_program(&[], ExecWatch::Off).unwrap();
-        let on = build_program(&[], ExecWatch::Notify).unwrap();
+        let off = build_program(&[], ExecWatch::Off, SocketPolicy::default()).unwrap();
+        let on = build_program(&[], ExecWatch::Notify, SocketPolicy::default()).unwrap();
         for name in ["execve", "execveat"] {
             assert_eq!(call(&off, name, [0; 6]), RET_ALLOW);
             assert_eq!(call(&on, name, [0; 6]), SECCOMP_RET_USER_NOTIF);
@@ -418,8 +505,74 @@ mod tests {
     }
 
     #[test]
+    fn executable_memfds_are_violations() {
+        let p = build_program(&[], ExecWatch::Off, SocketPolicy::default()).unwrap();
+        assert_eq!(
+            call(&p, "memfd_create", [0, 0x10, 0, 0, 0, 0]),
+            RET_VIOLATION
+        );
+        assert_eq!(
+            call(&p, "memfd_create", [0, 0x1 | 0x8, 0, 0, 0, 0]),
+            RET_ALLOW
+        );
+    }
+
+    #[test]
+    fn sockets_are_limited_to_what_the_profile_grants() {
+        let closed = build_program(&[], ExecWatch::Off, SocketPolicy::default()).unwrap();
+        let tcp = build_program(
+            &[],
+            ExecWatch::Off,
+            SocketPolicy {
+                tcp: true,
+                udp: true,
+            },
+        )
+        .unwrap();
+        let refuse = RET_ERRNO | libc::EACCES as u32;
+        let sock = |p: &[SockFilter], d: u32, t: u32, proto: u32| {
+            call(
+                p,
+                "socket",
+                [u64::from(d), u64::from(t), u64::from(proto), 0, 0, 0],
+            )
+        };
+        let nonblock_cloexec = (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) as u32;
+        assert_eq!(sock(&closed, AF_UNIX, SOCK_STREAM, 0), RET_ALLOW);
+        assert_eq!(
+            sock(&closed, AF_UNIX, SOCK_DGRAM | nonblock_cloexec, 0),
+            RET_ALLOW
+        );
+        assert_eq!(sock(&closed, AF_INET, SOCK_STREAM, 0), refuse);
+        assert_eq!(sock(&closed, AF_INET6, SOCK_DGRAM, 0), refuse);
+        assert_eq!(
+            sock(&tcp, AF_INET, SOCK_STREAM | nonblock_cloexec, 6),
+            RET_ALLOW
+        );
+        assert_eq!(sock(&tcp, AF_INET6, SOCK_DGRAM, 17), RET_ALLOW);
+        assert_eq!(sock(&tcp, AF_INET, 3 /* SOCK_RAW */, 1), refuse);
+        assert_eq!(sock(&closed, AF_NETLINK, 3, NETLINK_ROUTE), RET_ALLOW);
+        assert_eq!(sock(&closed, AF_NETLINK, 3, 9 /* NETLINK_AUDIT */), refuse);
+        for family in [
+            17, /* AF_PACKET */
+            38, /* AF_ALG */
+            40, /* AF_VSOCK */
+            44, /* AF_XDP */
+        ] {
+            assert_eq!(
+                sock(&tcp, family, SOCK_DGRAM, 0),
+                RET_VIOLATION,
+                "family {family}"
+            );
+        }
+        let pair = |p: &[SockFilter], d: u32| call(p, "socketpair", [u64::from(d), 1, 0, 0, 0, 0]);
+        assert_eq!(pair(&closed, AF_UNIX), RET_ALLOW);
+        assert_eq!(pair(&tcp, AF_INET), RET_ERRNO | libc::EAFNOSUPPORT as u32);
+    }
+
+    #[test]
     fn foreign_abis_are_violations() {
-        let p = build_program(&[], ExecWatch::Off).unwrap();
+        let p = build_program(&[], ExecWatch::Off, SocketPolicy::default()).unwrap();
         const AUDIT_ARCH_I386: u32 = 0x4000_0003;
         assert_eq!(run(&p, AUDIT_ARCH_I386, 20, [0; 6]), RET_VIOLATION);
         #[cfg(target_arch = "x86_64")]
@@ -435,13 +588,13 @@ mod tests {
             ("getpid".to_string(), nr("getpid").unwrap()),
             ("ioctl".to_string(), nr("ioctl").unwrap()),
         ];
-        let p = build_program(&extra, ExecWatch::Off).unwrap();
+        let p = build_program(&extra, ExecWatch::Off, SocketPolicy::default()).unwrap();
         assert_eq!(call(&p, "getpid", [0; 6]), RET_VIOLATION);
         // Denying ioctl outright beats the argument check.
         assert_eq!(call(&p, "ioctl", [0, 0x5401, 0, 0, 0, 0]), RET_VIOLATION);
         let bad = vec![("execve".to_string(), nr("execve").unwrap())];
         assert_eq!(
-            build_program(&bad, ExecWatch::Off),
+            build_program(&bad, ExecWatch::Off, SocketPolicy::default()),
             Err(SeccompError::NeededForStart("execve".into()))
         );
     }

@@ -5,9 +5,12 @@
 //!   output, as a stream. A last line of defence: see [`redact`] for what
 //!   it catches and what it cannot.
 //!
-//! Pure: no kernel calls, no I/O.
+//! - [`provider`]: fetching a value when a call needs it, and revoking it.
+//!
+//! `value`, `forms` and `redact` are pure: no kernel calls, no I/O.
 
 mod forms;
+pub mod provider;
 pub mod redact;
 mod value;
 

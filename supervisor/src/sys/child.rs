@@ -321,6 +321,11 @@ pub fn run_init(spec: &ChildSpec<'_>) -> ! {
     if spec.private_mounts {
         setup_mounts(spec);
     }
+    // memfds are created sealed non-executable in this pid namespace (the
+    // sysctl is per pid namespace and can only be raised); asking for an
+    // executable one (MFD_EXEC) is a seccomp violation. Landlock does not
+    // govern exec from a memfd. Kernels before 6.3 lack the sysctl.
+    let _ = write_file(c"/proc/sys/vm/memfd_noexec", c"1");
 
     // Block every signal: init takes them one at a time with sigwaitinfo.
     // SAFETY: sigset_t is plain data, filled by sigfillset.
@@ -353,15 +358,31 @@ pub fn run_init(spec: &ChildSpec<'_>) -> ! {
     if agent < 0 {
         fail(rfd, Stage::Fork, 0);
     }
-    // Init keeps only the report pipe and the lifeline.
-    // SAFETY: closing descriptors this process no longer uses.
-    unsafe {
-        libc::close(spec.listener_sock);
-        if let Some(ll) = &spec.landlock {
-            libc::close(ll.ruleset);
+    // The agent has executed (vfork): init keeps only the report pipe and
+    // the lifeline. Everything else it inherited from the supervisor (other
+    // calls' pipes and sockets, the audit log...) is closed, so init never
+    // holds another call's pipe open.
+    close_all_but(rfd, spec.lifeline_fd);
+    init_loop(rfd, agent, &all)
+}
+
+/// Closes every descriptor from 3 up except `a` and `b`.
+fn close_all_but(a: RawFd, b: RawFd) {
+    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+    let mut from = 3;
+    for keep in [lo, hi] {
+        if keep >= from {
+            if keep > from {
+                // SAFETY: close_range on a range of descriptor numbers.
+                unsafe {
+                    libc::syscall(libc::SYS_close_range, from as u32, (keep - 1) as u32, 0u32)
+                };
+            }
+            from = keep + 1;
         }
     }
-    init_loop(rfd, agent, &all)
+    // SAFETY: as above, up to the highest possible descriptor.
+    unsafe { libc::syscall(libc::SYS_close_range, from as u32, u32::MAX, 0u32) };
 }
 
 /// Waits for signals: forwards stop signals to the agent, reaps every

@@ -198,10 +198,14 @@ pub fn recv_with_fds(
     buf: &mut [u8],
     max_fds: usize,
 ) -> Result<(usize, Vec<OwnedFd>), Errno> {
-    const MAX: usize = 8;
+    // Room for exactly `max_fds` descriptors: the kernel installs no more
+    // than fit (it drops the rest and sets MSG_CTRUNC), so a peer sending
+    // more cannot leave descriptors in our table.
+    const MAX: usize = 12;
     #[repr(C, align(8))]
     struct Cmsg([u8; 64]);
     let mut cbuf = Cmsg([0; 64]);
+    let fd_bytes = u32::try_from(max_fds.min(MAX) * std::mem::size_of::<RawFd>()).unwrap_or(0);
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -211,7 +215,8 @@ pub fn recv_with_fds(
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cbuf.0.as_mut_ptr().cast();
-    msg.msg_controllen = cbuf.0.len();
+    // SAFETY: CMSG_SPACE only computes a size; at most CMSG_SPACE(48) = 64.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(fd_bytes) } as usize;
     let n = loop {
         // SAFETY: `msg` and its buffers are live and writable for the call.
         let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
@@ -234,7 +239,9 @@ pub fn recv_with_fds(
             // SAFETY: CMSG_LEN(0) only computes the header size.
             let header = unsafe { libc::CMSG_LEN(0) } as usize;
             let count = len.saturating_sub(header) / std::mem::size_of::<RawFd>();
-            for i in 0..count.min(MAX) {
+            // Every descriptor the kernel installed is owned (and so closed
+            // on any error below), however many there are.
+            for i in 0..count {
                 // SAFETY: `count` fds follow the header within `len` bytes.
                 let fd =
                     unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>().add(i)) };

@@ -147,3 +147,11 @@ pub fn cloexec_inherited_fds() -> Result<(), Errno> {
     };
     check(ret).map(drop)
 }
+
+/// PR_SET_DUMPABLE 0: no core dumps, and no ptrace or /proc/<pid>/mem,
+/// environ, ... access by other processes of the same uid.
+pub fn set_non_dumpable() -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    let ret = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    check(ret.into()).map(drop)
+}

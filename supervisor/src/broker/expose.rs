@@ -1,0 +1,76 @@
+//! `cordon-shim secret NAME`: the one way an agent may hold a secret's
+//! value, and only for secrets the profile marks `expose = true`. Every
+//! request, granted or not, is recorded (by name).
+
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+
+use cordon_shim::protocol::{Reply, VERSION};
+
+use super::wire::send_reply;
+use super::Session;
+use crate::audit::{Kind, Record};
+use crate::secrets::provider::fetch;
+
+pub fn serve(session: &Session, stream: &mut UnixStream, pid: u32, version: u16, name: &[u8]) {
+    if version != VERSION {
+        send_reply(stream, &Reply::Error {
+            message: format!("protocol version {version} is not supported (this supervisor speaks {VERSION})"),
+        });
+        return;
+    }
+    let name = String::from_utf8_lossy(name).into_owned();
+    let rec = Record::new(Kind::Secret, &session.id)
+        .pid(pid)
+        .secrets(vec![name.clone()]);
+    let refusal = match session.profile.secrets.get(&name) {
+        None => Some(format!(
+            "`{}` is not a declared secret",
+            name.escape_debug()
+        )),
+        Some(spec) if !spec.expose => Some(format!(
+            "secret `{name}` is not exposed to the agent (expose = false)"
+        )),
+        Some(_) => None,
+    };
+    if let Some(reason) = refusal {
+        let _ = session.record(rec.decision("deny").reason(reason.clone()));
+        send_reply(stream, &Reply::Denied { reason });
+        return;
+    }
+    let Some(spec) = session.profile.secrets.get(&name) else {
+        return;
+    };
+    let env = |n: &str| std::env::var_os(n);
+    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(std::path::PathBuf::from);
+    match fetch(spec, &env, creds.as_deref()) {
+        Ok(value) => {
+            if session
+                .record(rec.decision("allow").detail("exposed to the agent"))
+                .is_err()
+            {
+                send_reply(
+                    stream,
+                    &Reply::Denied {
+                        reason: "the audit log cannot be written; no secret leaves unrecorded"
+                            .into(),
+                    },
+                );
+                return;
+            }
+            send_reply(
+                stream,
+                &Reply::Value {
+                    value: value.expose().to_vec(),
+                },
+            );
+            // The agent holds it now: revoke with the session, not sooner.
+            session.secrets.keep_until_end(&name, Arc::new(value));
+        }
+        Err(e) => {
+            let reason = format!("secret `{name}` could not be fetched: {e}");
+            let _ = session.record(rec.decision("deny").reason(reason.clone()));
+            send_reply(stream, &Reply::Denied { reason });
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Secrets for one call: fetched when the call is allowed, delivered to
+//! the tool only (environment or a 0400 file), revoked exactly once when
+//! the call ends, whatever ends it.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use zeroize::Zeroize;
+
+use super::Session;
+use crate::profile::{Delivery, SecretSpec, Tool};
+use crate::secrets::provider::{fetch, revoke};
+use crate::secrets::SecretValue;
+
+/// A fetched value shared by a cache entry and the calls using it.
+type Shared = Arc<SecretValue>;
+
+/// Session-wide secret state: uses per secret, and cached values.
+#[derive(Default)]
+pub struct SessionSecrets {
+    uses: Mutex<HashMap<String, u32>>,
+    cache: Mutex<HashMap<String, (Shared, Instant)>>,
+    /// Values handed to the agent (`expose`): revoked at session end.
+    kept: Mutex<Vec<(String, Shared)>>,
+}
+
+impl SessionSecrets {
+    /// Holds a value handed to the agent so its revoke runs at session end.
+    pub fn keep_until_end(&self, name: &str, value: Shared) {
+        self.kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name.to_string(), value));
+    }
+
+    /// Revokes every cached or exposed value (at session end).
+    pub fn revoke_cached(&self, session: &Session) {
+        let mut held: Vec<(String, Shared)> = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(k, (v, _))| (k, v))
+            .collect();
+        held.append(&mut self.kept.lock().unwrap_or_else(|e| e.into_inner()));
+        for (name, value) in held {
+            if let Some(spec) = session.profile.secrets.get(&name) {
+                run_revoke(session, spec, &value);
+            }
+        }
+    }
+}
+
+struct Held {
+    spec: SecretSpec,
+    value: Shared,
+    delivery: Delivery,
+    expires: Option<Instant>,
+    /// Cached values are revoked at session end, not per call.
+    cached: bool,
+}
+
+/// The secrets of one call. Dropping it revokes them (once).
+pub struct CallSecrets<'s> {
+    session: &'s Session,
+    held: Vec<Held>,
+}
+
+impl<'s> CallSecrets<'s> {
+    /// Fetches every secret `tool` lists, or says why the call cannot have
+    /// them (the reason never holds a value).
+    pub fn fetch(session: &'s Session, tool: &Tool) -> Result<CallSecrets<'s>, String> {
+        let mut held = CallSecrets {
+            session,
+            held: Vec::new(),
+        };
+        for wanted in &tool.secrets {
+            let Some(spec) = session.profile.secrets.get(&wanted.name) else {
+                return Err(format!("secret `{}` is not declared", wanted.name));
+            };
+            if let Some(max) = spec.max_uses {
+                let mut uses = session
+                    .secrets
+                    .uses
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let n = uses.entry(spec.name.clone()).or_insert(0);
+                if *n >= max {
+                    return Err(format!(
+                        "secret `{}` reached its max_uses = {max} for this session",
+                        spec.name
+                    ));
+                }
+                *n += 1;
+            }
+            let (value, expires, cached) = obtain(session, spec)?;
+            held.held.push(Held {
+                spec: spec.clone(),
+                value,
+                delivery: wanted.delivery,
+                expires,
+                cached,
+            });
+        }
+        Ok(held)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.held.iter().map(|h| h.spec.name.clone()).collect()
+    }
+
+    pub fn values(&self) -> Vec<&SecretValue> {
+        self.held.iter().map(|h| h.value.as_ref()).collect()
+    }
+
+    /// The first expiry among the secrets, and which secret it is.
+    pub fn expiry(&self) -> Option<(Instant, &str)> {
+        self.held
+            .iter()
+            .filter_map(|h| h.expires.map(|e| (e, h.spec.name.as_str())))
+            .min_by_key(|(e, _)| *e)
+    }
+
+    /// `NAME=value` (env delivery) or `NAME=path` (file delivery) entries
+    /// for the tool's environment, as C strings the caller must wipe.
+    /// File deliveries are written into `dir` (0700), one 0400 file each.
+    pub fn environment(&self, dir: &Path) -> std::io::Result<Vec<CString>> {
+        let mut out = Vec::new();
+        for h in &self.held {
+            let mut entry = format!("{}=", h.spec.name).into_bytes();
+            match h.delivery {
+                Delivery::Env => entry.extend_from_slice(h.value.expose()),
+                Delivery::File => {
+                    let path = write_secret_file(dir, &h.spec.name, &h.value)?;
+                    entry.extend_from_slice(path.as_os_str().as_encoded_bytes());
+                }
+            }
+            match CString::new(entry) {
+                Ok(c) => out.push(c),
+                Err(e) => {
+                    let mut bytes = e.into_vec();
+                    bytes.zeroize();
+                    return Err(std::io::Error::other(format!(
+                        "secret `{}` contains a NUL byte and cannot go in an environment variable; deliver it as a file",
+                        h.spec.name
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether any secret is delivered as a file.
+    pub fn has_files(&self) -> bool {
+        self.held.iter().any(|h| h.delivery == Delivery::File)
+    }
+}
+
+impl Drop for CallSecrets<'_> {
+    fn drop(&mut self) {
+        for h in &self.held {
+            if !h.cached {
+                run_revoke(self.session, &h.spec, &h.value);
+            }
+        }
+    }
+}
+
+/// The value, from the cache when allowed and fresh, else fetched now.
+fn obtain(session: &Session, spec: &SecretSpec) -> Result<(Shared, Option<Instant>, bool), String> {
+    if spec.cache {
+        let cache = session
+            .secrets
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((v, expires)) = cache.get(&spec.name) {
+            if Instant::now() < *expires {
+                return Ok((Arc::clone(v), Some(*expires), true));
+            }
+        }
+    }
+    let env = |name: &str| std::env::var_os(name);
+    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let value = fetch(spec, &env, creds.as_deref())
+        .map_err(|e| format!("secret `{}` could not be fetched: {e}", spec.name))?;
+    let value = Arc::new(value);
+    let expires = spec.ttl.map(|t| Instant::now() + t);
+    if let (true, Some(e)) = (spec.cache, expires) {
+        let mut cache = session
+            .secrets
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // A replaced, expired entry is revoked now.
+        if let Some((old, _)) = cache.insert(spec.name.clone(), (Arc::clone(&value), e)) {
+            drop(cache);
+            run_revoke(session, spec, &old);
+        }
+        return Ok((value, expires, true));
+    }
+    Ok((value, expires, false))
+}
+
+fn run_revoke(session: &Session, spec: &SecretSpec, value: &SecretValue) {
+    let Some(argv) = &spec.revoke else { return };
+    let result = revoke(argv, value, spec.fetch_timeout);
+    let rec = crate::audit::Record::new(crate::audit::Kind::Secret, &session.id);
+    // A revoke is recorded as a detail of the session, never with the value.
+    let rec = match &result {
+        Ok(()) => rec.detail(format!("secret `{}` revoked", spec.name)),
+        Err(e) => rec.detail(format!("secret `{}`: revoke failed: {e}", spec.name)),
+    };
+    if let Err(e) = &result {
+        tracing::warn!(secret = %spec.name, error = %e, "revoke failed");
+    }
+    let _ = session.record(rec.secrets(vec![spec.name.clone()]));
+}
+
+fn write_secret_file(dir: &Path, name: &str, value: &SecretValue) -> std::io::Result<PathBuf> {
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(dir)?;
+    let path = dir.join(name);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)?;
+    f.write_all(value.expose())?;
+    Ok(path)
+}
+
+/// Overwrites a delivered secret file before it is removed.
+pub fn wipe_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+            if meta.is_file() {
+                let _ = std::fs::set_permissions(
+                    &path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                );
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&path)
+                {
+                    let zeros = vec![0u8; usize::try_from(meta.len()).unwrap_or(0)];
+                    let _ = f.write_all(&zeros);
+                    let _ = f.sync_data();
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+}
