@@ -404,3 +404,29 @@ fn a_slow_tool_does_not_block_other_calls() {
     assert!(r.stdout.contains("fast"), "{r:#?}");
     assert!(r.stdout.contains("rc=143"), "{r:#?}");
 }
+
+#[test]
+fn a_tool_cannot_be_the_agents_way_around_a_deny() {
+    let c = Case::new();
+    std::fs::write(c.workspace.join(".env"), "TOKEN=hidden-from-all").unwrap();
+    let mut p = broker_profile(&c, "");
+    p.deny.push("{workspace}/.env".into());
+    // The agent asks a tool to read the file it may not read itself.
+    let r = c.shell(&p, "cat .env; echo rc=$?; tp read .env; echo tp=$?");
+    assert!(
+        !r.stdout.contains("hidden-from-all") && !r.stderr.contains("hidden-from-all"),
+        "{r:#?}"
+    );
+    assert!(
+        r.stdout.contains("rc=1") && r.stdout.contains("tp=1"),
+        "{r:#?}"
+    );
+    // A tool that unmasks the entry sees it.
+    p.extra
+        .push_str("\n[tools.tp.sandbox]\nunmask = [\"{workspace}/.env\"]\n");
+    let r = c.shell(&p, "tp read .env; echo tp=$?");
+    assert!(
+        r.stdout.contains("tp=0") && r.stderr.contains("hidden-from-all"),
+        "{r:#?}"
+    );
+}

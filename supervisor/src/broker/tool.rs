@@ -120,6 +120,17 @@ pub fn run(
         tmp: dir.0.join("tmp"),
     };
     let (mut filesystem, network) = tool_filesystem(&tool.sandbox);
+    // The profile's denies hold for tools too (else a tool that reads or
+    // runs workspace content is the agent's way around them), except the
+    // entries this tool unmasks.
+    filesystem.deny = session
+        .profile
+        .filesystem
+        .deny
+        .iter()
+        .filter(|d| !tool.sandbox.unmask.iter().any(|u| u.path == d.path))
+        .cloned()
+        .collect();
     // The tool may always execute itself.
     filesystem.exec.push(PathRule {
         path: PathTemplate::parse(&tool.path.to_string_lossy())

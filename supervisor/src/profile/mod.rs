@@ -164,6 +164,10 @@ pub struct ToolSandbox {
     /// Directories the call's working directory must lie in (default:
     /// `{workspace}`).
     pub cwd: Vec<PathRule>,
+    /// Entries of the profile's `[filesystem] deny` this tool may see
+    /// (written exactly as there). Every other deny entry is masked in the
+    /// tool's sandbox too, so a tool cannot be the agent's way around one.
+    pub unmask: Vec<PathRule>,
     pub connect_tcp: Vec<u16>,
     pub bind_tcp: Vec<u16>,
 }

@@ -70,6 +70,7 @@ pub fn default_tool_sandbox() -> ToolSandbox {
             .collect()
     };
     ToolSandbox {
+        unmask: Vec::new(),
         inherit_defaults: true,
         read: rules(&READ),
         write: rules(&WRITE),

@@ -292,12 +292,13 @@ fn default_cwd(w: &Walker<'_>, at: &Value<'_>) -> Vec<PathRule> {
 }
 
 fn tool_sandbox(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> ToolSandbox {
-    const KEYS: [&str; 7] = [
+    const KEYS: [&str; 8] = [
         "inherit_defaults",
         "read",
         "write",
         "exec",
         "cwd",
+        "unmask",
         "connect_tcp",
         "bind_tcp",
     ];
@@ -325,6 +326,7 @@ fn tool_sandbox(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>)
             "write" => &mut sb.write,
             "exec" => &mut sb.exec,
             "cwd" => &mut sb.cwd,
+            "unmask" => &mut sb.unmask,
             _ => continue,
         };
         let expects = "an array of paths (strings, or { path = \"...\", optional = true })";

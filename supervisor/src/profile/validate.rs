@@ -50,6 +50,7 @@ pub(super) fn check_profile(merged: &Layer, diags: &mut Vec<Diagnostic>) {
     max_denials_has_effect(merged, diags);
     pass_or_set(merged, diags);
     tools_not_agent_executable(merged, diags);
+    unmask_names_a_deny(merged, diags);
     tool_secrets_declared(merged, diags);
     secrets_used(merged, diags);
     env_source_not_passed(merged, diags);
@@ -181,6 +182,29 @@ fn pass_or_set(merged: &Layer, diags: &mut Vec<Diagnostic>) {
 /// bypassing the broker. Placeholder grants are per session and the tool
 /// paths are absolute host paths, so only literal grants are compared;
 /// both sides are compared as written and with symlinks resolved.
+/// A tool's `unmask` entry must be one of the profile's `deny` entries: an
+/// unmask of anything else is a typo that would silently unmask nothing.
+fn unmask_names_a_deny(merged: &Layer, diags: &mut Vec<Diagnostic>) {
+    for (name, tool) in &merged.tools {
+        for u in &tool.sandbox.unmask {
+            if !merged
+                .filesystem
+                .deny
+                .iter()
+                .any(|d| normal(&d.path) == normal(&u.path))
+            {
+                diags.push(Diagnostic {
+                    location: u.origin.clone(),
+                    message: format!(
+                        "`{}` in [tools.{name}.sandbox] unmask is not in [filesystem] deny; unmask lists deny entries, written the same way",
+                        u.path
+                    ),
+                });
+            }
+        }
+    }
+}
+
 fn tools_not_agent_executable(merged: &Layer, diags: &mut Vec<Diagnostic>) {
     for tool in merged.tools.values() {
         let real = std::fs::canonicalize(&tool.path).ok();

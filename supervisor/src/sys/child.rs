@@ -80,7 +80,7 @@ pub struct ChildSpec<'a> {
     pub seccomp: &'a [SockFilter],
     pub rlimits: &'a [(u32, u64)],
     pub cwd: &'a CStr,
-    /// When set, fchdir here instead of chdir to `cwd`.
+    /// When set, the directory `cwd` must be (checked after chdir).
     pub cwd_fd: Option<RawFd>,
     /// When set, these become the process's 0, 1 and 2 (none of them may
     /// already be 0, 1 or 2).
@@ -575,14 +575,24 @@ fn run_agent(spec: &ChildSpec<'_>) -> ! {
     }
     // SAFETY: closing our end of the listener socketpair.
     unsafe { libc::close(spec.listener_sock) };
-    let entered = match spec.cwd_fd {
-        // SAFETY: fchdir on a descriptor the parent handed over.
-        Some(fd) => unsafe { libc::fchdir(fd) },
-        // SAFETY: cwd is NUL-terminated.
-        None => unsafe { libc::chdir(spec.cwd.as_ptr()) },
-    };
-    if entered != 0 {
+    // Enter the directory by path, inside this mount namespace, so the
+    // deny masks apply to lookups relative to it (a descriptor opened
+    // outside would see under them). With a descriptor given, it must be
+    // the very same directory: a path swapped since the check fails here.
+    // SAFETY: cwd is NUL-terminated.
+    if unsafe { libc::chdir(spec.cwd.as_ptr()) } != 0 {
         fail(rfd, Stage::Chdir, 0);
+    }
+    if let Some(fd) = spec.cwd_fd {
+        // SAFETY: stat is plain data, written by stat/fstat below.
+        let (mut here, mut want): (libc::stat, libc::stat) =
+            unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+        // SAFETY: both structs are writable; "." and `fd` are valid names.
+        let ok =
+            unsafe { libc::stat(c".".as_ptr(), &mut here) == 0 && libc::fstat(fd, &mut want) == 0 };
+        if !ok || here.st_dev != want.st_dev || here.st_ino != want.st_ino {
+            fail_errno(rfd, Stage::Chdir, 0, libc::ESTALE as u32);
+        }
     }
     if let Some(fds) = spec.stdio {
         for (target, &fd) in (0..).zip(fds.iter()) {
