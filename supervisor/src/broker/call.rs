@@ -27,8 +27,18 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
     let peer = match authenticate(&stream, session.uid, session.pid_ns) {
         Ok(p) => p,
         Err(e) => {
-            let _ =
-                session.record(Record::new(Kind::RefusedPeer, &session.id).reason(e.to_string()));
+            // A foreign peer cannot be charged to this session; its records
+            // are capped so a connect loop cannot flood the shared log.
+            let n = session.refused_peers.fetch_add(1, Ordering::Relaxed);
+            if n < MAX_REFUSED_PEER_RECORDS {
+                let _ = session
+                    .record(Record::new(Kind::RefusedPeer, &session.id).reason(e.to_string()));
+            } else if n == MAX_REFUSED_PEER_RECORDS {
+                let _ = session.record(
+                    Record::new(Kind::RefusedPeer, &session.id)
+                        .reason(format!("more than {MAX_REFUSED_PEER_RECORDS} refused peers; no further records this session")),
+                );
+            }
             send_reply(
                 &mut stream,
                 &Reply::Denied {
@@ -43,6 +53,15 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(pid = peer.pid, error = %e, "broker: bad request");
+            // A malformed request from the agent's own tree is a refusal
+            // like any other: it counts toward max_denials.
+            if !matches!(e, super::wire::WireError::Closed) {
+                count_denial(
+                    session,
+                    peer.pid,
+                    &format!("sent a malformed request ({e})"),
+                );
+            }
             send_reply(
                 &mut stream,
                 &Reply::Error {
@@ -227,6 +246,34 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
     }
 }
 
+/// Refused-peer records written per session before they are only counted.
+const MAX_REFUSED_PEER_RECORDS: u32 = 100;
+
+/// Counts one refusal; returns why the session must now be killed, if it
+/// must: the action for this kind of refusal is `kill`, or the refusals
+/// went past `max_denials`.
+fn over_limit(session: &Session, action: DivergenceAction, reason: &str) -> Option<String> {
+    let denials = session.denials.fetch_add(1, Ordering::Relaxed) + 1;
+    let max = session.profile.divergence.max_denials;
+    if action == DivergenceAction::Kill {
+        Some(reason.to_string())
+    } else if denials > max {
+        Some(format!(
+            "was refused {denials} times, over max_denials = {max} (last: {reason})"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Counts a refusal that has no call record of its own (a malformed
+/// request, a refused secret) and kills the session past the limit.
+pub(super) fn count_denial(session: &Session, pid: u32, reason: &str) {
+    if let Some(what) = over_limit(session, session.profile.divergence.denied_action, reason) {
+        session.killer.diverge(Violation { pid, what }, true);
+    }
+}
+
 /// Records and answers a refusal; counts it toward `max_denials`, or kills
 /// the session when the profile says so.
 fn refuse(
@@ -237,17 +284,10 @@ fn refuse(
     reason: &str,
     action: DivergenceAction,
 ) {
-    let denials = session.denials.fetch_add(1, Ordering::Relaxed) + 1;
-    let max = session.profile.divergence.max_denials;
-    let kill = action == DivergenceAction::Kill || denials > max;
-    let decision = if kill { "kill" } else { "deny" };
+    let kill = over_limit(session, action, reason);
+    let decision = if kill.is_some() { "kill" } else { "deny" };
     let _ = session.record(base.decision(decision).reason(reason.to_string()));
-    if kill {
-        let what = if action == DivergenceAction::Kill {
-            reason.to_string()
-        } else {
-            format!("was refused {denials} times, over max_denials = {max} (last: {reason})")
-        };
+    if let Some(what) = kill {
         // The divergence record itself is written when the session ends.
         session.killer.diverge(Violation { pid, what }, true);
         // No answer: the shim waits, connected, until the tree is gone, so

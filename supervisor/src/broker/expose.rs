@@ -35,7 +35,13 @@ pub fn serve(session: &Session, stream: &mut UnixStream, pid: u32, version: u16,
     };
     if let Some(reason) = refusal {
         let _ = session.record(rec.decision("deny").reason(reason.clone()));
-        send_reply(stream, &Reply::Denied { reason });
+        send_reply(
+            stream,
+            &Reply::Denied {
+                reason: reason.clone(),
+            },
+        );
+        super::call::count_denial(session, pid, &reason);
         return;
     }
     let Some(spec) = session.profile.secrets.get(&name) else {

@@ -59,6 +59,8 @@ pub struct Session {
     pub root: PathBuf,
     pub next_call: AtomicU64,
     pub denials: AtomicU32,
+    /// Connections refused as foreign (not charged to this session).
+    pub refused_peers: AtomicU32,
     pub calls: Mutex<HashMap<String, u32>>,
     pub secrets: secrets::SessionSecrets,
 }

@@ -150,6 +150,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let host = Host::probe();
+    warn_root_sockets(host.euid);
     let plan = match sandbox::build(&profile, &request, &host, &|name| std::env::var_os(name)) {
         Ok(plan) => plan,
         Err(e) => return fail(&e, e.exit_code()),
@@ -288,6 +289,33 @@ pub fn run(args: RunArgs) -> ExitCode {
     ExitCode::from(outcome.exit_code())
 }
 
+/// Landlock (ABI 7) does not govern connecting to pathname Unix sockets,
+/// and an agent started by root runs as uid 0 (without capabilities), the
+/// owner of root's sockets. Say so when such a socket is on this host.
+fn warn_root_sockets(euid: u32) {
+    const SOCKETS: [&str; 5] = [
+        "/run/docker.sock",
+        "/var/run/docker.sock",
+        "/run/containerd/containerd.sock",
+        "/run/podman/podman.sock",
+        "/run/dbus/system_bus_socket",
+    ];
+    if euid != 0 {
+        return;
+    }
+    let present: Vec<&str> = SOCKETS
+        .iter()
+        .copied()
+        .filter(|s| Path::new(s).exists())
+        .collect();
+    if !present.is_empty() {
+        eprintln!(
+            "cordon: WARNING: running as root, the agent runs as uid 0 (no capabilities) and Landlock cannot stop it from connecting to root's Unix sockets such as {}; run cordon as an unprivileged user",
+            present.join(", ")
+        );
+    }
+}
+
 /// The supervisor's peak resident memory (VmHWM), for the session log.
 fn peak_rss_kb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -344,6 +372,7 @@ fn start_broker(
         root: plan.session.root.clone(),
         next_call: Default::default(),
         denials: Default::default(),
+        refused_peers: Default::default(),
         calls: Default::default(),
         secrets: Default::default(),
     };
