@@ -38,6 +38,15 @@ exec = ["$dir/cordon-probe", "$dir/echo-direct", "/usr/lib", { path = "/usr/lib6
 path = "/usr/bin/echo"
 allow = [["**"]]
 TOML
+# The same, with one env: secret injected into every call (redaction on).
+sed -e 's/^name = "bench"/name = "bench-secret"/' "$dir/bench.toml" >"$dir/secret.toml"
+cat >>"$dir/secret.toml" <<TOML
+secrets = ["BENCH_TOKEN"]
+
+[secrets.BENCH_TOKEN]
+from = "env:BENCH_TOKEN"
+TOML
+export BENCH_TOKEN="bench-token-0123456789abcdef0123456789"
 export CORDON_AUDIT="$dir/audit.jsonl"
 cd "$dir"
 
@@ -56,6 +65,21 @@ for name, r in rows:
     print(f"{name:<24} median {m/1000:7.3f} ms   p90 {int(r['p90_us'])/1000:7.3f} ms   +{(m-base)/1000:6.3f} ms   failures {r['failures']}")
 print("target: a brokered call costs at most +1 ms at the median")
 PY
+
+echo
+echo "== 3. a brokered call with one env: secret (and redaction) vs the same call without, $RUNS runs each"
+plain=$("$dir/static/cordon" run --profile bench.toml -- "$dir/cordon-probe" bench-exec "$RUNS" echo hi)
+secret=$("$dir/static/cordon" run --profile secret.toml -- "$dir/cordon-probe" bench-exec "$RUNS" echo hi)
+python3 - "$plain" "$secret" <<'PY'
+import sys
+def parse(s):
+    return dict(kv.split("=") for kv in s.split())
+p, s = parse(sys.argv[1]), parse(sys.argv[2])
+for name, r in (("no secret", p), ("one secret", s)):
+    print(f"{name:<11} median {int(r['median_us'])/1000:7.3f} ms   p90 {int(r['p90_us'])/1000:7.3f} ms   failures {r['failures']}")
+print(f"secret cost at the median: +{(int(s['median_us']) - int(p['median_us']))/1000:.3f} ms (target: at most +0.2 ms)")
+PY
+echo "(redaction throughput: cargo bench -p cordon --bench redact)"
 
 echo
 echo "== 2. $SESSIONS concurrent sessions x $CALLS brokered calls"
