@@ -228,7 +228,10 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
                 Outcome::Exited(c) => end.exit(*c),
                 Outcome::Signaled(s) => end.signal(*s),
                 Outcome::Diverged(v) => end.decision("kill").reason(v.what.clone()),
-                Outcome::TimedOut => end.decision("kill").reason("timeout"),
+                Outcome::TimedOut => end.decision("kill").reason(match &ran.reply {
+                    cordon_shim::protocol::Reply::Denied { reason } => reason.clone(),
+                    _ => "timeout".to_string(),
+                }),
                 other => end.detail(format!("{other:?}")),
             };
             let _ = session.record(end);
