@@ -7,7 +7,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 use super::layer::{Layer, LayerSecret};
-use super::walk::{article, did_you_mean, Value, Walker};
+use super::walk::{article, did_you_mean, string_array, Value, Walker};
 use super::{Delivery, PathTemplate, SecretSource, SecretSpec, ToolSecret};
 
 /// The longest secret name (it becomes an environment variable name).
@@ -317,28 +317,7 @@ fn check_argv(
 
 /// An array of strings with each one's span; `None` after reporting.
 fn strings(w: &mut Walker<'_>, key: &str, v: &Value<'_>) -> Option<Vec<(String, Range<usize>)>> {
-    let DeValue::Array(items) = v.get_ref() else {
-        let msg = format!(
-            "`{key}` expects an array of strings (a command, program first), got {}",
-            article(v.get_ref())
-        );
-        w.error(&v.span(), msg);
-        return None;
-    };
-    let mut out = Vec::with_capacity(items.len());
-    let mut ok = true;
-    for item in items {
-        match w.string(key, item, "strings") {
-            Some(s) => out.push((s, item.span())),
-            None => ok = false,
-        }
-    }
-    if ok && out.is_empty() {
-        let msg = format!("`{key}` needs a command: a non-empty array of strings, program first");
-        w.error(&v.span(), msg);
-        return None;
-    }
-    ok.then_some(out)
+    string_array(w, key, v, "an array of strings (a command, program first)")
 }
 
 /// A duration more than 0 and at most `max` (`max_text` for people).

@@ -12,7 +12,7 @@ use super::layer::Layer;
 use super::parse::ports;
 use super::secrets::tool_secrets;
 use super::sections::{env_name_ok, path_rule};
-use super::walk::{article, Value, Walker};
+use super::walk::{article, string_array, Value, Walker};
 use super::{ArgvRule, PathRule, PathTemplate, Tool, ToolSandbox};
 use crate::policy::{compile_pattern, render_tokens};
 
@@ -188,23 +188,7 @@ fn timeout(w: &mut Walker<'_>, v: &Value<'_>) -> Option<Duration> {
 
 /// An array of strings with each one's span; `None` after reporting.
 fn strings(w: &mut Walker<'_>, key: &str, v: &Value<'_>) -> Option<Vec<(String, Range<usize>)>> {
-    let DeValue::Array(items) = v.get_ref() else {
-        let msg = format!(
-            "`{key}` expects an array of strings, got {}",
-            article(v.get_ref())
-        );
-        w.error(&v.span(), msg);
-        return None;
-    };
-    let mut out = Vec::with_capacity(items.len());
-    let mut ok = true;
-    for item in items {
-        match w.string(key, item, "strings") {
-            Some(s) => out.push((s, item.span())),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
+    string_array(w, key, v, "an array of strings")
 }
 
 /// One rule: `["push", "**"]` or `{ argv = [...], examples = {...} }`.

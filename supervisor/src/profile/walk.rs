@@ -209,6 +209,30 @@ pub(super) fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// An array of strings with each one's span; `None` after reporting.
+/// `what` completes "`key` expects ..." in the error.
+pub(super) fn string_array(
+    w: &mut Walker<'_>,
+    key: &str,
+    v: &Value<'_>,
+    what: &str,
+) -> Option<Vec<(String, Range<usize>)>> {
+    let DeValue::Array(items) = v.get_ref() else {
+        let msg = format!("`{key}` expects {what}, got {}", article(v.get_ref()));
+        w.error(&v.span(), msg);
+        return None;
+    };
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for item in items {
+        match w.string(key, item, "strings") {
+            Some(s) => out.push((s, item.span())),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a test fails by panicking
 mod tests {

@@ -72,36 +72,8 @@ pub fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), Errno> {
 /// without sending one.
 pub fn recv_fd(sock: RawFd) -> Result<Option<OwnedFd>, Errno> {
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    let mut cmsg_buf = OneFdCmsg([0; 24]);
-    // SAFETY: msghdr is plain data; zero is a valid value for every field.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg_buf.0.as_mut_ptr().cast();
-    msg.msg_controllen = cmsg_buf.0.len();
-    // SAFETY: `msg` and its buffers are live and writable for the call.
-    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    check(n as libc::c_long)?;
-    // SAFETY: the kernel filled msg_control; CMSG_FIRSTHDR checks its length.
-    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    if n == 0 || cmsg.is_null() {
-        return Ok(None);
-    }
-    // SAFETY: cmsg is non-null and lies within cmsg_buf, per CMSG_FIRSTHDR.
-    let (level, kind, len) = unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type, (*cmsg).cmsg_len) };
-    // SAFETY: CMSG_LEN only computes a size.
-    let want = unsafe { libc::CMSG_LEN(FD_SIZE) } as usize;
-    if level != libc::SOL_SOCKET || kind != libc::SCM_RIGHTS || len != want {
-        return Err(Errno(libc::EPROTO));
-    }
-    // SAFETY: the length check above proves one fd follows the header.
-    let fd = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>()) };
-    // SAFETY: SCM_RIGHTS installed a fresh fd in our table that nobody owns yet.
-    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+    let (_, fds) = recv_with_fds(sock, &mut byte, 1)?;
+    Ok(fds.into_iter().next())
 }
 
 /// Reads into `buf`, retrying on EINTR. Ok(0) is end of file.
