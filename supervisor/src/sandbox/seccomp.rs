@@ -198,24 +198,12 @@ impl Builder {
     fn socket(&mut self, n: u32, p: SocketPolicy) {
         let refuse = RET_ERRNO | libc::EACCES as u32;
         let inet = |ok: bool| if ok { RET_ALLOW } else { refuse };
-        // Layout (offsets from the first instruction of the block):
-        //  0 jeq socket        else -> 15 (past the block)
-        //  1 ld domain
-        //  2 jeq AF_UNIX       -> 7
-        //  3 jeq AF_NETLINK    -> 8
-        //  4 jeq AF_INET       -> 11
-        //  5 jeq AF_INET6      -> 11
-        //  6 ret violation
-        //  7 ret allow                     (AF_UNIX)
-        //  8 ld protocol
-        //  9 jeq NETLINK_ROUTE -> 7 ... (allow) else 10
-        // 10 ret refuse
-        // 11 ld type; 12 and 0xf
-        // 13 jeq STREAM -> ret inet(tcp); else 14
-        // 14 jeq DGRAM  -> ret inet(udp); else ret refuse
+        // Nineteen instructions; each line below notes its index and, for
+        // jumps, where the true branch lands (the false branch falls through
+        // unless noted). The first skips the whole block for other syscalls.
         let mut v: Vec<SockFilter> = Vec::with_capacity(19);
         let j = |code: u16, k: u32, jt: u8, jf: u8| SockFilter { code, jt, jf, k };
-        v.push(j(BPF_JEQ_K, n, 0, 18)); // 0
+        v.push(j(BPF_JEQ_K, n, 0, 18)); // 0, false -> past the block
         v.push(j(BPF_LD_W_ABS, arg_lo(0), 0, 0)); // 1
         v.push(j(BPF_JEQ_K, AF_UNIX, 4, 0)); // 2 -> 7
         v.push(j(BPF_JEQ_K, AF_NETLINK, 4, 0)); // 3 -> 8
