@@ -4,9 +4,8 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -16,6 +15,7 @@ use super::Session;
 use crate::profile::{Delivery, SecretSpec, Tool};
 use crate::secrets::provider::{fetch, revoke};
 use crate::secrets::SecretValue;
+use crate::sys::fd::sealed_memfd;
 
 /// A fetched value shared by a cache entry and the calls using it.
 type Shared = Arc<SecretValue>;
@@ -130,18 +130,24 @@ impl<'s> CallSecrets<'s> {
             .min_by_key(|(e, _)| *e)
     }
 
-    /// `NAME=value` (env delivery) or `NAME=path` (file delivery) entries
-    /// for the tool's environment, as C strings the caller must wipe.
-    /// File deliveries are written into `dir` (0700), one 0400 file each.
-    pub fn environment(&self, dir: &Path) -> std::io::Result<Vec<CString>> {
+    /// `NAME=value` (env delivery) or `NAME=/proc/self/fd/N` (file
+    /// delivery) entries for the tool's environment, as C strings the
+    /// caller must wipe, and the descriptors the tool must keep: each file
+    /// is a sealed 0400 memfd, so no secret ever lies on a filesystem (and
+    /// nothing is left behind if cordon is killed).
+    pub fn environment(&self) -> std::io::Result<(Vec<CString>, Vec<OwnedFd>)> {
         let mut out = Vec::new();
+        let mut fds = Vec::new();
         for h in &self.held {
             let mut entry = format!("{}=", h.spec.name).into_bytes();
             match h.delivery {
                 Delivery::Env => entry.extend_from_slice(h.value.expose()),
                 Delivery::File => {
-                    let path = write_secret_file(dir, &h.spec.name, &h.value)?;
-                    entry.extend_from_slice(path.as_os_str().as_encoded_bytes());
+                    let name = CString::new(format!("cordon-secret-{}", h.spec.name))
+                        .map_err(std::io::Error::other)?;
+                    let fd = sealed_memfd(&name, h.value.expose()).map_err(std::io::Error::from)?;
+                    entry.extend_from_slice(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes());
+                    fds.push(fd);
                 }
             }
             match CString::new(entry) {
@@ -156,12 +162,7 @@ impl<'s> CallSecrets<'s> {
                 }
             }
         }
-        Ok(out)
-    }
-
-    /// Whether any secret is delivered as a file.
-    pub fn has_files(&self) -> bool {
-        self.held.iter().any(|h| h.delivery == Delivery::File)
+        Ok((out, fds))
     }
 }
 
@@ -224,48 +225,4 @@ fn run_revoke(session: &Session, spec: &SecretSpec, value: &SecretValue) {
         tracing::warn!(secret = %spec.name, error = %e, "revoke failed");
     }
     let _ = session.record(rec.secrets(vec![spec.name.clone()]));
-}
-
-fn write_secret_file(dir: &Path, name: &str, value: &SecretValue) -> std::io::Result<PathBuf> {
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .recursive(true)
-        .create(dir)?;
-    let path = dir.join(name);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o400)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)?;
-    f.write_all(value.expose())?;
-    Ok(path)
-}
-
-/// Overwrites a delivered secret file before it is removed.
-pub fn wipe_files(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        if let Ok(meta) = std::fs::symlink_metadata(&path) {
-            if meta.is_file() {
-                let _ = std::fs::set_permissions(
-                    &path,
-                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
-                );
-                if let Ok(mut f) = std::fs::OpenOptions::new()
-                    .write(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&path)
-                {
-                    let zeros = vec![0u8; usize::try_from(meta.len()).unwrap_or(0)];
-                    let _ = f.write_all(&zeros);
-                    let _ = f.sync_data();
-                }
-            }
-        }
-        let _ = std::fs::remove_file(&path);
-    }
 }

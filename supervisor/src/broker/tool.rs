@@ -113,7 +113,7 @@ pub fn run(
         fds,
     } = *call;
     let dir = CallDir::create(session.call_dir(call))?;
-    let secret_dir = dir.0.join("secrets");
+
     let values = Placeholders {
         workspace: session.placeholders.workspace.clone(),
         home: dir.0.join("home"),
@@ -138,16 +138,6 @@ pub fn run(
         optional: false,
         origin: tool.origin.clone(),
     });
-    if secrets.has_files() {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().mode(0o700).create(&secret_dir)?;
-        filesystem.read.push(PathRule {
-            path: PathTemplate::parse(&secret_dir.to_string_lossy())
-                .map_err(|_| PlanError::Nul(secret_dir.display().to_string()))?,
-            optional: false,
-            origin: tool.origin.clone(),
-        });
-    }
     let limits = Limits::default();
     let confinement = Confinement {
         filesystem: &filesystem,
@@ -175,7 +165,8 @@ pub fn run(
     let mut command = Command::new(cwd, &tool.path, &argv, &full_env)?;
     // Secret entries go straight in as C strings (a value need not be
     // UTF-8) and are wiped once the child has its copy.
-    let secret_env = secrets.environment(&secret_dir)?;
+    let (secret_env, secret_fds) = secrets.environment()?;
+    let keep: Vec<i32> = secret_fds.iter().map(AsRawFd::as_raw_fd).collect();
     let plain_env = command.envp.len();
     command.envp.extend(secret_env);
 
@@ -208,13 +199,14 @@ pub fn run(
     let io = Io {
         stdio: Some([stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()]),
         cwd: Some(here.as_raw_fd()),
+        keep: &keep,
     };
     let launched = process::launch(&confined, &command, io);
     wipe_secret_env(&mut command, plain_env);
     let running = launched?;
     // Only the tool holds the write ends now: the pumps see EOF when its
     // tree is gone.
-    drop((stdin, out_w, err_w));
+    drop((stdin, out_w, err_w, secret_fds));
     let killer = Killer::new(&running.init.pidfd)?;
     let policy = Policy {
         on_violation: OnViolation::Kill,
@@ -280,9 +272,6 @@ pub fn run(
     };
     for p in pumps {
         let _ = p.join();
-    }
-    if secrets.has_files() {
-        super::secrets::wipe_files(&secret_dir);
     }
     Ok(Ran { outcome, reply })
 }

@@ -49,17 +49,19 @@ fn pointer_array(strings: &[CString]) -> Vec<*const libc::c_char> {
 
 /// Descriptors the child gets instead of inheriting cordon's.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Io {
+pub struct Io<'a> {
     /// Become the child's stdin, stdout and stderr (a brokered call gets
     /// the shim's). Must not be 0, 1 or 2 themselves.
     pub stdio: Option<[RawFd; 3]>,
     /// The working directory, as a directory descriptor (instead of the
     /// command's `cwd` path).
     pub cwd: Option<RawFd>,
+    /// Kept open across exec at the same numbers.
+    pub keep: &'a [RawFd],
 }
 
 /// Clones the sandbox init; it sets up and executes the command.
-pub fn launch(plan: &Confined, command: &Command, io: Io) -> Result<Running, LaunchError> {
+pub fn launch(plan: &Confined, command: &Command, io: Io<'_>) -> Result<Running, LaunchError> {
     let (reports, report_wr) = channel("report pipe", pipe())?;
     let (lifeline_rd, lifeline) = channel("lifeline pipe", pipe())?;
     let (listener_sock, listener_child) = channel("socketpair", socketpair())?;
@@ -99,6 +101,7 @@ pub fn launch(plan: &Confined, command: &Command, io: Io) -> Result<Running, Lau
         cwd: &command.cwd,
         cwd_fd: io.cwd,
         stdio: io.stdio,
+        keep_fds: io.keep,
         exe: &command.exe,
         argv: &argv,
         envp: &envp,

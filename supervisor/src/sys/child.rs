@@ -85,6 +85,9 @@ pub struct ChildSpec<'a> {
     /// When set, these become the process's 0, 1 and 2 (none of them may
     /// already be 0, 1 or 2).
     pub stdio: Option<[RawFd; 3]>,
+    /// Descriptors (above 2) the program keeps across exec, at the same
+    /// numbers (secrets delivered as files).
+    pub keep_fds: &'a [RawFd],
     pub exe: &'a CStr,
     /// NULL-terminated.
     pub argv: &'a [*const libc::c_char],
@@ -629,6 +632,12 @@ fn run_agent(spec: &ChildSpec<'_>) -> ! {
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
+    for &fd in spec.keep_fds {
+        // SAFETY: clears close-on-exec on a descriptor the parent handed over.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+            fail(rfd, Stage::Stdio, 3);
+        }
+    }
     // SAFETY: exe is NUL-terminated, argv and envp are NULL-terminated arrays
     // of NUL-terminated strings that live in this process's memory.
     unsafe { libc::execve(spec.exe.as_ptr(), spec.argv.as_ptr(), spec.envp.as_ptr()) };
