@@ -22,14 +22,32 @@ fn kill_9_of_cordon_mid_call_leaves_no_process_no_secret_and_a_valid_log() {
     );
     let tok = token("kill9-midcall");
     let mut cmd = c.cordon_run(&p);
-    cmd.args(["/usr/bin/dash", "-c", &format!("tp sleep 60 {tok}")])
-        .env("CORDON_FAULT_CANARY", CANARY)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+    cmd.args([
+        "/usr/bin/dash",
+        "-c",
+        &format!("echo $CORDON_SESSION; tp sleep 60 {tok}"),
+    ])
+    .env("CORDON_FAULT_CANARY", CANARY)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null());
     let mut cordon = cmd.spawn().unwrap();
-    // The tool (outside the agent's sandbox, holding the secret) is running.
+    let mut session = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(cordon.stdout.take().unwrap()),
+        &mut session,
+    )
+    .unwrap();
+    let session_dir = std::path::Path::new("/dev/shm").join(format!("cordon-{}", session.trim()));
+    assert!(session_dir.is_dir(), "{session_dir:?}");
+    // The tool (outside the agent's sandbox, holding the secret) is running:
+    // a process with the token whose binary is the tool, not the shim.
+    let tool_running = || {
+        processes_with(&tok).into_iter().any(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == tool_probe)
+        })
+    };
     assert!(
-        wait_until(Duration::from_secs(10), || !processes_with(&tok).is_empty()),
+        wait_until(Duration::from_secs(10), tool_running),
         "the tool never started"
     );
     unsafe { libc::kill(cordon.id() as i32, libc::SIGKILL) };
@@ -42,19 +60,27 @@ fn kill_9_of_cordon_mid_call_leaves_no_process_no_secret_and_a_valid_log() {
     // No file anywhere under any session directory (`cordon-<32 hex>` in
     // /dev/shm, where cordon makes them) holds the secret.
     let mut leaked = Vec::new();
-    let session_dir = |name: &str| {
+    let is_session_dir = |name: &str| {
         name.strip_prefix("cordon-")
             .is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
     };
     if let Ok(entries) = std::fs::read_dir("/dev/shm") {
         for e in entries
             .flatten()
-            .filter(|e| session_dir(&e.file_name().to_string_lossy()))
+            .filter(|e| is_session_dir(&e.file_name().to_string_lossy()))
         {
             scan(&e.path(), &mut leaked);
         }
     }
     assert!(leaked.is_empty(), "the secret is on disk: {leaked:?}");
+    // The next cordon to start sweeps the dead session's directory away.
+    assert!(session_dir.exists());
+    let next = c.run(&Profile::base(), &["exit", "0"]);
+    assert_eq!(next.code, Some(0), "{next:#?}");
+    assert!(
+        !session_dir.exists(),
+        "the dead session's directory was not swept"
+    );
     // The audit chain still verifies up to the last complete record.
     let out = cordon_cmd()
         .args(["audit", "verify"])

@@ -125,11 +125,14 @@ pub fn run(args: RunArgs) -> ExitCode {
             )
         }
     };
+    let base = session_base();
+    // Directories of sessions whose cordon was killed outright.
+    cordon::sandbox::session::sweep_dead(&base);
     let request = Request {
         workspace: args.workspace.unwrap_or_else(|| invocation_dir.clone()),
         command: args.command,
         invocation_dir,
-        session_base: session_base(),
+        session_base: base,
         shim: shim_binary(),
     };
     // Block the signals we supervise before any child exists, so none is

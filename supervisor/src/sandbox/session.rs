@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 /// A session's identity and its private directory, removed on drop.
 #[derive(Debug)]
 pub struct Session {
+    /// The directory opened and flock'ed for the life of the session: a
+    /// later cordon that can take the lock knows this one is dead.
+    _alive: std::fs::File,
     pub id: String,
     pub root: PathBuf,
     pub home: PathBuf,
@@ -29,20 +32,26 @@ impl Session {
     pub fn create(base: &Path) -> io::Result<Session> {
         let id = new_session_id()?;
         let root = base.join(format!("cordon-{id}"));
+        // Made under a name the sweep ignores, locked, then renamed: a
+        // concurrent sweep never sees an unlocked session directory.
+        let making = base.join(format!("cordon-{id}.new"));
         let mut b = fs::DirBuilder::new();
         b.mode(0o700);
-        b.create(&root)?;
-        let session = Session {
+        b.create(&making)?;
+        let alive = std::fs::File::open(&making)?;
+        crate::sys::lock::try_lock_forever(std::os::fd::AsFd::as_fd(&alive))?;
+        for d in ["home", "tmp"] {
+            b.create(making.join(d))?;
+        }
+        fs::rename(&making, &root)?;
+        Ok(Session {
+            _alive: alive,
             home: root.join("home"),
             tmp: root.join("tmp"),
             mask: root.join("mask"),
             id,
             root,
-        };
-        for d in [&session.home, &session.tmp] {
-            b.create(d)?;
-        }
-        Ok(session)
+        })
     }
 
     /// Creates the empty mountpoint for the deny masks (only sessions
@@ -73,6 +82,41 @@ impl Session {
             "spiffe://cordon.local/profile/{profile}/session/{}",
             self.id
         )
+    }
+}
+
+/// Removes session directories under `base` left by cordon processes that
+/// died without cleaning up (`kill -9`): those whose lock can be taken.
+/// Only directories named like sessions and owned by this user are touched.
+pub fn sweep_dead(base: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    let me = crate::sys::geteuid();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let Some(id) = name.strip_prefix("cordon-") else {
+            continue;
+        };
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_dir() || meta.uid() != me {
+            continue;
+        }
+        let Ok(dir) = fs::File::open(&path) else {
+            continue;
+        };
+        if crate::sys::lock::try_lock_forever(std::os::fd::AsFd::as_fd(&dir)) == Ok(true) {
+            tracing::info!(path = %path.display(), "removing a dead session's directory");
+            let _ = remove_tree(&path);
+        }
     }
 }
 
@@ -115,6 +159,20 @@ fn make_writable(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dead_sessions_are_swept_and_live_ones_kept() {
+        let base = tempfile::tempdir().unwrap();
+        let live = Session::create(base.path()).unwrap();
+        // A dead session: its directory exists, nobody holds its lock.
+        let dead = base.path().join(format!("cordon-{}", "ab".repeat(16)));
+        fs::create_dir_all(dead.join("home")).unwrap();
+        let other = base.path().join("cordon-not-a-session");
+        fs::create_dir(&other).unwrap();
+        sweep_dead(base.path());
+        assert!(!dead.exists());
+        assert!(live.root.exists() && other.exists());
+    }
 
     #[test]
     fn creates_private_dirs_and_removes_even_locked_trees() {

@@ -42,3 +42,20 @@ impl Drop for ExclusiveLock<'_> {
         unsafe { libc::flock(self.fd.as_raw_fd(), libc::LOCK_UN) };
     }
 }
+
+/// Takes an exclusive `flock` on `fd` without waiting: Ok(true) when taken,
+/// Ok(false) when another open file description holds it. The lock lives
+/// as long as the descriptor (no guard: session directories hold theirs
+/// for the life of the supervisor).
+pub fn try_lock_forever(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+    loop {
+        // SAFETY: flock only reads the integer fd, which `fd` keeps open.
+        let ret = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        match check(ret.into()) {
+            Ok(_) => return Ok(true),
+            Err(e) if e.0 == libc::EWOULDBLOCK => return Ok(false),
+            Err(e) if e.0 == libc::EINTR => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
