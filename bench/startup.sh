@@ -75,14 +75,18 @@ EOF
 
 # Run from the temp dir: cordon's workspace defaults to the current directory.
 cd "$dir"
+# Every run appends its session records to an audit log (part of the cost
+# measured); keep it in the temp dir rather than the user's real log.
+export CORDON_AUDIT="$dir/audit-root.jsonl"
 # Check each command once, so a failure is not hidden in hyperfine's noise.
 "$dir/cordon" run --profile "$dir/minimal.toml" -- /bin/true
 
 bench "as $(id -un)" "$dir/root.json"
 if [[ -n $AS_USER ]]; then
     chown "$AS_USER" "$dir"
-    runuser -u "$AS_USER" -- "$dir/cordon" run --profile "$dir/minimal.toml" -- /bin/true
-    bench "as $AS_USER (unprivileged: user namespace)" "$dir/user.json" runuser -u "$AS_USER" --
+    export CORDON_AUDIT="$dir/audit-user.jsonl"
+    runuser -u "$AS_USER" -- env CORDON_AUDIT="$CORDON_AUDIT" "$dir/cordon" run --profile "$dir/minimal.toml" -- /bin/true
+    bench "as $AS_USER (unprivileged: user namespace)" "$dir/user.json" runuser -u "$AS_USER" -- env CORDON_AUDIT="$CORDON_AUDIT"
 fi
 if [[ -n ${KEEP_JSON:-} ]]; then
     cp "$dir"/*.json "$KEEP_JSON"/

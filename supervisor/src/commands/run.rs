@@ -126,8 +126,6 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let base = session_base();
-    // Directories of sessions whose cordon was killed outright.
-    cordon::sandbox::session::sweep_dead(&base);
     let request = Request {
         workspace: args.workspace.unwrap_or_else(|| invocation_dir.clone()),
         command: args.command,
@@ -196,12 +194,6 @@ pub fn run(args: RunArgs) -> ExitCode {
         Some(i) => start.intent(i.clone()),
         None => start,
     };
-    if let Err(e) = audit.append(&start) {
-        return fail(
-            format_args!("cannot write the audit log: {e}"),
-            EXIT_SETUP_FAILED,
-        );
-    }
     tracing::info!(
         session = %session_id,
         identity = %plan.session.identity(&profile.name),
@@ -235,6 +227,17 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e, EXIT_SETUP_FAILED),
     };
+    // Recorded, and dead sessions swept, while the child sets itself up
+    // on the other core: the agent's command cannot run before the
+    // supervisor answers its exec, which comes after this.
+    if let Err(e) = audit.append(&start) {
+        let _ = cordon::sys::process::pidfd_send_signal(&running.init.pidfd, libc::SIGKILL);
+        return fail(
+            format_args!("cannot write the audit log: {e}"),
+            EXIT_SETUP_FAILED,
+        );
+    }
+    cordon::sandbox::session::sweep_dead(&request.session_base);
     let killer = match Killer::new(&running.init.pidfd) {
         Ok(k) => Arc::new(k),
         Err(e) => {

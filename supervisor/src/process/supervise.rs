@@ -71,7 +71,6 @@ struct State<'k> {
     policy: Policy,
     killer: &'k Killer,
     timed_out: bool,
-    execs_seen: u32,
     listener: Option<Listener>,
     listener_sock_open: bool,
     reports_open: bool,
@@ -95,7 +94,6 @@ pub fn supervise(
         policy,
         killer,
         timed_out: false,
-        execs_seen: 0,
         listener: None,
         listener_sock_open: true,
         reports_open: true,
@@ -275,14 +273,9 @@ fn handle_notification(st: &mut State<'_>) {
     };
     if n.data.arch == AUDIT_ARCH && is_exec(n.data.nr) {
         if let Some(exec) = &st.policy.exec {
-            st.execs_seen += 1;
-            // The first exec is cordon launching the agent's command:
-            // Landlock alone decides it (a refusal there is exit 126).
-            let verdict = if st.execs_seen == 1 {
-                ExecVerdict::Allowed
-            } else {
-                check_exec(listener, &n, &exec.allowed)
-            };
+            // cordon's own launch exec never gets here (the filter lets that
+            // one path pointer through): every exec seen is the agent's.
+            let verdict = check_exec(listener, &n, &exec.allowed);
             match verdict {
                 ExecVerdict::Allowed => {
                     let _ = listener.respond_continue(n.id);

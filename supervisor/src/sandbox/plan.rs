@@ -193,18 +193,6 @@ pub fn build(
             origin: Location::whole_file(Path::new("<cordon-shim>")),
         });
     }
-    let confinement = Confinement {
-        filesystem: &filesystem,
-        network: &profile.network,
-        syscall_deny: &profile.syscalls.deny,
-        limits: &profile.limits,
-        best_effort: profile.best_effort,
-        exec_watch: ExecWatch::Notify,
-    };
-    let confined = confine(&confinement, &values, host, &session.mask, &|| {
-        session.create_mask_dir()
-    })?;
-
     let mut env = env::build(profile, &values, &session.id, caller_env);
     if brokered {
         let path = env
@@ -229,6 +217,22 @@ pub fn build(
     let env: Vec<(String, String)> = env.into_iter().collect();
     let argv: Vec<&[u8]> = request.command.iter().map(|a| a.as_bytes()).collect();
     let command = Command::new(&workspace, &exe, &argv, &env)?;
+    let confinement = Confinement {
+        filesystem: &filesystem,
+        network: &profile.network,
+        syscall_deny: &profile.syscalls.deny,
+        limits: &profile.limits,
+        best_effort: profile.best_effort,
+        // The launch exec (this very path pointer) is let through without a
+        // round trip to the supervisor; every later exec is reported.
+        exec_watch: ExecWatch::Notify {
+            launch_path: Some(command.exe.as_ptr() as u64),
+        },
+    };
+    let confined = confine(&confinement, &values, host, &session.mask, &|| {
+        session.create_mask_dir()
+    })?;
+
     Ok(Plan {
         session,
         confined,

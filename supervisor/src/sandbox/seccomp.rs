@@ -141,7 +141,13 @@ const SOCK_TYPE_MASK: u32 = 0xf;
 pub enum ExecWatch {
     /// Every exec is a user notification; the supervisor lets the kernel
     /// continue (Landlock still decides) or treats it as divergence.
-    Notify,
+    /// `launch_path`: the address of the path cordon's own launch exec
+    /// passes (in the child's copy of cordon's memory); that one execve is
+    /// let through without the round trip. A program guessing that address
+    /// only skips the report, never Landlock's decision.
+    Notify {
+        launch_path: Option<u64>,
+    },
     Off,
 }
 
@@ -225,6 +231,20 @@ impl Builder {
         self.0.extend(v);
     }
 
+    /// `if nr == n && args[0] == addr { allow }`: the launch execve.
+    fn exec_unless_path(&mut self, n: u32, addr: u64) {
+        let lo = u32::try_from(addr & 0xffff_ffff).unwrap_or(0);
+        let hi = u32::try_from(addr >> 32).unwrap_or(0);
+        self.jump(BPF_JEQ_K, n, 0, 5); // not execve: past the block
+        self.stmt(BPF_LD_W_ABS, arg_lo(0));
+        self.jump(BPF_JEQ_K, lo, 0, 3); // low half differs: to the reload
+        self.stmt(BPF_LD_W_ABS, arg_lo(0) + 4);
+        self.jump(BPF_JEQ_K, hi, 0, 1); // high half differs: to the reload
+        self.stmt(BPF_RET_K, RET_ALLOW);
+        // Reload nr for the checks that follow.
+        self.stmt(BPF_LD_W_ABS, OFF_NR);
+    }
+
     fn stmt(&mut self, code: u16, k: u32) {
         self.0.push(SockFilter {
             code,
@@ -305,7 +325,10 @@ pub fn build_program(
     for &n in &denied {
         b.deny_nr(n, RET_VIOLATION);
     }
-    if exec_watch == ExecWatch::Notify {
+    if let ExecWatch::Notify { launch_path } = exec_watch {
+        if let (Some(n), Some(addr)) = (nr("execve"), launch_path) {
+            b.exec_unless_path(n, addr);
+        }
         for name in ["execve", "execveat"] {
             if let Some(n) = nr(name) {
                 b.deny_nr(n, SECCOMP_RET_USER_NOTIF);
@@ -483,13 +506,46 @@ mod tests {
     #[test]
     fn execs_are_reported_only_when_watched() {
         let off = build_program(&[], ExecWatch::Off, SocketPolicy::default()).unwrap();
-        let on = build_program(&[], ExecWatch::Notify, SocketPolicy::default()).unwrap();
+        let on = build_program(
+            &[],
+            ExecWatch::Notify { launch_path: None },
+            SocketPolicy::default(),
+        )
+        .unwrap();
         for name in ["execve", "execveat"] {
             assert_eq!(call(&off, name, [0; 6]), RET_ALLOW);
             assert_eq!(call(&on, name, [0; 6]), SECCOMP_RET_USER_NOTIF);
             assert!(is_exec(nr(name).unwrap() as i32));
         }
         assert!(!is_exec(nr("ptrace").unwrap() as i32));
+        // The launch exec, by its path pointer, goes through unreported;
+        // the same call with any other pointer is reported.
+        let addr = 0x5555_dead_beef_u64;
+        let launch = build_program(
+            &[],
+            ExecWatch::Notify {
+                launch_path: Some(addr),
+            },
+            SocketPolicy::default(),
+        )
+        .unwrap();
+        assert_eq!(call(&launch, "execve", [addr, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(
+            call(&launch, "execve", [addr + 1, 0, 0, 0, 0, 0]),
+            SECCOMP_RET_USER_NOTIF
+        );
+        assert_eq!(
+            call(&launch, "execve", [addr & 0xffff_ffff, 0, 0, 0, 0, 0]),
+            SECCOMP_RET_USER_NOTIF
+        );
+        assert_eq!(
+            call(&launch, "execveat", [0, addr, 0, 0, 0, 0]),
+            SECCOMP_RET_USER_NOTIF
+        );
+        assert_eq!(
+            call(&launch, "ptrace", [addr, 0, 0, 0, 0, 0]),
+            RET_VIOLATION
+        );
     }
 
     #[test]
