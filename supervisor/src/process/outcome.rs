@@ -124,7 +124,6 @@ fn describe_stage(
         Stage::Seccomp => "installing the seccomp filter".into(),
         Stage::SendListener => "handing the seccomp listener to the supervisor".into(),
         Stage::Chdir => format!("entering the workspace `{}`", command.cwd.to_string_lossy()),
-        Stage::Signals => "resetting signals".into(),
         Stage::Stdio => "connecting the caller's stdin, stdout and stderr".into(),
     }
 }

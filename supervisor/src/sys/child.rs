@@ -114,11 +114,32 @@ pub enum ReportKind {
     AgentExited = 3,
 }
 
-/// The setup step that failed.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Lifeline = 1,
+/// Declares the setup steps once: the enum (numbered from 1, as sent on
+/// the report pipe) and the lookup from that number.
+macro_rules! stages {
+    ($($stage:ident),+ $(,)?) => {
+        /// The setup step that failed.
+        #[repr(u32)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Stage {
+            $($stage),+
+        }
+
+        impl Stage {
+            pub fn from_u32(v: u32) -> Option<Stage> {
+                [$(Stage::$stage),+].into_iter().find(|s| *s as u32 + 1 == v)
+            }
+
+            /// The number sent on the report pipe (never 0).
+            pub fn code(self) -> u32 {
+                self as u32 + 1
+            }
+        }
+    };
+}
+
+stages! {
+    Lifeline,
     Setgroups,
     UidMap,
     GidMap,
@@ -141,42 +162,7 @@ pub enum Stage {
     Seccomp,
     SendListener,
     Chdir,
-    Signals,
     Stdio,
-}
-
-impl Stage {
-    pub fn from_u32(v: u32) -> Option<Stage> {
-        use Stage::*;
-        const ALL: [Stage; 25] = [
-            Stdio,
-            Lifeline,
-            Setgroups,
-            UidMap,
-            GidMap,
-            PrivateMounts,
-            MaskTmpfs,
-            MaskFiles,
-            MaskRemount,
-            MaskBind,
-            MountProc,
-            Fork,
-            Rlimit,
-            Securebits,
-            CapBound,
-            CapAmbient,
-            Capset,
-            NoNewPrivs,
-            LandlockOpen,
-            LandlockRule,
-            LandlockRestrict,
-            Seccomp,
-            SendListener,
-            Chdir,
-            Signals,
-        ];
-        ALL.into_iter().find(|s| *s as u32 == v)
-    }
 }
 
 /// One fixed-size record on the report pipe: written atomically (16 bytes
@@ -253,7 +239,7 @@ fn fail(fd: RawFd, stage: Stage, index: usize) -> ! {
 
 /// Like [`fail`], for errors whose errno was already captured.
 fn fail_errno(fd: RawFd, stage: Stage, index: usize, errno: u32) -> ! {
-    report(fd, ReportKind::SetupFailed, stage as u32, index, errno);
+    report(fd, ReportKind::SetupFailed, stage.code(), index, errno);
     exit(125)
 }
 
@@ -740,4 +726,26 @@ fn apply_landlock(rfd: RawFd, ll: &LandlockSpec<'_>) {
     }
     // SAFETY: the ruleset is enforced; the fd is no longer needed.
     unsafe { libc::close(ll.ruleset) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_round_trip_through_the_report_pipe() {
+        assert_eq!(Stage::from_u32(0), None);
+        for code in 1..=Stage::Stdio.code() {
+            let stage = Stage::from_u32(code).expect("every code up to the last names a stage");
+            assert_eq!(stage.code(), code);
+        }
+        assert_eq!(Stage::from_u32(Stage::Stdio.code() + 1), None);
+        let r = Report {
+            kind: 1,
+            stage: Stage::Chdir.code(),
+            index: 7,
+            value: 13,
+        };
+        assert_eq!(Report::decode(&r.encode()), r);
+    }
 }
