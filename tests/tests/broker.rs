@@ -10,10 +10,7 @@ use std::process::Stdio;
 /// A sandbox with dash for the agent and a few brokered tools. `tp` is a
 /// copy of the probe run as a tool (outside the agent's exec grants).
 fn broker_profile(c: &Case, extra_tools: &str) -> Profile {
-    let tool_probe = c.dir.path().join("tool-probe");
-    if !tool_probe.exists() {
-        std::fs::copy(probe(), &tool_probe).unwrap();
-    }
+    let tool_probe = c.tool_probe();
     let mut p = Profile::base();
     for util in ["dash", "ln", "readlink", "sleep"] {
         p.exec.push(format!("/usr/bin/{util}"));

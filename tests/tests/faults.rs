@@ -10,8 +10,7 @@ const CANARY: &str = "cordon-fault-canary-5d1e77a0c3b94f28";
 #[test]
 fn kill_9_of_cordon_mid_call_leaves_no_process_no_secret_and_a_valid_log() {
     let c = Case::new();
-    let tool_probe = c.dir.path().join("tool-probe");
-    std::fs::copy(probe(), &tool_probe).unwrap();
+    let tool_probe = c.tool_probe();
     let mut p = Profile::base();
     p.exec.push("/usr/bin/dash".into());
     p.read.push("{workspace}".into());

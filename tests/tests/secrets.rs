@@ -52,10 +52,7 @@ fn assert_clean(what: &str, text: &str) {
 
 /// A profile with the probe as tool `tp`, holding the canary.
 fn secret_profile(c: &Case, tool_extra: &str, secret_extra: &str) -> Profile {
-    let tool_probe = c.dir.path().join("tool-probe");
-    if !tool_probe.exists() {
-        std::fs::copy(probe(), &tool_probe).unwrap();
-    }
+    let tool_probe = c.tool_probe();
     let revoke = c.dir.path().join("revoke.sh");
     std::fs::write(
         &revoke,

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use cordon_shim::protocol::{Reply, VERSION};
 
+use super::secrets::fetch_now;
 use super::wire::send_reply;
 use super::Session;
 use crate::audit::{Kind, Record};
-use crate::secrets::provider::fetch;
 
 pub fn serve(session: &Session, stream: &mut UnixStream, pid: u32, version: u16, name: &[u8]) {
     if version != VERSION {
@@ -47,9 +47,7 @@ pub fn serve(session: &Session, stream: &mut UnixStream, pid: u32, version: u16,
     let Some(spec) = session.profile.secrets.get(&name) else {
         return;
     };
-    let env = |n: &str| std::env::var_os(n);
-    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(std::path::PathBuf::from);
-    match fetch(spec, &env, creds.as_deref()) {
+    match fetch_now(spec) {
         Ok(value) => {
             if session
                 .record(rec.decision("allow").detail("exposed to the agent"))

@@ -13,7 +13,7 @@ use zeroize::Zeroize;
 
 use super::Session;
 use crate::profile::{Delivery, SecretSpec, Tool};
-use crate::secrets::provider::{fetch, revoke};
+use crate::secrets::provider::{fetch, revoke, FetchError};
 use crate::secrets::SecretValue;
 use crate::sys::fd::sealed_memfd;
 
@@ -190,10 +190,8 @@ fn obtain(session: &Session, spec: &SecretSpec) -> Result<(Shared, Option<Instan
             }
         }
     }
-    let env = |name: &str| std::env::var_os(name);
-    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-    let value = fetch(spec, &env, creds.as_deref())
-        .map_err(|e| format!("secret `{}` could not be fetched: {e}", spec.name))?;
+    let value =
+        fetch_now(spec).map_err(|e| format!("secret `{}` could not be fetched: {e}", spec.name))?;
     let value = Arc::new(value);
     let expires = spec.ttl.map(|t| Instant::now() + t);
     if let (true, Some(e)) = (spec.cache, expires) {
@@ -210,6 +208,14 @@ fn obtain(session: &Session, spec: &SecretSpec) -> Result<(Shared, Option<Instan
         return Ok((value, expires, true));
     }
     Ok((value, expires, false))
+}
+
+/// Fetches `spec` now, from cordon's own environment and credentials
+/// directory (never the agent's).
+pub(super) fn fetch_now(spec: &SecretSpec) -> Result<SecretValue, FetchError> {
+    let env = |name: &str| std::env::var_os(name);
+    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    fetch(spec, &env, creds.as_deref())
 }
 
 fn run_revoke(session: &Session, spec: &SecretSpec, value: &SecretValue) {

@@ -73,7 +73,10 @@ impl CallDir {
 
 impl Drop for CallDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        // The tool may have left unreadable directories behind; the
+        // session's remover copes with those (a plain remove_dir_all
+        // does not, for an unprivileged cordon).
+        let _ = crate::sandbox::session::remove_tree(&self.0);
     }
 }
 

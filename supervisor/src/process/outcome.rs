@@ -125,6 +125,7 @@ fn describe_stage(
         Stage::SendListener => "handing the seccomp listener to the supervisor".into(),
         Stage::Chdir => format!("entering the workspace `{}`", command.cwd.to_string_lossy()),
         Stage::Stdio => "connecting the caller's stdin, stdout and stderr".into(),
+        Stage::KeepFds => "keeping the secret files open for the tool".into(),
     }
 }
 

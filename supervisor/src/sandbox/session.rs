@@ -131,7 +131,7 @@ impl Drop for Session {
 /// Removes a tree the agent may have made unreadable (mode 000 dirs).
 /// Only called once every agent process is dead, so nothing races it.
 /// Symlinks are removed, never followed.
-fn remove_tree(root: &Path) -> io::Result<()> {
+pub fn remove_tree(root: &Path) -> io::Result<()> {
     match fs::remove_dir_all(root) {
         Ok(()) => return Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),

@@ -163,6 +163,7 @@ stages! {
     SendListener,
     Chdir,
     Stdio,
+    KeepFds,
 }
 
 /// One fixed-size record on the report pipe: written atomically (16 bytes
@@ -621,7 +622,7 @@ fn run_agent(spec: &ChildSpec<'_>) -> ! {
     for &fd in spec.keep_fds {
         // SAFETY: clears close-on-exec on a descriptor the parent handed over.
         if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
-            fail(rfd, Stage::Stdio, 3);
+            fail(rfd, Stage::KeepFds, 0);
         }
     }
     // SAFETY: exe is NUL-terminated, argv and envp are NULL-terminated arrays
@@ -735,11 +736,11 @@ mod tests {
     #[test]
     fn stages_round_trip_through_the_report_pipe() {
         assert_eq!(Stage::from_u32(0), None);
-        for code in 1..=Stage::Stdio.code() {
+        for code in 1..=Stage::KeepFds.code() {
             let stage = Stage::from_u32(code).expect("every code up to the last names a stage");
             assert_eq!(stage.code(), code);
         }
-        assert_eq!(Stage::from_u32(Stage::Stdio.code() + 1), None);
+        assert_eq!(Stage::from_u32(Stage::KeepFds.code() + 1), None);
         let r = Report {
             kind: 1,
             stage: Stage::Chdir.code(),

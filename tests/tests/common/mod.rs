@@ -171,6 +171,16 @@ impl Case {
         cmd
     }
 
+    /// A copy of the probe outside every agent grant, to declare as a
+    /// brokered tool (made once per case).
+    pub fn tool_probe(&self) -> PathBuf {
+        let path = self.dir.path().join("tool-probe");
+        if !path.exists() {
+            std::fs::copy(probe(), &path).expect("copy the probe");
+        }
+        path
+    }
+
     pub fn audit_path(&self) -> PathBuf {
         self.dir.path().join("audit.jsonl")
     }
