@@ -12,10 +12,13 @@
 //!   the tool run under its own sandbox.
 //! - [`secrets`]: secret values (zeroed, never printed) and the redactor
 //!   that masks their forms in tool output (pure).
+//! - [`egress`]: host rules and the HTTP proxy that decides each outbound
+//!   connection of a sandbox that has them.
 //! - [`sys`]: every raw syscall and `unsafe` block, and nothing else.
 
 pub mod audit;
 pub mod broker;
+pub mod egress;
 pub mod policy;
 pub mod process;
 pub mod profile;

@@ -24,6 +24,10 @@ pub enum Kind {
     RefusedPeer,
     /// A secret event: revoked, revoke failed, exposed to the agent.
     Secret,
+    /// An outbound connection through the egress proxy, and its decision.
+    Connect,
+    /// The end of an allowed connection: bytes each way, duration.
+    ConnectEnd,
     SessionEnd,
 }
 
@@ -37,6 +41,8 @@ impl fmt::Display for Kind {
             Kind::Divergence => "divergence",
             Kind::RefusedPeer => "refused_peer",
             Kind::Secret => "secret",
+            Kind::Connect => "connect",
+            Kind::ConnectEnd => "connect_end",
             Kind::SessionEnd => "session_end",
         };
         f.write_str(s)
@@ -91,6 +97,24 @@ pub struct Record {
     pub signal: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Connection id within the session (per call for a tool's proxy); a
+    /// `connect` and its `connect_end` share it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<u64>,
+    /// The host a connection asked for (a name or a literal address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The address the proxy connected to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Bytes from the sandbox to the remote host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_up: Option<u64>,
+    /// Bytes from the remote host to the sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_down: Option<u64>,
 }
 
 /// The workload identity of a session:
@@ -139,6 +163,12 @@ impl Record {
             exit: None,
             signal: None,
             detail: None,
+            connection: None,
+            host: None,
+            port: None,
+            address: None,
+            bytes_up: None,
+            bytes_down: None,
         }
     }
 
@@ -161,7 +191,8 @@ impl Record {
         intent: String, call: u64, tool: String, argv: Vec<String>,
         cwd: String, decision: String, rule: String, reason: String,
         approver: String, secrets: Vec<String>, pid: u32, duration_ms: u64,
-        exit: i32, signal: i32, detail: String,
+        exit: i32, signal: i32, detail: String, connection: u64, host: String,
+        port: u16, address: String, bytes_up: u64, bytes_down: u64,
     }
 }
 

@@ -256,17 +256,12 @@ const MAX_REFUSED_PEER_RECORDS: u32 = 100;
 /// must: the action for this kind of refusal is `kill`, or the refusals
 /// went past `max_denials`.
 fn over_limit(session: &Session, action: DivergenceAction, reason: &str) -> Option<String> {
-    let denials = session.denials.fetch_add(1, Ordering::Relaxed) + 1;
-    let max = session.profile.divergence.max_denials;
-    if action == DivergenceAction::Kill {
-        Some(reason.to_string())
-    } else if denials > max {
-        Some(format!(
-            "was refused {denials} times, over max_denials = {max} (last: {reason})"
-        ))
-    } else {
-        None
-    }
+    crate::process::refusals::over_limit(
+        &session.denials,
+        &session.profile.divergence,
+        action,
+        reason,
+    )
 }
 
 /// Counts a refusal that has no call record of its own (a malformed

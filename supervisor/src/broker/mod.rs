@@ -58,7 +58,8 @@ pub struct Session {
     /// The session directory (calls get private subdirectories).
     pub root: PathBuf,
     pub next_call: AtomicU64,
-    pub denials: AtomicU32,
+    /// Refusals so far (shared with the session's egress proxies).
+    pub denials: Arc<AtomicU32>,
     /// Connections refused as foreign (not charged to this session).
     pub refused_peers: AtomicU32,
     pub calls: Mutex<HashMap<String, u32>>,

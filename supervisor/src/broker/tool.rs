@@ -40,6 +40,8 @@ pub fn tool_filesystem(sandbox: &ToolSandbox) -> (Filesystem, Network) {
         fs.exec.extend(l.exec);
         net.connect_tcp.extend(l.connect_tcp);
         net.bind_tcp.extend(l.bind_tcp);
+        net.allow_hosts.extend(l.allow_hosts);
+        net.deny_hosts.extend(l.deny_hosts);
     }
     (fs, net)
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use cordon::audit::{AuditLog, Kind, Record};
 use cordon::broker;
-use cordon::process::{self, ExecPolicy, Killer, Outcome, Policy, Stops, EXIT_SETUP_FAILED};
+use cordon::process::{
+    self, ExecPolicy, Killer, Outcome, Policy, Refusals, Stops, EXIT_SETUP_FAILED,
+};
 use cordon::profile::Profile;
 use cordon::sandbox::{self, Host, Plan, Request};
 
@@ -248,6 +250,45 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let profile = Arc::new(profile);
+    // One count of refusals for the whole session: the broker's and the
+    // egress proxy's both go toward max_denials.
+    let refusals = Refusals {
+        count: Arc::default(),
+        divergence: profile.divergence.clone(),
+        killer: Arc::clone(&killer),
+    };
+    let proxy = match running.egress_listener.as_ref().map(|l| l.try_clone()) {
+        None => None,
+        Some(listener) => {
+            let ctx = cordon::egress::Context {
+                rules: cordon::egress::Rules::new(
+                    &profile.network.allow_hosts,
+                    &profile.network.deny_hosts,
+                    "network",
+                ),
+                audit: Arc::clone(&audit),
+                session: session_id.clone(),
+                profile: profile.name.clone(),
+                tool: None,
+                refusals: refusals.clone(),
+                resolve: cordon::egress::proxy::system_resolver,
+                loud: true,
+            };
+            match listener.and_then(|l| cordon::egress::proxy::start(l, ctx)) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    let what = format!("could not start the egress proxy ({e})");
+                    killer.diverge(process::Violation { pid: 0, what }, false);
+                    let policy = agent_policy(&profile, &plan);
+                    let _ = process::supervise(&running, Stops::Signals(&signals), policy, &killer);
+                    return fail(
+                        format_args!("cannot start the egress proxy: {e}"),
+                        EXIT_SETUP_FAILED,
+                    );
+                }
+            }
+        }
+    };
     let mut broker = None;
     if let Some(prepared) = prepared {
         let started = start_broker(
@@ -259,6 +300,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             &audit,
             &args.intent,
             running.init.pid,
+            &refusals,
         );
         match started {
             Ok(b) => broker = Some(b),
@@ -285,6 +327,11 @@ pub fn run(args: RunArgs) -> ExitCode {
     };
     if let Some(message) = outcome.message(&plan.confined, &plan.command) {
         eprintln!("cordon: {message}");
+    }
+    if let Some(p) = proxy {
+        // The sandbox is gone, so are its connections' client ends; cut
+        // the upstream ends and let each write its end record.
+        p.stop(std::time::Duration::from_secs(2));
     }
     if let Some(b) = &broker {
         // Calls in flight are being cancelled (their shims are gone); give
@@ -352,6 +399,7 @@ fn start_broker(
     audit: &Arc<AuditLog>,
     intent: &Option<String>,
     init_pid: i32,
+    refusals: &Refusals,
 ) -> Result<broker::Broker, String> {
     let policy = cordon::policy::Policy::compile(profile).map_err(|e| e.to_string())?;
     let pid_ns = broker::pid_namespace(Path::new("/proc"), init_pid)
@@ -377,7 +425,7 @@ fn start_broker(
         tool_cwds: broker::tool_cwds(profile, &plan.placeholders),
         root: plan.session.root.clone(),
         next_call: Default::default(),
-        denials: Default::default(),
+        denials: Arc::clone(&refusals.count),
         refused_peers: Default::default(),
         calls: Default::default(),
         secrets: Default::default(),

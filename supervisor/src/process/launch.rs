@@ -6,8 +6,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::sandbox::landlock::FILE_RIGHTS;
 use crate::sandbox::{Command, Confined};
-use crate::sys::child::{ChildSpec, LandlockSpec, MaskSource};
-use crate::sys::fd::{pipe, set_nonblocking, socketpair};
+use crate::sys::child::{ChildSpec, EgressSpec, LandlockSpec, MaskSource};
+use crate::sys::fd::{pipe, recv_fd, set_nonblocking, socketpair};
 use crate::sys::process::{spawn_init, Spawned};
 use crate::sys::Errno;
 
@@ -33,6 +33,10 @@ pub struct Running {
     pub listener_sock: OwnedFd,
     /// Held open while the supervisor lives; init watches it.
     pub lifeline: OwnedFd,
+    /// The egress proxy's listener, made by init inside the sandbox's
+    /// network namespace (when the plan has one). `None` there means init
+    /// failed before sending it; its report says why.
+    pub egress_listener: Option<std::net::TcpListener>,
 }
 
 fn channel<T>(what: &'static str, r: Result<T, Errno>) -> Result<T, LaunchError> {
@@ -65,6 +69,10 @@ pub fn launch(plan: &Confined, command: &Command, io: Io<'_>) -> Result<Running,
     let (reports, report_wr) = channel("report pipe", pipe())?;
     let (lifeline_rd, lifeline) = channel("lifeline pipe", pipe())?;
     let (listener_sock, listener_child) = channel("socketpair", socketpair())?;
+    let egress = match plan.egress_port {
+        Some(port) => Some((port, channel("socketpair", socketpair())?)),
+        None => None,
+    };
     channel(
         "non-blocking report pipe",
         set_nonblocking(reports.as_raw_fd()),
@@ -79,7 +87,11 @@ pub fn launch(plan: &Confined, command: &Command, io: Io<'_>) -> Result<Running,
         reports.as_raw_fd(),
         lifeline.as_raw_fd(),
         listener_sock.as_raw_fd(),
+        egress
+            .as_ref()
+            .map_or(-1, |(_, (ours, _))| ours.as_raw_fd()),
     ];
+    let parent_fds = &parent_fds[..if egress.is_some() { 4 } else { 3 }];
     let spec = ChildSpec {
         uid_map: plan.uid_map.as_deref(),
         gid_map: plan.gid_map.as_deref(),
@@ -108,8 +120,12 @@ pub fn launch(plan: &Confined, command: &Command, io: Io<'_>) -> Result<Running,
         report_fd: report_wr.as_raw_fd(),
         lifeline_fd: lifeline_rd.as_raw_fd(),
         listener_sock: listener_child.as_raw_fd(),
-        parent_fds: &parent_fds,
+        parent_fds,
         agent_stack: &agent_stack,
+        egress: egress.as_ref().map(|(port, (_, theirs))| EgressSpec {
+            port: *port,
+            sock: theirs.as_raw_fd(),
+        }),
     };
     let init = spawn_init(plan.namespaces, &spec).map_err(|errno| LaunchError::Clone {
         errno,
@@ -121,10 +137,20 @@ pub fn launch(plan: &Confined, command: &Command, io: Io<'_>) -> Result<Running,
     })?;
     // The child's ends live on in the child only.
     drop((report_wr, lifeline_rd, listener_child));
+    let egress_listener = egress.and_then(|(_, (ours, theirs))| {
+        drop(theirs);
+        // Init sends it early in its setup, or dies first (then this
+        // reads end of file and the report pipe has the reason).
+        recv_fd(ours.as_raw_fd())
+            .ok()
+            .flatten()
+            .map(std::net::TcpListener::from)
+    });
     Ok(Running {
         init,
         reports,
         listener_sock,
         lifeline,
+        egress_listener,
     })
 }

@@ -11,9 +11,11 @@ pub mod exec_check;
 pub mod kill;
 pub mod launch;
 pub mod outcome;
+pub mod refusals;
 pub mod supervise;
 
 pub use kill::Killer;
 pub use launch::{launch, Io, LaunchError, Running};
 pub use outcome::{Outcome, Violation, EXIT_DIVERGED, EXIT_SETUP_FAILED};
+pub use refusals::Refusals;
 pub use supervise::{supervise, ControlEvent, ExecPolicy, Policy, Stops, SuperviseError};

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Audit, Divergence, DivergenceAction, Environment, Filesystem, Limits, Location, Network,
-    OnViolation, PathRule, PathTemplate, Profile, SecretSpec, SyscallRule, Syscalls, Tool,
+    Audit, Divergence, DivergenceAction, Environment, Filesystem, HostRule, Limits, Location,
+    Network, OnViolation, PathRule, PathTemplate, Profile, SecretSpec, SyscallRule, Syscalls, Tool,
     DEFAULT_STOP_GRACE,
 };
 
@@ -51,6 +51,8 @@ pub(super) struct Layer {
     pub filesystem: Filesystem,
     pub connect_tcp: Vec<Located<u16>>,
     pub bind_tcp: Vec<Located<u16>>,
+    pub allow_hosts: Vec<HostRule>,
+    pub deny_hosts: Vec<HostRule>,
     pub syscall_deny: Vec<SyscallRule>,
     pub on_violation: Option<OnViolation>,
     pub undeclared_tool: Option<DivergenceAction>,
@@ -81,6 +83,8 @@ impl Layer {
             filesystem: Filesystem::default(),
             connect_tcp: Vec::new(),
             bind_tcp: Vec::new(),
+            allow_hosts: Vec::new(),
+            deny_hosts: Vec::new(),
             syscall_deny: Vec::new(),
             on_violation: None,
             undeclared_tool: None,
@@ -123,6 +127,8 @@ impl Layer {
             },
             connect_tcp: concat_unique(p.connect_tcp, child.connect_tcp, |l| l.value),
             bind_tcp: concat_unique(p.bind_tcp, child.bind_tcp, |l| l.value),
+            allow_hosts: concat_unique(p.allow_hosts, child.allow_hosts, |r| r.text.clone()),
+            deny_hosts: concat_unique(p.deny_hosts, child.deny_hosts, |r| r.text.clone()),
             syscall_deny: concat_unique(p.syscall_deny, child.syscall_deny, |r| r.number),
             on_violation: child.on_violation.or(p.on_violation),
             undeclared_tool: child.undeclared_tool.or(p.undeclared_tool),
@@ -172,6 +178,8 @@ impl Layer {
             network: Network {
                 connect_tcp: self.connect_tcp.into_iter().map(|l| l.value).collect(),
                 bind_tcp: self.bind_tcp.into_iter().map(|l| l.value).collect(),
+                allow_hosts: self.allow_hosts,
+                deny_hosts: self.deny_hosts,
             },
             syscalls: Syscalls {
                 deny: self.syscall_deny,

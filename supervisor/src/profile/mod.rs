@@ -27,6 +27,8 @@ pub use paths::{ExpandError, PathTemplate, Placeholders};
 pub use tool_defaults::{default_tool_sandbox, DEFAULT_TOOL_SANDBOX_FILE};
 pub use validate::secret_source_reachable;
 
+pub use crate::egress::rules::HostRule;
+
 /// Loads a profile file, follows `extends`, and checks it.
 ///
 /// Every problem found is returned, not just the first.
@@ -170,6 +172,21 @@ pub struct ToolSandbox {
     pub unmask: Vec<PathRule>,
     pub connect_tcp: Vec<u16>,
     pub bind_tcp: Vec<u16>,
+    /// Host rules for the tool's own egress proxy, as in `[network]`.
+    pub allow_hosts: Vec<HostRule>,
+    pub deny_hosts: Vec<HostRule>,
+}
+
+impl ToolSandbox {
+    /// The tool's network grants, as a [`Network`].
+    pub fn network(&self) -> Network {
+        Network {
+            connect_tcp: self.connect_tcp.clone(),
+            bind_tcp: self.bind_tcp.clone(),
+            allow_hosts: self.allow_hosts.clone(),
+            deny_hosts: self.deny_hosts.clone(),
+        }
+    }
 }
 
 /// `[audit]`.
@@ -201,11 +218,26 @@ pub struct Filesystem {
     pub deny: Vec<PathRule>,
 }
 
-/// `[network]`: Landlock TCP port rules. Everything else is closed.
+/// `[network]`: Landlock TCP port rules, and host rules decided per
+/// connection by cordon's egress proxy. Everything else is closed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Network {
+    /// Without host rules: any host on these ports. With them: ports on
+    /// the sandbox's own loopback only.
     pub connect_tcp: Vec<u16>,
     pub bind_tcp: Vec<u16>,
+    /// `HOST:PORT` rules the proxy allows (see `egress::rules`).
+    pub allow_hosts: Vec<HostRule>,
+    /// Rules the proxy refuses, whatever allows them.
+    pub deny_hosts: Vec<HostRule>,
+}
+
+impl Network {
+    /// Host rules put the process in its own network namespace, with the
+    /// proxy as its only way out.
+    pub fn has_host_rules(&self) -> bool {
+        !self.allow_hosts.is_empty() || !self.deny_hosts.is_empty()
+    }
 }
 
 /// `[syscalls]`: extra syscalls denied on top of cordon's default deny-list.

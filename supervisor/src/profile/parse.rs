@@ -12,7 +12,8 @@ use toml::de::DeTable;
 use super::layer::{Layer, Located};
 use super::walk::{did_you_mean, Value, Walker};
 use super::{
-    extends, secrets, sections, tools, validate, Diagnostic, DivergenceAction, OnViolation,
+    extends, secrets, sections, tools, validate, Diagnostic, DivergenceAction, HostRule,
+    OnViolation,
 };
 use super::{Profile, ProfileError, SyscallRule};
 
@@ -219,13 +220,32 @@ fn network(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
         match name {
             "connect_tcp" => layer.connect_tcp = ports(w, name, value),
             "bind_tcp" => layer.bind_tcp = ports(w, name, value),
-            "allow_hosts" | "deny_hosts" => {
-                let msg = format!("`{name}` needs cordon's egress proxy, which this version does not have; use connect_tcp for port rules");
-                w.error(&key.span(), msg);
-            }
+            "allow_hosts" => layer.allow_hosts = host_rules(w, name, value),
+            "deny_hosts" => layer.deny_hosts = host_rules(w, name, value),
             _ => {}
         }
     }
+}
+
+/// `allow_hosts` / `deny_hosts`: `HOST:PORT [via ADDR,...]` strings.
+pub(super) fn host_rules(w: &mut Walker<'_>, key: &str, value: &Value<'_>) -> Vec<HostRule> {
+    let mut out: Vec<HostRule> = Vec::new();
+    let expects = "an array of \"HOST:PORT\" strings, e.g. [\"api.github.com:443\"]";
+    for item in w.array(key, value, expects) {
+        let Some(text) = w.string(key, item, "\"HOST:PORT\" strings") else {
+            continue;
+        };
+        let origin = w.loc(&item.span());
+        match crate::egress::rules::parse_rule(&text, origin) {
+            Ok(rule) if out.iter().any(|r| r.text == rule.text) => {
+                let msg = format!("`{}` is listed twice in `{key}`", rule.text);
+                w.error(&item.span(), msg);
+            }
+            Ok(rule) => out.push(rule),
+            Err(msg) => w.error(&item.span(), format!("`{key}`: {msg}")),
+        }
+    }
+    out
 }
 
 pub(super) fn ports(w: &mut Walker<'_>, key: &str, value: &Value<'_>) -> Vec<Located<u16>> {

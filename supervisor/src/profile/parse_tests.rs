@@ -180,13 +180,25 @@ fn paths_are_checked_as_templates_and_for_existence() {
 }
 
 #[test]
-fn unsupported_features_are_refused_not_dropped() {
-    let e = errors("[tools.git]\npath = \"/usr/bin/git\"\n[secrets.TOKEN]\nfrom = \"env:T\"\n[network]\nallow_hosts = [\"a:443\"]\n");
-    assert_eq!(e.len(), 2, "{e:#?}");
-    assert!(e
-        .iter()
-        .any(|m| m.starts_with("1:1: [tools.git] has no `allow` or `approve` rule")));
-    assert!(e.iter().any(|m| m == "6:1: `allow_hosts` needs cordon's egress proxy, which this version does not have; use connect_tcp for port rules"));
+fn host_rules_are_checked_where_written() {
+    let e = errors("[network]\nallow_hosts = [\"api.github.com:443\", \"api.github.com\", \"*.x.*:1\", 3, \"api.github.com:443\"]\ndeny_hosts = [\"10.0.0.1/8:*\"]\n");
+    assert_eq!(e.len(), 5, "{e:#?}");
+    let has = |prefix: &str| e.iter().any(|m| m.starts_with(prefix));
+    assert!(
+        has("2:38: `allow_hosts`: `api.github.com` needs a port"),
+        "{e:#?}"
+    );
+    assert!(has("2:56: `allow_hosts`: `*.x.*:1`"), "{e:#?}");
+    assert!(has("2:67: `allow_hosts` expects"), "{e:#?}");
+    assert!(has("2:70: `api.github.com:443` is listed twice"), "{e:#?}");
+    assert!(
+        has("3:15: `deny_hosts`: after") || has("3:15: `deny_hosts`: `10.0.0.1/8"),
+        "{e:#?}"
+    );
+    let (layer, e) =
+        walk("[network]\nallow_hosts = [\"*.pythonhosted.org:443\", \"svc:80 via 127.0.0.1\"]\n");
+    assert!(e.is_empty(), "{e:#?}");
+    assert_eq!(layer.unwrap().allow_hosts.len(), 2);
 }
 
 #[test]

@@ -78,6 +78,8 @@ pub fn default_tool_sandbox() -> ToolSandbox {
         cwd: rules(&[("{workspace}", false)]),
         connect_tcp: Vec::new(),
         bind_tcp: Vec::new(),
+        allow_hosts: Vec::new(),
+        deny_hosts: Vec::new(),
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 use super::layer::Layer;
-use super::parse::ports;
+use super::parse::{host_rules, ports};
 use super::secrets::tool_secrets;
 use super::sections::{env_name_ok, path_rule};
 use super::walk::{article, string_array, Value, Walker};
@@ -276,7 +276,7 @@ fn default_cwd(w: &Walker<'_>, at: &Value<'_>) -> Vec<PathRule> {
 }
 
 fn tool_sandbox(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> ToolSandbox {
-    const KEYS: [&str; 8] = [
+    const KEYS: [&str; 10] = [
         "inherit_defaults",
         "read",
         "write",
@@ -285,6 +285,8 @@ fn tool_sandbox(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>)
         "unmask",
         "connect_tcp",
         "bind_tcp",
+        "allow_hosts",
+        "deny_hosts",
     ];
     w.unknown_keys(t, &KEYS, &format!("[tools.{name}.sandbox]"));
     let mut sb = ToolSandbox {
@@ -304,6 +306,14 @@ fn tool_sandbox(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>)
             }
             "bind_tcp" => {
                 sb.bind_tcp = ports(w, k, value).into_iter().map(|p| p.value).collect();
+                continue;
+            }
+            "allow_hosts" => {
+                sb.allow_hosts = host_rules(w, k, value);
+                continue;
+            }
+            "deny_hosts" => {
+                sb.deny_hosts = host_rules(w, k, value);
                 continue;
             }
             "read" => &mut sb.read,

@@ -48,6 +48,7 @@ pub(super) fn check_profile(merged: &Layer, diags: &mut Vec<Diagnostic>) {
     granted_not_denied(merged, diags);
     root_not_denied(merged, diags);
     max_denials_has_effect(merged, diags);
+    proxy_port_free(merged, diags);
     pass_or_set(merged, diags);
     tools_not_agent_executable(merged, diags);
     unmask_names_a_deny(merged, diags);
@@ -157,6 +158,23 @@ fn max_denials_has_effect(merged: &Layer, diags: &mut Vec<Diagnostic>) {
             message: format!(
                 "`max_denials` has no effect with denied_action = \"kill\" (at {}); remove it or set denied_action = \"deny\"",
                 action.origin
+            ),
+        });
+    }
+}
+
+/// With host rules the egress proxy listens on its fixed port in the
+/// sandbox's loopback; the agent cannot bind it.
+fn proxy_port_free(merged: &Layer, diags: &mut Vec<Diagnostic>) {
+    if merged.allow_hosts.is_empty() && merged.deny_hosts.is_empty() {
+        return;
+    }
+    let port = crate::egress::PROXY_PORT;
+    for bind in merged.bind_tcp.iter().filter(|b| b.value == port) {
+        diags.push(Diagnostic {
+            location: bind.origin.clone(),
+            message: format!(
+                "port {port} is cordon's egress proxy inside a sandbox with host rules; bind another port"
             ),
         });
     }

@@ -312,3 +312,17 @@ fn the_runtime_check_expands_placeholders() {
     assert_eq!(hits[2].1, w.join("bin/revoke"));
     assert!(crate::profile::secret_source_reachable(&profile, &values(Path::new("/x"))).len() <= 2);
 }
+
+#[test]
+fn the_proxy_port_cannot_be_bound_with_host_rules() {
+    let e = profile_errors(&format!(
+        "{NAME}[network]\nallow_hosts = [\"a.test:443\"]\nbind_tcp = [8080, 3128]\n"
+    ));
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(
+        e[0].starts_with("v.toml:5:19: port 3128 is cordon's egress proxy"),
+        "{e:#?}"
+    );
+    let e = profile_errors(&format!("{NAME}[network]\nbind_tcp = [3128]\n"));
+    assert!(e.is_empty(), "{e:#?}");
+}

@@ -12,6 +12,7 @@ use super::host::{landlock_absence, Host};
 use super::landlock::{self as ll, Feature};
 use super::plan::{cstring, path_cstring, PlanError};
 use super::seccomp::{self, ExecWatch};
+use crate::egress::PROXY_PORT;
 use crate::profile::{Filesystem, Limits, Location, Network, PathRule, Placeholders, SyscallRule};
 use crate::sys::child::{MaskKind, MaskMount, RulePath};
 use crate::sys::landlock::{add_net_rule, create_ruleset, RulesetAttr};
@@ -49,6 +50,9 @@ pub struct Confined {
     pub landlock: Option<LandlockPlan>,
     pub seccomp: Vec<SockFilter>,
     pub rlimits: Vec<(u32, u64)>,
+    /// With host rules: the port init listens on for the egress proxy,
+    /// inside the sandbox's own network namespace.
+    pub egress_port: Option<u16>,
     /// Protections this host could not give (only with best_effort).
     pub weakened: Vec<String>,
 }
@@ -77,8 +81,15 @@ pub fn confine(
         })?;
     }
     let mount_proc = grants_proc(c.filesystem, values);
+    // Host rules: a network namespace of its own, whose only way out is
+    // the proxy on its loopback (which Landlock must let it connect to).
+    let host_rules = c.network.has_host_rules();
+    let mut network = c.network.clone();
+    if host_rules && !network.connect_tcp.contains(&PROXY_PORT) {
+        network.connect_tcp.push(PROXY_PORT);
+    }
     let landlock = match host.landlock_abi {
-        Ok(abi) => Some(plan_landlock(c, values, abi)?),
+        Ok(abi) => Some(plan_landlock(c.filesystem, &network, values, abi)?),
         Err(_) => None,
     };
     let extra: Vec<(String, u32)> = c
@@ -87,8 +98,10 @@ pub fn confine(
         .map(|r| (r.name.clone(), r.number))
         .collect();
     let sockets = seccomp::SocketPolicy {
-        tcp: !c.network.connect_tcp.is_empty() || !c.network.bind_tcp.is_empty(),
-        udp: !c.network.connect_tcp.is_empty(),
+        tcp: !network.connect_tcp.is_empty() || !network.bind_tcp.is_empty(),
+        // Name resolution for direct TCP; behind the proxy, names are the
+        // proxy's to resolve and UDP has nowhere to go.
+        udp: !network.connect_tcp.is_empty() && !host_rules,
     };
     let seccomp = seccomp::build_program(&extra, c.exec_watch, sockets)?;
     // A mount namespace is only needed to place masks or a fresh /proc;
@@ -97,6 +110,7 @@ pub fn confine(
         user: !host.privileged,
         pid: true,
         mount: !masks.is_empty() || mount_proc,
+        net: host_rules,
     };
     let (uid_map, gid_map) = if namespaces.user {
         (
@@ -119,6 +133,7 @@ pub fn confine(
         landlock,
         seccomp,
         rlimits: rlimits(c.limits),
+        egress_port: host_rules.then_some(PROXY_PORT),
         weakened,
     })
 }
@@ -260,7 +275,8 @@ fn renamable_ancestors(target: &Path, writable: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 fn plan_landlock(
-    c: &Confinement<'_>,
+    fsys: &Filesystem,
+    network: &Network,
     values: &Placeholders,
     abi: u32,
 ) -> Result<LandlockPlan, PlanError> {
@@ -273,8 +289,8 @@ fn plan_landlock(
     let ruleset = create_ruleset(&attr, ll::ruleset_attr_size(abi)).map_err(PlanError::Ruleset)?;
     if net != 0 {
         let grants = [
-            (&c.network.connect_tcp, ll::NET_CONNECT_TCP),
-            (&c.network.bind_tcp, ll::NET_BIND_TCP),
+            (&network.connect_tcp, ll::NET_CONNECT_TCP),
+            (&network.bind_tcp, ll::NET_BIND_TCP),
         ];
         for (ports, access) in grants {
             for &port in ports {
@@ -285,7 +301,6 @@ fn plan_landlock(
     }
     // One rule per path, with the union of what each list grants it.
     let mut by_path: BTreeMap<PathBuf, (u64, bool, Location)> = BTreeMap::new();
-    let fsys = c.filesystem;
     let lists = [
         (&fsys.read, ll::GRANT_READ),
         (&fsys.write, ll::GRANT_WRITE),

@@ -208,6 +208,12 @@ pub fn build(
             session.socket_path().display().to_string(),
         );
     }
+    if profile.network.has_host_rules() {
+        for v in crate::egress::BYPASS_VARIABLES {
+            env.remove(v);
+        }
+        env.extend(crate::egress::proxy_environment());
+    }
     let exec_allowed = exec_allowed(&filesystem, &values);
     let agent_path = env
         .get("PATH")

@@ -103,6 +103,18 @@ pub struct ChildSpec<'a> {
     pub parent_fds: &'a [RawFd],
     /// The stack the agent runs on until it executes.
     pub agent_stack: &'a [u8],
+    /// In a new network namespace: bring loopback up and hand the
+    /// supervisor a listening socket for its egress proxy.
+    pub egress: Option<EgressSpec>,
+}
+
+/// The egress proxy's listener, made inside the sandbox's network namespace.
+#[derive(Debug, Clone, Copy)]
+pub struct EgressSpec {
+    /// The port on 127.0.0.1 the proxy listens on.
+    pub port: u16,
+    /// Child end of the socketpair the listener is sent over.
+    pub sock: RawFd,
 }
 
 /// What a report record says.
@@ -161,6 +173,9 @@ stages! {
     LandlockRestrict,
     Seccomp,
     SendListener,
+    LoopbackUp,
+    EgressListen,
+    SendEgress,
     Chdir,
     Stdio,
     KeepFds,
@@ -326,6 +341,9 @@ pub fn run_init(spec: &ChildSpec<'_>) -> ! {
     if spec.private_mounts {
         setup_mounts(spec);
     }
+    if let Some(egress) = spec.egress {
+        setup_egress(rfd, egress);
+    }
     // memfds are created sealed non-executable in this pid namespace (the
     // sysctl is per pid namespace and can only be raised); asking for an
     // executable one (MFD_EXEC) is a seccomp violation. Landlock does not
@@ -425,6 +443,69 @@ fn init_loop(rfd: RawFd, agent: libc::pid_t, all: &libc::sigset_t) -> ! {
             // SAFETY: kill with a pid and signal number.
             unsafe { libc::kill(agent, sig) };
         }
+    }
+}
+
+/// Brings up loopback in the new network namespace, listens on
+/// 127.0.0.1:`port` and sends the listener to the supervisor, which serves
+/// the proxy on it from outside. Only stack memory and syscalls.
+#[allow(clippy::cast_possible_truncation)] // AF_INET (2) and a 16-byte size
+fn setup_egress(rfd: RawFd, egress: EgressSpec) {
+    // SAFETY: creates a socket; integer arguments only.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if s < 0 {
+        fail(rfd, Stage::LoopbackUp, 0);
+    }
+    // struct ifreq: the name in the first 16 bytes, then ifr_flags (short).
+    let mut ifr = [0u8; 40];
+    ifr[..3].copy_from_slice(b"lo\0");
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags within the
+    // 40-byte ifreq buffer.
+    if unsafe { libc::ioctl(s, libc::SIOCGIFFLAGS, ifr.as_mut_ptr()) } != 0 {
+        fail(rfd, Stage::LoopbackUp, 0);
+    }
+    const IFF_UP: i16 = 0x1; // <linux/if.h>
+    let flags = i16::from_ne_bytes([ifr[16], ifr[17]]) | IFF_UP;
+    ifr[16..18].copy_from_slice(&flags.to_ne_bytes());
+    // SAFETY: as above; SIOCSIFFLAGS only reads the buffer.
+    if unsafe { libc::ioctl(s, libc::SIOCSIFFLAGS, ifr.as_ptr()) } != 0 {
+        fail(rfd, Stage::LoopbackUp, 1);
+    }
+    // SAFETY: closes the socket made above.
+    unsafe { libc::close(s) };
+
+    // SAFETY: creates a socket; integer arguments only.
+    let l = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if l < 0 {
+        fail(rfd, Stage::EgressListen, 0);
+    }
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: egress.port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `addr` is a live sockaddr_in of the size passed.
+    let bound = unsafe {
+        libc::bind(
+            l,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    // SAFETY: listen on the socket made above.
+    if bound != 0 || unsafe { libc::listen(l, libc::SOMAXCONN) } != 0 {
+        fail(rfd, Stage::EgressListen, 1);
+    }
+    if let Err(e) = super::fd::send_fd(egress.sock, l) {
+        fail_errno(rfd, Stage::SendEgress, 0, e.0 as u32);
+    }
+    // SAFETY: our copies; the supervisor holds the listener now.
+    unsafe {
+        libc::close(l);
+        libc::close(egress.sock);
     }
 }
 

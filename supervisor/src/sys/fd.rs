@@ -99,6 +99,13 @@ pub fn set_nonblocking(fd: RawFd) -> Result<(), Errno> {
     check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }.into()).map(drop)
 }
 
+/// Shuts a listening socket down: a thread blocked in accept() on it
+/// returns (EINVAL), and no connection is accepted any more.
+pub fn shutdown_listener(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: shutdown takes a descriptor and a flag.
+    check(unsafe { libc::shutdown(fd, libc::SHUT_RDWR) }.into()).map(drop)
+}
+
 /// Waits for events on `fds`; returns how many are ready (0 on timeout or EINTR).
 pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize, Errno> {
     // SAFETY: the pointer and length describe the writable slice `fds`.

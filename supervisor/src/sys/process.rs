@@ -37,6 +37,8 @@ pub struct Namespaces {
     pub user: bool,
     pub pid: bool,
     pub mount: bool,
+    /// A network namespace with only loopback (egress through the proxy).
+    pub net: bool,
 }
 
 impl Namespaces {
@@ -50,6 +52,9 @@ impl Namespaces {
         }
         if self.mount {
             f |= libc::CLONE_NEWNS as u64;
+        }
+        if self.net {
+            f |= libc::CLONE_NEWNET as u64;
         }
         f
     }

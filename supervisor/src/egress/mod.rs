@@ -1,0 +1,45 @@
+//! Egress: the network a profile with host rules gets.
+//!
+//! Landlock rules TCP ports, not hosts. A process whose profile has
+//! `allow_hosts`/`deny_hosts` therefore runs in its own network namespace
+//! with only loopback, where the one way out is cordon's HTTP proxy:
+//! init listens on 127.0.0.1:[`PROXY_PORT`] inside that namespace and
+//! hands the listener to the supervisor, which serves it from the host's
+//! network. Each connection (`CONNECT host:port`, or a plain-HTTP request
+//! with an absolute URL) is decided on its host and port, resolved by the
+//! proxy itself, checked again on the addresses (internal ones only when a
+//! rule names them), recorded, and counted toward `max_denials` when
+//! refused.
+//!
+//! - [`rules`]: the rule language and the decision (pure).
+//! - [`address`]: which addresses are internal (pure).
+//! - [`http`]: request heads (pure).
+//! - [`proxy`]: the server.
+
+pub mod address;
+pub mod http;
+pub mod proxy;
+pub mod rules;
+
+pub use proxy::{Context, Proxy};
+pub use rules::Rules;
+
+/// The proxy's port on the sandbox's own loopback. Inside its network
+/// namespace nothing else listens, so a fixed port is safe; a profile may
+/// not `bind_tcp` it.
+pub const PROXY_PORT: u16 = 3128;
+
+/// The proxy variables a sandbox with host rules gets, both cases: curl
+/// reads `http_proxy` only in lower case, most others either.
+pub fn proxy_environment() -> Vec<(String, String)> {
+    let url = format!("http://127.0.0.1:{PROXY_PORT}");
+    ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"]
+        .into_iter()
+        .flat_map(|v| [v.to_string(), v.to_ascii_lowercase()])
+        .map(|v| (v, url.clone()))
+        .collect()
+}
+
+/// Variables that would send some traffic around the proxy (there is no
+/// route around it, so they would only turn into failures).
+pub const BYPASS_VARIABLES: [&str; 2] = ["NO_PROXY", "no_proxy"];

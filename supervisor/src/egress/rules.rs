@@ -1,0 +1,535 @@
+//! Host rules: `allow_hosts` / `deny_hosts` entries, parsed, and the
+//! decision on one connection (pure; the proxy does the I/O).
+//!
+//! An entry is `HOST:PORT`, optionally followed by `via ADDR[,ADDR...]`:
+//! - HOST: `api.github.com` (exactly that name), `*.pythonhosted.org`
+//!   (any name below it, not the name itself), `*` (any name), or an
+//!   address or block (`10.1.2.3`, `10.0.0.0/8`, `[::1]`, `[fd00::/8]`).
+//!   A name pattern never matches a literal IP, and an address never
+//!   matches a name: a literal IP is only reached when a rule names it.
+//! - PORT: `443` or `*`.
+//! - `via`: internal addresses (loopback, private, link-local...) that
+//!   this name may resolve to. Without it a name that resolves only to
+//!   internal addresses is refused, so DNS cannot turn an allowed name
+//!   into a way into the host or its network.
+
+use std::net::IpAddr;
+
+use super::address::{canonical, internal_kind, Cidr};
+use crate::profile::Location;
+
+/// Longest host name (RFC 1035: 253 characters without the final dot).
+pub const MAX_NAME: usize = 253;
+
+/// The host part of a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    /// `*`: any name (never a literal IP).
+    AnyName,
+    /// `example.com`, lower-case.
+    Name(String),
+    /// `*.example.com`: stored as `.example.com`.
+    Below(String),
+    /// An address or block.
+    Block(Cidr),
+}
+
+/// The port part of a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortPattern {
+    Any,
+    Is(u16),
+}
+
+/// One `allow_hosts` or `deny_hosts` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRule {
+    /// As written, for records and messages.
+    pub text: String,
+    pub host: HostPattern,
+    pub port: PortPattern,
+    /// Internal addresses the name may resolve to.
+    pub via: Vec<Cidr>,
+    pub origin: Location,
+}
+
+/// Parses one entry; the error says what is wrong and how to write it.
+pub fn parse_rule(text: &str, origin: Location) -> Result<HostRule, String> {
+    let mut words = text.split_whitespace();
+    let target = words.next().ok_or_else(|| {
+        "an empty host rule; write `HOST:PORT`, e.g. `api.github.com:443`".to_string()
+    })?;
+    let mut via = Vec::new();
+    match words.next() {
+        None => {}
+        Some("via") => {
+            let rest: Vec<&str> = words.collect();
+            let list = rest.join(" ");
+            for a in list.split([',', ' ']).filter(|a| !a.is_empty()) {
+                via.push(Cidr::parse(a).map_err(|e| format!("after `via`: {e}"))?);
+            }
+            if via.is_empty() {
+                return Err(format!(
+                    "`{text}`: `via` must be followed by the addresses the name may resolve to, e.g. `via 10.0.0.5`"
+                ));
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "`{text}`: unexpected `{other}`; write `HOST:PORT` or `HOST:PORT via ADDR`"
+            ))
+        }
+    }
+    let (host, port) = split_host_port(target).ok_or_else(|| {
+        format!("`{target}` needs a port: write `{target}:443`, or `{target}:*` for any port")
+    })?;
+    let port = if port == "*" {
+        PortPattern::Any
+    } else {
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => PortPattern::Is(p),
+            _ => {
+                return Err(format!(
+                    "`{target}`: the port must be 1-65535 or `*`, got `{port}`"
+                ))
+            }
+        }
+    };
+    let host = host_pattern(host).map_err(|e| format!("`{target}`: {e}"))?;
+    if matches!(host, HostPattern::Block(_)) && !via.is_empty() {
+        return Err(format!(
+            "`{text}`: `via` only applies to a host name; an address rule already names its address"
+        ));
+    }
+    Ok(HostRule {
+        text: text.split_whitespace().collect::<Vec<_>>().join(" "),
+        host,
+        port,
+        via,
+        origin,
+    })
+}
+
+/// `host:port`, `[v6]:port`, `10.0.0.0/8:443`, `[fd00::/8]:443`.
+fn split_host_port(s: &str) -> Option<(&str, &str)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = after.strip_prefix(':')?;
+        return Some((host, port));
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    // An unbracketed IPv6 address has more colons: its port is ambiguous.
+    (!host.contains(':')).then_some((host, port))
+}
+
+fn host_pattern(host: &str) -> Result<HostPattern, String> {
+    if host == "*" {
+        return Ok(HostPattern::AnyName);
+    }
+    if host.contains('/') || host.parse::<IpAddr>().is_ok() {
+        return Cidr::parse(host).map(HostPattern::Block);
+    }
+    if let Some(below) = host.strip_prefix("*.") {
+        let name = normal_name(below)?;
+        return Ok(HostPattern::Below(format!(".{name}")));
+    }
+    if host.contains('*') {
+        return Err("`*` may only stand alone or as the first label (`*.example.com`)".into());
+    }
+    if host.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!(
+            "`{host}` is neither an IPv4 address nor a host name"
+        ));
+    }
+    normal_name(host).map(HostPattern::Name)
+}
+
+/// A host name, lower-case, without a final dot; letters, digits, `-` and
+/// `_` in labels of 1-63 characters.
+pub fn normal_name(name: &str) -> Result<String, String> {
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(format!("a host name must be 1-{MAX_NAME} characters"));
+    }
+    for label in name.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(format!("`{name}` has an empty or over-long (63+) label"));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "`{name}`: host names are letters, digits, `-` and `_` (IDNs in their xn-- form)"
+            ));
+        }
+    }
+    Ok(name)
+}
+
+/// What a connection asks for: a name, or a literal address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Name(String),
+    Ip(IpAddr),
+}
+
+impl Target {
+    /// From the host of a CONNECT or a URL (brackets already removed).
+    pub fn parse(host: &str) -> Result<Target, String> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(Target::Ip(canonical(ip)));
+        }
+        normal_name(host).map(Target::Name)
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Name(n) => f.write_str(n),
+            Target::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+impl HostRule {
+    /// Whether this rule speaks of `target` on `port`.
+    pub fn matches(&self, target: &Target, port: u16) -> bool {
+        let port_ok = match self.port {
+            PortPattern::Any => true,
+            PortPattern::Is(p) => p == port,
+        };
+        port_ok
+            && match (&self.host, target) {
+                (HostPattern::AnyName, Target::Name(_)) => true,
+                (HostPattern::Name(n), Target::Name(t)) => n == t,
+                (HostPattern::Below(suffix), Target::Name(t)) => {
+                    t.len() > suffix.len() && t.ends_with(suffix.as_str())
+                }
+                (HostPattern::Block(b), Target::Ip(ip)) => b.contains(*ip),
+                _ => false,
+            }
+    }
+
+    /// Whether this rule names `ip` itself (an address rule, or `via`).
+    fn names(&self, ip: IpAddr) -> bool {
+        match &self.host {
+            HostPattern::Block(b) => b.contains(ip),
+            _ => self.via.iter().any(|v| v.contains(ip)),
+        }
+    }
+
+    /// A deny rule that blocks an address whatever name led to it.
+    fn blocks_address(&self, ip: IpAddr, port: u16) -> bool {
+        matches!(self.host, HostPattern::Block(_)) && self.matches(&Target::Ip(ip), port)
+    }
+}
+
+/// A rule's name in records: `network.allow_hosts[2]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleRef {
+    pub label: String,
+    pub text: String,
+}
+
+/// The host rules of the agent or of one tool.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    allow: Vec<HostRule>,
+    deny: Vec<HostRule>,
+    /// `network` or `tools.NAME.sandbox`, for labels.
+    prefix: String,
+}
+
+/// A refusal, with the rule that caused it if one did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: String,
+    pub rule: Option<RuleRef>,
+}
+
+/// A target that passed the rules before resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// The allow rules that match, by index (the first is reported).
+    matching: Vec<usize>,
+    pub rule: RuleRef,
+}
+
+impl Rules {
+    pub fn new(allow: &[HostRule], deny: &[HostRule], prefix: &str) -> Rules {
+        Rules {
+            allow: allow.to_vec(),
+            deny: deny.to_vec(),
+            prefix: prefix.to_string(),
+        }
+    }
+
+    fn label(&self, list: &str, i: usize, rule: &HostRule) -> RuleRef {
+        RuleRef {
+            label: format!("{}.{list}[{i}]", self.prefix),
+            text: rule.text.clone(),
+        }
+    }
+
+    /// The decision on the target alone: a deny rule refuses; otherwise
+    /// some allow rule must match.
+    pub fn admit(&self, target: &Target, port: u16) -> Result<Admitted, Refusal> {
+        if let Some((i, r)) = self
+            .deny
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matches(target, port))
+        {
+            return Err(Refusal {
+                reason: format!("{target}:{port} is denied by `{}`", r.text),
+                rule: Some(self.label("deny_hosts", i, r)),
+            });
+        }
+        let matching: Vec<usize> = self
+            .allow
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.matches(target, port))
+            .map(|(i, _)| i)
+            .collect();
+        let Some(&first) = matching.first() else {
+            let reason = match target {
+                Target::Ip(_) => {
+                    format!("{target}:{port} is a literal address that no allow_hosts rule names")
+                }
+                Target::Name(_) => format!("{target}:{port} is not in allow_hosts"),
+            };
+            return Err(Refusal { reason, rule: None });
+        };
+        Ok(Admitted {
+            rule: self.label("allow_hosts", first, &self.allow[first]),
+            matching,
+        })
+    }
+
+    /// The addresses an admitted target may be reached at: public ones,
+    /// and internal ones a matching rule names; never one a deny rule's
+    /// block covers. Errs when none is left, saying why.
+    pub fn permitted(
+        &self,
+        admitted: &Admitted,
+        target: &Target,
+        port: u16,
+        resolved: &[IpAddr],
+    ) -> Result<Vec<IpAddr>, Refusal> {
+        let mut ok = Vec::new();
+        let mut first_refusal: Option<Refusal> = None;
+        for &ip in resolved {
+            let ip = canonical(ip);
+            if let Some((i, r)) = self
+                .deny
+                .iter()
+                .enumerate()
+                .find(|(_, r)| r.blocks_address(ip, port))
+            {
+                first_refusal.get_or_insert(Refusal {
+                    reason: format!("{target} resolves to {ip}, denied by `{}`", r.text),
+                    rule: Some(self.label("deny_hosts", i, r)),
+                });
+                continue;
+            }
+            match internal_kind(ip) {
+                None => ok.push(ip),
+                Some(_) if admitted.matching.iter().any(|&i| self.allow[i].names(ip)) => {
+                    ok.push(ip)
+                }
+                Some(kind) => {
+                    first_refusal.get_or_insert(Refusal {
+                        reason: format!(
+                            "{target} resolves to {ip} ({kind}), which no rule names; add `via {ip}` to the rule if this is intended"
+                        ),
+                        rule: Some(admitted.rule.clone()),
+                    });
+                }
+            }
+        }
+        if !ok.is_empty() {
+            return Ok(ok);
+        }
+        Err(first_refusal.unwrap_or_else(|| Refusal {
+            reason: format!("{target} has no address"),
+            rule: Some(admitted.rule.clone()),
+        }))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn rule(text: &str) -> HostRule {
+        parse_rule(text, Location::whole_file(Path::new("t.toml")))
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn rules(allow: &[&str], deny: &[&str]) -> Rules {
+        let a: Vec<HostRule> = allow.iter().map(|t| rule(t)).collect();
+        let d: Vec<HostRule> = deny.iter().map(|t| rule(t)).collect();
+        Rules::new(&a, &d, "network")
+    }
+
+    fn name(n: &str) -> Target {
+        Target::parse(n).unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn entries_parse() {
+        assert_eq!(
+            rule("api.github.com:443").host,
+            HostPattern::Name("api.github.com".into())
+        );
+        assert_eq!(
+            rule("API.GitHub.com.:443").host,
+            HostPattern::Name("api.github.com".into())
+        );
+        assert_eq!(
+            rule("*.pythonhosted.org:443").host,
+            HostPattern::Below(".pythonhosted.org".into())
+        );
+        assert_eq!(rule("*:443").host, HostPattern::AnyName);
+        assert_eq!(rule("example.com:*").port, PortPattern::Any);
+        assert!(matches!(rule("10.0.0.0/8:443").host, HostPattern::Block(_)));
+        assert!(matches!(rule("[::1]:8080").host, HostPattern::Block(_)));
+        assert!(matches!(rule("[fd00::/8]:*").host, HostPattern::Block(_)));
+        let r = rule("svc.internal:8080  via 10.0.0.5, 10.0.1.0/24");
+        assert_eq!(r.via.len(), 2);
+        assert_eq!(r.text, "svc.internal:8080 via 10.0.0.5, 10.0.1.0/24");
+    }
+
+    #[test]
+    fn bad_entries_say_why() {
+        let origin = || Location::whole_file(Path::new("t.toml"));
+        for (text, says) in [
+            ("api.github.com", "needs a port"),
+            ("api.github.com:0", "1-65535"),
+            ("api.github.com:https", "1-65535"),
+            ("api.*.com:443", "first label"),
+            ("ex ample.com:443", "unexpected"),
+            ("a..b:443", "empty"),
+            ("a/b.com:443", "not an IP"),
+            ("caf\u{e9}.com:443", "letters, digits"),
+            ("1.2.3:443", "neither"),
+            ("::1:443", "needs a port"),
+            ("10.0.0.1:443 via 127.0.0.1", "only applies to a host name"),
+            ("svc:80 via", "must be followed"),
+            ("svc:80 via localhost", "not an IP"),
+            ("", "empty host rule"),
+        ] {
+            let e = parse_rule(text, origin()).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn names_match_as_written() {
+        let r = rules(
+            &["api.github.com:443", "*.pythonhosted.org:443", "*:8443"],
+            &[],
+        );
+        assert!(r.admit(&name("api.github.com"), 443).is_ok());
+        assert!(r.admit(&name("API.GITHUB.COM."), 443).is_ok());
+        assert!(r.admit(&name("api.github.com"), 80).is_err());
+        assert!(r.admit(&name("evil-api.github.com"), 443).is_err());
+        assert!(r.admit(&name("github.com"), 443).is_err());
+        assert!(r.admit(&name("files.pythonhosted.org"), 443).is_ok());
+        assert!(r.admit(&name("a.b.pythonhosted.org"), 443).is_ok());
+        assert!(r.admit(&name("pythonhosted.org"), 443).is_err());
+        assert!(r.admit(&name("evilpythonhosted.org"), 443).is_err());
+        assert!(r.admit(&name("anything.example"), 8443).is_ok());
+        // A wildcard never covers a literal address.
+        let e = r.admit(&Target::Ip(ip("140.82.112.3")), 8443).unwrap_err();
+        assert!(e.reason.contains("literal address"), "{}", e.reason);
+    }
+
+    #[test]
+    fn deny_beats_allow_in_any_order() {
+        let r = rules(&["*.example.com:*"], &["bad.example.com:443"]);
+        let e = r.admit(&name("bad.example.com"), 443).unwrap_err();
+        assert_eq!(e.rule.unwrap().label, "network.deny_hosts[0]");
+        assert!(r.admit(&name("bad.example.com"), 80).is_ok());
+        let ok = r.admit(&name("good.example.com"), 443).unwrap();
+        assert_eq!(ok.rule.label, "network.allow_hosts[0]");
+    }
+
+    #[test]
+    fn internal_addresses_need_a_rule_that_names_them() {
+        let r = rules(
+            &[
+                "localhost:8080",
+                "svc.test:80 via 127.0.0.1",
+                "127.0.0.1:9000",
+            ],
+            &[],
+        );
+        let t = name("localhost");
+        let a = r.admit(&t, 8080).unwrap();
+        let e = r
+            .permitted(&a, &t, 8080, &[ip("127.0.0.1"), ip("::1")])
+            .unwrap_err();
+        assert!(
+            e.reason.contains("loopback") && e.reason.contains("via 127.0.0.1"),
+            "{}",
+            e.reason
+        );
+        let t = name("svc.test");
+        let a = r.admit(&t, 80).unwrap();
+        assert_eq!(
+            r.permitted(&a, &t, 80, &[ip("127.0.0.1"), ip("::1")])
+                .unwrap(),
+            [ip("127.0.0.1")]
+        );
+        let t = Target::Ip(ip("127.0.0.1"));
+        let a = r.admit(&t, 9000).unwrap();
+        assert_eq!(
+            r.permitted(&a, &t, 9000, &[ip("127.0.0.1")]).unwrap(),
+            [ip("127.0.0.1")]
+        );
+        assert!(r.admit(&t, 9001).is_err());
+    }
+
+    #[test]
+    fn metadata_and_rebinding_are_refused() {
+        let r = rules(&["*.example.com:80"], &[]);
+        let t = name("rebind.example.com");
+        let a = r.admit(&t, 80).unwrap();
+        let e = r
+            .permitted(&a, &t, 80, &[ip("169.254.169.254")])
+            .unwrap_err();
+        assert!(e.reason.contains("metadata"), "{}", e.reason);
+        let e = r
+            .permitted(&a, &t, 80, &[ip("::ffff:10.0.0.1")])
+            .unwrap_err();
+        assert!(e.reason.contains("private"), "{}", e.reason);
+        // Mixed answers keep only the public address.
+        assert_eq!(
+            r.permitted(&a, &t, 80, &[ip("10.0.0.1"), ip("93.184.215.14")])
+                .unwrap(),
+            [ip("93.184.215.14")]
+        );
+    }
+
+    #[test]
+    fn a_deny_block_covers_names_that_resolve_into_it() {
+        let r = rules(&["*:443"], &["203.0.113.0/24:*"]);
+        let t = name("cdn.example");
+        let a = r.admit(&t, 443).unwrap();
+        let e = r.permitted(&a, &t, 443, &[ip("203.0.113.7")]).unwrap_err();
+        assert_eq!(e.rule.unwrap().label, "network.deny_hosts[0]");
+    }
+}
