@@ -165,6 +165,10 @@ pub fn run(
         ("TMPDIR".to_string(), values.tmp.display().to_string()),
     ];
     full_env.extend(env.iter().cloned());
+    if network.has_host_rules() {
+        full_env.retain(|(k, _)| !crate::egress::BYPASS_VARIABLES.contains(&k.as_str()));
+        full_env.extend(crate::egress::proxy_environment());
+    }
     let mut argv: Vec<&[u8]> = vec![tool.name.as_bytes()];
     argv.extend_from_slice(args);
     let mut command = Command::new(cwd, &tool.path, &argv, &full_env)?;
@@ -208,11 +212,36 @@ pub fn run(
     };
     let launched = process::launch(&confined, &command, io);
     wipe_secret_env(&mut command, plain_env);
-    let running = launched?;
+    let mut running = launched?;
     // Only the tool holds the write ends now: the pumps see EOF when its
     // tree is gone.
     drop((stdin, out_w, err_w, secret_fds));
     let killer = Killer::new(&running.init.pidfd)?;
+    // The tool's own egress proxy, for this call only.
+    let proxy = match running.egress_listener.take() {
+        None => None,
+        Some(listener) => {
+            let ctx = crate::egress::Context {
+                rules: crate::egress::Rules::new(
+                    &network.allow_hosts,
+                    &network.deny_hosts,
+                    &format!("tools.{}.sandbox", tool.name),
+                ),
+                audit: Arc::clone(&session.audit),
+                session: session.id.clone(),
+                profile: session.profile.name.clone(),
+                tool: Some((tool.name.clone(), call)),
+                refusals: crate::process::Refusals {
+                    count: Arc::clone(&session.denials),
+                    divergence: session.profile.divergence.clone(),
+                    killer: Arc::clone(&session.killer),
+                },
+                resolve: crate::egress::proxy::system_resolver,
+                loud: false,
+            };
+            Some(crate::egress::proxy::start(listener, ctx)?)
+        }
+    };
     let policy = Policy {
         on_violation: OnViolation::Kill,
         stop_grace: session.profile.stop_grace,
@@ -275,6 +304,9 @@ pub fn run(
                 .unwrap_or_else(|| format!("`{}` could not be run", tool.name)),
         },
     };
+    if let Some(p) = proxy {
+        p.stop(std::time::Duration::from_secs(1));
+    }
     for p in pumps {
         let _ = p.join();
     }

@@ -99,6 +99,14 @@ impl Proxy {
     /// Stops accepting, cuts every live connection, and waits (at most
     /// `grace`) for their threads to write their end records.
     pub fn stop(mut self, grace: Duration) {
+        self.halt();
+        let deadline = Instant::now() + grace;
+        while self.shared.active.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn halt(&mut self) {
         self.shared.stopping.store(true, Ordering::Release);
         let _ = crate::sys::fd::shutdown_listener(self.listener.as_raw_fd());
         if let Some(t) = self.accept.take() {
@@ -109,15 +117,20 @@ impl Proxy {
                 let _ = s.shutdown(Shutdown::Both);
             }
         }
-        let deadline = Instant::now() + grace;
-        while self.shared.active.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
     }
 
     /// Connections accepted so far.
     pub fn connections(&self) -> u64 {
         self.shared.next.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Proxy {
+    /// A proxy dropped on an error path still stops serving.
+    fn drop(&mut self) {
+        if self.accept.is_some() {
+            self.halt();
+        }
     }
 }
 
@@ -321,6 +334,14 @@ impl Connection<'_> {
         let rec = base
             .decision(if killed { "kill" } else { "deny" })
             .reason(reason.to_string());
+        if killed {
+            // No answer: the agent does not get to act on its last refusal
+            // before the kernel has torn its tree down.
+            let _ = ctx.audit.append(&rec);
+            ctx.refusals.killer.wait_dead(Duration::from_secs(5));
+            let _ = client.shutdown(Shutdown::Both);
+            return;
+        }
         self.answer_and_record(client, rec, status, reason);
     }
 

@@ -132,6 +132,8 @@ const AF_INET6: u32 = 10;
 const AF_NETLINK: u32 = 16;
 const NETLINK_ROUTE: u32 = 0;
 const SOCK_STREAM: u32 = 1;
+const IPPROTO_TCP: u32 = 6;
+const IPPROTO_UDP: u32 = 17;
 const SOCK_DGRAM: u32 = 2;
 /// The type bits below SOCK_NONBLOCK/SOCK_CLOEXEC.
 const SOCK_TYPE_MASK: u32 = 0xf;
@@ -204,12 +206,15 @@ impl Builder {
     fn socket(&mut self, n: u32, p: SocketPolicy) {
         let refuse = RET_ERRNO | libc::EACCES as u32;
         let inet = |ok: bool| if ok { RET_ALLOW } else { refuse };
-        // Nineteen instructions; each line below notes its index and, for
-        // jumps, where the true branch lands (the false branch falls through
-        // unless noted). The first skips the whole block for other syscalls.
-        let mut v: Vec<SockFilter> = Vec::with_capacity(19);
+        // Twenty-five instructions; each line below notes its index and,
+        // for jumps, where the branches land (the false branch falls
+        // through unless noted). The first skips the whole block for other
+        // syscalls. A stream or datagram socket must also name TCP or UDP
+        // (or 0): SCTP and other protocols on those types are not what
+        // Landlock's TCP port rules govern.
+        let mut v: Vec<SockFilter> = Vec::with_capacity(25);
         let j = |code: u16, k: u32, jt: u8, jf: u8| SockFilter { code, jt, jf, k };
-        v.push(j(BPF_JEQ_K, n, 0, 18)); // 0, false -> past the block
+        v.push(j(BPF_JEQ_K, n, 0, 24)); // 0, false -> past the block
         v.push(j(BPF_LD_W_ABS, arg_lo(0), 0, 0)); // 1
         v.push(j(BPF_JEQ_K, AF_UNIX, 4, 0)); // 2 -> 7
         v.push(j(BPF_JEQ_K, AF_NETLINK, 4, 0)); // 3 -> 8
@@ -223,11 +228,17 @@ impl Builder {
         v.push(j(BPF_RET_K, refuse, 0, 0)); // 11
         v.push(j(BPF_LD_W_ABS, arg_lo(1), 0, 0)); // 12
         v.push(j(BPF_ALU_AND_K, SOCK_TYPE_MASK, 0, 0)); // 13
-        v.push(j(BPF_JEQ_K, SOCK_STREAM, 0, 1)); // 14 -> 15 / 16
-        v.push(j(BPF_RET_K, inet(p.tcp), 0, 0)); // 15
-        v.push(j(BPF_JEQ_K, SOCK_DGRAM, 0, 1)); // 16 -> 17 / 18
-        v.push(j(BPF_RET_K, inet(p.udp), 0, 0)); // 17
-        v.push(j(BPF_RET_K, refuse, 0, 0)); // 18
+        v.push(j(BPF_JEQ_K, SOCK_STREAM, 0, 4)); // 14 -> 15 / 19
+        v.push(j(BPF_LD_W_ABS, arg_lo(2), 0, 0)); // 15
+        v.push(j(BPF_JEQ_K, 0, 1, 0)); // 16 -> 18 / 17
+        v.push(j(BPF_JEQ_K, IPPROTO_TCP, 0, 6)); // 17 -> 18 / 24
+        v.push(j(BPF_RET_K, inet(p.tcp), 0, 0)); // 18
+        v.push(j(BPF_JEQ_K, SOCK_DGRAM, 0, 4)); // 19 -> 20 / 24
+        v.push(j(BPF_LD_W_ABS, arg_lo(2), 0, 0)); // 20
+        v.push(j(BPF_JEQ_K, 0, 1, 0)); // 21 -> 23 / 22
+        v.push(j(BPF_JEQ_K, IPPROTO_UDP, 0, 1)); // 22 -> 23 / 24
+        v.push(j(BPF_RET_K, inet(p.udp), 0, 0)); // 23
+        v.push(j(BPF_RET_K, refuse, 0, 0)); // 24
         self.0.extend(v);
     }
 
@@ -595,6 +606,14 @@ mod tests {
         );
         assert_eq!(sock(&tcp, AF_INET6, SOCK_DGRAM, 17), RET_ALLOW);
         assert_eq!(sock(&tcp, AF_INET, 3 /* SOCK_RAW */, 1), refuse);
+        assert_eq!(sock(&tcp, AF_INET, SOCK_STREAM, 0), RET_ALLOW);
+        assert_eq!(sock(&tcp, AF_INET6, SOCK_DGRAM, 0), RET_ALLOW);
+        // Other protocols on stream and datagram types escape Landlock's
+        // TCP rules: SCTP (132), MPTCP (262), UDP-Lite (136).
+        assert_eq!(sock(&tcp, AF_INET, SOCK_STREAM, 132), refuse);
+        assert_eq!(sock(&tcp, AF_INET6, SOCK_STREAM, 262), refuse);
+        assert_eq!(sock(&tcp, AF_INET, SOCK_DGRAM, 136), refuse);
+        assert_eq!(sock(&tcp, AF_INET, 5 /* SOCK_SEQPACKET */, 132), refuse);
         assert_eq!(sock(&closed, AF_NETLINK, 3, NETLINK_ROUTE), RET_ALLOW);
         assert_eq!(sock(&closed, AF_NETLINK, 3, 9 /* NETLINK_AUDIT */), refuse);
         for family in [

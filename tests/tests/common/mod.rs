@@ -63,6 +63,9 @@ pub struct Profile {
     pub deny: Vec<String>,
     pub connect_tcp: Vec<u16>,
     pub bind_tcp: Vec<u16>,
+    /// `[network] allow_hosts` / `deny_hosts` (egress through the proxy).
+    pub allow_hosts: Vec<String>,
+    pub deny_hosts: Vec<String>,
     pub syscalls_deny: Vec<String>,
     pub on_violation: &'static str,
     pub best_effort: bool,
@@ -86,6 +89,8 @@ impl Profile {
             deny: vec![],
             connect_tcp: vec![],
             bind_tcp: vec![],
+            allow_hosts: vec![],
+            deny_hosts: vec![],
             syscalls_deny: vec![],
             on_violation: "kill",
             best_effort: false,
@@ -105,7 +110,7 @@ impl Profile {
         format!(
             "[profile]\nname = \"test\"\nbest_effort = {}\nstop_grace = {:?}\n\n\
              [filesystem]\nread = [{}]\nwrite = [{}]\nexec = [{}]\ndeny = [{}]\n\n\
-             [network]\nconnect_tcp = [{}]\nbind_tcp = [{}]\n\n\
+             [network]\nconnect_tcp = [{}]\nbind_tcp = [{}]\nallow_hosts = [{}]\ndeny_hosts = [{}]\n\n\
              [syscalls]\ndeny = [{}]\non_violation = {:?}\n\n{}\n",
             self.best_effort,
             self.stop_grace,
@@ -115,6 +120,8 @@ impl Profile {
             list(&self.deny),
             ports(&self.connect_tcp),
             ports(&self.bind_tcp),
+            list(&self.allow_hosts),
+            list(&self.deny_hosts),
             list(&self.syscalls_deny),
             self.on_violation,
             self.extra,
