@@ -21,6 +21,9 @@ pub mod http;
 pub mod proxy;
 pub mod rules;
 
+#[cfg(test)]
+mod proxy_tests;
+
 pub use proxy::{Context, Proxy};
 pub use rules::Rules;
 
