@@ -93,7 +93,7 @@ impl Fixture {
             addr,
             audit,
             upstream,
-            victim: victim,
+            victim,
         }
     }
 
