@@ -43,3 +43,10 @@ printf '%-34s %s\n' "cordon, connect_tcp (direct)" "$(./cordon run --profile dir
 printf '%-34s %s\n' "cordon, allow_hosts (proxied)" "$(./cordon run --profile proxied.toml -- ./cordon-probe egress-bench 127.0.0.1 "$port" "$MIB" "$ROUNDS")"
 records=$(grep -c '"kind":"connect"' "$dir/audit.jsonl" || true)
 echo "audit records of proxied connections: $records (expected $((ROUNDS + 1)))"
+if command -v hyperfine >/dev/null; then
+    echo "== start-up: the same sandbox without and with host rules (a network namespace, loopback up, the proxy)"
+    hyperfine -N --warmup 20 --runs "${STARTS:-300}" --style basic \
+        -n "connect_tcp (no namespace)" "./cordon run --profile direct.toml -- ./cordon-probe exit 0" \
+        -n "allow_hosts (namespace + proxy)" "./cordon run --profile proxied.toml -- ./cordon-probe exit 0" 2>&1 |
+        grep -E "^(Benchmark|  Time)|faster|±"
+fi

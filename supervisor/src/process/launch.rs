@@ -131,6 +131,8 @@ pub fn launch(plan: &Confined, command: &Command, io: Io<'_>) -> Result<Running,
         errno,
         hint: if plan.namespaces.user && (errno.0 == libc::EPERM || errno.0 == libc::ENOSPC) {
             " (unprivileged user namespaces look disabled: check sysctl user.max_user_namespaces and kernel.apparmor_restrict_unprivileged_userns, or run `cordon doctor`)"
+        } else if plan.namespaces.net && errno.0 == libc::EINVAL {
+            " (this kernel cannot make network namespaces, which host rules need: without one nothing makes the agent use the proxy; use connect_tcp port rules instead)"
         } else {
             ""
         },
