@@ -243,6 +243,7 @@ pub fn run(
         }
     };
     let policy = Policy {
+        observer: None,
         on_violation: OnViolation::Kill,
         stop_grace: session.profile.stop_grace,
         exec: None,

@@ -378,6 +378,7 @@ fn peak_rss_kb() -> Option<u64> {
 
 fn agent_policy(profile: &Profile, plan: &Plan) -> Policy {
     Policy {
+        observer: None,
         on_violation: profile.syscalls.on_violation,
         stop_grace: profile.stop_grace,
         exec: Some(ExecPolicy {

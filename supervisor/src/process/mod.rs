@@ -18,4 +18,4 @@ pub use kill::Killer;
 pub use launch::{launch, Io, LaunchError, Running};
 pub use outcome::{Outcome, Violation, EXIT_DIVERGED, EXIT_SETUP_FAILED};
 pub use refusals::Refusals;
-pub use supervise::{supervise, ControlEvent, ExecPolicy, Policy, Stops, SuperviseError};
+pub use supervise::{supervise, ControlEvent, ExecPolicy, Observer, Policy, Stops, SuperviseError};

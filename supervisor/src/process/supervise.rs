@@ -15,7 +15,7 @@ use crate::sandbox::seccomp::{is_exec, syscall_name, AUDIT_ARCH};
 use crate::sys::child::{Report, ReportKind, Stage, REPORT_SIZE};
 use crate::sys::fd::{poll, read, read_signal, recv_fd};
 use crate::sys::process::{pidfd_send_signal, try_wait, Exit};
-use crate::sys::seccomp::Listener;
+use crate::sys::seccomp::{Listener, Notification};
 use crate::sys::Errno;
 
 /// Violations printed before the rest are only counted.
@@ -29,9 +29,17 @@ pub struct ExecPolicy {
     pub undeclared: DivergenceAction,
 }
 
+/// Sees every seccomp notification instead of the violation and exec
+/// handling (`cordon learn`); the syscall then continues.
+pub trait Observer: Send + Sync + std::fmt::Debug {
+    fn observe(&self, listener: &Listener, n: &Notification);
+}
+
 /// How the loop should treat violations and stop requests.
 #[derive(Debug, Clone)]
 pub struct Policy {
+    /// An observed run: notifications are recorded, never refused.
+    pub observer: Option<std::sync::Arc<dyn Observer>>,
     pub on_violation: OnViolation,
     pub stop_grace: Duration,
     pub exec: Option<ExecPolicy>,
@@ -271,6 +279,11 @@ fn handle_notification(st: &mut State<'_>) {
         // ENOENT: the caller died before we looked; nothing to answer.
         Err(_) => return,
     };
+    if let Some(observer) = &st.policy.observer {
+        observer.observe(listener, &n);
+        let _ = listener.respond_continue(n.id);
+        return;
+    }
     if n.data.arch == AUDIT_ARCH && is_exec(n.data.nr) {
         if let Some(exec) = &st.policy.exec {
             // cordon's own launch exec never gets here (the filter lets that

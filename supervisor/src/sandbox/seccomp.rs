@@ -386,9 +386,72 @@ pub fn build_program(
     Ok(b.0)
 }
 
+/// The syscalls `cordon learn` observes: every one that opens, creates,
+/// removes or renames a path, executes, connects or binds. Each becomes a
+/// user notification the supervisor records and lets continue.
+pub const OBSERVED: &[&str] = &[
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "execve",
+    "execveat",
+    "mkdir",
+    "mkdirat",
+    "mknod",
+    "mknodat",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "rename",
+    "renameat",
+    "renameat2",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "truncate",
+    "connect",
+    "bind",
+];
+
+/// The filter of an observed (not confined) run: [`OBSERVED`] syscalls
+/// are notifications, everything else is allowed. Other ABIs pass
+/// unobserved (a documented blind spot of learn mode).
+pub fn build_learn_program() -> Vec<SockFilter> {
+    let mut b = Builder(Vec::with_capacity(64));
+    b.stmt(BPF_LD_W_ABS, OFF_ARCH);
+    b.jump(BPF_JEQ_K, AUDIT_ARCH, 1, 0);
+    b.stmt(BPF_RET_K, RET_ALLOW);
+    b.stmt(BPF_LD_W_ABS, OFF_NR);
+    for n in OBSERVED.iter().filter_map(|name| nr(name)) {
+        b.deny_nr(n, SECCOMP_RET_USER_NOTIF);
+    }
+    b.stmt(BPF_RET_K, RET_ALLOW);
+    b.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_learn_filter_observes_opens_execs_and_sockets_only() {
+        let p = build_learn_program();
+        for name in [
+            "openat",
+            "execve",
+            "connect",
+            "bind",
+            "renameat2",
+            "unlinkat",
+        ] {
+            assert_eq!(call(&p, name, [0; 6]), SECCOMP_RET_USER_NOTIF, "{name}");
+        }
+        for name in ["read", "write", "ptrace", "mount", "getpid"] {
+            assert_eq!(call(&p, name, [0; 6]), RET_ALLOW, "{name}");
+        }
+    }
 
     /// A classic-BPF interpreter for the instructions we emit.
     fn run(prog: &[SockFilter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {

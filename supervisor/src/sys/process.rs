@@ -152,6 +152,29 @@ pub fn getpid() -> i32 {
     unsafe { libc::getpid() }
 }
 
+/// Reads `buf.len()` bytes at `addr` in process `pid` (process_vm_readv);
+/// a short read is EFAULT.
+pub fn read_remote(pid: i32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` describes the writable `buf`; the remote address is
+    // only read by the kernel, in the other process.
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        return Err(Errno::last());
+    }
+    if n.unsigned_abs() != buf.len() {
+        return Err(Errno(libc::EFAULT));
+    }
+    Ok(())
+}
+
 /// Reads a NUL-terminated string of at most `max` bytes at `addr` in
 /// process `pid` (process_vm_readv, page by page so an unmapped page after
 /// the string does not fail the read). Returns the bytes without the NUL.
