@@ -3,6 +3,7 @@
 mod audit;
 mod check;
 mod doctor;
+mod learn;
 mod run;
 
 use std::path::PathBuf;
@@ -28,6 +29,9 @@ struct Cli {
 enum Command {
     /// Run a command inside the sandbox a profile describes.
     Run(run::RunArgs),
+    /// Run a command observed (not confined) and write a least-privilege
+    /// profile from what it did.
+    Learn(learn::LearnArgs),
     /// Check profiles and report every error with file:line:column.
     Check {
         /// Profile files to check.
@@ -61,6 +65,7 @@ pub fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Learn(args) => learn::learn(args),
         Command::Check { files } => check::check(&files),
         Command::Doctor => doctor::doctor(),
         Command::Audit { command } => audit::audit(command),

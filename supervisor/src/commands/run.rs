@@ -80,7 +80,7 @@ fn open_audit(
 /// Where session directories go: `CORDON_SESSION_DIR`, else /dev/shm
 /// (memory: creating and removing them costs microseconds, not the
 /// ~0.3 ms a discard-mounted disk takes), else TMPDIR.
-fn session_base() -> PathBuf {
+pub(super) fn session_base() -> PathBuf {
     if let Some(dir) = std::env::var_os("CORDON_SESSION_DIR") {
         return PathBuf::from(dir);
     }
@@ -98,7 +98,7 @@ fn shim_binary() -> Option<PathBuf> {
     shim.is_file().then_some(shim)
 }
 
-fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
+pub(super) fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
     eprintln!("cordon: {message}");
     ExitCode::from(code)
 }

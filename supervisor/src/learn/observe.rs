@@ -83,6 +83,7 @@ impl Observer for Recorder {
                 };
                 if let Some(target) = target {
                     let argv = read_argv(pid, argv);
+                    tracing::debug!(pid, program = %target.display(), ?argv, "learn: exec");
                     exec(&mut st, &self.agent_trees, pid, target, argv);
                 }
             }
@@ -98,6 +99,7 @@ impl Observer for Recorder {
             }
             _ => {
                 for (p, write) in paths_of(name, pid, &a) {
+                    tracing::debug!(pid, syscall = name, path = %p.display(), write, "learn: path");
                     let access = owner_access(&mut st, pid);
                     if write {
                         access.write.insert(p);
@@ -252,7 +254,7 @@ fn tool_of(st: &mut State, pid: i32) -> Option<String> {
 }
 
 /// Where an access by `pid` is recorded: its tool's, or the agent's.
-fn owner_access<'s>(st: &'s mut State, pid: i32) -> &'s mut Access {
+fn owner_access(st: &mut State, pid: i32) -> &mut Access {
     match tool_of(st, pid) {
         Some(name) => &mut st.obs.tools.entry(name).or_default().access,
         None => &mut st.obs.agent,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 
-use crate::profile::{Placeholders, Profile};
+use crate::profile::{Environment, Placeholders};
 
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
@@ -15,7 +15,7 @@ pub const SOCKET_VAR: &str = "CORDON_SOCKET";
 /// profile passes through and the values it sets. Nothing else of cordon's
 /// environment reaches the agent.
 pub fn build(
-    profile: &Profile,
+    environment: &Environment,
     values: &Placeholders,
     session_id: &str,
     caller_env: &dyn Fn(&str) -> Option<OsString>,
@@ -33,12 +33,12 @@ pub fn build(
         env.insert("TERM".to_string(), term);
     }
     env.insert("CORDON_SESSION".to_string(), session_id.to_string());
-    for name in &profile.environment.pass {
+    for name in &environment.pass {
         if let Some(v) = caller(name) {
             env.insert(name.clone(), v);
         }
     }
-    for (name, value) in &profile.environment.set {
+    for (name, value) in &environment.set {
         env.insert(name.clone(), expand(value, values));
     }
     env

@@ -14,4 +14,4 @@ pub mod session;
 
 pub use confine::{Confined, Confinement};
 pub use host::Host;
-pub use plan::{build, Command, Plan, PlanError, Request};
+pub use plan::{build, build_observed, Command, Plan, PlanError, Request};

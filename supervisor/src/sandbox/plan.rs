@@ -193,7 +193,7 @@ pub fn build(
             origin: Location::whole_file(Path::new("<cordon-shim>")),
         });
     }
-    let mut env = env::build(profile, &values, &session.id, caller_env);
+    let mut env = env::build(&profile.environment, &values, &session.id, caller_env);
     if brokered {
         let path = env
             .get("PATH")
@@ -246,6 +246,83 @@ pub fn build(
         placeholders: values,
         env,
         exec_allowed,
+    })
+}
+
+/// The plan of an observed run (`cordon learn`): the same session, clean
+/// environment, pid namespace and dropped privileges as `cordon run`, but
+/// no Landlock, no masks and no deny-list: the learn filter reports every
+/// open, exec, connect and bind, and each continues.
+pub fn build_observed(
+    environment: &crate::profile::Environment,
+    request: &Request,
+    host: &Host,
+    caller_env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Plan, PlanError> {
+    if !host.seccomp_user_notif {
+        return Err(PlanError::NoUserNotif);
+    }
+    let workspace =
+        std::fs::canonicalize(&request.workspace).map_err(|source| PlanError::Workspace {
+            path: request.workspace.clone(),
+            source,
+        })?;
+    let session = Session::create(&request.session_base).map_err(|source| PlanError::Session {
+        base: request.session_base.clone(),
+        source,
+    })?;
+    let values = Placeholders {
+        workspace: workspace.clone(),
+        home: session.home.clone(),
+        tmp: session.tmp.clone(),
+    };
+    let env: Vec<(String, String)> = env::build(environment, &values, &session.id, caller_env)
+        .into_iter()
+        .collect();
+    let exe = resolve_command(
+        &request.command[0],
+        env::DEFAULT_PATH,
+        &request.invocation_dir,
+    )?;
+    let argv: Vec<&[u8]> = request.command.iter().map(|a| a.as_bytes()).collect();
+    let command = Command::new(&workspace, &exe, &argv, &env)?;
+    let namespaces = crate::sys::process::Namespaces {
+        user: !host.privileged,
+        pid: true,
+        mount: false,
+        net: false,
+    };
+    let (uid_map, gid_map) = if namespaces.user {
+        (
+            Some(cstring(format!("{0} {0} 1", host.euid).as_bytes())?),
+            Some(cstring(format!("{0} {0} 1", host.egid).as_bytes())?),
+        )
+    } else {
+        (None, None)
+    };
+    let confined = Confined {
+        namespaces,
+        uid_map,
+        gid_map,
+        mask_mountpoint: path_cstring(&session.mask)?,
+        mask_file: path_cstring(&session.mask)?,
+        mask_dir: path_cstring(&session.mask)?,
+        masks: Vec::new(),
+        mask_origins: Vec::new(),
+        mount_proc: false,
+        landlock: None,
+        seccomp: super::seccomp::build_learn_program(),
+        rlimits: Vec::new(),
+        egress_port: None,
+        weakened: Vec::new(),
+    };
+    Ok(Plan {
+        session,
+        confined,
+        command,
+        placeholders: values,
+        env,
+        exec_allowed: Vec::new(),
     })
 }
 

@@ -1,0 +1,13 @@
+"""Spawns a helper script from its workspace and reads what it wrote.
+
+With --extra it also runs `uname`, a program the learned profile has never
+seen (cordon run must stop the agent).
+"""
+import subprocess
+import sys
+
+subprocess.run(["./helper.sh", "from-agent"], check=True)
+with open("helper-out.txt") as f:
+    print("helper wrote:", f.read().strip())
+if "--extra" in sys.argv:
+    subprocess.run(["uname", "-s"], check=True)

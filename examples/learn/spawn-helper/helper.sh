@@ -1,0 +1,3 @@
+#!/bin/sh
+# The helper the agent spawns: writes its argument into the workspace.
+echo "helper got $1" > helper-out.txt

@@ -1,0 +1,271 @@
+//! `cordon learn [--base PROFILE] [--workspace DIR] --output FILE -- CMD [ARGS...]`
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use cordon::learn::{looks_like_credential, render::relative_to, Base, Recorder, Setting};
+use cordon::process::{self, Killer, Policy, Stops, EXIT_SETUP_FAILED};
+use cordon::profile::{Environment, OnViolation};
+use cordon::sandbox::{self, Host, Request};
+
+use super::run::{fail, session_base};
+
+#[derive(clap::Args)]
+pub struct LearnArgs {
+    /// Start from this profile: the learned one extends it and adds only
+    /// what the run needed beyond it (each addition is reported).
+    #[arg(long)]
+    base: Option<PathBuf>,
+    /// The agent's workspace, `{workspace}` in the profile (default: the current directory).
+    #[arg(long, short)]
+    workspace: Option<PathBuf>,
+    /// Where to write the profile.
+    #[arg(long, short)]
+    output: PathBuf,
+    /// The profile's name (default: from the output file's name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    force: bool,
+    /// The command to observe, and its arguments.
+    #[arg(last = true, required = true)]
+    command: Vec<OsString>,
+}
+
+/// A valid profile name made from a file name: lower case, `a-z0-9_-`.
+fn name_from(output: &Path) -> String {
+    let stem = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let name: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .skip_while(|c| !c.is_ascii_alphanumeric())
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "learned".into()
+    } else {
+        name
+    }
+}
+
+pub fn learn(args: LearnArgs) -> ExitCode {
+    if args.output.exists() && !args.force {
+        return fail(
+            format_args!(
+                "{} exists; choose another --output or add --force",
+                args.output.display()
+            ),
+            EXIT_SETUP_FAILED,
+        );
+    }
+    let base = match &args.base {
+        None => None,
+        Some(path) => match cordon::profile::load(path) {
+            Ok(p) => Some((p, path.clone())),
+            Err(e) => {
+                eprintln!("{e}");
+                return fail(
+                    "the base profile has errors; nothing was run",
+                    EXIT_SETUP_FAILED,
+                );
+            }
+        },
+    };
+    eprintln!(
+        "cordon: LEARN MODE: the command runs OBSERVED, NOT CONFINED: no Landlock, no seccomp deny-list, no masks. It can do whatever your user can; only learn from a run you would trust outside cordon."
+    );
+    let invocation_dir = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            return fail(
+                format_args!("cannot read the current directory: {e}"),
+                EXIT_SETUP_FAILED,
+            )
+        }
+    };
+    let request = Request {
+        workspace: args
+            .workspace
+            .clone()
+            .unwrap_or_else(|| invocation_dir.clone()),
+        command: args.command.clone(),
+        invocation_dir,
+        session_base: session_base(),
+        shim: None,
+    };
+    let signals = match cordon::sys::fd::block_signals_to_fd(&[
+        libc::SIGCHLD,
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+    ]) {
+        Ok(fd) => fd,
+        Err(e) => {
+            return fail(
+                format_args!("cannot set up signal handling: {e}"),
+                EXIT_SETUP_FAILED,
+            )
+        }
+    };
+    let host = Host::probe();
+    let environment = base
+        .as_ref()
+        .map_or_else(Environment::default, |(p, _)| p.environment.clone());
+    let plan =
+        match sandbox::build_observed(&environment, &request, &host, &|n| std::env::var_os(n)) {
+            Ok(p) => p,
+            Err(e) => return fail(&e, e.exit_code()),
+        };
+    let values = plan.placeholders.clone();
+    let recorder = Arc::new(Recorder::new(vec![
+        values.workspace.clone(),
+        values.home.clone(),
+        values.tmp.clone(),
+    ]));
+    let running = match process::launch(&plan.confined, &plan.command, process::Io::default()) {
+        Ok(r) => r,
+        Err(e) => return fail(e, EXIT_SETUP_FAILED),
+    };
+    let killer = match Killer::new(&running.init.pidfd) {
+        Ok(k) => k,
+        Err(e) => {
+            return fail(
+                format_args!("cannot hold the pidfd: {e}"),
+                EXIT_SETUP_FAILED,
+            )
+        }
+    };
+    let policy = Policy {
+        observer: Some(recorder.clone()),
+        on_violation: OnViolation::Kill,
+        stop_grace: base
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(5), |(p, _)| p.stop_grace),
+        exec: None,
+        deadline: None,
+        loud: true,
+    };
+    let outcome = match process::supervise(&running, Stops::Signals(&signals), policy, &killer) {
+        Ok(o) => o,
+        Err(e) => return fail(e, EXIT_SETUP_FAILED),
+    };
+    if let Some(message) = outcome.message(&plan.confined, &plan.command) {
+        eprintln!("cordon: {message}");
+    }
+    let status = outcome.exit_code();
+    if status != 0 {
+        eprintln!("cordon: learn: the command exited with status {status}; the profile covers only what it did before that");
+    }
+    let observations = recorder.take();
+
+    // Credentials are recognised by name; their values are only used to
+    // keep them out of what is written.
+    let mut secrets = Vec::new();
+    let mut redact = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        let Some(k) = k.to_str().filter(|k| looks_like_credential(k)) else {
+            continue;
+        };
+        secrets.push(k.to_string());
+        if let Some(v) = v.to_str().filter(|v| v.len() >= 4) {
+            redact.push(v.to_string());
+        }
+    }
+    secrets.sort();
+    let name = args.name.clone().unwrap_or_else(|| name_from(&args.output));
+    let out_dir = args
+        .output
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let out_dir = std::fs::canonicalize(&out_dir).unwrap_or(out_dir);
+    let base_setting = base.as_ref().map(|(profile, path)| Base {
+        profile,
+        extends: relative_to(
+            &std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()),
+            &out_dir,
+        ),
+    });
+    let command: Vec<String> = args
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let learned = cordon::learn::write_profile(
+        &observations,
+        &Setting {
+            name: &name,
+            command: &command,
+            values: &values,
+            base: base_setting,
+            secrets: &secrets,
+            redact: &redact,
+        },
+    );
+    drop(plan);
+    if let Err(e) = write_atomically(&args.output, learned.text.as_bytes()) {
+        return fail(
+            format_args!("cannot write {}: {e}", args.output.display()),
+            EXIT_SETUP_FAILED,
+        );
+    }
+    for a in &learned.additions {
+        eprintln!("cordon: learned: + {a}");
+    }
+    // The profile must pass the same check as any other.
+    if let Err(e) = cordon::profile::load(&args.output) {
+        eprintln!("{e}");
+        return fail(
+            format_args!("the learned profile {} does not pass `cordon check` (a bug in cordon learn; please report it)", args.output.display()),
+            1,
+        );
+    }
+    eprintln!(
+        "cordon: learned profile `{name}` written to {} ({} additions); check it, then: cordon run --profile {} -- ...",
+        args.output.display(),
+        learned.additions.len(),
+        args.output.display()
+    );
+    if status == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(status)
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same
+/// directory, so a reader never sees half a profile.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{file}.cordon-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
