@@ -188,8 +188,8 @@ fn cross_field_rules() {
 }
 
 #[test]
-fn unsupported_features_are_errors() {
-    assert_bad("bad/allow-hosts.toml", "5:1", "`allow_hosts` needs cordon's egress proxy, which this version does not have; use connect_tcp for port rules");
+fn host_rules_without_a_port_are_errors() {
+    assert_bad("bad/host-rule-without-port.toml", "5:38", "`allow_hosts`: `pypi.org` needs a port: write `pypi.org:443`, or `pypi.org:*` for any port");
 }
 
 #[test]

@@ -30,6 +30,16 @@ pub fn doctor() -> ExitCode {
         pid: true,
         mount: true,
         mount_proc: true,
+        net: false,
+        as_user: None,
+    });
+    // What `[network] allow_hosts` needs: a network namespace of its own.
+    let net_trial = probe::namespace_trial(NsTrial {
+        user: !host.privileged,
+        pid: false,
+        mount: false,
+        mount_proc: false,
+        net: true,
         as_user: None,
     });
     let unprivileged_trial = (host.privileged && host.euid == 0).then(|| {
@@ -38,6 +48,7 @@ pub fn doctor() -> ExitCode {
             pid: true,
             mount: true,
             mount_proc: false,
+            net: false,
             as_user: Some(NOBODY),
         })
     });
@@ -46,6 +57,7 @@ pub fn doctor() -> ExitCode {
     let facts = Facts {
         seccomp_filters: seccomp::action_available(libc::SECCOMP_RET_ERRNO),
         launch_trial,
+        net_trial,
         unprivileged_trial,
         sysctls: UsernsSysctls::read(Path::new("/proc/sys")),
         cgroup: cgroup_facts(kernel_version(&kernel_release)),

@@ -303,6 +303,8 @@ pub struct Facts {
     /// The trial run cordon's own launch mirrors: user+pid+mount+/proc when
     /// unprivileged, pid+mount+/proc when privileged.
     pub launch_trial: NsTrialResult,
+    /// A trial of the network namespace host rules need.
+    pub net_trial: NsTrialResult,
     /// When privileged: whether an unprivileged user (uid 65534) could
     /// create user+pid+mount namespaces. None when unprivileged (then
     /// `launch_trial` already answers that).
@@ -596,7 +598,22 @@ fn namespace_checks(f: &Facts) -> Vec<Check> {
         ),
         None => Check::new(Status::No, "fresh /proc", blocked("/proc")),
     };
-    vec![pid.required(), mnt.required(), proc.required()]
+    let net = match f.net_trial.step(Step::Unshare) {
+        Some(Ok(())) => Check::new(
+            Status::Ok,
+            "network namespace",
+            "created: profiles with allow_hosts run with only loopback, behind cordon's egress proxy",
+        ),
+        _ => Check::new(
+            Status::Warn,
+            "network namespace",
+            format!(
+                "{}: profiles with allow_hosts/deny_hosts will not run here (exit 125); port rules still work",
+                failure(&f.net_trial).unwrap_or_else(|| "the probe did not run".to_string())
+            ),
+        ),
+    };
+    vec![pid.required(), mnt.required(), proc.required(), net]
 }
 
 fn cgroup_check(c: &CgroupFacts) -> Check {
@@ -784,6 +801,7 @@ mod tests {
             host,
             seccomp_filters: true,
             launch_trial: ok_trial(&FULL),
+            net_trial: ok_trial(&FULL[..2]),
             unprivileged_trial: privileged.then(|| ok_trial(&FULL[..5])),
             sysctls: UsernsSysctls {
                 max_user_namespaces: Some(1000),

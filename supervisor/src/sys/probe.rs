@@ -72,6 +72,8 @@ pub struct NsTrial {
     pub mount: bool,
     /// Mount a fresh /proc in the new pid namespace (needs pid + mount).
     pub mount_proc: bool,
+    /// A network namespace too (what host rules need).
+    pub net: bool,
     /// Switch to this (uid, gid) before unsharing (needs root): tests what an
     /// unprivileged user gets.
     pub as_user: Option<(u32, u32)>,
@@ -192,6 +194,9 @@ fn trial_child(trial: NsTrial, fd: RawFd) -> ! {
     }
     if trial.mount {
         flags |= libc::CLONE_NEWNS;
+    }
+    if trial.net {
+        flags |= libc::CLONE_NEWNET;
     }
     // SAFETY: unshare takes flags only.
     step_or_exit(fd, Step::Unshare, unsafe { libc::unshare(flags) });
