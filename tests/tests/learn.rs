@@ -52,9 +52,14 @@ fn show(o: &Output) -> String {
 
 /// Learns a profile for `cmd` in `ws`; checks it; returns its path.
 fn learn(c: &Case, ws: &Path, cmd: &[&str]) -> PathBuf {
+    learn_with(c, ws, &[], cmd)
+}
+
+fn learn_with(c: &Case, ws: &Path, flags: &[&str], cmd: &[&str]) -> PathBuf {
     let out = c.dir.path().join("learned.toml");
     let o = cordon_cmd()
         .arg("learn")
+        .args(flags)
         .arg("--workspace")
         .arg(ws)
         .arg("--output")
@@ -250,4 +255,71 @@ fn learning_with_a_base_adds_only_what_is_missing_and_reports_it() {
         .output()
         .unwrap();
     assert_eq!(again.status.code(), Some(125), "{}", show(&again));
+}
+
+/// A local HTTP server answering every request with `hello PORT`.
+fn http_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let mut reader = BufReader::new(&conn);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let body = format!("hello {port}\n");
+            let _ = (&conn).write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn learning_behind_the_proxy_writes_host_rules_and_no_other_host_passes() {
+    need("/usr/bin/python3");
+    let (port, extra) = (http_server(), http_server());
+    let c = Case::new();
+    let config = format!(
+        r#"{{"url": "http://localhost:{port}/x", "extra_url": "http://localhost:{extra}/y"}}"#
+    );
+    let cmd = ["/usr/bin/python3", "agent.py"];
+    let ws = workspace(&c, "python-http", "learn");
+    std::fs::write(ws.join("config.json"), &config).unwrap();
+    let profile = learn_with(&c, &ws, &["--hosts"], &cmd);
+    let text = std::fs::read_to_string(&profile).unwrap();
+    // localhost resolves to loopback: the rule must name it.
+    assert!(
+        text.contains(&format!("\"localhost:{port} via 127.0.0.1")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("3128"),
+        "the proxy's own port is not a grant: {text}"
+    );
+    let ws = workspace(&c, "python-http", "enforced");
+    std::fs::write(ws.join("config.json"), &config).unwrap();
+    let o = run(&c, &profile, &ws, &cmd);
+    assert!(o.status.success(), "{}\n{text}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("fetched: hello {port}")));
+    let o = run(
+        &c,
+        &profile,
+        &ws,
+        &["/usr/bin/python3", "agent.py", "--extra"],
+    );
+    assert!(!o.status.success(), "{}", show(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("403"), "{}", show(&o));
+    assert!(
+        stderr.contains(&format!("localhost:{extra} is not in allow_hosts")),
+        "{}",
+        show(&o)
+    );
 }

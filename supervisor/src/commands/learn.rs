@@ -31,6 +31,11 @@ pub struct LearnArgs {
     /// Replace the output file if it exists.
     #[arg(long)]
     force: bool,
+    /// Run the command in its own network namespace behind cordon's proxy,
+    /// which allows and records every host, and write `allow_hosts` rules.
+    /// Clients that ignore HTTPS_PROXY get no network during the run.
+    #[arg(long)]
+    hosts: bool,
     /// The command to observe, and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<OsString>,
@@ -125,11 +130,12 @@ pub fn learn(args: LearnArgs) -> ExitCode {
     let environment = base
         .as_ref()
         .map_or_else(Environment::default, |(p, _)| p.environment.clone());
-    let plan =
-        match sandbox::build_observed(&environment, &request, &host, &|n| std::env::var_os(n)) {
-            Ok(p) => p,
-            Err(e) => return fail(&e, e.exit_code()),
-        };
+    let plan = match sandbox::build_observed(&environment, args.hosts, &request, &host, &|n| {
+        std::env::var_os(n)
+    }) {
+        Ok(p) => p,
+        Err(e) => return fail(&e, e.exit_code()),
+    };
     let values = plan.placeholders.clone();
     let recorder = Arc::new(Recorder::new(vec![
         values.workspace.clone(),
@@ -147,6 +153,25 @@ pub fn learn(args: LearnArgs) -> ExitCode {
                 format_args!("cannot hold the pidfd: {e}"),
                 EXIT_SETUP_FAILED,
             )
+        }
+    };
+    let proxy = match running.egress_listener.as_ref().map(|l| l.try_clone()) {
+        None => None,
+        Some(listener) => {
+            let started = listener.map_err(|e| e.to_string()).and_then(|l| {
+                recording_proxy(l, &plan.session.root, &plan.session.id, &running.init.pidfd)
+            });
+            match started {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    let _ =
+                        cordon::sys::process::pidfd_send_signal(&running.init.pidfd, libc::SIGKILL);
+                    return fail(
+                        format_args!("cannot start the recording proxy: {e}"),
+                        EXIT_SETUP_FAILED,
+                    );
+                }
+            }
         }
     };
     let policy = Policy {
@@ -170,7 +195,11 @@ pub fn learn(args: LearnArgs) -> ExitCode {
     if status != 0 {
         eprintln!("cordon: learn: the command exited with status {status}; the profile covers only what it did before that");
     }
-    let observations = recorder.take();
+    let mut observations = recorder.take();
+    if let Some((proxy, log)) = proxy {
+        proxy.stop(std::time::Duration::from_secs(2));
+        observations.hosts = hosts_seen(&log);
+    }
 
     // Credentials are recognised by name; their values are only used to
     // keep them out of what is written.
@@ -245,6 +274,76 @@ pub fn learn(args: LearnArgs) -> ExitCode {
     } else {
         ExitCode::from(status)
     }
+}
+
+/// A proxy that allows every host (internal addresses too: the run is
+/// not confined anyway) and records each connection in a log of its own.
+fn recording_proxy(
+    listener: std::net::TcpListener,
+    session_root: &Path,
+    session: &str,
+    init_pidfd: &std::os::fd::OwnedFd,
+) -> Result<(cordon::egress::Proxy, PathBuf), String> {
+    use cordon::egress::rules::parse_rule;
+    let origin = cordon::profile::Location::whole_file(Path::new("<cordon learn>"));
+    let allow: Vec<_> = ["*:* via 0.0.0.0/0, ::/0", "0.0.0.0/0:*", "[::/0]:*"]
+        .into_iter()
+        .map(|r| parse_rule(r, origin.clone()))
+        .collect::<Result<_, _>>()?;
+    let log = session_root.join("egress.jsonl");
+    let audit = cordon::audit::AuditLog::open(&log).map_err(|e| e.to_string())?;
+    let killer = Killer::new(init_pidfd).map_err(|e| e.to_string())?;
+    let ctx = cordon::egress::Context {
+        rules: cordon::egress::Rules::new(&allow, &[], "learn"),
+        audit: Arc::new(audit),
+        session: session.to_string(),
+        profile: "learn".into(),
+        tool: None,
+        refusals: cordon::process::Refusals {
+            count: Arc::default(),
+            divergence: cordon::profile::Divergence {
+                max_denials: u32::MAX,
+                ..Default::default()
+            },
+            killer: Arc::new(killer),
+        },
+        resolve: cordon::egress::proxy::system_resolver,
+        loud: true,
+    };
+    let proxy = cordon::egress::proxy::start(listener, ctx).map_err(|e| e.to_string())?;
+    Ok((proxy, log))
+}
+
+/// The hosts the recording proxy let through.
+fn hosts_seen(log: &Path) -> std::collections::BTreeSet<cordon::learn::HostSeen> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut out = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let Ok(rec) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if rec["kind"] != "connect" || rec["decision"] != "allow" {
+            continue;
+        }
+        let (Some(host), Some(port)) = (rec["host"].as_str(), rec["port"].as_u64()) else {
+            continue;
+        };
+        let internal = rec["address"]
+            .as_str()
+            .unwrap_or("")
+            .split_whitespace()
+            .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+            .filter(|ip| cordon::egress::address::internal_kind(*ip).is_some())
+            .collect();
+        if let Ok(port) = u16::try_from(port) {
+            out.insert(cordon::learn::HostSeen {
+                host: host.to_string(),
+                port,
+                internal,
+            });
+        }
+    }
+    out
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same

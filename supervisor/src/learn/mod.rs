@@ -46,10 +46,22 @@ pub struct ToolRun {
     pub access: Access,
 }
 
+/// A connection through the recording proxy (`cordon learn --hosts`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HostSeen {
+    /// The name (or literal address) the client asked for.
+    pub host: String,
+    pub port: u16,
+    /// Internal addresses it resolved to (they need `via`).
+    pub internal: Vec<std::net::IpAddr>,
+}
+
 /// Everything an observed run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Observations {
     pub agent: Access,
+    /// Hosts reached through the proxy (only with `--hosts`).
+    pub hosts: BTreeSet<HostSeen>,
     pub tools: BTreeMap<String, ToolRun>,
     /// The command's own program (the first exec).
     pub first_program: Option<PathBuf>,

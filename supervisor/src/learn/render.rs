@@ -100,12 +100,15 @@ fn redact(arg: &str, values: &[String]) -> String {
 pub fn write_profile(obs: &Observations, s: &Setting<'_>) -> Learned {
     let mut additions = Vec::new();
     let mut g = grants(&obs.agent.read, &obs.agent.write, &obs.agent.exec, s.values);
+    // Behind the recording proxy, the connects to the proxy itself are
+    // how the hosts below were reached, not ports to grant.
+    let behind_proxy = !obs.hosts.is_empty();
     let mut connect: BTreeSet<u16> = obs
         .agent
         .connect
         .iter()
         .copied()
-        .filter(|p| *p != DNS)
+        .filter(|p| *p != DNS && !(behind_proxy && *p == crate::egress::PROXY_PORT))
         .collect();
     let mut bind = obs.agent.bind.clone();
     if let Some(base) = &s.base {
@@ -180,14 +183,31 @@ pub fn write_profile(obs: &Observations, s: &Setting<'_>) -> Learned {
     }
 
     let _ = writeln!(out, "\n[network]");
-    let _ = writeln!(
-        out,
-        "# TCP ports the run connected to and bound. cordon learn sees ports, not"
-    );
-    let _ = writeln!(
-        out,
-        "# host names: if you know them, replace connect_tcp with allow_hosts."
-    );
+    if behind_proxy {
+        let _ = writeln!(
+            out,
+            "# Hosts the run reached through cordon's proxy (learn --hosts); a name"
+        );
+        let _ = writeln!(
+            out,
+            "# that resolved to internal addresses carries them after `via`. The ports"
+        );
+        let _ = writeln!(out, "# below are on the sandbox's own loopback.");
+        let rules: Vec<String> = obs.hosts.iter().map(host_rule).collect();
+        for r in &rules {
+            additions.push(format!("[network] allow_hosts {r}"));
+        }
+        let _ = writeln!(out, "allow_hosts = {}", list(rules.iter().map(|r| q(r))));
+    } else {
+        let _ = writeln!(
+            out,
+            "# TCP ports the run connected to and bound. cordon learn sees ports, not"
+        );
+        let _ = writeln!(
+            out,
+            "# host names (`cordon learn --hosts` does, for clients that use a proxy)."
+        );
+    }
     let _ = writeln!(out, "connect_tcp = {}", ports(&connect));
     let _ = writeln!(out, "bind_tcp = {}", ports(&bind));
     for p in &connect {
@@ -308,6 +328,21 @@ pub fn write_profile(obs: &Observations, s: &Setting<'_>) -> Learned {
         text: out,
         additions,
     }
+}
+
+/// The allow_hosts rule for a host seen through the proxy.
+fn host_rule(h: &super::HostSeen) -> String {
+    let literal = h.host.parse::<std::net::IpAddr>().is_ok();
+    let target = if h.host.contains(':') {
+        format!("[{}]", h.host)
+    } else {
+        h.host.clone()
+    };
+    if h.internal.is_empty() || literal {
+        return format!("{target}:{}", h.port);
+    }
+    let via: Vec<String> = h.internal.iter().map(ToString::to_string).collect();
+    format!("{target}:{} via {}", h.port, via.join(", "))
 }
 
 /// `[tools.NAME.sandbox]`: what the tool needed beyond cordon's default

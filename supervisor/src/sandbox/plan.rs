@@ -255,6 +255,7 @@ pub fn build(
 /// open, exec, connect and bind, and each continues.
 pub fn build_observed(
     environment: &crate::profile::Environment,
+    hosts: bool,
     request: &Request,
     host: &Host,
     caller_env: &dyn Fn(&str) -> Option<OsString>,
@@ -276,9 +277,15 @@ pub fn build_observed(
         home: session.home.clone(),
         tmp: session.tmp.clone(),
     };
-    let env: Vec<(String, String)> = env::build(environment, &values, &session.id, caller_env)
-        .into_iter()
-        .collect();
+    let mut env = env::build(environment, &values, &session.id, caller_env);
+    if hosts {
+        // Behind the egress proxy, which records (and allows) every host.
+        for v in crate::egress::BYPASS_VARIABLES {
+            env.remove(v);
+        }
+        env.extend(crate::egress::proxy_environment());
+    }
+    let env: Vec<(String, String)> = env.into_iter().collect();
     let exe = resolve_command(
         &request.command[0],
         env::DEFAULT_PATH,
@@ -290,7 +297,7 @@ pub fn build_observed(
         user: !host.privileged,
         pid: true,
         mount: false,
-        net: false,
+        net: hosts,
     };
     let (uid_map, gid_map) = if namespaces.user {
         (
@@ -313,7 +320,7 @@ pub fn build_observed(
         landlock: None,
         seccomp: super::seccomp::build_learn_program(),
         rlimits: Vec::new(),
-        egress_port: None,
+        egress_port: hosts.then_some(crate::egress::PROXY_PORT),
         weakened: Vec::new(),
     };
     Ok(Plan {
