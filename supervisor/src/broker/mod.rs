@@ -63,12 +63,48 @@ pub struct Session {
     pub refused_peers: AtomicU32,
     pub calls: Mutex<HashMap<String, u32>>,
     pub secrets: secrets::SessionSecrets,
+    /// Appends that failed (each refused its call), for the session's end.
+    pub audit_failures: AuditFailures,
+}
+
+/// The audit appends a session could not make: how many, and the first
+/// error (the reason an operator needs; later ones usually repeat it).
+#[derive(Default)]
+pub struct AuditFailures {
+    count: AtomicU32,
+    first: Mutex<Option<String>>,
+}
+
+impl AuditFailures {
+    fn note(&self, e: &AuditError) {
+        if self.count.fetch_add(1, Ordering::Relaxed) == 0 {
+            *self.first.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+        }
+    }
+
+    /// How many appends failed, and the first failure's message.
+    pub fn summary(&self) -> Option<(u32, String)> {
+        let n = self.count.load(Ordering::Relaxed);
+        let first = self
+            .first
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        (n > 0).then_some((n, first))
+    }
 }
 
 impl Session {
     /// Appends a record with this session's profile and identity.
+    /// A failure is counted and logged here; the caller decides what it
+    /// refuses because of it.
     pub fn record(&self, rec: Record) -> Result<String, AuditError> {
-        self.audit.append(&rec.profile(&self.profile.name))
+        let appended = self.audit.append(&rec.profile(&self.profile.name));
+        if let Err(e) = &appended {
+            tracing::error!(session = %self.id, error = %e, "audit: append failed");
+            self.audit_failures.note(e);
+        }
+        appended
     }
 
     /// A private directory for one call.
@@ -121,6 +157,11 @@ impl Broker {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         self.session.secrets.revoke_cached(&self.session);
+    }
+
+    /// The audit appends this session's broker could not make.
+    pub fn audit_failures(&self) -> Option<(u32, String)> {
+        self.session.audit_failures.summary()
     }
 }
 

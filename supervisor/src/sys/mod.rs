@@ -155,3 +155,17 @@ pub fn set_non_dumpable() -> Result<(), Errno> {
     let ret = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     check(ret.into()).map(drop)
 }
+
+/// Ignores SIGXFSZ, so a write past RLIMIT_FSIZE (the audit log hitting a
+/// file-size limit) fails with EFBIG, which the caller handles (the broker
+/// refuses the call), instead of killing the supervisor. Children get the
+/// default disposition back before they exec (`child::reset_signals`).
+pub fn ignore_file_size_signal() -> Result<(), Errno> {
+    // SAFETY: setting a standard signal's disposition to SIG_IGN installs
+    // no handler code; it only changes what the kernel does on delivery.
+    let ret = unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    if ret == libc::SIG_ERR {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
