@@ -7,7 +7,9 @@
 #               frames announcing 4 GiB, 200 idle connections held open;
 #   calls-only: 16 threads of forged calls, nothing else (its calls are
 #               not refused for lack of slots, so it costs the most CPU);
-#   conns-only: 1000 idle connections held open, and 4 GiB frames.
+#   conns-only: 1000 idle connections held open, and 4 GiB frames;
+# and, for reference, an agent that never calls the broker but spins two
+# threads (what any CPU-hungry agent costs its neighbours on this machine).
 # Every call's wall time, pooled over all normal sessions: median and p99.
 # Also checks that no normal call failed and that the audit log verifies.
 #
@@ -54,8 +56,9 @@ def run(label, flood):
     env = dict(os.environ, CORDON_AUDIT=audit, CORDON_LOG="warn")
     flooder = None
     if flood:
+        verb = ["burn", "2"] if flood == ["burn"] else ["flood-broker", "echo", *flood]
         flooder = subprocess.Popen([f"{d}/cordon", "run", "--profile", "flooder.toml", "--",
-                                    f"{d}/cordon-probe", "flood-broker", "echo", *flood],
+                                    f"{d}/cordon-probe", *verb],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    env=env, cwd=d)
         assert flooder.stdout.readline().strip() == b"flooding"
@@ -85,7 +88,8 @@ def run(label, flood):
                 wall=wall, verify=v.returncode == 0, summary=summary)
 
 rows = [run("idle", None), run("flood-mixed", ["8", "200"]),
-        run("flood-calls-only", ["16", "0", "no-oversized"]), run("flood-conns-only", ["0", "1000"])]
+        run("flood-calls-only", ["16", "0", "no-oversized"]), run("flood-conns-only", ["0", "1000"]),
+        run("cpu-burner", ["burn"])]
 idle = rows[0]
 print(f"{'run':<18} {'calls':>6} {'failed':>6} {'median':>9} {'p90':>9} {'p99':>9} {'x idle (med/p99)':>17} {'wall':>7}  audit")
 for r in rows:

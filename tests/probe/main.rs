@@ -199,6 +199,31 @@ fn main() -> ExitCode {
             a(3).parse().unwrap_or(200),
             a(4) != "no-oversized",
         ),
+        "burn" => {
+            // `burn THREADS`: spins THREADS threads until stdin closes (an
+            // agent that only uses CPU: the reference for load benchmarks).
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let spinners: Vec<_> = (0..a(1).parse().unwrap_or(2))
+                .map(|_| {
+                    let stop = std::sync::Arc::clone(&stop);
+                    std::thread::spawn(move || {
+                        let mut x = 0u64;
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            x = std::hint::black_box(x.wrapping_add(1));
+                        }
+                    })
+                })
+                .collect();
+            println!("flooding");
+            let _ = std::io::stdout().flush();
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            for t in spinners {
+                let _ = t.join();
+            }
+            println!("burned");
+            ExitCode::SUCCESS
+        }
         "shim-secret" => shim_secret(a(1)),
         "capset-all" => capset_all(),
         "no-new-privs" => {
@@ -750,8 +775,9 @@ fn flood_broker(tool: &str, threads: usize, hold: usize, oversized: bool) -> Exi
     use std::sync::Arc;
     let socket = std::env::var_os("CORDON_SOCKET").expect("CORDON_SOCKET is set");
     let stop = Arc::new(AtomicBool::new(false));
-    // ok, refused, error, closed, oversized answered, connect failures, held
-    let counts: Arc<[AtomicU64; 7]> = Arc::new(Default::default());
+    // ok, refused, error, closed, oversized answered, connect failures,
+    // held, frames sent
+    let counts: Arc<[AtomicU64; 8]> = Arc::new(Default::default());
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -793,6 +819,7 @@ fn flood_broker(tool: &str, threads: usize, hold: usize, oversized: bool) -> Exi
                     counts[3].fetch_add(1, Relaxed);
                     continue;
                 }
+                counts[7].fetch_add(1, Relaxed);
                 let mut buf = Vec::new();
                 let _ = s.read_to_end(&mut buf);
                 let i = match buf.get(4..).map(Reply::decode) {
@@ -813,7 +840,9 @@ fn flood_broker(tool: &str, threads: usize, hold: usize, oversized: bool) -> Exi
                     counts[5].fetch_add(1, Relaxed);
                     continue;
                 };
-                let _ = s.write_all(&[0xff, 0xff, 0xff, 0xff, 0x01]);
+                if s.write_all(&[0xff, 0xff, 0xff, 0xff, 0x01]).is_ok() {
+                    counts[7].fetch_add(1, Relaxed);
+                }
                 let mut buf = Vec::new();
                 let _ = s.read_to_end(&mut buf);
                 if buf.len() > 4 {
@@ -855,8 +884,8 @@ fn flood_broker(tool: &str, threads: usize, hold: usize, oversized: bool) -> Exi
     }
     let c: Vec<u64> = counts.iter().map(|a| a.load(Relaxed)).collect();
     println!(
-        "flood calls_ok={} refused={} errors={} closed={} oversized_answered={} connect_failed={} held={}",
-        c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+        "flood sent={} calls_ok={} refused={} errors={} closed={} oversized_answered={} connect_failed={} held={}",
+        c[7], c[0], c[1], c[2], c[3], c[4], c[5], c[6]
     );
     ExitCode::SUCCESS
 }

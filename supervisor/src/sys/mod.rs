@@ -169,3 +169,16 @@ pub fn ignore_file_size_signal() -> Result<(), Errno> {
     }
     Ok(())
 }
+
+/// Lowers the calling thread's scheduling priority to `nice` (Linux
+/// keeps a nice value per thread; children the thread starts inherit it).
+/// Raising a nice value needs no privilege, so this cannot fail for lack
+/// of one.
+pub fn lower_thread_priority(nice: i32) -> Result<(), Errno> {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    let who = libc::id_t::try_from(tid).map_err(|_| Errno(libc::ESRCH))?;
+    // SAFETY: setpriority with integer arguments only; `who` is this thread.
+    let ret = unsafe { libc::setpriority(libc::PRIO_PROCESS, who, nice) };
+    check(ret.into()).map(drop)
+}
