@@ -311,18 +311,28 @@ fn an_audit_log_that_stops_growing_mid_session_refuses_every_call() {
     assert_eq!(v.status.code(), Some(0), "{v:?}");
 }
 
+/// True as root. Otherwise the test skips, which is fine only in the
+/// unprivileged pass of `scripts/test-all.sh` (CORDON_TEST_BIN_DIR set):
+/// in CI the same test has run as root just before.
+fn root_pass(what: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        !in_ci() || std::env::var_os("CORDON_TEST_BIN_DIR").is_some(),
+        "{what} needs root, and CI must run this test as root"
+    );
+    eprintln!("skipped: {what} needs root (it runs in the root pass)");
+    false
+}
+
 /// A small tmpfs mounted (as root) for one test, unmounted on drop.
 struct TinyFs(std::path::PathBuf);
 
 impl TinyFs {
     /// `None` when not root (the test then skips; CI runs as root).
     fn mount(c: &Case, size: &str) -> Option<TinyFs> {
-        if !is_root() {
-            assert!(
-                !in_ci() || std::env::var_os("CORDON_TEST_BIN_DIR").is_some(),
-                "CI runs the suite as root first: this test must run there"
-            );
-            eprintln!("skipped: mounting a tmpfs needs root (runs in the root pass)");
+        if !root_pass("mounting a tmpfs") {
             return None;
         }
         let dir = c.dir.path().join("tinyfs");
@@ -456,8 +466,7 @@ fn an_audit_log_made_immutable_mid_session_refuses_calls() {
     const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
     const FS_IOC_SETFLAGS: libc::c_ulong = 0x4008_6602;
     const FS_IMMUTABLE_FL: libc::c_long = 0x10;
-    if !is_root() {
-        eprintln!("skipped: chattr +i needs CAP_LINUX_IMMUTABLE (runs in the root pass)");
+    if !root_pass("chattr +i (CAP_LINUX_IMMUTABLE)") {
         return;
     }
     let c = Case::new();
