@@ -226,6 +226,13 @@ fn main() -> ExitCode {
         }
         "shim-secret" => shim_secret(a(1)),
         "capset-all" => capset_all(),
+        "nice" => {
+            // This process's nice value (a brokered call's priority).
+            println!("nice={}", unsafe {
+                libc::getpriority(libc::PRIO_PROCESS, 0)
+            });
+            ExitCode::SUCCESS
+        }
         "no-new-privs" => {
             println!("no_new_privs={}", unsafe {
                 libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)

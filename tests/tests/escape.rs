@@ -909,6 +909,24 @@ fn survival() -> Vec<Escape> {
             },
         ),
         case(
+            "proc.daemon-ignoring-sigterm-on-stop",
+            "keep a SIGTERM-ignoring daemon alive when cordon is stopped",
+            |c| {
+                let tok = token("escape-daemon-stop");
+                let mut prof = ws(false);
+                prof.stop_grace = "300ms";
+                let (mut child, _out) =
+                    spawn_until_line(c.command(&prof, &["daemon", &tok, "wait"]), "daemonized");
+                assert!(wait_until(Duration::from_secs(5), || !processes_with(&tok).is_empty()));
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                let _ = child.wait();
+                assert!(
+                    wait_until(Duration::from_secs(5), || processes_with(&tok).is_empty()),
+                    "survived"
+                );
+            },
+        ),
+        case(
             "proc.kill-9-of-cordon",
             "outlive cordon when it is killed with SIGKILL",
             |c| {

@@ -7,7 +7,7 @@
 //! Sizes: `LOAD_SESSIONS` (default 20) x `LOAD_CALLS` (default 50). The
 //! issue's 100 x 200 is run by `bench/load.sh`, which also measures the
 //! latency; no timing is asserted here.
-#![allow(clippy::unwrap_used)] // test code
+#![allow(clippy::unwrap_used, clippy::undocumented_unsafe_blocks)] // test code
 
 mod common;
 use common::*;
@@ -180,4 +180,33 @@ fn a_flooding_agent_costs_other_sessions_no_call_and_no_record() {
         .output()
         .unwrap();
     assert_eq!(v.status.code(), Some(0), "{v:?}");
+}
+
+#[test]
+fn a_sessions_calls_beyond_its_first_in_flight_run_at_low_priority() {
+    // The fairness rule the flood benchmark relies on: one call at a time
+    // runs at the caller's priority; a concurrent one runs at nice 19.
+    let c = Case::new();
+    let mut p = Profile::base();
+    p.exec.push("/usr/bin/dash".into());
+    p.exec.push("/usr/bin/sleep".into());
+    p.extra = format!(
+        "[tools.tp]\npath = \"{}\"\nallow = [[\"**\"]]\n",
+        c.tool_probe().display()
+    );
+    let r = c.shell(
+        &p,
+        "tp nice; tp sleep 3 & sleep 0.5; tp nice; kill -TERM $!; wait",
+    );
+    let nices: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("nice="))
+        .collect();
+    let own = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    assert_eq!(
+        nices,
+        [format!("nice={own}"), "nice=19".to_string()],
+        "{r:#?}"
+    );
 }
