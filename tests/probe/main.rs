@@ -188,6 +188,71 @@ fn main() -> ExitCode {
             println!("child-status {status}");
             ExitCode::SUCCESS
         }
+        "nr" => {
+            // `nr NUMBER [ARG...]`: a raw syscall, numbers in decimal or 0x hex.
+            let num = |t: &str| {
+                t.strip_prefix("0x")
+                    .map_or_else(
+                        || t.parse::<u64>().ok(),
+                        |h| u64::from_str_radix(h, 16).ok(),
+                    )
+                    .unwrap_or(0)
+            };
+            let mut v = [0u64; 7];
+            for (i, t) in args.iter().skip(1).take(7).enumerate() {
+                v[i] = num(t);
+            }
+            let ret =
+                unsafe { libc::syscall(v[0] as libc::c_long, v[1], v[2], v[3], v[4], v[5], v[6]) };
+            report(ret)
+        }
+        "shim-call" => shim_call(&args[1..]),
+        "flood-broker" => flood_broker(
+            a(1),
+            a(2).parse().unwrap_or(8),
+            a(3).parse().unwrap_or(200),
+            a(4) != "no-oversized",
+        ),
+        "burn" => {
+            // `burn THREADS`: spins THREADS threads until stdin closes (an
+            // agent that only uses CPU: the reference for load benchmarks).
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let spinners: Vec<_> = (0..a(1).parse().unwrap_or(2))
+                .map(|_| {
+                    let stop = std::sync::Arc::clone(&stop);
+                    std::thread::spawn(move || {
+                        let mut x = 0u64;
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            x = std::hint::black_box(x.wrapping_add(1));
+                        }
+                    })
+                })
+                .collect();
+            println!("flooding");
+            let _ = std::io::stdout().flush();
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            for t in spinners {
+                let _ = t.join();
+            }
+            println!("burned");
+            ExitCode::SUCCESS
+        }
+        "shim-secret" => shim_secret(a(1)),
+        "capset-all" => capset_all(),
+        "nice" => {
+            // This process's nice value (a brokered call's priority).
+            println!("nice={}", unsafe {
+                libc::getpriority(libc::PRIO_PROCESS, 0)
+            });
+            ExitCode::SUCCESS
+        }
+        "no-new-privs" => {
+            println!("no_new_privs={}", unsafe {
+                libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)
+            });
+            ExitCode::SUCCESS
+        }
         "wait-stdin" => {
             // Blocks until stdin closes: lets a test act while the probe runs.
             println!("ready");
@@ -315,7 +380,8 @@ fn caps() -> ExitCode {
 }
 
 /// Double-forks a setsid daemon that runs `cordon-probe sleep 300 TOKEN`,
-/// then, when `then` is given, makes that syscall probe (to get killed).
+/// then, when `then` is given, makes that syscall probe (to get killed),
+/// or with `wait` sleeps 60 s.
 fn daemon(token: &str, then: &str) -> ExitCode {
     let exe = match std::env::current_exe() {
         Ok(p) => cstr(&p.to_string_lossy()),
@@ -363,6 +429,10 @@ fn daemon(token: &str, then: &str) -> ExitCode {
     println!("daemonized");
     let _ = std::io::stdout().flush();
     if then.is_empty() {
+        ExitCode::SUCCESS
+    } else if then == "wait" {
+        // Stays alive, so the test can act on cordon while both run.
+        std::thread::sleep(std::time::Duration::from_secs(60));
         ExitCode::SUCCESS
     } else {
         syscall(then)
@@ -421,7 +491,8 @@ fn flood(n: usize, secs: u64) -> ExitCode {
 }
 
 /// For benchmarks only: runs `argv` `n` times (spawn and wait, no shell)
-/// and prints the median and p90 wall time per run in microseconds.
+/// and prints the median, p90 and p99 wall time per run in microseconds,
+/// then every sample (`samples_us=a,b,...`, in the order they ran).
 fn bench_exec(n: usize, argv: &[String]) -> ExitCode {
     let Some((prog, rest)) = argv.split_first() else {
         return ExitCode::from(2);
@@ -438,12 +509,15 @@ fn bench_exec(n: usize, argv: &[String]) -> ExitCode {
         times.push(start.elapsed().as_micros());
         failures += usize::from(!ok);
     }
+    let samples: Vec<String> = times.iter().map(u128::to_string).collect();
     times.sort_unstable();
     let q = |p: usize| times.get(times.len() * p / 100).copied().unwrap_or(0);
     println!(
-        "runs={n} failures={failures} median_us={} p90_us={}",
+        "runs={n} failures={failures} median_us={} p90_us={} p99_us={} samples_us={}",
         q(50),
-        q(90)
+        q(90),
+        q(99),
+        samples.join(",")
     );
     ExitCode::SUCCESS
 }
@@ -609,6 +683,75 @@ fn sink(port: &str) -> ExitCode {
                 line.clear();
             }
         });
+/// Acts as a forged shim: `shim-call [--socket PATH] [--cwd DIR]
+/// [--version N] TOOL ARGS...` sends an exec request with descriptors
+/// 0, 1, 2 and the working directory, and prints the reply as
+/// `reply <kind> <text>` (or `closed`).
+fn shim_call(args: &[String]) -> ExitCode {
+    use cordon_shim::protocol::{Reply, Request, VERSION};
+    let mut socket = std::env::var_os("CORDON_SOCKET").unwrap_or_default();
+    let mut version = VERSION;
+    let mut rest = args;
+    loop {
+        match rest {
+            [flag, value, tail @ ..] if flag == "--socket" => {
+                socket = value.into();
+                rest = tail;
+            }
+            [flag, value, tail @ ..] if flag == "--cwd" => {
+                if let Err(e) = std::env::set_current_dir(value) {
+                    return err(e.raw_os_error().unwrap_or(0));
+                }
+                rest = tail;
+            }
+            [flag, value, tail @ ..] if flag == "--version" => {
+                version = value.parse().unwrap_or(0);
+                rest = tail;
+            }
+            _ => break,
+        }
+    }
+    let Some((tool, tool_args)) = rest.split_first() else {
+        return ExitCode::from(2);
+    };
+    let mut s = match std::os::unix::net::UnixStream::connect(&socket) {
+        Ok(s) => s,
+        Err(e) => return err(e.raw_os_error().unwrap_or(0)),
+    };
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let frame = Request::Exec {
+        version,
+        tool: tool.as_bytes().to_vec(),
+        args: tool_args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        cwd: cwd.to_string_lossy().as_bytes().to_vec(),
+        env: Vec::new(),
+    }
+    .encode()
+    .expect("a small request encodes");
+    // O_PATH, as the shim does: Landlock does not check it.
+    let dir = unsafe {
+        libc::open(
+            c".".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if dir < 0 {
+        return err(errno());
+    }
+    use std::os::fd::AsRawFd;
+    if let Err(e) = send_with_fds(s.as_raw_fd(), &frame, &[0, 1, 2, dir]) {
+        return err(e.raw_os_error().unwrap_or(0));
+    }
+    unsafe { libc::close(dir) };
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    match buf.get(4..).map(Reply::decode) {
+        Some(Ok(Reply::Denied { reason })) => println!("reply 16 {reason}"),
+        Some(Ok(Reply::Exited { code })) => println!("reply 17 {code}"),
+        Some(Ok(Reply::Signaled { signal })) => println!("reply 18 {signal}"),
+        Some(Ok(Reply::Error { message })) => println!("reply 19 {message}"),
+        Some(Ok(Reply::Value { .. })) => println!("reply 20 (a value)"),
+        _ => println!("closed"),
     }
     ExitCode::SUCCESS
 }
@@ -739,4 +882,217 @@ fn proxy_stall(seconds: u64) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => err(e.raw_os_error().unwrap_or(0)),
     }
+/// `cordon-shim secret NAME` without the shim: prints the reply kind, and
+/// the value only as its length.
+fn shim_secret(name: &str) -> ExitCode {
+    use cordon_shim::protocol::{Reply, Request, VERSION};
+    let mut s = broker_socket();
+    let frame = Request::Secret {
+        version: VERSION,
+        name: name.as_bytes().to_vec(),
+    }
+    .encode()
+    .expect("a small request encodes");
+    let _ = s.write_all(&frame);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    match buf.get(4..).map(Reply::decode) {
+        Some(Ok(Reply::Denied { reason })) => println!("reply 16 {reason}"),
+        Some(Ok(Reply::Value { value })) => println!("reply 20 {} bytes", value.len()),
+        Some(Ok(other)) => println!("reply {other:?}"),
+        _ => println!("closed"),
+    }
+    ExitCode::SUCCESS
+}
+
+fn send_with_fds(sock: i32, bytes: &[u8], fds: &[i32]) -> std::io::Result<()> {
+    #[repr(C, align(8))]
+    struct Cmsg([u8; 64]);
+    let mut cbuf = Cmsg([0; 64]);
+    let fd_bytes = std::mem::size_of_val(fds) as u32;
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr().cast_mut().cast(),
+        iov_len: bytes.len(),
+    };
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.0.as_mut_ptr().cast();
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(fd_bytes) } as usize;
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(fd_bytes) as usize;
+        std::ptr::copy_nonoverlapping(
+            fds.as_ptr().cast::<u8>(),
+            libc::CMSG_DATA(c),
+            fd_bytes as usize,
+        );
+    }
+    // The frame is small: one sendmsg carries it whole.
+    if unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Tries to raise every capability in every set (capset).
+fn capset_all() -> ExitCode {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut h = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let d = [
+        Data {
+            effective: u32::MAX,
+            permitted: u32::MAX,
+            inheritable: u32::MAX,
+        },
+        Data {
+            effective: u32::MAX,
+            permitted: u32::MAX,
+            inheritable: u32::MAX,
+        },
+    ];
+    report(unsafe { libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()) })
+}
+
+/// A hostile agent for load tests: until stdin closes, `threads` threads
+/// send forged exec requests for `tool` (`hi`, stdio on /dev/null) as fast
+/// as the broker answers, one thread sends frames announcing 4 GiB (unless
+/// `oversized` is false), and one keeps `hold` idle connections open
+/// (reopened every 6 s, past the broker's request timeout). Then prints
+/// what the broker answered.
+fn flood_broker(tool: &str, threads: usize, hold: usize, oversized: bool) -> ExitCode {
+    use cordon_shim::protocol::{Reply, Request, VERSION};
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    use std::sync::Arc;
+    let socket = std::env::var_os("CORDON_SOCKET").expect("CORDON_SOCKET is set");
+    let stop = Arc::new(AtomicBool::new(false));
+    // ok, refused, error, closed, oversized answered, connect failures,
+    // held, frames sent
+    let counts: Arc<[AtomicU64; 8]> = Arc::new(Default::default());
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    let null = Arc::new(null);
+    let frame = Request::Exec {
+        version: VERSION,
+        tool: tool.as_bytes().to_vec(),
+        args: vec![b"hi".to_vec()],
+        cwd: Vec::new(),
+        env: Vec::new(),
+    }
+    .encode()
+    .expect("a small request encodes");
+    let mut handles = Vec::new();
+    for _ in 0..threads {
+        let (stop, counts, null, frame, socket) = (
+            Arc::clone(&stop),
+            Arc::clone(&counts),
+            Arc::clone(&null),
+            frame.clone(),
+            socket.clone(),
+        );
+        handles.push(std::thread::spawn(move || {
+            let cwd = unsafe {
+                libc::open(
+                    c".".as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                )
+            };
+            let n = null.as_raw_fd();
+            while !stop.load(Relaxed) {
+                let Ok(mut s) = std::os::unix::net::UnixStream::connect(&socket) else {
+                    counts[5].fetch_add(1, Relaxed);
+                    continue;
+                };
+                if send_with_fds(s.as_raw_fd(), &frame, &[n, n, n, cwd]).is_err() {
+                    counts[3].fetch_add(1, Relaxed);
+                    continue;
+                }
+                counts[7].fetch_add(1, Relaxed);
+                let mut buf = Vec::new();
+                let _ = s.read_to_end(&mut buf);
+                let i = match buf.get(4..).map(Reply::decode) {
+                    Some(Ok(Reply::Exited { .. })) => 0,
+                    Some(Ok(Reply::Denied { .. })) => 1,
+                    Some(Ok(_)) => 2,
+                    _ => 3,
+                };
+                counts[i].fetch_add(1, Relaxed);
+            }
+        }));
+    }
+    if oversized {
+        let (stop, counts, socket) = (Arc::clone(&stop), Arc::clone(&counts), socket.clone());
+        handles.push(std::thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                let Ok(mut s) = std::os::unix::net::UnixStream::connect(&socket) else {
+                    counts[5].fetch_add(1, Relaxed);
+                    continue;
+                };
+                if s.write_all(&[0xff, 0xff, 0xff, 0xff, 0x01]).is_ok() {
+                    counts[7].fetch_add(1, Relaxed);
+                }
+                let mut buf = Vec::new();
+                let _ = s.read_to_end(&mut buf);
+                if buf.len() > 4 {
+                    counts[4].fetch_add(1, Relaxed);
+                }
+            }
+        }));
+    }
+    {
+        let (stop, counts) = (Arc::clone(&stop), Arc::clone(&counts));
+        handles.push(std::thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                let mut held = Vec::new();
+                for _ in 0..hold {
+                    match std::os::unix::net::UnixStream::connect(&socket) {
+                        Ok(s) => held.push(s),
+                        Err(_) => {
+                            counts[5].fetch_add(1, Relaxed);
+                        }
+                    }
+                }
+                counts[6].fetch_add(held.len() as u64, Relaxed);
+                for _ in 0..60 {
+                    if stop.load(Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        }));
+    }
+    println!("flooding");
+    let _ = std::io::stdout().flush();
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
+    stop.store(true, Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    let c: Vec<u64> = counts.iter().map(|a| a.load(Relaxed)).collect();
+    println!(
+        "flood sent={} calls_ok={} refused={} errors={} closed={} oversized_answered={} connect_failed={} held={}",
+        c[7], c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+    );
+    ExitCode::SUCCESS
 }

@@ -131,7 +131,9 @@ fn kill_9_of_cordon_takes_the_whole_tree_down() {
     cmd.args(Vec::<&str>::new());
     let (mut child, _out) = spawn_until_line(
         {
-            let mut cmd = c.command(&Profile::base(), &["daemon", &tok]);
+            // `wait`: the agent stays alive after daemonizing, so the
+            // daemon cannot die with it before the test sees it.
+            let mut cmd = c.command(&Profile::base(), &["daemon", &tok, "wait"]);
             cmd.stdin(Stdio::null());
             cmd
         },

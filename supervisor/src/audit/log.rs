@@ -51,9 +51,19 @@ impl AuditLog {
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(|source| AuditError::CreateDir {
-                    path: path.clone(),
-                    source,
+                .map_err(|source| {
+                    // create_dir_all says "File exists" when a file stands
+                    // where a directory should: name what is wrong.
+                    match dir.metadata() {
+                        Ok(m) if !m.is_dir() => AuditError::ParentNotDir {
+                            path: path.clone(),
+                            parent: dir.to_path_buf(),
+                        },
+                        _ => AuditError::CreateDir {
+                            path: path.clone(),
+                            source,
+                        },
+                    }
                 })?;
         }
         let file = OpenOptions::new()

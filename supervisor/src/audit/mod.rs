@@ -64,6 +64,8 @@ pub enum AuditError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("audit log {}: {} is not a directory", path.display(), parent.display())]
+    ParentNotDir { path: PathBuf, parent: PathBuf },
     #[error("audit log {}: is a symbolic link; refusing to follow it", path.display())]
     Symlink { path: PathBuf },
     #[error("audit log {}: cannot open: {source}", path.display())]

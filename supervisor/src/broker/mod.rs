@@ -5,8 +5,9 @@
 //! allowed, run outside the agent's sandbox under the tool's own.
 //!
 //! Threads: one accepts connections; each call gets its own thread, up to
-//! [`MAX_IN_FLIGHT`] at once (more are refused at once, so a flood from one
-//! agent costs it, not the supervisor).
+//! [`MAX_IN_FLIGHT`] at once (more wait in the listen queue, unaccepted, so
+//! a flood from one agent costs it time, not the supervisor CPU), and all
+//! but the first [`FOREGROUND_CALLS`] of them at a low priority.
 
 mod call;
 mod expose;
@@ -23,8 +24,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cordon_shim::protocol::Reply;
-
 use crate::audit::{AuditError, AuditLog, Record};
 use crate::policy::Policy;
 use crate::process::Killer;
@@ -33,8 +32,18 @@ use crate::sandbox::Host;
 
 pub use peer::pid_namespace;
 
-/// Calls served at once per session; more are refused with a clear error.
+/// Calls served at once per session; further connections wait, unaccepted,
+/// until one ends.
 pub const MAX_IN_FLIGHT: usize = 64;
+/// Calls a session may have in flight at normal scheduling priority. Its
+/// further concurrent calls (their call thread and the tool it starts) run
+/// at [`BACKGROUND_NICE`]: on an idle machine as fast as ever, but under
+/// contention an agent that floods its broker gets about one call's share
+/// of the CPU, not one share per connection, and other sessions keep
+/// their latency (BENCHMARKS.md, "Load with a flooding agent").
+pub const FOREGROUND_CALLS: usize = 1;
+/// The nice value of a session's calls beyond [`FOREGROUND_CALLS`].
+pub const BACKGROUND_NICE: i32 = 19;
 /// Stack of a call thread: it only decides and waits on the tool.
 const CALL_STACK: usize = 256 * 1024;
 
@@ -64,12 +73,48 @@ pub struct Session {
     pub refused_peers: AtomicU32,
     pub calls: Mutex<HashMap<String, u32>>,
     pub secrets: secrets::SessionSecrets,
+    /// Appends that failed (each refused its call), for the session's end.
+    pub audit_failures: AuditFailures,
+}
+
+/// The audit appends a session could not make: how many, and the first
+/// error (the reason an operator needs; later ones usually repeat it).
+#[derive(Default)]
+pub struct AuditFailures {
+    count: AtomicU32,
+    first: Mutex<Option<String>>,
+}
+
+impl AuditFailures {
+    fn note(&self, e: &AuditError) {
+        if self.count.fetch_add(1, Ordering::Relaxed) == 0 {
+            *self.first.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+        }
+    }
+
+    /// How many appends failed, and the first failure's message.
+    pub fn summary(&self) -> Option<(u32, String)> {
+        let n = self.count.load(Ordering::Relaxed);
+        let first = self
+            .first
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        (n > 0).then_some((n, first))
+    }
 }
 
 impl Session {
     /// Appends a record with this session's profile and identity.
+    /// A failure is counted and logged here; the caller decides what it
+    /// refuses because of it.
     pub fn record(&self, rec: Record) -> Result<String, AuditError> {
-        self.audit.append(&rec.profile(&self.profile.name))
+        let appended = self.audit.append(&rec.profile(&self.profile.name));
+        if let Err(e) = &appended {
+            tracing::error!(session = %self.id, error = %e, "audit: append failed");
+            self.audit_failures.note(e);
+        }
+        appended
     }
 
     /// A private directory for one call.
@@ -123,6 +168,11 @@ impl Broker {
         }
         self.session.secrets.revoke_cached(&self.session);
     }
+
+    /// The audit appends this session's broker could not make.
+    pub fn audit_failures(&self) -> Option<(u32, String)> {
+        self.session.audit_failures.summary()
+    }
 }
 
 /// Starts accepting calls for `session`.
@@ -137,33 +187,41 @@ pub fn start(prepared: Prepared, session: Arc<Session>) -> std::io::Result<Broke
 }
 
 fn accept_loop(listener: &UnixListener, session: &Arc<Session>, in_flight: &Arc<AtomicUsize>) {
-    for stream in listener.incoming() {
-        let mut stream = match stream {
-            Ok(s) => s,
+    let acceptor = std::thread::current();
+    loop {
+        // Backpressure: with every slot taken, accept nothing. Further
+        // connections wait in the kernel's listen queue (and, once it is
+        // full, in their connect()), costing the supervisor no CPU; a
+        // flooding agent's threads sleep instead of spinning through
+        // refusals. A call that ends wakes this thread.
+        while in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
+            std::thread::park_timeout(std::time::Duration::from_millis(50));
+        }
+        let stream = match listener.accept() {
+            Ok((s, _)) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "broker: accept failed");
                 continue;
             }
         };
-        if in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
-            in_flight.fetch_sub(1, Ordering::AcqRel);
-            let _ = stream.set_nonblocking(true);
-            wire::send_reply(
-                &mut stream,
-                &Reply::Denied {
-                    reason: format!("too many calls at once (at most {MAX_IN_FLIGHT} per session)"),
-                },
-            );
-            continue;
-        }
+        // Only this thread adds, so `already` < MAX_IN_FLIGHT.
+        let already = in_flight.fetch_add(1, Ordering::AcqRel);
         let session = Arc::clone(session);
         let counter = Arc::clone(in_flight);
+        let acceptor = acceptor.clone();
         let spawned = std::thread::Builder::new()
             .name("cordon-call".into())
             .stack_size(CALL_STACK)
             .spawn(move || {
+                if already >= FOREGROUND_CALLS {
+                    if let Err(e) = crate::sys::lower_thread_priority(BACKGROUND_NICE) {
+                        tracing::warn!(error = %e, "broker: cannot lower a call's priority");
+                    }
+                }
                 call::serve(&session, stream);
-                counter.fetch_sub(1, Ordering::AcqRel);
+                if counter.fetch_sub(1, Ordering::AcqRel) == MAX_IN_FLIGHT {
+                    acceptor.unpark();
+                }
             });
         if let Err(e) = spawned {
             in_flight.fetch_sub(1, Ordering::AcqRel);

@@ -111,6 +111,14 @@ pub fn run(args: RunArgs) -> ExitCode {
             EXIT_SETUP_FAILED,
         );
     }
+    // A file-size limit reached by the audit log must refuse calls, not
+    // kill the supervisor (SIGXFSZ's default action).
+    if let Err(e) = cordon::sys::ignore_file_size_signal() {
+        return fail(
+            format_args!("cannot ignore SIGXFSZ: {e}"),
+            EXIT_SETUP_FAILED,
+        );
+    }
     let profile = match cordon::profile::load(&args.profile) {
         Ok(p) => p,
         Err(e) => {
@@ -225,20 +233,21 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         }
     };
-    let running = match process::launch(&plan.confined, &plan.command, process::Io::default()) {
-        Ok(r) => r,
-        Err(e) => return fail(e, EXIT_SETUP_FAILED),
-    };
-    // Recorded, and dead sessions swept, while the child sets itself up
-    // on the other core: the agent's command cannot run before the
-    // supervisor answers its exec, which comes after this.
+    // Recorded before the agent exists. (It cannot wait for the child's
+    // set-up: cordon's own launch exec skips the exec-watch round trip,
+    // so the agent's command may run before the supervisor hears of it,
+    // and a session whose start cannot be recorded must not run at all.)
     if let Err(e) = audit.append(&start) {
-        let _ = cordon::sys::process::pidfd_send_signal(&running.init.pidfd, libc::SIGKILL);
         return fail(
             format_args!("cannot write the audit log: {e}"),
             EXIT_SETUP_FAILED,
         );
     }
+    let running = match process::launch(&plan.confined, &plan.command, process::Io::default()) {
+        Ok(r) => r,
+        Err(e) => return fail(e, EXIT_SETUP_FAILED),
+    };
+    // Dead sessions are swept while the child sets itself up.
     cordon::sandbox::session::sweep_dead(&request.session_base);
     let killer = match Killer::new(&running.init.pidfd) {
         Ok(k) => Arc::new(k),
@@ -337,6 +346,11 @@ pub fn run(args: RunArgs) -> ExitCode {
         // Calls in flight are being cancelled (their shims are gone); give
         // them their grace period, then revoke what outlives calls.
         b.finish(profile.stop_grace + std::time::Duration::from_secs(2));
+        if let Some((n, first)) = b.audit_failures() {
+            eprintln!(
+                "cordon: WARNING: {n} audit record(s) of this session could not be written (first: {first}); every brokered call met by it was refused, and the log misses those records"
+            );
+        }
     }
     record_end(&audit, &profile.name, &session_id, &outcome);
     ExitCode::from(outcome.exit_code())
@@ -430,6 +444,7 @@ fn start_broker(
         refused_peers: Default::default(),
         calls: Default::default(),
         secrets: Default::default(),
+        audit_failures: Default::default(),
     };
     broker::start(prepared, Arc::new(session)).map_err(|e| e.to_string())
 }

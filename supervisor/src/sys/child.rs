@@ -716,11 +716,15 @@ fn run_agent(spec: &ChildSpec<'_>) -> ! {
 
 /// Gives the agent the signal state a plain exec from cordon's caller
 /// would: execve resets handled signals itself, and cordon installs no
-/// handlers; it only ignores SIGPIPE (the Rust runtime does) and blocks
-/// signals (init blocks all). Init already set SIGCHLD to the default.
+/// handlers; it only ignores SIGPIPE (the Rust runtime does) and SIGXFSZ
+/// (`super::ignore_file_size_signal`), and blocks signals (init blocks
+/// all). Init already set SIGCHLD to the default.
 fn reset_signals() {
-    // SAFETY: setting a disposition to SIG_DFL.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    // SAFETY: setting two dispositions to SIG_DFL.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
+    }
     // SAFETY: sigset_t is plain data, emptied by sigemptyset.
     let mut none: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: `none` is a live sigset_t.

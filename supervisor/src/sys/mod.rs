@@ -155,3 +155,30 @@ pub fn set_non_dumpable() -> Result<(), Errno> {
     let ret = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     check(ret.into()).map(drop)
 }
+
+/// Ignores SIGXFSZ, so a write past RLIMIT_FSIZE (the audit log hitting a
+/// file-size limit) fails with EFBIG, which the caller handles (the broker
+/// refuses the call), instead of killing the supervisor. Children get the
+/// default disposition back before they exec (`child::reset_signals`).
+pub fn ignore_file_size_signal() -> Result<(), Errno> {
+    // SAFETY: setting a standard signal's disposition to SIG_IGN installs
+    // no handler code; it only changes what the kernel does on delivery.
+    let ret = unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    if ret == libc::SIG_ERR {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Lowers the calling thread's scheduling priority to `nice` (Linux
+/// keeps a nice value per thread; children the thread starts inherit it).
+/// Raising a nice value needs no privilege, so this cannot fail for lack
+/// of one.
+pub fn lower_thread_priority(nice: i32) -> Result<(), Errno> {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    let who = libc::id_t::try_from(tid).map_err(|_| Errno(libc::ESRCH))?;
+    // SAFETY: setpriority with integer arguments only; `who` is this thread.
+    let ret = unsafe { libc::setpriority(libc::PRIO_PROCESS, who, nice) };
+    check(ret.into()).map(drop)
+}

@@ -57,6 +57,8 @@ pub fn is_root() -> bool {
 /// A profile under construction; `toml()` renders it.
 #[derive(Clone, Debug)]
 pub struct Profile {
+    /// `[profile] name` ("test" unless a test tells sessions apart by it).
+    pub name: &'static str,
     pub read: Vec<String>,
     pub write: Vec<String>,
     pub exec: Vec<String>,
@@ -78,6 +80,7 @@ impl Profile {
     /// What the probe needs to start: its binary and the C library.
     pub fn base() -> Profile {
         Profile {
+            name: "test",
             read: vec!["/etc/ld.so.cache".into()],
             write: vec!["/dev/null".into()],
             exec: vec![
@@ -108,10 +111,11 @@ impl Profile {
         };
         let ports = |v: &[u16]| v.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
         format!(
-            "[profile]\nname = \"test\"\nbest_effort = {}\nstop_grace = {:?}\n\n\
+            "[profile]\nname = {:?}\nbest_effort = {}\nstop_grace = {:?}\n\n\
              [filesystem]\nread = [{}]\nwrite = [{}]\nexec = [{}]\ndeny = [{}]\n\n\
              [network]\nconnect_tcp = [{}]\nbind_tcp = [{}]\nallow_hosts = [{}]\ndeny_hosts = [{}]\n\n\
              [syscalls]\ndeny = [{}]\non_violation = {:?}\n\n{}\n",
+            self.name,
             self.best_effort,
             self.stop_grace,
             list(&self.read),
