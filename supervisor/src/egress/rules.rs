@@ -364,6 +364,46 @@ impl Rules {
     }
 }
 
+/// Whether every connection `inner` allows is allowed by `outer` (for
+/// delegation: a sub-agent's rule must lie within one of its parent's).
+/// Conservative: `via` addresses must lie within `outer`'s (or within
+/// the block `outer` names).
+pub fn rule_within(inner: &HostRule, outer: &HostRule) -> bool {
+    let port = match (inner.port, outer.port) {
+        (_, PortPattern::Any) => true,
+        (PortPattern::Is(a), PortPattern::Is(b)) => a == b,
+        (PortPattern::Any, PortPattern::Is(_)) => false,
+    };
+    let host = match (&inner.host, &outer.host) {
+        (HostPattern::Block(a), HostPattern::Block(b)) => block_within(a, b),
+        (HostPattern::Block(_), _) | (_, HostPattern::Block(_)) => false,
+        (_, HostPattern::AnyName) => true,
+        (HostPattern::AnyName, _) => false,
+        (HostPattern::Name(a), HostPattern::Name(b)) => a == b,
+        (HostPattern::Name(a), HostPattern::Below(s)) => {
+            a.len() > s.len() && a.ends_with(s.as_str())
+        }
+        (HostPattern::Below(a), HostPattern::Below(s)) => a.ends_with(s.as_str()),
+        (HostPattern::Below(_), HostPattern::Name(_)) => false,
+    };
+    let via = inner
+        .via
+        .iter()
+        .all(|v| outer.via.iter().any(|o| block_within(v, o)));
+    port && host && via
+}
+
+/// Whether block `a` lies within block `b`.
+fn block_within(a: &Cidr, b: &Cidr) -> bool {
+    a.addr.is_ipv4() == b.addr.is_ipv4() && a.prefix >= b.prefix && b.contains(a.addr)
+}
+
+/// Whether a rule allows only TCP ports in `ports` (for a sub-agent with
+/// host rules under a parent with port rules only).
+pub fn rule_ports_within(rule: &HostRule, ports: &[u16]) -> bool {
+    matches!(rule.port, PortPattern::Is(p) if ports.contains(&p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,11 +565,105 @@ mod tests {
     }
 
     #[test]
+    fn rule_inclusion_for_delegation() {
+        let w = |a: &str, b: &str| rule_within(&rule(a), &rule(b));
+        assert!(w("api.github.com:443", "api.github.com:443"));
+        assert!(w("api.github.com:443", "api.github.com:*"));
+        assert!(w("api.github.com:443", "*.github.com:443"));
+        assert!(w("a.b.github.com:443", "*.github.com:443"));
+        assert!(w("*.b.github.com:443", "*.github.com:443"));
+        assert!(w("*.github.com:443", "*:443"));
+        assert!(w("10.1.2.0/24:22", "10.0.0.0/8:22"));
+        assert!(w("svc:80 via 10.0.0.5", "svc:80 via 10.0.0.0/24"));
+        assert!(!w("api.github.com:*", "api.github.com:443"));
+        assert!(!w("github.com:443", "*.github.com:443"));
+        assert!(!w("*.github.com:443", "*.b.github.com:443"));
+        assert!(!w("*:443", "*.github.com:443"));
+        assert!(!w("10.0.0.0/8:22", "10.1.0.0/16:22"));
+        assert!(
+            !w("10.0.0.1:22", "*:22"),
+            "a name rule never covers an address"
+        );
+        assert!(!w("svc:80 via 10.0.0.5", "svc:80"), "via widens");
+        assert!(!w("svc:80 via 127.0.0.1", "svc:80 via 10.0.0.0/8"));
+        assert!(rule_ports_within(&rule("a.test:443"), &[443]));
+        assert!(!rule_ports_within(&rule("a.test:*"), &[443]));
+    }
+
+    #[test]
     fn a_deny_block_covers_names_that_resolve_into_it() {
         let r = rules(&["*:443"], &["203.0.113.0/24:*"]);
         let t = name("cdn.example");
         let a = r.admit(&t, 443).unwrap();
         let e = r.permitted(&a, &t, 443, &[ip("203.0.113.7")]).unwrap_err();
         assert_eq!(e.rule.unwrap().label, "network.deny_hosts[0]");
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn a_rule() -> impl Strategy<Value = String> {
+            let host = prop::sample::select(vec![
+                "*",
+                "*.test",
+                "*.a.test",
+                "a.test",
+                "b.a.test",
+                "c.test",
+                "10.0.0.0/8",
+                "10.1.0.0/16",
+                "10.1.2.3",
+                "127.0.0.1",
+                "[::1]",
+            ]);
+            let port = prop::sample::select(vec!["80", "443", "*"]);
+            let via = prop::sample::select(vec![
+                "",
+                " via 10.0.0.0/8",
+                " via 10.1.2.3",
+                " via 127.0.0.1",
+            ]);
+            (host, port, via).prop_map(|(h, p, v)| {
+                let v = if h.starts_with(|c: char| c.is_ascii_digit() || c == '[') {
+                    ""
+                } else {
+                    v
+                };
+                format!("{h}:{p}{v}")
+            })
+        }
+
+        proptest! {
+            // Most pairs are not within each other: many cases, so that
+            // hundreds are.
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+
+            /// A rule accepted as within another never reaches a target,
+            /// port or internal address the other does not.
+            #[test]
+            fn within_never_widens(inner in a_rule(), outer in a_rule()) {
+                let (i, o) = (rule(&inner), rule(&outer));
+                if !rule_within(&i, &o) {
+                    return Ok(());
+                }
+                let targets = ["a.test", "b.a.test", "x.b.a.test", "c.test", "other.example",
+                    "10.1.2.3", "10.200.0.1", "127.0.0.1", "::1"];
+                for t in targets {
+                    let t = Target::parse(t).unwrap();
+                    for port in [80u16, 443, 8080] {
+                        if i.matches(&t, port) {
+                            prop_assert!(o.matches(&t, port), "{inner} reaches {t}:{port}, {outer} does not");
+                        }
+                    }
+                }
+                for ip in ["10.1.2.3", "10.9.9.9", "127.0.0.1"] {
+                    let ip: IpAddr = ip.parse().unwrap();
+                    if i.names(ip) {
+                        prop_assert!(o.names(ip), "{inner} names {ip}, {outer} does not");
+                    }
+                }
+            }
+        }
     }
 }
