@@ -14,6 +14,9 @@ use std::ffi::CString;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
+mod broker;
+mod load;
+
 fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
@@ -147,9 +150,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         "daemon" => daemon(a(1), a(2)),
-        "send-raw" => send_raw(a(1), a(2).parse().unwrap_or(0)),
-        "flood" => flood(a(1).parse().unwrap_or(0), a(2).parse().unwrap_or(1)),
-        "bench-exec" => bench_exec(a(1).parse().unwrap_or(100), &args[2.min(args.len())..]),
+        "send-raw" => broker::send_raw(a(1), a(2).parse().unwrap_or(0)),
+        "flood" => broker::flood(a(1).parse().unwrap_or(0), a(2).parse().unwrap_or(1)),
+        "bench-exec" => load::bench_exec(a(1).parse().unwrap_or(100), &args[2.min(args.len())..]),
         "secret-forms" => secret_forms(a(1)),
         "cat-env-file" => io_result(
             std::env::var_os(a(1))
@@ -192,8 +195,8 @@ fn main() -> ExitCode {
                 unsafe { libc::syscall(v[0] as libc::c_long, v[1], v[2], v[3], v[4], v[5], v[6]) };
             report(ret)
         }
-        "shim-call" => shim_call(&args[1..]),
-        "flood-broker" => flood_broker(
+        "shim-call" => broker::shim_call(&args[1..]),
+        "flood-broker" => load::flood_broker(
             a(1),
             a(2).parse().unwrap_or(8),
             a(3).parse().unwrap_or(200),
@@ -224,7 +227,7 @@ fn main() -> ExitCode {
             println!("burned");
             ExitCode::SUCCESS
         }
-        "shim-secret" => shim_secret(a(1)),
+        "shim-secret" => broker::shim_secret(a(1)),
         "capset-all" => capset_all(),
         "nice" => {
             // This process's nice value (a brokered call's priority).
@@ -425,89 +428,6 @@ fn daemon(token: &str, then: &str) -> ExitCode {
     }
 }
 
-fn broker_socket() -> std::os::unix::net::UnixStream {
-    let path =
-        std::env::var_os("CORDON_SOCKET").expect("CORDON_SOCKET is set in a brokered session");
-    std::os::unix::net::UnixStream::connect(path).expect("connect to the broker")
-}
-
-fn unhex(hex: &str) -> Vec<u8> {
-    (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex bytes"))
-        .collect()
-}
-
-/// Sends raw bytes to the broker (then waits `stall` seconds with the
-/// connection open) and prints what came back: `reply <kind> <text>` or
-/// `closed`.
-fn send_raw(hex: &str, stall: u64) -> ExitCode {
-    let mut s = broker_socket();
-    let _ = s.write_all(&unhex(hex));
-    std::thread::sleep(std::time::Duration::from_secs(stall));
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    if buf.len() < 5 {
-        println!("closed");
-    } else {
-        println!(
-            "reply {} {}",
-            buf[4],
-            String::from_utf8_lossy(&buf[5..]).escape_debug()
-        );
-    }
-    ExitCode::SUCCESS
-}
-
-/// Opens `n` connections to the broker without sending anything, holds
-/// them `secs` seconds, and prints how many connected.
-fn flood(n: usize, secs: u64) -> ExitCode {
-    let path = std::env::var_os("CORDON_SOCKET").expect("CORDON_SOCKET is set");
-    let mut held = Vec::new();
-    for _ in 0..n {
-        match std::os::unix::net::UnixStream::connect(&path) {
-            Ok(s) => held.push(s),
-            Err(_) => break,
-        }
-    }
-    println!("opened {}", held.len());
-    let _ = std::io::stdout().flush();
-    std::thread::sleep(std::time::Duration::from_secs(secs));
-    drop(held);
-    ExitCode::SUCCESS
-}
-
-/// For benchmarks only: runs `argv` `n` times (spawn and wait, no shell)
-/// and prints the median, p90 and p99 wall time per run in microseconds,
-/// then every sample (`samples_us=a,b,...`, in the order they ran).
-fn bench_exec(n: usize, argv: &[String]) -> ExitCode {
-    let Some((prog, rest)) = argv.split_first() else {
-        return ExitCode::from(2);
-    };
-    let mut times = Vec::with_capacity(n);
-    let mut failures = 0;
-    for _ in 0..n {
-        let start = std::time::Instant::now();
-        let ok = std::process::Command::new(prog)
-            .args(rest)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        times.push(start.elapsed().as_micros());
-        failures += usize::from(!ok);
-    }
-    let samples: Vec<String> = times.iter().map(u128::to_string).collect();
-    times.sort_unstable();
-    let q = |p: usize| times.get(times.len() * p / 100).copied().unwrap_or(0);
-    println!(
-        "runs={n} failures={failures} median_us={} p90_us={} p99_us={} samples_us={}",
-        q(50),
-        q(90),
-        q(99),
-        samples.join(",")
-    );
-    ExitCode::SUCCESS
-}
-
 /// Prints the value of environment variable `var` in the forms a leaky
 /// tool might: raw, split across two writes, base64 of `user:value`,
 /// URL-encoded, JSON-escaped, and each line of a multi-line value.
@@ -609,137 +529,6 @@ fn memfd_exec(exec_flag: bool) -> ExitCode {
     err(errno())
 }
 
-/// Acts as a forged shim: `shim-call [--socket PATH] [--cwd DIR]
-/// [--version N] TOOL ARGS...` sends an exec request with descriptors
-/// 0, 1, 2 and the working directory, and prints the reply as
-/// `reply <kind> <text>` (or `closed`).
-fn shim_call(args: &[String]) -> ExitCode {
-    use cordon_shim::protocol::{Reply, Request, VERSION};
-    let mut socket = std::env::var_os("CORDON_SOCKET").unwrap_or_default();
-    let mut version = VERSION;
-    let mut rest = args;
-    loop {
-        match rest {
-            [flag, value, tail @ ..] if flag == "--socket" => {
-                socket = value.into();
-                rest = tail;
-            }
-            [flag, value, tail @ ..] if flag == "--cwd" => {
-                if let Err(e) = std::env::set_current_dir(value) {
-                    return err(e.raw_os_error().unwrap_or(0));
-                }
-                rest = tail;
-            }
-            [flag, value, tail @ ..] if flag == "--version" => {
-                version = value.parse().unwrap_or(0);
-                rest = tail;
-            }
-            _ => break,
-        }
-    }
-    let Some((tool, tool_args)) = rest.split_first() else {
-        return ExitCode::from(2);
-    };
-    let mut s = match std::os::unix::net::UnixStream::connect(&socket) {
-        Ok(s) => s,
-        Err(e) => return err(e.raw_os_error().unwrap_or(0)),
-    };
-    let cwd = std::env::current_dir().unwrap_or_default();
-    let frame = Request::Exec {
-        version,
-        tool: tool.as_bytes().to_vec(),
-        args: tool_args.iter().map(|a| a.as_bytes().to_vec()).collect(),
-        cwd: cwd.to_string_lossy().as_bytes().to_vec(),
-        env: Vec::new(),
-    }
-    .encode()
-    .expect("a small request encodes");
-    // O_PATH, as the shim does: Landlock does not check it.
-    let dir = unsafe {
-        libc::open(
-            c".".as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if dir < 0 {
-        return err(errno());
-    }
-    use std::os::fd::AsRawFd;
-    // A refusal that needs no request (a foreign peer) may already have
-    // come, and the connection closed (EPIPE): the reply is still there.
-    let sent = send_with_fds(s.as_raw_fd(), &frame, &[0, 1, 2, dir]);
-    unsafe { libc::close(dir) };
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    if let (Err(e), None | Some(Err(_))) = (&sent, buf.get(4..).map(Reply::decode)) {
-        return err(e.raw_os_error().unwrap_or(0));
-    }
-    match buf.get(4..).map(Reply::decode) {
-        Some(Ok(Reply::Denied { reason })) => println!("reply 16 {reason}"),
-        Some(Ok(Reply::Exited { code })) => println!("reply 17 {code}"),
-        Some(Ok(Reply::Signaled { signal })) => println!("reply 18 {signal}"),
-        Some(Ok(Reply::Error { message })) => println!("reply 19 {message}"),
-        Some(Ok(Reply::Value { .. })) => println!("reply 20 (a value)"),
-        _ => println!("closed"),
-    }
-    ExitCode::SUCCESS
-}
-
-/// `cordon-shim secret NAME` without the shim: prints the reply kind, and
-/// the value only as its length.
-fn shim_secret(name: &str) -> ExitCode {
-    use cordon_shim::protocol::{Reply, Request, VERSION};
-    let mut s = broker_socket();
-    let frame = Request::Secret {
-        version: VERSION,
-        name: name.as_bytes().to_vec(),
-    }
-    .encode()
-    .expect("a small request encodes");
-    let _ = s.write_all(&frame);
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    match buf.get(4..).map(Reply::decode) {
-        Some(Ok(Reply::Denied { reason })) => println!("reply 16 {reason}"),
-        Some(Ok(Reply::Value { value })) => println!("reply 20 {} bytes", value.len()),
-        Some(Ok(other)) => println!("reply {other:?}"),
-        _ => println!("closed"),
-    }
-    ExitCode::SUCCESS
-}
-
-fn send_with_fds(sock: i32, bytes: &[u8], fds: &[i32]) -> std::io::Result<()> {
-    #[repr(C, align(8))]
-    struct Cmsg([u8; 64]);
-    let mut cbuf = Cmsg([0; 64]);
-    let fd_bytes = std::mem::size_of_val(fds) as u32;
-    let mut iov = libc::iovec {
-        iov_base: bytes.as_ptr().cast_mut().cast(),
-        iov_len: bytes.len(),
-    };
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.0.as_mut_ptr().cast();
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(fd_bytes) } as usize;
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(fd_bytes) as usize;
-        std::ptr::copy_nonoverlapping(
-            fds.as_ptr().cast::<u8>(),
-            libc::CMSG_DATA(c),
-            fd_bytes as usize,
-        );
-    }
-    // The frame is small: one sendmsg carries it whole.
-    if unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Tries to raise every capability in every set (capset).
 fn capset_all() -> ExitCode {
     #[repr(C)]
@@ -770,132 +559,4 @@ fn capset_all() -> ExitCode {
         },
     ];
     report(unsafe { libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()) })
-}
-
-/// A hostile agent for load tests: until stdin closes, `threads` threads
-/// send forged exec requests for `tool` (`hi`, stdio on /dev/null) as fast
-/// as the broker answers, one thread sends frames announcing 4 GiB (unless
-/// `oversized` is false), and one keeps `hold` idle connections open
-/// (reopened every 6 s, past the broker's request timeout). Then prints
-/// what the broker answered.
-fn flood_broker(tool: &str, threads: usize, hold: usize, oversized: bool) -> ExitCode {
-    use cordon_shim::protocol::{Reply, Request, VERSION};
-    use std::os::fd::AsRawFd;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-    use std::sync::Arc;
-    let socket = std::env::var_os("CORDON_SOCKET").expect("CORDON_SOCKET is set");
-    let stop = Arc::new(AtomicBool::new(false));
-    // ok, refused, error, closed, oversized answered, connect failures,
-    // held, frames sent
-    let counts: Arc<[AtomicU64; 8]> = Arc::new(Default::default());
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .expect("/dev/null");
-    let null = Arc::new(null);
-    let frame = Request::Exec {
-        version: VERSION,
-        tool: tool.as_bytes().to_vec(),
-        args: vec![b"hi".to_vec()],
-        cwd: Vec::new(),
-        env: Vec::new(),
-    }
-    .encode()
-    .expect("a small request encodes");
-    let mut handles = Vec::new();
-    for _ in 0..threads {
-        let (stop, counts, null, frame, socket) = (
-            Arc::clone(&stop),
-            Arc::clone(&counts),
-            Arc::clone(&null),
-            frame.clone(),
-            socket.clone(),
-        );
-        handles.push(std::thread::spawn(move || {
-            let cwd = unsafe {
-                libc::open(
-                    c".".as_ptr(),
-                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                )
-            };
-            let n = null.as_raw_fd();
-            while !stop.load(Relaxed) {
-                let Ok(mut s) = std::os::unix::net::UnixStream::connect(&socket) else {
-                    counts[5].fetch_add(1, Relaxed);
-                    continue;
-                };
-                if send_with_fds(s.as_raw_fd(), &frame, &[n, n, n, cwd]).is_err() {
-                    counts[3].fetch_add(1, Relaxed);
-                    continue;
-                }
-                counts[7].fetch_add(1, Relaxed);
-                let mut buf = Vec::new();
-                let _ = s.read_to_end(&mut buf);
-                let i = match buf.get(4..).map(Reply::decode) {
-                    Some(Ok(Reply::Exited { .. })) => 0,
-                    Some(Ok(Reply::Denied { .. })) => 1,
-                    Some(Ok(_)) => 2,
-                    _ => 3,
-                };
-                counts[i].fetch_add(1, Relaxed);
-            }
-        }));
-    }
-    if oversized {
-        let (stop, counts, socket) = (Arc::clone(&stop), Arc::clone(&counts), socket.clone());
-        handles.push(std::thread::spawn(move || {
-            while !stop.load(Relaxed) {
-                let Ok(mut s) = std::os::unix::net::UnixStream::connect(&socket) else {
-                    counts[5].fetch_add(1, Relaxed);
-                    continue;
-                };
-                if s.write_all(&[0xff, 0xff, 0xff, 0xff, 0x01]).is_ok() {
-                    counts[7].fetch_add(1, Relaxed);
-                }
-                let mut buf = Vec::new();
-                let _ = s.read_to_end(&mut buf);
-                if buf.len() > 4 {
-                    counts[4].fetch_add(1, Relaxed);
-                }
-            }
-        }));
-    }
-    {
-        let (stop, counts) = (Arc::clone(&stop), Arc::clone(&counts));
-        handles.push(std::thread::spawn(move || {
-            while !stop.load(Relaxed) {
-                let mut held = Vec::new();
-                for _ in 0..hold {
-                    match std::os::unix::net::UnixStream::connect(&socket) {
-                        Ok(s) => held.push(s),
-                        Err(_) => {
-                            counts[5].fetch_add(1, Relaxed);
-                        }
-                    }
-                }
-                counts[6].fetch_add(held.len() as u64, Relaxed);
-                for _ in 0..60 {
-                    if stop.load(Relaxed) {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-            }
-        }));
-    }
-    println!("flooding");
-    let _ = std::io::stdout().flush();
-    let mut sink = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut sink);
-    stop.store(true, Relaxed);
-    for h in handles {
-        let _ = h.join();
-    }
-    let c: Vec<u64> = counts.iter().map(|a| a.load(Relaxed)).collect();
-    println!(
-        "flood sent={} calls_ok={} refused={} errors={} closed={} oversized_answered={} connect_failed={} held={}",
-        c[7], c[0], c[1], c[2], c[3], c[4], c[5], c[6]
-    );
-    ExitCode::SUCCESS
 }
