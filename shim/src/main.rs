@@ -103,7 +103,15 @@ fn call(socket: &OsString, tool: Vec<u8>, args: Vec<OsString>) -> std::io::Resul
         Ok(f) => f,
         Err(e) => return Ok(denied(format_args!("request too large: {e}"))),
     };
-    sys::send_with_fds(stream.as_raw_fd(), &frame, &[0, 1, 2, cwd_fd.as_raw_fd()])?;
+    if let Err(e) = sys::send_with_fds(stream.as_raw_fd(), &frame, &[0, 1, 2, cwd_fd.as_raw_fd()]) {
+        // A refusal that needs no request (a peer from another session)
+        // may have come and the connection closed before the request went
+        // out: report the supervisor's answer, not the broken pipe.
+        return Ok(match read_reply(&mut stream) {
+            Ok(Reply::Denied { reason }) | Ok(Reply::Error { message: reason }) => denied(reason),
+            _ => return Err(e),
+        });
+    }
     drop(cwd_fd);
     loop {
         let [sock_ready, sig_ready] =

@@ -14,6 +14,10 @@ use std::ffi::CString;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
+mod broker;
+mod load;
+mod net;
+
 fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
@@ -116,11 +120,11 @@ fn main() -> ExitCode {
             std::net::UdpSocket::bind("0.0.0.0:0")
                 .and_then(|s| s.send_to(b"cordon-udp-escape", (a(1), a(2).parse().unwrap_or(0)))),
         ),
-        "socket" => raw_socket(a(1)),
-        "egress-bench" => egress_bench(&args[1..]),
-        "sink" => sink(a(1)),
-        "proxy-raw" => proxy_raw(a(1).as_bytes()),
-        "proxy-stall" => proxy_stall(a(1).parse().unwrap_or(5)),
+        "socket" => net::raw_socket(a(1)),
+        "egress-bench" => net::egress_bench(&args[1..]),
+        "sink" => net::sink(a(1)),
+        "proxy-raw" => net::proxy_raw(a(1).as_bytes()),
+        "proxy-stall" => net::proxy_stall(a(1).parse().unwrap_or(5)),
         "signal" => report(unsafe { libc::kill(a(1).parse().unwrap_or(0), libc::SIGTERM) }.into()),
         "syscall" => syscall(a(1)),
         "caps" => caps(),
@@ -161,9 +165,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         "daemon" => daemon(a(1), a(2)),
-        "send-raw" => send_raw(a(1), a(2).parse().unwrap_or(0)),
-        "flood" => flood(a(1).parse().unwrap_or(0), a(2).parse().unwrap_or(1)),
-        "bench-exec" => bench_exec(a(1).parse().unwrap_or(100), &args[2.min(args.len())..]),
+        "send-raw" => broker::send_raw(a(1), a(2).parse().unwrap_or(0)),
+        "flood" => broker::flood(a(1).parse().unwrap_or(0), a(2).parse().unwrap_or(1)),
+        "bench-exec" => load::bench_exec(a(1).parse().unwrap_or(100), &args[2.min(args.len())..]),
         "secret-forms" => secret_forms(a(1)),
         "cat-env-file" => io_result(
             std::env::var_os(a(1))
@@ -206,8 +210,8 @@ fn main() -> ExitCode {
                 unsafe { libc::syscall(v[0] as libc::c_long, v[1], v[2], v[3], v[4], v[5], v[6]) };
             report(ret)
         }
-        "shim-call" => shim_call(&args[1..]),
-        "flood-broker" => flood_broker(
+        "shim-call" => broker::shim_call(&args[1..]),
+        "flood-broker" => load::flood_broker(
             a(1),
             a(2).parse().unwrap_or(8),
             a(3).parse().unwrap_or(200),
@@ -238,7 +242,7 @@ fn main() -> ExitCode {
             println!("burned");
             ExitCode::SUCCESS
         }
-        "shim-secret" => shim_secret(a(1)),
+        "shim-secret" => broker::shim_secret(a(1)),
         "capset-all" => capset_all(),
         "nice" => {
             // This process's nice value (a brokered call's priority).
@@ -439,89 +443,6 @@ fn daemon(token: &str, then: &str) -> ExitCode {
     }
 }
 
-fn broker_socket() -> std::os::unix::net::UnixStream {
-    let path =
-        std::env::var_os("CORDON_SOCKET").expect("CORDON_SOCKET is set in a brokered session");
-    std::os::unix::net::UnixStream::connect(path).expect("connect to the broker")
-}
-
-fn unhex(hex: &str) -> Vec<u8> {
-    (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex bytes"))
-        .collect()
-}
-
-/// Sends raw bytes to the broker (then waits `stall` seconds with the
-/// connection open) and prints what came back: `reply <kind> <text>` or
-/// `closed`.
-fn send_raw(hex: &str, stall: u64) -> ExitCode {
-    let mut s = broker_socket();
-    let _ = s.write_all(&unhex(hex));
-    std::thread::sleep(std::time::Duration::from_secs(stall));
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    if buf.len() < 5 {
-        println!("closed");
-    } else {
-        println!(
-            "reply {} {}",
-            buf[4],
-            String::from_utf8_lossy(&buf[5..]).escape_debug()
-        );
-    }
-    ExitCode::SUCCESS
-}
-
-/// Opens `n` connections to the broker without sending anything, holds
-/// them `secs` seconds, and prints how many connected.
-fn flood(n: usize, secs: u64) -> ExitCode {
-    let path = std::env::var_os("CORDON_SOCKET").expect("CORDON_SOCKET is set");
-    let mut held = Vec::new();
-    for _ in 0..n {
-        match std::os::unix::net::UnixStream::connect(&path) {
-            Ok(s) => held.push(s),
-            Err(_) => break,
-        }
-    }
-    println!("opened {}", held.len());
-    let _ = std::io::stdout().flush();
-    std::thread::sleep(std::time::Duration::from_secs(secs));
-    drop(held);
-    ExitCode::SUCCESS
-}
-
-/// For benchmarks only: runs `argv` `n` times (spawn and wait, no shell)
-/// and prints the median, p90 and p99 wall time per run in microseconds,
-/// then every sample (`samples_us=a,b,...`, in the order they ran).
-fn bench_exec(n: usize, argv: &[String]) -> ExitCode {
-    let Some((prog, rest)) = argv.split_first() else {
-        return ExitCode::from(2);
-    };
-    let mut times = Vec::with_capacity(n);
-    let mut failures = 0;
-    for _ in 0..n {
-        let start = std::time::Instant::now();
-        let ok = std::process::Command::new(prog)
-            .args(rest)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        times.push(start.elapsed().as_micros());
-        failures += usize::from(!ok);
-    }
-    let samples: Vec<String> = times.iter().map(u128::to_string).collect();
-    times.sort_unstable();
-    let q = |p: usize| times.get(times.len() * p / 100).copied().unwrap_or(0);
-    println!(
-        "runs={n} failures={failures} median_us={} p90_us={} p99_us={} samples_us={}",
-        q(50),
-        q(90),
-        q(99),
-        samples.join(",")
-    );
-    ExitCode::SUCCESS
-}
-
 /// Prints the value of environment variable `var` in the forms a leaky
 /// tool might: raw, split across two writes, base64 of `user:value`,
 /// URL-encoded, JSON-escaped, and each line of a multi-line value.
@@ -623,134 +544,6 @@ fn memfd_exec(exec_flag: bool) -> ExitCode {
     err(errno())
 }
 
-/// Acts as a forged shim: `shim-call [--socket PATH] [--cwd DIR]
-/// [--version N] TOOL ARGS...` sends an exec request with descriptors
-/// 0, 1, 2 and the working directory, and prints the reply as
-/// `reply <kind> <text>` (or `closed`).
-fn shim_call(args: &[String]) -> ExitCode {
-    use cordon_shim::protocol::{Reply, Request, VERSION};
-    let mut socket = std::env::var_os("CORDON_SOCKET").unwrap_or_default();
-    let mut version = VERSION;
-    let mut rest = args;
-    loop {
-        match rest {
-            [flag, value, tail @ ..] if flag == "--socket" => {
-                socket = value.into();
-                rest = tail;
-            }
-            [flag, value, tail @ ..] if flag == "--cwd" => {
-                if let Err(e) = std::env::set_current_dir(value) {
-                    return err(e.raw_os_error().unwrap_or(0));
-                }
-                rest = tail;
-            }
-            [flag, value, tail @ ..] if flag == "--version" => {
-                version = value.parse().unwrap_or(0);
-                rest = tail;
-            }
-            _ => break,
-        }
-    }
-    let Some((tool, tool_args)) = rest.split_first() else {
-        return ExitCode::from(2);
-    };
-    let mut s = match std::os::unix::net::UnixStream::connect(&socket) {
-        Ok(s) => s,
-        Err(e) => return err(e.raw_os_error().unwrap_or(0)),
-    };
-    let cwd = std::env::current_dir().unwrap_or_default();
-    let frame = Request::Exec {
-        version,
-        tool: tool.as_bytes().to_vec(),
-        args: tool_args.iter().map(|a| a.as_bytes().to_vec()).collect(),
-        cwd: cwd.to_string_lossy().as_bytes().to_vec(),
-        env: Vec::new(),
-    }
-    .encode()
-    .expect("a small request encodes");
-    // O_PATH, as the shim does: Landlock does not check it.
-    let dir = unsafe {
-        libc::open(
-            c".".as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if dir < 0 {
-        return err(errno());
-    }
-    use std::os::fd::AsRawFd;
-    if let Err(e) = send_with_fds(s.as_raw_fd(), &frame, &[0, 1, 2, dir]) {
-        return err(e.raw_os_error().unwrap_or(0));
-    }
-    unsafe { libc::close(dir) };
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    match buf.get(4..).map(Reply::decode) {
-        Some(Ok(Reply::Denied { reason })) => println!("reply 16 {reason}"),
-        Some(Ok(Reply::Exited { code })) => println!("reply 17 {code}"),
-        Some(Ok(Reply::Signaled { signal })) => println!("reply 18 {signal}"),
-        Some(Ok(Reply::Error { message })) => println!("reply 19 {message}"),
-        Some(Ok(Reply::Value { .. })) => println!("reply 20 (a value)"),
-        _ => println!("closed"),
-    }
-    ExitCode::SUCCESS
-}
-
-/// `cordon-shim secret NAME` without the shim: prints the reply kind, and
-/// the value only as its length.
-fn shim_secret(name: &str) -> ExitCode {
-    use cordon_shim::protocol::{Reply, Request, VERSION};
-    let mut s = broker_socket();
-    let frame = Request::Secret {
-        version: VERSION,
-        name: name.as_bytes().to_vec(),
-    }
-    .encode()
-    .expect("a small request encodes");
-    let _ = s.write_all(&frame);
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    match buf.get(4..).map(Reply::decode) {
-        Some(Ok(Reply::Denied { reason })) => println!("reply 16 {reason}"),
-        Some(Ok(Reply::Value { value })) => println!("reply 20 {} bytes", value.len()),
-        Some(Ok(other)) => println!("reply {other:?}"),
-        _ => println!("closed"),
-    }
-    ExitCode::SUCCESS
-}
-
-fn send_with_fds(sock: i32, bytes: &[u8], fds: &[i32]) -> std::io::Result<()> {
-    #[repr(C, align(8))]
-    struct Cmsg([u8; 64]);
-    let mut cbuf = Cmsg([0; 64]);
-    let fd_bytes = std::mem::size_of_val(fds) as u32;
-    let mut iov = libc::iovec {
-        iov_base: bytes.as_ptr().cast_mut().cast(),
-        iov_len: bytes.len(),
-    };
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.0.as_mut_ptr().cast();
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(fd_bytes) } as usize;
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(fd_bytes) as usize;
-        std::ptr::copy_nonoverlapping(
-            fds.as_ptr().cast::<u8>(),
-            libc::CMSG_DATA(c),
-            fd_bytes as usize,
-        );
-    }
-    // The frame is small: one sendmsg carries it whole.
-    if unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Tries to raise every capability in every set (capset).
 fn capset_all() -> ExitCode {
     #[repr(C)]
@@ -781,324 +574,4 @@ fn capset_all() -> ExitCode {
         },
     ];
     report(unsafe { libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()) })
-}
-
-/// A hostile agent for load tests: until stdin closes, `threads` threads
-/// send forged exec requests for `tool` (`hi`, stdio on /dev/null) as fast
-/// as the broker answers, one thread sends frames announcing 4 GiB (unless
-/// `oversized` is false), and one keeps `hold` idle connections open
-/// (reopened every 6 s, past the broker's request timeout). Then prints
-/// what the broker answered.
-fn flood_broker(tool: &str, threads: usize, hold: usize, oversized: bool) -> ExitCode {
-    use cordon_shim::protocol::{Reply, Request, VERSION};
-    use std::os::fd::AsRawFd;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-    use std::sync::Arc;
-    let socket = std::env::var_os("CORDON_SOCKET").expect("CORDON_SOCKET is set");
-    let stop = Arc::new(AtomicBool::new(false));
-    // ok, refused, error, closed, oversized answered, connect failures,
-    // held, frames sent
-    let counts: Arc<[AtomicU64; 8]> = Arc::new(Default::default());
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .expect("/dev/null");
-    let null = Arc::new(null);
-    let frame = Request::Exec {
-        version: VERSION,
-        tool: tool.as_bytes().to_vec(),
-        args: vec![b"hi".to_vec()],
-        cwd: Vec::new(),
-        env: Vec::new(),
-    }
-    .encode()
-    .expect("a small request encodes");
-    let mut handles = Vec::new();
-    for _ in 0..threads {
-        let (stop, counts, null, frame, socket) = (
-            Arc::clone(&stop),
-            Arc::clone(&counts),
-            Arc::clone(&null),
-            frame.clone(),
-            socket.clone(),
-        );
-        handles.push(std::thread::spawn(move || {
-            let cwd = unsafe {
-                libc::open(
-                    c".".as_ptr(),
-                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                )
-            };
-            let n = null.as_raw_fd();
-            while !stop.load(Relaxed) {
-                let Ok(mut s) = std::os::unix::net::UnixStream::connect(&socket) else {
-                    counts[5].fetch_add(1, Relaxed);
-                    continue;
-                };
-                if send_with_fds(s.as_raw_fd(), &frame, &[n, n, n, cwd]).is_err() {
-                    counts[3].fetch_add(1, Relaxed);
-                    continue;
-                }
-                counts[7].fetch_add(1, Relaxed);
-                let mut buf = Vec::new();
-                let _ = s.read_to_end(&mut buf);
-                let i = match buf.get(4..).map(Reply::decode) {
-                    Some(Ok(Reply::Exited { .. })) => 0,
-                    Some(Ok(Reply::Denied { .. })) => 1,
-                    Some(Ok(_)) => 2,
-                    _ => 3,
-                };
-                counts[i].fetch_add(1, Relaxed);
-            }
-        }));
-    }
-    if oversized {
-        let (stop, counts, socket) = (Arc::clone(&stop), Arc::clone(&counts), socket.clone());
-        handles.push(std::thread::spawn(move || {
-            while !stop.load(Relaxed) {
-                let Ok(mut s) = std::os::unix::net::UnixStream::connect(&socket) else {
-                    counts[5].fetch_add(1, Relaxed);
-                    continue;
-                };
-                if s.write_all(&[0xff, 0xff, 0xff, 0xff, 0x01]).is_ok() {
-                    counts[7].fetch_add(1, Relaxed);
-                }
-                let mut buf = Vec::new();
-                let _ = s.read_to_end(&mut buf);
-                if buf.len() > 4 {
-                    counts[4].fetch_add(1, Relaxed);
-                }
-            }
-        }));
-    }
-    {
-        let (stop, counts) = (Arc::clone(&stop), Arc::clone(&counts));
-        handles.push(std::thread::spawn(move || {
-            while !stop.load(Relaxed) {
-                let mut held = Vec::new();
-                for _ in 0..hold {
-                    match std::os::unix::net::UnixStream::connect(&socket) {
-                        Ok(s) => held.push(s),
-                        Err(_) => {
-                            counts[5].fetch_add(1, Relaxed);
-                        }
-                    }
-                }
-                counts[6].fetch_add(held.len() as u64, Relaxed);
-                for _ in 0..60 {
-                    if stop.load(Relaxed) {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-            }
-        }));
-    }
-    println!("flooding");
-    let _ = std::io::stdout().flush();
-    let mut sink = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut sink);
-    stop.store(true, Relaxed);
-    for h in handles {
-        let _ = h.join();
-    }
-    let c: Vec<u64> = counts.iter().map(|a| a.load(Relaxed)).collect();
-    println!(
-        "flood sent={} calls_ok={} refused={} errors={} closed={} oversized_answered={} connect_failed={} held={}",
-        c[7], c[0], c[1], c[2], c[3], c[4], c[5], c[6]
-    );
-    ExitCode::SUCCESS
-}
-
-/// `socket KIND`: creates a socket of a family or type the sandbox should
-/// refuse (it is never used; creating it is the escape).
-fn raw_socket(kind: &str) -> ExitCode {
-    let (family, ty, proto) = match kind {
-        "raw" => (libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP),
-        "raw6" => (libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6),
-        "packet" => (libc::AF_PACKET, libc::SOCK_RAW, 0x0300), // htons(ETH_P_ALL)
-        "vsock" => (libc::AF_VSOCK, libc::SOCK_STREAM, 0),
-        "udp" => (libc::AF_INET, libc::SOCK_DGRAM, 0),
-        "udp6" => (libc::AF_INET6, libc::SOCK_DGRAM, 0),
-        "sctp" => (libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_SCTP),
-        "mptcp" => (libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_MPTCP),
-        "netlink-audit" => (libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_AUDIT),
-        other => {
-            eprintln!("unknown socket kind {other}");
-            return ExitCode::from(2);
-        }
-    };
-    report(unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, proto) }.into())
-}
-
-/// `sink PORT`: a server for the egress benchmark on 127.0.0.1. Each
-/// connection sends one request line, `bytes N` (answered with N bytes)
-/// or `ping` (answered with one byte, repeatedly, until the client closes).
-fn sink(port: &str) -> ExitCode {
-    use std::io::{BufRead, BufReader};
-    let listener = match std::net::TcpListener::bind(("127.0.0.1", port.parse().unwrap_or(0))) {
-        Ok(l) => l,
-        Err(e) => return err(e.raw_os_error().unwrap_or(0)),
-    };
-    println!(
-        "ready {}",
-        listener.local_addr().map(|a| a.port()).unwrap_or(0)
-    );
-    let _ = std::io::stdout().flush();
-    for conn in listener.incoming().flatten() {
-        std::thread::spawn(move || {
-            let _ = conn.set_nodelay(true);
-            let mut reader = BufReader::new(&conn);
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-                let mut w = &conn;
-                if let Some(n) = line.trim().strip_prefix("bytes ") {
-                    let mut left: u64 = n.parse().unwrap_or(0);
-                    let chunk = vec![0x5au8; 256 * 1024];
-                    while left > 0 {
-                        let k = left.min(chunk.len() as u64) as usize;
-                        if w.write_all(&chunk[..k]).is_err() {
-                            return;
-                        }
-                        left -= k as u64;
-                    }
-                    return;
-                }
-                if w.write_all(b"p").is_err() {
-                    return;
-                }
-                line.clear();
-            }
-        });
-    }
-    ExitCode::SUCCESS
-}
-
-/// Opens a connection to `host:port`: through the proxy in `HTTPS_PROXY`
-/// (a CONNECT tunnel) when it is set, else directly.
-fn open_tunnel(host: &str, port: u16) -> std::io::Result<std::net::TcpStream> {
-    use std::io::Read;
-    let Some(proxy) = std::env::var("HTTPS_PROXY").ok() else {
-        let s = std::net::TcpStream::connect((host, port))?;
-        let _ = s.set_nodelay(true);
-        return Ok(s);
-    };
-    let addr = proxy.trim_start_matches("http://").trim_end_matches('/');
-    let mut s = std::net::TcpStream::connect(addr)?;
-    let _ = s.set_nodelay(true);
-    write!(
-        s,
-        "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n"
-    )?;
-    // Read the answer's head byte by byte: nothing past it may be consumed.
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut b)? == 0 || head.len() > 4096 {
-            return Err(std::io::ErrorKind::ConnectionAborted.into());
-        }
-        head.push(b[0]);
-    }
-    if !head.starts_with(b"HTTP/1.1 200") {
-        return Err(std::io::Error::other(
-            String::from_utf8_lossy(&head).into_owned(),
-        ));
-    }
-    Ok(s)
-}
-
-/// `egress-bench HOST PORT MIB ROUNDS`: downloads MIB MiB from the sink
-/// (throughput), then times ROUNDS fresh connections to their first byte
-/// (connect, tunnel, one round trip). Prints both.
-fn egress_bench(args: &[String]) -> ExitCode {
-    use std::io::Read;
-    use std::time::Instant;
-    let a = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
-    let (host, port) = (a(0), a(1).parse::<u16>().unwrap_or(0));
-    let mib: u64 = a(2).parse().unwrap_or(1024);
-    let rounds: usize = a(3).parse().unwrap_or(200);
-    let run = || -> std::io::Result<(f64, Vec<f64>)> {
-        let mut s = open_tunnel(host, port)?;
-        let want = mib * 1024 * 1024;
-        let started = Instant::now();
-        writeln!(s, "bytes {want}")?;
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut got = 0u64;
-        while got < want {
-            let n = s.read(&mut buf)?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            got += n as u64;
-        }
-        let rate = got as f64 / started.elapsed().as_secs_f64();
-        let mut ttfb = Vec::with_capacity(rounds);
-        for _ in 0..rounds {
-            let t = Instant::now();
-            let mut s = open_tunnel(host, port)?;
-            s.write_all(b"ping\n")?;
-            let mut one = [0u8; 1];
-            s.read_exact(&mut one)?;
-            ttfb.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        ttfb.sort_by(f64::total_cmp);
-        Ok((rate, ttfb))
-    };
-    match run() {
-        Ok((rate, ttfb)) => {
-            let pct = |p: f64| ttfb[((ttfb.len() - 1) as f64 * p) as usize];
-            println!(
-                "throughput {:.2} GB/s  ttfb median {:.3} ms  p90 {:.3} ms",
-                rate / 1e9,
-                pct(0.5),
-                pct(0.9)
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            println!("egress-bench failed: {e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// The proxy named by `HTTPS_PROXY`, connected.
-fn proxy_stream() -> std::io::Result<std::net::TcpStream> {
-    let proxy = std::env::var("HTTPS_PROXY").map_err(|_| std::io::ErrorKind::NotFound)?;
-    std::net::TcpStream::connect(proxy.trim_start_matches("http://").trim_end_matches('/'))
-}
-
-/// `proxy-raw BYTES`: sends BYTES to the proxy as they are and prints its
-/// whole answer.
-fn proxy_raw(raw: &[u8]) -> ExitCode {
-    use std::io::Read;
-    let run = || -> std::io::Result<Vec<u8>> {
-        let mut s = proxy_stream()?;
-        s.set_read_timeout(Some(std::time::Duration::from_secs(15)))?;
-        s.write_all(raw)?;
-        let mut answer = Vec::new();
-        s.read_to_end(&mut answer)?;
-        Ok(answer)
-    };
-    match run() {
-        Ok(a) => {
-            let _ = std::io::stdout().write_all(&a);
-            ExitCode::SUCCESS
-        }
-        Err(e) => err(e.raw_os_error().unwrap_or(0)),
-    }
-}
-
-/// `proxy-stall SECONDS`: sends half a request head, then holds the
-/// connection silent.
-fn proxy_stall(seconds: u64) -> ExitCode {
-    match proxy_stream().and_then(|mut s| {
-        s.write_all(b"CONNECT localh")?;
-        std::thread::sleep(std::time::Duration::from_secs(seconds));
-        Ok(())
-    }) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => err(e.raw_os_error().unwrap_or(0)),
-    }
 }

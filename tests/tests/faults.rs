@@ -504,3 +504,78 @@ fn an_audit_log_made_immutable_mid_session_refuses_calls() {
     let v = verify(&log);
     assert_eq!(v.status.code(), Some(0), "{v:?}");
 }
+
+#[test]
+fn no_secret_is_fetched_for_a_call_that_cannot_be_recorded() {
+    // A `command:` provider may mint a credential: it runs only after the
+    // call's record is written. Here it would leave a marker.
+    let c = Case::new();
+    let marker = c.dir.path().join("provider-ran");
+    let provider = c.dir.path().join("provider.sh");
+    std::fs::write(
+        &provider,
+        format!(
+            "#!/bin/sh\ntouch {}\necho minted-credential\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &provider,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut p = audit_profile(&c);
+    p.extra = format!(
+        "[tools.tp]\npath = \"{}\"\nallow = [[\"**\"]]\nsecrets = [\"MINTED\"]\n\n\
+         [secrets.MINTED]\nfrom = \"command:{}\"\n",
+        c.tool_probe().display(),
+        provider.display()
+    );
+    let log = c.audit_path();
+    let script =
+        "echo gate1; read x; tp write m1; echo rc=$?; echo gate2; read y; tp write m2; echo rc2=$?";
+    let mut s = Gated::start(&c, &p, &log, script);
+    s.reach("gate1");
+    let size = std::fs::metadata(&log).unwrap().len();
+    let lim = libc::rlimit64 {
+        rlim_cur: size,
+        rlim_max: libc::RLIM64_INFINITY,
+    };
+    let pid = s.child.id() as i32;
+    assert_eq!(
+        unsafe { libc::prlimit64(pid, libc::RLIMIT_FSIZE, &lim, std::ptr::null_mut()) },
+        0
+    );
+    s.release();
+    s.reach("gate2");
+    assert!(
+        !marker.exists(),
+        "a secret was fetched for an unrecorded call"
+    );
+    // The log can grow again: the same call is recorded, then fetches.
+    let lim = libc::rlimit64 {
+        rlim_cur: libc::RLIM64_INFINITY,
+        rlim_max: libc::RLIM64_INFINITY,
+    };
+    assert_eq!(
+        unsafe { libc::prlimit64(pid, libc::RLIMIT_FSIZE, &lim, std::ptr::null_mut()) },
+        0
+    );
+    s.release();
+    let r = s.finish();
+    assert!(
+        r.stdout.contains("rc=126") && r.stdout.contains("rc2=0"),
+        "{r:#?}"
+    );
+    assert_refused_for_audit(&r, &["File too large"]);
+    assert!(!c.workspace.join("m1").exists() && c.workspace.join("m2").exists());
+    assert!(marker.exists(), "the recorded call did not get its secret");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains(r#""secrets":["MINTED"]"#) && !text.contains("minted-credential"),
+        "{text}"
+    );
+    let v = verify(&log);
+    assert_eq!(v.status.code(), Some(0), "{v:?}");
+}

@@ -194,9 +194,14 @@ fn a_sessions_calls_beyond_its_first_in_flight_run_at_low_priority() {
         "[tools.tp]\npath = \"{}\"\nallow = [[\"**\"]]\n",
         c.tool_probe().display()
     );
+    p.read.push("{workspace}".into());
+    p.write.push("{workspace}".into());
+    // The second `tp nice` starts once the first call's tool is running
+    // (it prints `ready` into the file).
     let r = c.shell(
         &p,
-        "tp nice; tp sleep 3 & sleep 0.5; tp nice; kill -TERM $!; wait",
+        "tp nice; tp sleep 30 > started & \
+         while [ ! -s started ]; do sleep 0.05; done; tp nice; kill -TERM $!; wait",
     );
     let nices: Vec<&str> = r
         .stdout

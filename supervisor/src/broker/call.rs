@@ -166,27 +166,19 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         return;
     }
     let decided = t0.elapsed();
-    // Secrets are fetched now, at the moment of the call, never before.
-    let secrets = match CallSecrets::fetch(session, tool) {
-        Ok(s) => s,
-        Err(reason) => {
-            refuse(
-                session,
-                &mut stream,
-                base,
-                peer.pid,
-                &reason,
-                DivergenceAction::Deny,
-            );
-            return;
-        }
-    };
-    let base = if secrets.is_empty() {
+    let base = if tool.secrets.is_empty() {
         base
     } else {
-        base.secrets(secrets.names())
+        base.secrets(
+            tool.secrets
+                .iter()
+                .map(|w| w.name.clone())
+                .collect::<Vec<_>>(),
+        )
     };
-    // Written before the tool runs: no call runs unrecorded.
+    // Written before anything of the call happens, the fetch of its
+    // secrets included (a provider may mint a credential): no call runs,
+    // and no secret is fetched for one, unrecorded.
     if let Err(e) = session.record(base.clone().decision("allow")) {
         send_reply(
             &mut stream,
@@ -196,6 +188,26 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         );
         return;
     }
+    // Secrets are fetched now, at the moment of the call, never before. A
+    // call that cannot have them ends there, refused, on its `call_end`.
+    let secrets = match CallSecrets::fetch(session, tool) {
+        Ok(s) => s,
+        Err(reason) => {
+            let end = Record::new(Kind::CallEnd, &session.id)
+                .profile(&session.profile.name)
+                .call(call)
+                .tool(name_text);
+            refuse(
+                session,
+                &mut stream,
+                end,
+                peer.pid,
+                &reason,
+                DivergenceAction::Deny,
+            );
+            return;
+        }
+    };
     let env = pass_env(&tool.env, &env);
     let recorded = t0.elapsed();
     let started = Instant::now();

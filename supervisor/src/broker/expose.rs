@@ -47,21 +47,21 @@ pub fn serve(session: &Session, stream: &mut UnixStream, pid: u32, version: u16,
     let Some(spec) = session.profile.secrets.get(&name) else {
         return;
     };
+    // Recorded before the provider runs (it may mint a credential).
+    if session
+        .record(rec.clone().decision("allow").detail("exposed to the agent"))
+        .is_err()
+    {
+        send_reply(
+            stream,
+            &Reply::Denied {
+                reason: "the audit log cannot be written; no secret leaves unrecorded".into(),
+            },
+        );
+        return;
+    }
     match fetch_now(spec) {
         Ok(value) => {
-            if session
-                .record(rec.decision("allow").detail("exposed to the agent"))
-                .is_err()
-            {
-                send_reply(
-                    stream,
-                    &Reply::Denied {
-                        reason: "the audit log cannot be written; no secret leaves unrecorded"
-                            .into(),
-                    },
-                );
-                return;
-            }
             send_reply(
                 stream,
                 &Reply::Value {
