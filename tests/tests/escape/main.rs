@@ -21,6 +21,7 @@ mod common;
 use common::*;
 
 mod broker;
+mod egress;
 mod exec_net;
 mod fs;
 mod process;
@@ -176,6 +177,7 @@ fn battery() -> Vec<Escape> {
     let mut all = fs::cases();
     all.extend(exec_net::exec());
     all.extend(exec_net::network());
+    all.extend(egress::cases());
     #[cfg(target_arch = "x86_64")]
     all.extend(syscalls::cases());
     all.extend(process::signals_and_privilege());
