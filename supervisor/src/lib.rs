@@ -14,6 +14,7 @@
 //!   that masks their forms in tool output (pure).
 //! - [`sys`]: every raw syscall and `unsafe` block, and nothing else.
 
+pub mod approval;
 pub mod audit;
 pub mod broker;
 pub mod policy;

@@ -24,6 +24,9 @@ pub enum Kind {
     RefusedPeer,
     /// A secret event: revoked, revoke failed, exposed to the agent.
     Secret,
+    /// A call put to approvers (`pending`), or an attempt to answer one
+    /// from inside the sandbox.
+    Approval,
     SessionEnd,
 }
 
@@ -37,6 +40,7 @@ impl fmt::Display for Kind {
             Kind::Divergence => "divergence",
             Kind::RefusedPeer => "refused_peer",
             Kind::Secret => "secret",
+            Kind::Approval => "approval",
             Kind::SessionEnd => "session_end",
         };
         f.write_str(s)
@@ -76,8 +80,15 @@ pub struct Record {
     pub rule: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Who answered an approval: `uid 1000 (alice)`, `hook:/path`, `tty uid 1000 (alice)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approver: Option<String>,
+    /// When the approver answered (RFC 3339 UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<String>,
+    /// The approval request id (`cordon approve ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
     /// Names of the secrets injected into the call; never their values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Vec<String>>,
@@ -133,6 +144,8 @@ impl Record {
             rule: None,
             reason: None,
             approver: None,
+            approved_at: None,
+            approval: None,
             secrets: None,
             pid: None,
             duration_ms: None,
@@ -160,7 +173,7 @@ impl Record {
     setters! {
         intent: String, call: u64, tool: String, argv: Vec<String>,
         cwd: String, decision: String, rule: String, reason: String,
-        approver: String, secrets: Vec<String>, pid: u32, duration_ms: u64,
+        approver: String, approved_at: String, approval: String, secrets: Vec<String>, pid: u32, duration_ms: u64,
         exit: i32, signal: i32, detail: String,
     }
 }

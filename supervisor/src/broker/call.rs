@@ -148,8 +148,8 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         None => base,
     };
     let reason = match decision.verdict {
-        Verdict::Allow => None,
-        Verdict::Approve | Verdict::Deny => Some(decision.reason.clone()),
+        Verdict::Allow | Verdict::Approve => None,
+        Verdict::Deny => Some(decision.reason.clone()),
     };
     let reason = reason
         .or_else(|| cwd_refusal(session, &name_text, &cwd))
@@ -165,6 +165,39 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         );
         return;
     }
+    // A call that needs a human yes waits here for one (or is refused).
+    let base = match (decision.verdict, decision.rule.as_ref()) {
+        (Verdict::Allow, _) => base.decision("allow"),
+        (Verdict::Approve, Some(rule)) => {
+            let ask = super::approve::Ask {
+                tool,
+                name: &name_text,
+                args: &args,
+                cwd: &cwd,
+                rule,
+                pid: peer.pid,
+            };
+            let Some(ok) = super::approve::gate(session, &mut stream, &base, &ask) else {
+                return;
+            };
+            base.decision("approve")
+                .approver(ok.approver)
+                .approved_at(ok.at)
+                .approval(ok.id)
+        }
+        (Verdict::Approve | Verdict::Deny, _) => {
+            let action = session.profile.divergence.denied_action;
+            refuse(
+                session,
+                &mut stream,
+                base,
+                peer.pid,
+                &decision.reason,
+                action,
+            );
+            return;
+        }
+    };
     let decided = t0.elapsed();
     // Secrets are fetched now, at the moment of the call, never before.
     let secrets = match CallSecrets::fetch(session, tool) {
@@ -187,7 +220,7 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         base.secrets(secrets.names())
     };
     // Written before the tool runs: no call runs unrecorded.
-    if let Err(e) = session.record(base.clone().decision("allow")) {
+    if let Err(e) = session.record(base.clone()) {
         send_reply(
             &mut stream,
             &Reply::Denied {

@@ -8,9 +8,12 @@
 //! [`MAX_IN_FLIGHT`] at once (more are refused at once, so a flood from one
 //! agent costs it, not the supervisor).
 
+mod approve;
 mod call;
+pub mod control;
 mod expose;
 mod peer;
+pub mod prompt;
 mod pump;
 pub mod secrets;
 pub mod tool;
@@ -63,6 +66,8 @@ pub struct Session {
     pub refused_peers: AtomicU32,
     pub calls: Mutex<HashMap<String, u32>>,
     pub secrets: secrets::SessionSecrets,
+    /// Pending approval requests and grants.
+    pub approvals: crate::approval::Queue,
 }
 
 impl Session {
@@ -121,6 +126,13 @@ impl Broker {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         self.session.secrets.revoke_cached(&self.session);
+    }
+}
+
+impl Broker {
+    /// The session this broker serves.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
     }
 }
 

@@ -39,7 +39,7 @@ pub fn pid_namespace(proc_root: &Path, pid: i32) -> Option<u64> {
 
 /// The pid a pidfd refers to in our namespace, or None once it has exited
 /// (`Pid:` in its fdinfo reads -1 then).
-fn pidfd_pid(proc_root: &Path, pidfd: &OwnedFd) -> Option<i32> {
+pub(super) fn pidfd_pid(proc_root: &Path, pidfd: &OwnedFd) -> Option<i32> {
     let info = std::fs::read_to_string(
         proc_root
             .join("self/fdinfo")

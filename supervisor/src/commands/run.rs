@@ -27,6 +27,12 @@ pub struct RunArgs {
     /// root and ~/.local/state/cordon/audit.jsonl for other users.
     #[arg(long)]
     audit: Option<PathBuf>,
+    /// The operator control socket for approvals (`cordon approve`).
+    /// Default: `<session id>.sock` in /run/cordon for root, else in
+    /// $XDG_RUNTIME_DIR/cordon, else in /tmp/cordon-<uid>. Only made when
+    /// the profile has calls that need approval.
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
     /// The command to run, and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<OsString>,
@@ -223,6 +229,11 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         }
     };
+    // Bound before the agent exists; served once the broker runs.
+    let mut control = match bind_control(&profile, args.control_socket.as_deref(), &session_id) {
+        Ok(c) => c,
+        Err(e) => return fail(e, EXIT_SETUP_FAILED),
+    };
     let running = match process::launch(&plan.confined, &plan.command, process::Io::default()) {
         Ok(r) => r,
         Err(e) => return fail(e, EXIT_SETUP_FAILED),
@@ -274,6 +285,9 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         }
     }
+    if let Some(b) = &broker {
+        start_approvers(&profile, &plan, b.session(), control.as_mut());
+    }
     let outcome = match process::supervise(
         &running,
         Stops::Signals(&signals),
@@ -292,7 +306,68 @@ pub fn run(args: RunArgs) -> ExitCode {
         b.finish(profile.stop_grace + std::time::Duration::from_secs(2));
     }
     record_end(&audit, &profile.name, &session_id, &outcome);
+    drop(control);
     ExitCode::from(outcome.exit_code())
+}
+
+/// Binds the control socket when the profile may ask for approvals: at
+/// `--control-socket`, else in the default directory. A default location
+/// that is unusable only warns (approvals then come from the hook or the
+/// terminal); an explicit one that is unusable is an error.
+fn bind_control(
+    profile: &Profile,
+    explicit: Option<&Path>,
+    session: &str,
+) -> Result<Option<broker::control::ControlSocket>, String> {
+    if !profile.asks_for_approval() {
+        return Ok(None);
+    }
+    if let Some(path) = explicit {
+        return broker::control::bind(path).map(Some);
+    }
+    let dir = cordon::approval::client::default_dir();
+    let bound = cordon::approval::client::ensure_dir(&dir)
+        .and_then(|()| broker::control::bind(&dir.join(format!("{session}.sock"))));
+    match bound {
+        Ok(c) => Ok(Some(c)),
+        Err(e) => {
+            eprintln!("cordon: WARNING: no operator control socket ({e}); `cordon approve` cannot reach this session");
+            Ok(None)
+        }
+    }
+}
+
+/// Starts the control socket and, when it is safe, the terminal prompt.
+fn start_approvers(
+    profile: &Profile,
+    plan: &Plan,
+    session: &Arc<broker::Session>,
+    control: Option<&mut broker::control::ControlSocket>,
+) {
+    if let Some(c) = control {
+        match broker::control::start(c, Arc::clone(session)) {
+            Ok(()) => tracing::info!(socket = %c.path().display(), "approvals: control socket"),
+            Err(e) => eprintln!("cordon: WARNING: cannot serve the control socket: {e}"),
+        }
+    }
+    if !profile.asks_for_approval() || !profile.approval.prompt {
+        return;
+    }
+    match broker::prompt::open_terminal(profile, &plan.placeholders) {
+        Ok(tty) => {
+            if let Err(e) = broker::prompt::start(tty, session) {
+                eprintln!("cordon: WARNING: cannot start the approval prompt: {e}");
+            }
+        }
+        Err(why) => {
+            // Not having a terminal is the normal headless case; say more
+            // only when one exists and is unsafe to use.
+            if why != "cordon has no controlling terminal" {
+                eprintln!("cordon: approval prompt off: {why}; use `cordon approve`");
+            }
+            tracing::info!(reason = %why, "approvals: no terminal prompt");
+        }
+    }
 }
 
 /// Landlock (ABI 7) does not govern connecting to pathname Unix sockets,
@@ -381,6 +456,7 @@ fn start_broker(
         refused_peers: Default::default(),
         calls: Default::default(),
         secrets: Default::default(),
+        approvals: cordon::approval::Queue::new(profile.approval.clone(), &plan.session.id),
     };
     broker::start(prepared, Arc::new(session)).map_err(|e| e.to_string())
 }

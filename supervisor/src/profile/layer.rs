@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Audit, Divergence, DivergenceAction, Environment, Filesystem, Limits, Location, Network,
-    OnViolation, PathRule, PathTemplate, Profile, SecretSpec, SyscallRule, Syscalls, Tool,
+    Approval, Audit, Divergence, DivergenceAction, Environment, Filesystem, Limits, Location,
+    Network, OnViolation, PathRule, PathTemplate, Profile, SecretSpec, SyscallRule, Syscalls, Tool,
     DEFAULT_STOP_GRACE,
 };
 
@@ -65,6 +65,8 @@ pub(super) struct Layer {
     /// `[secrets.NAME]`, each whole (a child's replaces the parent's).
     pub secrets: BTreeMap<String, LayerSecret>,
     pub audit_path: Option<PathTemplate>,
+    /// `[approval]`, whole (a child's replaces the parent's).
+    pub approval: Option<Approval>,
 }
 
 impl Layer {
@@ -92,6 +94,7 @@ impl Layer {
             tools: BTreeMap::new(),
             secrets: BTreeMap::new(),
             audit_path: None,
+            approval: None,
         }
     }
 
@@ -153,6 +156,7 @@ impl Layer {
                 secrets
             },
             audit_path: child.audit_path.or(p.audit_path),
+            approval: child.approval.or(p.approval),
         }
     }
 
@@ -202,6 +206,7 @@ impl Layer {
             audit: Audit {
                 path: self.audit_path,
             },
+            approval: self.approval.unwrap_or_default(),
         }
     }
 }

@@ -12,7 +12,8 @@ use toml::de::DeTable;
 use super::layer::{Layer, Located};
 use super::walk::{did_you_mean, Value, Walker};
 use super::{
-    extends, secrets, sections, tools, validate, Diagnostic, DivergenceAction, OnViolation,
+    approval, extends, secrets, sections, tools, validate, Diagnostic, DivergenceAction,
+    OnViolation,
 };
 use super::{Profile, ProfileError, SyscallRule};
 
@@ -21,7 +22,7 @@ const MAX_STOP_GRACE: Duration = Duration::from_secs(600);
 const MAX_MAX_DENIALS: u64 = 1_000_000;
 
 /// Sections a profile may have.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "profile",
     "filesystem",
     "network",
@@ -32,6 +33,7 @@ const SECTIONS: [&str; 10] = [
     "tools",
     "secrets",
     "audit",
+    "approval",
 ];
 
 pub(super) fn load_file(path: &Path) -> Result<Profile, ProfileError> {
@@ -110,6 +112,7 @@ pub(super) fn parse_layer(
                     "divergence" => divergence(&mut w, t, &mut layer),
                     "environment" => sections::environment(&mut w, t, &mut layer),
                     "audit" => tools::audit(&mut w, t, &mut layer),
+                    "approval" => approval::approval(&mut w, t, &mut layer),
                     _ => sections::limits(&mut w, t, &mut layer),
                 }
             }
