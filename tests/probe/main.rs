@@ -148,6 +148,7 @@ fn main() -> ExitCode {
         }
         "daemon" => daemon(a(1), a(2)),
         "send-raw" => send_raw(a(1), a(2).parse().unwrap_or(0)),
+        "unix-send" => unix_send(a(1), a(2)),
         "flood" => flood(a(1).parse().unwrap_or(0), a(2).parse().unwrap_or(1)),
         "bench-exec" => bench_exec(a(1).parse().unwrap_or(100), &args[2.min(args.len())..]),
         "secret-forms" => secret_forms(a(1)),
@@ -385,6 +386,21 @@ fn send_raw(hex: &str, stall: u64) -> ExitCode {
             String::from_utf8_lossy(&buf[5..]).escape_debug()
         );
     }
+    ExitCode::SUCCESS
+}
+
+/// Connects to the Unix socket at `path`, sends `line` and a newline, and
+/// prints `reply <what came back>` or `err <errno>` if it cannot connect.
+fn unix_send(path: &str, line: &str) -> ExitCode {
+    let mut s = match std::os::unix::net::UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(e) => return err(e.raw_os_error().unwrap_or(0)),
+    };
+    let _ = s.write_all(format!("{line}\n").as_bytes());
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    println!("reply {}", String::from_utf8_lossy(&buf).trim_end());
+    let _ = std::io::stdout().flush();
     ExitCode::SUCCESS
 }
 

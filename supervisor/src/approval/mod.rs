@@ -303,11 +303,6 @@ impl Queue {
             .collect()
     }
 
-    /// True while the call of request `id` has not finished.
-    pub fn holds(&self, id: &str) -> bool {
-        self.lock().pending.iter().any(|p| p.info.id == id)
-    }
-
     /// The open request `id`, if this queue has it.
     pub fn find(&self, id: &str) -> Option<Arc<Pending>> {
         let inner = self.lock();

@@ -104,6 +104,7 @@ pub(super) fn gate(
         );
         return None;
     }
+    let mut hook_thread = None;
     if let Some(argv) = &queue.config.approver {
         let (argv, p) = (argv.clone(), Arc::clone(&pending));
         let spawned = std::thread::Builder::new()
@@ -113,13 +114,20 @@ pub(super) fn gate(
                     p.answer(a);
                 }
             });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "approval: cannot start the hook thread");
+        match spawned {
+            Ok(t) => hook_thread = Some(t),
+            Err(e) => tracing::warn!(error = %e, "approval: cannot start the hook thread"),
         }
     }
     let base = base.clone().approval(id.clone());
     let outcome = wait(stream, &pending);
     let answer = pending.close();
+    // A hook still running sees the request closed within a tick and is
+    // killed with its process group; the call waits for that, so no hook
+    // outlives its call (or the session).
+    if let Some(t) = hook_thread {
+        let _ = t.join();
+    }
     queue.finish(&pending, answer.as_ref());
     match (outcome, answer) {
         (_, Some(a)) if a.approve => Some(Approved {
@@ -246,4 +254,30 @@ fn refuse(
             reason: reason.to_string(),
         },
     );
+}
+
+/// A first frame of one of the supervisor's own kinds (an answer: denied,
+/// exited, signaled, error, value) is the agent forging the supervisor's
+/// side, such as an "approved" reply: never a mistake a shim makes.
+pub(super) fn forged_answer(e: &WireError) -> Option<String> {
+    use cordon_shim::protocol::{kind, DecodeError};
+    match e {
+        WireError::Decode(DecodeError::UnknownKind(k))
+            if (kind::DENIED..=kind::VALUE).contains(k) =>
+        {
+            Some(format!(
+                "sent a frame of the supervisor's own kind {k} (a forged answer) on its broker socket"
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Records a forgery and acts on it per `[approval] self_approval`.
+pub(super) fn forgery(session: &Session, stream: &mut UnixStream, pid: u32, what: &str) {
+    let kill = session.approvals.config.self_approval == DivergenceAction::Kill;
+    let rec = Record::new(Kind::Approval, &session.id)
+        .profile(&session.profile.name)
+        .pid(pid);
+    refuse(session, stream, rec, pid, what, None, kill);
 }

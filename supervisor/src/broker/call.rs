@@ -53,6 +53,10 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(pid = peer.pid, error = %e, "broker: bad request");
+            if let Some(what) = super::approve::forged_answer(&e) {
+                super::approve::forgery(session, &mut stream, peer.pid, &what);
+                return;
+            }
             // A malformed request from the agent's own tree is a refusal
             // like any other: it counts toward max_denials.
             if !matches!(e, super::wire::WireError::Closed) {

@@ -15,6 +15,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,11 +40,18 @@ const MAX_REFUSED_RECORDS: u32 = 100;
 pub struct ControlSocket {
     path: PathBuf,
     listener: Option<UnixListener>,
+    /// Connections being answered: cordon waits for them before it exits,
+    /// so an operator whose answer was taken also hears so.
+    busy: Arc<AtomicUsize>,
 }
 
 impl Drop for ControlSocket {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        let until = Instant::now() + Duration::from_secs(2);
+        while self.busy.load(Ordering::Acquire) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 
@@ -74,6 +82,7 @@ pub fn bind(path: &Path) -> Result<ControlSocket, String> {
     Ok(ControlSocket {
         path: path.to_path_buf(),
         listener: Some(listener),
+        busy: Arc::new(AtomicUsize::new(0)),
     })
 }
 
@@ -82,12 +91,17 @@ pub fn start(socket: &mut ControlSocket, session: Arc<Session>) -> std::io::Resu
     let Some(listener) = socket.listener.take() else {
         return Ok(());
     };
+    let busy = Arc::clone(&socket.busy);
     std::thread::Builder::new()
         .name("cordon-control".into())
         .spawn(move || {
             for stream in listener.incoming() {
                 match stream {
-                    Ok(s) => serve(s, &session),
+                    Ok(s) => {
+                        busy.fetch_add(1, Ordering::AcqRel);
+                        serve(s, &session);
+                        busy.fetch_sub(1, Ordering::AcqRel);
+                    }
                     Err(e) => tracing::warn!(error = %e, "control: accept failed"),
                 }
             }
@@ -185,13 +199,17 @@ fn serve(mut stream: UnixStream, session: &Session) {
                 .decision(if kill { "kill" } else { "deny" })
                 .reason(what.clone());
             let _ = session.record(rec);
+            if kill {
+                // No answer at all: the agent takes no further step after
+                // trying to answer its own request.
+                session.killer.diverge(Violation { pid, what }, true);
+                session.killer.wait_dead(Duration::from_secs(5));
+                return;
+            }
             reply(
                 &mut stream,
                 &ControlReply::error("refused: you are inside the sandbox"),
             );
-            if kill {
-                session.killer.diverge(Violation { pid, what }, true);
-            }
             return;
         }
         Peer::Refused(why) => {
@@ -277,12 +295,6 @@ fn handle(session: &Session, uid: u32, request: ControlRequest) -> ControlReply 
         return ControlReply::error(format!(
             "request `{id}` was answered by another approver, or expired"
         ));
-    }
-    // The call's thread records the answer with the call; wait briefly so
-    // the operator's command returns after the decision took effect.
-    let until = Instant::now() + Duration::from_millis(500);
-    while queue.holds(&id) && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(5));
     }
     ControlReply {
         ok: true,

@@ -130,10 +130,12 @@ fn ask(tty: &mut File, p: &Pending, who: &str) {
         printable(&i.rule),
         i.expires_in_s,
     );
+    // Typed-ahead input is discarded before the question appears, so only
+    // keys pressed after it was shown can answer it.
+    let _ = crate::sys::tty::flush_input(tty.as_fd());
     if tty.write_all(text.as_bytes()).is_err() {
         return;
     }
-    let _ = crate::sys::tty::flush_input(tty.as_fd());
     let mut buf = [0u8; 256];
     let n = loop {
         if !p.is_open() {

@@ -1,5 +1,6 @@
 //! CLI verbs. Each file parses nothing itself: clap does, here.
 
+mod approve;
 mod audit;
 mod check;
 mod doctor;
@@ -41,6 +42,12 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// List the calls waiting for approval (operators; over the control socket).
+    Approvals(approve::ListArgs),
+    /// Approve a waiting call: once, or wider with --for-session/--count/--ttl.
+    Approve(approve::ApproveArgs),
+    /// Deny a waiting call.
+    Deny(approve::DenyArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -64,6 +71,9 @@ pub fn main() -> ExitCode {
         Command::Check { files } => check::check(&files),
         Command::Doctor => doctor::doctor(),
         Command::Audit { command } => audit::audit(command),
+        Command::Approvals(args) => approve::list(&args),
+        Command::Approve(args) => approve::approve(&args),
+        Command::Deny(args) => approve::deny(&args),
     }
 }
 
