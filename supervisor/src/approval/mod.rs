@@ -19,7 +19,7 @@ pub mod limit;
 pub mod names;
 pub mod wire;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -181,6 +181,8 @@ pub struct Queue {
     next: AtomicU64,
     inner: Mutex<Inner>,
     prompter: Mutex<Option<mpsc::Sender<Arc<Pending>>>>,
+    /// The operator control socket is being served.
+    operators: AtomicBool,
 }
 
 struct Inner {
@@ -202,7 +204,21 @@ impl Queue {
                 limiter,
             }),
             prompter: Mutex::new(None),
+            operators: AtomicBool::new(false),
         }
+    }
+
+    /// Operators can answer over the control socket from now on.
+    pub fn set_operators(&self) {
+        self.operators.store(true, Ordering::Release);
+    }
+
+    /// Some approver could answer: the hook, the control socket, or the
+    /// terminal prompt. Without one, waiting would only delay a deny.
+    pub fn has_approver(&self) -> bool {
+        self.config.approver.is_some()
+            || self.operators.load(Ordering::Acquire)
+            || self.has_prompter()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

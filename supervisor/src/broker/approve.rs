@@ -60,6 +60,14 @@ pub(super) fn gate(
             id: c.from,
         });
     }
+    if !queue.has_approver() {
+        let reason = format!(
+            "{} needs approval, and no approver can be reached (no [approval] approver hook, no control socket, no terminal prompt)",
+            ask.rule.describe(ask.name)
+        );
+        refuse(session, stream, base.clone(), ask.pid, &reason, None, false);
+        return None;
+    }
     let info = RequestInfo {
         id: String::new(),
         session: session.id.clone(),

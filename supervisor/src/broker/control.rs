@@ -92,6 +92,7 @@ pub fn start(socket: &mut ControlSocket, session: Arc<Session>) -> std::io::Resu
         return Ok(());
     };
     let busy = Arc::clone(&socket.busy);
+    session.approvals.set_operators();
     std::thread::Builder::new()
         .name("cordon-control".into())
         .spawn(move || {
