@@ -103,7 +103,15 @@ fn call(socket: &OsString, tool: Vec<u8>, args: Vec<OsString>) -> std::io::Resul
         Ok(f) => f,
         Err(e) => return Ok(denied(format_args!("request too large: {e}"))),
     };
-    sys::send_with_fds(stream.as_raw_fd(), &frame, &[0, 1, 2, cwd_fd.as_raw_fd()])?;
+    if let Err(e) = sys::send_with_fds(stream.as_raw_fd(), &frame, &[0, 1, 2, cwd_fd.as_raw_fd()]) {
+        // A supervisor that refuses the peer answers and closes before
+        // reading: the send then fails (EPIPE), but its answer is waiting.
+        return Ok(match read_reply(&mut stream) {
+            Ok(Reply::Denied { reason }) => denied(reason),
+            Ok(Reply::Error { message }) => denied(message),
+            _ => return Err(e),
+        });
+    }
     drop(cwd_fd);
     loop {
         let [sock_ready, sig_ready] =
