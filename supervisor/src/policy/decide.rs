@@ -17,6 +17,8 @@ pub struct Policy {
 struct CompiledTool {
     /// In decision order: deny, approve, allow.
     lists: [(&'static str, Verdict, Vec<CompiledRule>); 3],
+    /// Some allow rule has a risk tag that asks for approval.
+    risky: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +104,10 @@ impl Policy {
                     .collect::<Result<Vec<_>, PatternError>>()
             };
             let compiled = CompiledTool {
+                risky: tool
+                    .allow
+                    .iter()
+                    .any(|r| r.risk.is_some() && !r.pre_approved),
                 lists: [
                     ("deny", Verdict::Deny, list("deny", &tool.deny)?),
                     ("approve", Verdict::Approve, list("approve", &tool.approve)?),
@@ -126,10 +132,26 @@ impl Policy {
             };
         };
         for (list, verdict, rules) in &compiled.lists {
-            let hit = rules
-                .iter()
-                .enumerate()
-                .find(|(_, r)| r.pattern.matches(args));
+            // Among allow rules, one that asks for approval wins over one
+            // that does not, whatever their order: a risk tag is never
+            // shadowed by a broader rule written first.
+            let asks = |r: &CompiledRule| r.risk.is_some() && !r.pre_approved;
+            let hit = match verdict {
+                Verdict::Allow if compiled.risky => rules
+                    .iter()
+                    .enumerate()
+                    .find(|(_, r)| asks(r) && r.pattern.matches(args))
+                    .or_else(|| {
+                        rules
+                            .iter()
+                            .enumerate()
+                            .find(|(_, r)| r.pattern.matches(args))
+                    }),
+                _ => rules
+                    .iter()
+                    .enumerate()
+                    .find(|(_, r)| r.pattern.matches(args)),
+            };
             if let Some((index, rule)) = hit {
                 let at = format!("rule {list}[{index}] {} ({})", rule.rendered, rule.origin);
                 // A risk tag turns an allow into a question for a person,

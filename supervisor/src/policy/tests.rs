@@ -226,6 +226,22 @@ fn a_risk_tag_turns_an_allow_into_an_approval_unless_pre_approved() {
     assert_eq!(policy.decide("rm", &[b"-i", b"x"]).verdict, Verdict::Allow);
     // deny still beats a risky allow
     assert_eq!(policy.decide("rm", &[b"-r", b"/"]).verdict, Verdict::Deny);
+
+    // A broader rule written first does not shadow a risk tag.
+    let p = profile(vec![tool(
+        "rm",
+        vec![
+            rule(&["**"], 3),
+            risky(&["-r", "*"], 4, crate::profile::Risk::Delete, false),
+        ],
+        vec![],
+        vec![],
+    )]);
+    let policy = Policy::compile(&p).unwrap();
+    let d = policy.decide("rm", &[b"-r", b"x"]);
+    assert_eq!(d.verdict, Verdict::Approve);
+    assert_eq!(d.rule.unwrap().index, 1);
+    assert_eq!(policy.decide("rm", &[b"x"]).verdict, Verdict::Allow);
 }
 
 #[test]
