@@ -34,6 +34,10 @@ enum Command {
         /// Profile files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also check that each file grants nothing PARENT lacks (a
+        /// sub-agent's profile); every widening is named.
+        #[arg(long, value_name = "PARENT")]
+        within: Option<PathBuf>,
     },
     /// Probe this host and say which profile features will work here.
     Doctor,
@@ -68,7 +72,7 @@ pub fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::Run(args) => run::run(args),
-        Command::Check { files } => check::check(&files),
+        Command::Check { files, within } => check::check(&files, within.as_deref()),
         Command::Doctor => doctor::doctor(),
         Command::Audit { command } => audit::audit(command),
         Command::Approvals(args) => approve::list(&args),

@@ -14,6 +14,7 @@ mod parse;
 mod paths;
 mod secrets;
 mod sections;
+mod subset;
 mod tool_defaults;
 mod tools;
 mod validate;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 pub use diagnostic::{Diagnostic, Location, ProfileError};
 pub use paths::{ExpandError, PathTemplate, Placeholders};
+pub use subset::{pattern_within, widenings, Widening};
 pub use tool_defaults::{default_tool_sandbox, DEFAULT_TOOL_SANDBOX_FILE};
 pub use validate::secret_source_reachable;
 
