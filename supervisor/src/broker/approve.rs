@@ -187,12 +187,25 @@ enum Waited {
 }
 
 /// Waits for an answer while watching the connection.
+/// An answer wakes the wait at once (a condition variable); the
+/// connection is looked at every [`TICK`].
 fn wait(stream: &mut UnixStream, pending: &Pending) -> Waited {
+    // A frame begun on a parked call must arrive whole, promptly.
+    let _ = stream.set_read_timeout(Some(FRAME_TIMEOUT));
+    let waited = wait_inner(stream, pending);
+    let _ = stream.set_read_timeout(None);
+    waited
+}
+
+/// How long a frame begun on a parked call may take to arrive whole.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn wait_inner(stream: &mut UnixStream, pending: &Pending) -> Waited {
     loop {
-        if pending.wait(Duration::ZERO).is_some() {
+        let left = pending.deadline.saturating_duration_since(Instant::now());
+        if pending.wait(left.min(TICK)).is_some() {
             return Waited::Answered;
         }
-        let left = pending.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Waited::TimedOut;
         }
@@ -201,15 +214,20 @@ fn wait(stream: &mut UnixStream, pending: &Pending) -> Waited {
             events: libc::POLLIN,
             revents: 0,
         }];
-        let ms = i32::try_from(left.min(TICK).as_millis().max(1)).unwrap_or(50);
-        match crate::sys::fd::poll(&mut fds, ms) {
-            Ok(0) => continue,
+        match crate::sys::fd::poll(&mut fds, 0) {
+            Ok(0) | Err(_) => continue,
             Ok(_) => {}
-            Err(_) => continue,
         }
         match read_followup(stream) {
             Ok(Request::Cancel { .. }) => return Waited::Cancelled,
             Err(WireError::Closed) => return Waited::Gone,
+            Err(WireError::Io(e))
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+            {
+                return Waited::Forged(
+                    "began a frame on a call waiting for approval and stalled".into(),
+                )
+            }
             Err(WireError::Io(_)) => return Waited::Gone,
             Ok(_) => {
                 return Waited::Forged(

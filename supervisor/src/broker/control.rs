@@ -199,7 +199,12 @@ fn serve(mut stream: UnixStream, session: &Session) {
                 .pid(pid)
                 .decision(if kill { "kill" } else { "deny" })
                 .reason(what.clone());
-            let _ = session.record(rec);
+            // With "deny" the agent may keep trying: its records are capped
+            // like refused peers', so it cannot flood the shared log.
+            let n = session.refused_peers.fetch_add(1, Ordering::Relaxed);
+            if kill || n < MAX_REFUSED_RECORDS {
+                let _ = session.record(rec);
+            }
             if kill {
                 // No answer at all: the agent takes no further step after
                 // trying to answer its own request.
@@ -301,5 +306,40 @@ fn handle(session: &Session, uid: u32, request: ControlRequest) -> ControlReply 
         ok: true,
         granted: approve.then_some(granted),
         ..ControlReply::default()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails by panicking
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ancestry_is_read_from_proc_and_bounded() {
+        let proc_root = tempfile::tempdir().unwrap();
+        let task = |pid: i32, ppid: i32| {
+            let dir = proc_root.path().join(pid.to_string());
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(
+                dir.join("status"),
+                format!("Name:\tx\nPid:\t{pid}\nPPid:\t{ppid}\n"),
+            )
+            .unwrap();
+        };
+        // 1 <- 100 (cordon) <- 200 (init) <- 300 (agent); 1 <- 400 (operator)
+        task(100, 1);
+        task(200, 100);
+        task(300, 200);
+        task(400, 1);
+        // a cycle, as a racing /proc could show
+        task(500, 501);
+        task(501, 500);
+        let root = proc_root.path();
+        assert!(descends_from(root, 300, 100));
+        assert!(descends_from(root, 200, 100));
+        assert!(!descends_from(root, 400, 100));
+        assert!(!descends_from(root, 100, 100));
+        assert!(!descends_from(root, 999, 100), "a vanished pid");
+        assert!(!descends_from(root, 500, 100), "a cycle ends");
     }
 }
