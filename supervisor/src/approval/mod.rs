@@ -213,6 +213,11 @@ impl Queue {
         self.operators.store(true, Ordering::Release);
     }
 
+    /// Operators can answer (a sub-agent's queue inherits this).
+    pub fn has_operators(&self) -> bool {
+        self.operators.load(Ordering::Acquire)
+    }
+
     /// Some approver could answer: the hook, the control socket, or the
     /// terminal prompt. Without one, waiting would only delay a deny.
     pub fn has_approver(&self) -> bool {

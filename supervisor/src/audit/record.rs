@@ -60,6 +60,9 @@ pub struct Record {
     pub identity: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// A sub-agent's ancestors, root session first (absent for a root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<String>,
     /// Call id within the session; a `call` and its `call_end` share it.
@@ -135,6 +138,7 @@ impl Record {
             session: session.to_owned(),
             identity: format!("spiffe://cordon.local/session/{session}"),
             profile: None,
+            chain: None,
             intent: None,
             call: None,
             tool: None,
@@ -171,7 +175,7 @@ impl Record {
     }
 
     setters! {
-        intent: String, call: u64, tool: String, argv: Vec<String>,
+        intent: String, chain: Vec<String>, call: u64, tool: String, argv: Vec<String>,
         cwd: String, decision: String, rule: String, reason: String,
         approver: String, approved_at: String, approval: String, secrets: Vec<String>, pid: u32, duration_ms: u64,
         exit: i32, signal: i32, detail: String,

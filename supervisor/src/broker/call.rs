@@ -88,6 +88,24 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
             super::expose::serve(session, &mut stream, peer.pid, version, &name);
             return;
         }
+        Request::Spawn {
+            version,
+            name,
+            profile,
+            intent,
+            argv,
+            cwd: _,
+        } => {
+            let req = super::spawn::SpawnRequest {
+                version,
+                name,
+                profile,
+                intent,
+                argv,
+            };
+            super::spawn::serve(session, &mut stream, peer.pid, req, &fds);
+            return;
+        }
         Request::Cancel { .. } => {
             send_reply(
                 &mut stream,

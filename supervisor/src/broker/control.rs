@@ -118,7 +118,7 @@ enum Peer {
     Refused(String),
 }
 
-fn check_peer(stream: &UnixStream, session: &Session) -> Peer {
+fn check_peer(stream: &UnixStream, session: &Arc<Session>) -> Peer {
     let proc_root = Path::new("/proc");
     let cred = match peer_cred(stream.as_raw_fd()) {
         Ok(c) => c,
@@ -135,7 +135,8 @@ fn check_peer(stream: &UnixStream, session: &Session) -> Peer {
         return Peer::Refused(format!("peer pid {} exited while being checked", cred.pid));
     }
     let pid = cred.pid.unsigned_abs();
-    if ns == Some(session.pid_ns) || (descends && ns != own_ns) {
+    let in_sandbox = ns.is_some_and(|ns| session.tree().iter().any(|s| s.pid_ns == ns));
+    if in_sandbox || (descends && ns != own_ns) {
         return Peer::Agent(
             pid,
             format!("a process of the sandbox (pid {pid}) connected to the operator control socket, trying to answer approval requests"),
@@ -187,7 +188,7 @@ fn reply(stream: &mut UnixStream, r: &ControlReply) {
     }
 }
 
-fn serve(mut stream: UnixStream, session: &Session) {
+fn serve(mut stream: UnixStream, session: &Arc<Session>) {
     let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
     let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
     let uid = match check_peer(&stream, session) {
@@ -251,13 +252,14 @@ fn serve(mut stream: UnixStream, session: &Session) {
     reply(&mut stream, &answer);
 }
 
-fn handle(session: &Session, uid: u32, request: ControlRequest) -> ControlReply {
-    let queue = &session.approvals;
+/// Answers for this session and its sub-agents' sessions.
+fn handle(session: &Arc<Session>, uid: u32, request: ControlRequest) -> ControlReply {
+    let tree = session.tree();
     let (id, approve, grant, reason) = match request {
         ControlRequest::List => {
             return ControlReply {
                 ok: true,
-                pending: queue.list(),
+                pending: tree.iter().flat_map(|s| s.approvals.list()).collect(),
                 ..ControlReply::default()
             }
         }
@@ -282,7 +284,7 @@ fn handle(session: &Session, uid: u32, request: ControlRequest) -> ControlReply 
             (id, false, GrantSpec::default(), reason)
         }
     };
-    let Some(pending) = queue.find(&id) else {
+    let Some(pending) = tree.iter().find_map(|s| s.approvals.find(&id)) else {
         return ControlReply::error(format!(
             "no pending request `{}` in session {} (answered, timed out, or never asked)",
             printable(&id),

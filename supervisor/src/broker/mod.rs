@@ -16,6 +16,7 @@ mod peer;
 pub mod prompt;
 mod pump;
 pub mod secrets;
+mod spawn;
 pub mod tool;
 mod wire;
 
@@ -68,12 +69,37 @@ pub struct Session {
     pub secrets: secrets::SessionSecrets,
     /// Pending approval requests and grants.
     pub approvals: crate::approval::Queue,
+    /// Ancestor sessions of a sub-agent, root first; empty for a root.
+    pub chain: Vec<String>,
+    /// `cordon-shim`, for the sessions of sub-agents.
+    pub shim: Option<PathBuf>,
+    /// Sub-agent sessions running now.
+    pub subs: Mutex<Vec<std::sync::Weak<Session>>>,
 }
 
 impl Session {
-    /// Appends a record with this session's profile and identity.
+    /// Appends a record with this session's profile and identity (and its
+    /// chain of ancestors, for a sub-agent).
     pub fn record(&self, rec: Record) -> Result<String, AuditError> {
-        self.audit.append(&rec.profile(&self.profile.name))
+        let rec = rec.profile(&self.profile.name);
+        let rec = if self.chain.is_empty() {
+            rec
+        } else {
+            rec.chain(self.chain.clone())
+        };
+        self.audit.append(&rec)
+    }
+
+    /// This session and every sub-agent session below it.
+    pub fn tree(self: &Arc<Session>) -> Vec<Arc<Session>> {
+        let mut out = vec![Arc::clone(self)];
+        let mut i = 0;
+        while let Some(s) = out.get(i).cloned() {
+            let subs = s.subs.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend(subs.iter().filter_map(std::sync::Weak::upgrade));
+            i += 1;
+        }
+        out
     }
 
     /// A private directory for one call.

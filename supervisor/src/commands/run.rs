@@ -457,6 +457,9 @@ fn start_broker(
         calls: Default::default(),
         secrets: Default::default(),
         approvals: cordon::approval::Queue::new(profile.approval.clone(), &plan.session.id),
+        chain: Vec::new(),
+        shim: shim_binary(),
+        subs: Default::default(),
     };
     broker::start(prepared, Arc::new(session)).map_err(|e| e.to_string())
 }

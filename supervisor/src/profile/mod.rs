@@ -30,6 +30,12 @@ pub use subset::{pattern_within, widenings, Widening};
 pub use tool_defaults::{default_tool_sandbox, DEFAULT_TOOL_SANDBOX_FILE};
 pub use validate::secret_source_reachable;
 
+/// Loads a sub-agent's profile from its text (`name` is for messages);
+/// `extends` is refused.
+pub fn load_text(name: &Path, text: &str) -> Result<Profile, ProfileError> {
+    parse::load_text(name, text)
+}
+
 /// Loads a profile file, follows `extends`, and checks it.
 ///
 /// Every problem found is returned, not just the first.

@@ -63,6 +63,34 @@ pub(super) fn load_file(path: &Path) -> Result<Profile, ProfileError> {
     }
 }
 
+/// Loads a profile from text that did not come from a file cordon may
+/// read: a sub-agent's, read by its parent inside the sandbox. `extends`
+/// is refused (it would make cordon read files for the agent).
+pub(super) fn load_text(name: &Path, src: &str) -> Result<Profile, ProfileError> {
+    let mut diags = Vec::new();
+    let layer = parse_layer(Arc::from(name), src, &mut diags);
+    if let Some(layer) = &layer {
+        if let Some(ext) = &layer.extends {
+            diags.push(Diagnostic {
+                location: ext.origin.clone(),
+                message: "a sub-agent's profile cannot use `extends`; write it whole".into(),
+            });
+        }
+        validate::check_layer(layer, &mut diags);
+        validate::check_profile(layer, &mut diags);
+    }
+    match layer {
+        Some(layer) if diags.is_empty() => Ok(layer.into_profile(name.to_path_buf())),
+        _ => {
+            diags.sort_by_key(|d| (d.location.line, d.location.column));
+            Err(ProfileError {
+                file: name.to_path_buf(),
+                diagnostics: diags,
+            })
+        }
+    }
+}
+
 /// Orders diagnostics by file (child first, as loaded), then line and column.
 fn sort(diags: &mut [Diagnostic], files: &[Arc<Path>]) {
     diags.sort_by_key(|d| {
