@@ -222,3 +222,18 @@ fn a_sub_agent_cannot_use_extends_or_an_unreadable_profile() {
     assert!(r.stdout.contains("spawn=2"), "{r:#?}");
     assert!(r.stderr.contains("cannot read"), "{r:#?}");
 }
+
+#[test]
+fn with_sub_agent_kill_a_sub_agents_divergence_kills_the_parent_too() {
+    let c = Case::new();
+    let mut p = parent(&c);
+    p.extra.push_str("\n[divergence]\nsub_agent = \"kill\"\n");
+    write_sub(&c, &p);
+    let r = c.shell(
+        &p,
+        "cordon-shim spawn --profile sub.toml -- /usr/bin/dash -c '/usr/bin/cat /etc/hostname'; echo parent-survived",
+    );
+    assert_eq!(r.code, Some(86), "{r:#?}");
+    assert!(!r.stdout.contains("parent-survived"), "{r:#?}");
+    assert!(r.stderr.contains("had sub-agent session"), "{r:#?}");
+}

@@ -323,6 +323,18 @@ fn run_sub(
                 let mut f = std::fs::File::from(err);
                 let _ = writeln!(f, "cordon: killed: sub-agent pid {} {}", v.pid, v.what);
             }
+            if session.profile.divergence.sub_agent == crate::profile::DivergenceAction::Kill {
+                // `[divergence] sub_agent = "kill"`: the parent goes too.
+                session.killer.diverge(
+                    crate::process::Violation {
+                        pid: v.pid,
+                        what: format!("had sub-agent session {sub} diverge ({})", v.what),
+                    },
+                    true,
+                );
+                // No reply before the parent's tree is gone.
+                session.killer.wait_dead(std::time::Duration::from_secs(5));
+            }
             let code = i32::from(process::EXIT_DIVERGED);
             (
                 Reply::Exited { code },

@@ -56,6 +56,7 @@ pub(super) struct Layer {
     pub undeclared_tool: Option<DivergenceAction>,
     pub denied_action: Option<Located<DivergenceAction>>,
     pub max_denials: Option<Located<u32>>,
+    pub sub_agent: Option<DivergenceAction>,
     pub env_pass: Vec<Located<String>>,
     /// Keyed by variable name; the location is the key's.
     pub env_set: BTreeMap<String, Located<String>>,
@@ -88,6 +89,7 @@ impl Layer {
             undeclared_tool: None,
             denied_action: None,
             max_denials: None,
+            sub_agent: None,
             env_pass: Vec::new(),
             env_set: BTreeMap::new(),
             limits: Limits::default(),
@@ -131,6 +133,7 @@ impl Layer {
             undeclared_tool: child.undeclared_tool.or(p.undeclared_tool),
             denied_action: child.denied_action.or(p.denied_action),
             max_denials: child.max_denials.or(p.max_denials),
+            sub_agent: child.sub_agent.or(p.sub_agent),
             env_pass: concat_unique(p.env_pass, child.env_pass, |l| l.value.clone()),
             env_set: {
                 let mut set = p.env_set;
@@ -187,6 +190,7 @@ impl Layer {
                     .denied_action
                     .map_or(defaults.denied_action, |l| l.value),
                 max_denials: self.max_denials.map_or(defaults.max_denials, |l| l.value),
+                sub_agent: self.sub_agent.unwrap_or(defaults.sub_agent),
             },
             environment: Environment {
                 pass: self.env_pass.into_iter().map(|l| l.value).collect(),

@@ -342,6 +342,9 @@ pub struct Divergence {
     /// With `denied_action = "deny"`, the number of refusals tolerated
     /// before the session is killed.
     pub max_denials: u32,
+    /// A sub-agent of this session diverged: `Deny` kills only the
+    /// sub-agent; `Kill` kills this session too.
+    pub sub_agent: DivergenceAction,
 }
 
 impl Default for Divergence {
@@ -350,6 +353,7 @@ impl Default for Divergence {
             undeclared_tool: DivergenceAction::Kill,
             denied_action: DivergenceAction::Deny,
             max_denials: 3,
+            sub_agent: DivergenceAction::Deny,
         }
     }
 }

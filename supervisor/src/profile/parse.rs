@@ -315,7 +315,12 @@ fn syscall(w: &mut Walker<'_>, name: &str, item: &Value<'_>) -> Option<SyscallRu
 }
 
 fn divergence(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
-    const KEYS: [&str; 3] = ["undeclared_tool", "denied_action", "max_denials"];
+    const KEYS: [&str; 4] = [
+        "undeclared_tool",
+        "denied_action",
+        "max_denials",
+        "sub_agent",
+    ];
     w.unknown_keys(t, &KEYS, "[divergence]");
     let words = [
         ("kill", DivergenceAction::Kill),
@@ -323,6 +328,9 @@ fn divergence(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
     ];
     if let Some(v) = t.get("undeclared_tool") {
         layer.undeclared_tool = w.word("undeclared_tool", v, &words);
+    }
+    if let Some(v) = t.get("sub_agent") {
+        layer.sub_agent = w.word("sub_agent", v, &words);
     }
     if let Some(v) = t.get("denied_action") {
         if let Some(action) = w.word("denied_action", v, &words) {

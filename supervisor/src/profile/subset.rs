@@ -238,6 +238,13 @@ impl Check<'_> {
                 "is looser than the parent's \"kill\"",
             );
         }
+        if p.sub_agent == kill && c.sub_agent != kill {
+            self.push(
+                None,
+                "`[divergence] sub_agent = \"deny\"`",
+                "is looser than the parent's \"kill\"",
+            );
+        }
         if c.max_denials > p.max_denials {
             self.push(
                 None,
