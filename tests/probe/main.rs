@@ -149,6 +149,7 @@ fn main() -> ExitCode {
         "daemon" => daemon(a(1), a(2)),
         "send-raw" => send_raw(a(1), a(2).parse().unwrap_or(0)),
         "unix-send" => unix_send(a(1), a(2)),
+        "send-raw-fds" => send_raw_fds(a(1)),
         "flood" => flood(a(1).parse().unwrap_or(0), a(2).parse().unwrap_or(1)),
         "bench-exec" => bench_exec(a(1).parse().unwrap_or(100), &args[2.min(args.len())..]),
         "secret-forms" => secret_forms(a(1)),
@@ -375,6 +376,49 @@ fn send_raw(hex: &str, stall: u64) -> ExitCode {
     let mut s = broker_socket();
     let _ = s.write_all(&unhex(hex));
     std::thread::sleep(std::time::Duration::from_secs(stall));
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    if buf.len() < 5 {
+        println!("closed");
+    } else {
+        println!(
+            "reply {} {}",
+            buf[4],
+            String::from_utf8_lossy(&buf[5..]).escape_debug()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// Sends raw bytes to the broker with four descriptors (0, 1, 2, 0)
+/// attached, as a shim's first frame carries, and prints the reply like
+/// `send-raw`.
+fn send_raw_fds(hex: &str) -> ExitCode {
+    use std::os::fd::AsRawFd;
+    let mut s = broker_socket();
+    let data = unhex(hex);
+    let fds: [libc::c_int; 4] = [0, 1, 2, 0];
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(&fds) as u32) } as usize;
+    let mut control = vec![0u8; space];
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(&fds) as u32) as _;
+        std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
+    }
+    if unsafe { libc::sendmsg(s.as_raw_fd(), &msg, 0) } < 0 {
+        return err(errno());
+    }
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     if buf.len() < 5 {

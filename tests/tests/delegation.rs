@@ -237,3 +237,25 @@ fn with_sub_agent_kill_a_sub_agents_divergence_kills_the_parent_too() {
     assert!(!r.stdout.contains("parent-survived"), "{r:#?}");
     assert!(r.stderr.contains("had sub-agent session"), "{r:#?}");
 }
+
+#[test]
+fn a_hand_made_spawn_frame_without_a_command_is_refused_and_the_broker_lives() {
+    let c = Case::new();
+    let p = parent(&c);
+    // SPAWN, version 1, empty name, profile and intent, argc 0, empty cwd,
+    // with the four descriptors: refused by name; then a normal call is
+    // still served (the supervisor did not fall over).
+    let frame = "170000000401000000000000000000000000000000000000000000";
+    let r = c.shell(
+        &p,
+        &format!(
+            "{} send-raw-fds {frame}; tp read /dev/null; echo rc=$?",
+            probe().display()
+        ),
+    );
+    assert!(
+        r.stdout.contains("reply 16") && r.stdout.contains("spawn needs a command"),
+        "{r:#?}"
+    );
+    assert!(r.stdout.contains("rc=0"), "{r:#?}");
+}

@@ -89,6 +89,10 @@ pub(super) fn serve(
         let reason = format!("protocol version {} is not supported", req.version);
         return deny(session, stream, pid, base, &reason);
     }
+    if argv.is_empty() {
+        // The shim never sends this; a hand-made frame might.
+        return deny(session, stream, pid, base, "spawn needs a command");
+    }
     if session.chain.len() + 1 >= MAX_DEPTH {
         let reason = format!("sub-agents may nest at most {MAX_DEPTH} deep");
         return deny(session, stream, pid, base, &reason);
