@@ -24,10 +24,9 @@ use std::path::Path;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use super::Session;
 use crate::approval::grant::GrantSpec;
 use crate::approval::names::describe_uid;
-use crate::approval::{printable, Answer, Pending};
+use crate::approval::{printable, Answer, Pending, Queue};
 use crate::profile::{PathRule, Placeholders, Profile};
 
 /// How often the prompt checks whether another approver answered.
@@ -92,8 +91,9 @@ pub fn controlling_tty(stat_path: &Path) -> Option<u64> {
     (tty != 0).then(|| u64::try_from(tty).unwrap_or(0))
 }
 
-/// Starts prompting on `tty` for every request of `session`.
-pub fn start(tty: File, session: &Arc<Session>) -> std::io::Result<()> {
+/// Starts prompting on `tty` for every request put to `queue` (set up
+/// before the broker serves its first call, so none is missed).
+pub fn start(tty: File, queue: &Queue) -> std::io::Result<()> {
     let (tx, rx) = mpsc::channel::<Arc<Pending>>();
     let who = format!("tty {}", describe_uid(crate::sys::geteuid()));
     std::thread::Builder::new()
@@ -106,7 +106,7 @@ pub fn start(tty: File, session: &Arc<Session>) -> std::io::Result<()> {
                 }
             }
         })?;
-    session.approvals.set_prompter(tx);
+    queue.set_prompter(tx);
     Ok(())
 }
 

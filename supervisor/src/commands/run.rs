@@ -261,6 +261,11 @@ pub fn run(args: RunArgs) -> ExitCode {
     let profile = Arc::new(profile);
     let mut broker = None;
     if let Some(prepared) = prepared {
+        // Every approver is in place before the first call is served.
+        let approvers = Approvers {
+            operators: control.is_some(),
+            tty: approval_terminal(&profile, &plan),
+        };
         let started = start_broker(
             prepared,
             &profile,
@@ -270,6 +275,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             &audit,
             &args.intent,
             running.init.pid,
+            approvers,
         );
         match started {
             Ok(b) => broker = Some(b),
@@ -286,7 +292,12 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     }
     if let Some(b) = &broker {
-        start_approvers(&profile, &plan, b.session(), control.as_mut());
+        if let Some(c) = control.as_mut() {
+            match broker::control::start(c, Arc::clone(b.session())) {
+                Ok(()) => tracing::info!(socket = %c.path().display(), "approvals: control socket"),
+                Err(e) => eprintln!("cordon: WARNING: cannot serve the control socket: {e}"),
+            }
+        }
     }
     let outcome = match process::supervise(
         &running,
@@ -337,28 +348,22 @@ fn bind_control(
     }
 }
 
-/// Starts the control socket and, when it is safe, the terminal prompt.
-fn start_approvers(
-    profile: &Profile,
-    plan: &Plan,
-    session: &Arc<broker::Session>,
-    control: Option<&mut broker::control::ControlSocket>,
-) {
-    if let Some(c) = control {
-        match broker::control::start(c, Arc::clone(session)) {
-            Ok(()) => tracing::info!(socket = %c.path().display(), "approvals: control socket"),
-            Err(e) => eprintln!("cordon: WARNING: cannot serve the control socket: {e}"),
-        }
-    }
+/// Who can answer approval requests of the session being started.
+struct Approvers {
+    /// The control socket is bound (it is served once the broker runs).
+    operators: bool,
+    /// cordon's terminal, when prompting there is safe.
+    tty: Option<std::fs::File>,
+}
+
+/// cordon's terminal for the approval prompt, when the profile wants one
+/// and it is safe (see broker::prompt); says why not otherwise.
+fn approval_terminal(profile: &Profile, plan: &Plan) -> Option<std::fs::File> {
     if !profile.asks_for_approval() || !profile.approval.prompt {
-        return;
+        return None;
     }
     match broker::prompt::open_terminal(profile, &plan.placeholders) {
-        Ok(tty) => {
-            if let Err(e) = broker::prompt::start(tty, session) {
-                eprintln!("cordon: WARNING: cannot start the approval prompt: {e}");
-            }
-        }
+        Ok(tty) => Some(tty),
         Err(why) => {
             // Not having a terminal is the normal headless case; say more
             // only when one exists and is unsafe to use.
@@ -366,6 +371,7 @@ fn start_approvers(
                 eprintln!("cordon: approval prompt off: {why}; use `cordon approve`");
             }
             tracing::info!(reason = %why, "approvals: no terminal prompt");
+            None
         }
     }
 }
@@ -427,6 +433,7 @@ fn start_broker(
     audit: &Arc<AuditLog>,
     intent: &Option<String>,
     init_pid: i32,
+    approvers: Approvers,
 ) -> Result<broker::Broker, String> {
     let policy = cordon::policy::Policy::compile(profile).map_err(|e| e.to_string())?;
     let pid_ns = broker::pid_namespace(Path::new("/proc"), init_pid)
@@ -461,6 +468,14 @@ fn start_broker(
         shim: shim_binary(),
         subs: Default::default(),
     };
+    if approvers.operators {
+        session.approvals.set_operators();
+    }
+    if let Some(tty) = approvers.tty {
+        if let Err(e) = broker::prompt::start(tty, &session.approvals) {
+            eprintln!("cordon: WARNING: cannot start the approval prompt: {e}");
+        }
+    }
     broker::start(prepared, Arc::new(session)).map_err(|e| e.to_string())
 }
 
