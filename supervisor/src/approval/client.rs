@@ -123,3 +123,42 @@ pub fn call(path: &Path, request: &ControlRequest) -> Result<ControlReply, Clien
         source,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails by panicking
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_control_directory_is_made_private_and_an_open_one_refused() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("run/cordon");
+        ensure_dir(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        ensure_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = ensure_dir(&dir).unwrap_err();
+        assert!(
+            err.contains("accessible to other users (mode 755)"),
+            "{err}"
+        );
+        let file = base.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        assert!(ensure_dir(&file).unwrap_err().contains("not a directory"));
+    }
+
+    #[test]
+    fn sockets_are_found_in_a_directory_or_named_directly() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            sockets(Some(dir.path())),
+            Err(ClientError::NoSockets(_))
+        ));
+        let a = dir.path().join("a.sock");
+        let _l = std::os::unix::net::UnixListener::bind(&a).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "").unwrap();
+        assert_eq!(sockets(Some(dir.path())).unwrap(), vec![a.clone()]);
+        assert_eq!(sockets(Some(&a)).unwrap(), vec![a]);
+    }
+}
