@@ -717,7 +717,17 @@ fn the_operator_answers_at_the_terminal_prompt_when_the_agent_cannot_reach_it() 
     // Held open so the terminal does not hang up between the shell's
     // redirections and cordon opening /dev/tty.
     let _keep = std::fs::File::open(&slave).unwrap();
-    let mut child = spawn_on_tty(&c, &p, &slave, false, "tp write marker; echo rc=$?");
+    // The agent cannot open the terminal either (no grant reaches it).
+    let mut child = spawn_on_tty(
+        &c,
+        &p,
+        &slave,
+        false,
+        &format!(
+            "{} write /dev/tty; tp write marker; echo rc=$?",
+            probe().display()
+        ),
+    );
     let shown = read_until(&master, "denies");
     assert!(shown.contains("cordon: approval needed"), "{shown}");
     assert!(shown.contains("call:    tp write marker"), "{shown}");
@@ -728,6 +738,10 @@ fn the_operator_answers_at_the_terminal_prompt_when_the_agent_cannot_reach_it() 
     assert_eq!(status.code(), Some(0));
     let out = std::fs::read_to_string(c.dir.path().join("out")).unwrap();
     assert!(out.contains("rc=0"), "{out}");
+    assert!(
+        out.contains("EACCES"),
+        "the agent opened the terminal: {out}"
+    );
     assert!(c.workspace.join("marker").exists());
     let recs = records(&c);
     let call = call_records(&recs, "write")[0];

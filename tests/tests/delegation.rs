@@ -104,7 +104,7 @@ type Edit = dyn Fn(&mut Profile);
 fn a_widening_sub_profile_is_refused_naming_the_part() {
     let c = Case::new();
     let p = parent(&c);
-    let widen: [(&str, Box<Edit>); 4] = [
+    let widen: [(&str, Box<Edit>); 5] = [
         (
             "`[filesystem] read` entry `/etc`",
             Box::new(|s| s.read.push("/etc".into())),
@@ -116,6 +116,13 @@ fn a_widening_sub_profile_is_refused_naming_the_part() {
         (
             "`[tools.tp] allow` rule [\"write\", \"**\"]",
             Box::new(|s| s.extra = s.extra.replace("[\"write\", \"*\"]", "[\"write\", \"**\"]")),
+        ),
+        (
+            "tool `[tools.cat]` is not a tool of the parent",
+            Box::new(|s| {
+                s.extra
+                    .push_str("\n[tools.cat]\npath = \"/usr/bin/cat\"\nallow = [[\"**\"]]\n")
+            }),
         ),
         (
             "secret `[secrets.TOKEN]` is not a secret of the parent",
