@@ -774,3 +774,45 @@ fn an_agent_holding_the_terminal_gets_no_prompt_and_cannot_type_an_answer() {
         "the agent's `y` approved nothing"
     );
 }
+
+#[test]
+fn a_sub_agents_request_is_answered_through_the_root_control_socket_and_grants_are_not_inherited() {
+    let c = Case::new();
+    let p = approval_profile(&c, "timeout = \"30s\"");
+    let sub = p.toml().replace("name = \"test\"", "name = \"sub\"");
+    std::fs::write(c.workspace.join("sub.toml"), sub).unwrap();
+    // The parent gets a session grant for `write *`; its sub-agent still
+    // has to ask for its own `write`.
+    let agent = spawn_agent(
+        &c,
+        &p,
+        "tp write a; echo a=$?; cordon-shim spawn --profile sub.toml -- /usr/bin/dash -c 'tp write b; echo b=$?'; echo spawn=$?",
+    );
+    let sock = control(&c);
+    let sock = sock.to_str().unwrap();
+    let first = pending(&c, "write");
+    operator(&["approve", &id(&first), "--socket", sock, "--for-session"]);
+    let from_sub = pending(&c, "write");
+    assert_eq!(from_sub["argv"][1], "b", "{from_sub}");
+    assert_ne!(
+        from_sub["session"], first["session"],
+        "the sub-agent's own session"
+    );
+    assert_eq!(from_sub["profile"], "sub");
+    let r = operator(&["approve", &id(&from_sub), "--socket", sock]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let run = finish(agent);
+    assert!(
+        run.stdout.contains("a=0") && run.stdout.contains("b=0"),
+        "{run:#?}"
+    );
+    assert!(run.stdout.contains("spawn=0"), "{run:#?}");
+    assert!(c.workspace.join("b").exists());
+    let recs = records(&c);
+    let b = call_records(&recs, "write")
+        .into_iter()
+        .find(|r| r["argv"][1] == "b")
+        .unwrap();
+    assert_eq!(b["approval"], from_sub["id"]);
+    assert_eq!(b["chain"], serde_json::json!([first["session"]]));
+}
