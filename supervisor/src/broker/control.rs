@@ -17,7 +17,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::peer::{pid_namespace, pidfd_pid};
@@ -86,13 +86,37 @@ pub fn bind(path: &Path) -> Result<ControlSocket, String> {
     })
 }
 
-/// Serves the control socket for `session` on a thread of its own.
-pub fn start(socket: &mut ControlSocket, session: Arc<Session>) -> std::io::Result<()> {
+/// The sessions a control socket answers for: one for `cordon run`; a
+/// daemon adds each session it starts. Sub-agent sessions are reached
+/// through their root's [`Session::tree`].
+#[derive(Default)]
+pub struct Registry {
+    roots: Mutex<Vec<Weak<Session>>>,
+}
+
+impl Registry {
+    /// Answers for `session` (and its sub-agents) from now on.
+    pub fn add(&self, session: &Arc<Session>) {
+        session.approvals.set_operators();
+        let mut roots = self.roots.lock().unwrap_or_else(|e| e.into_inner());
+        roots.retain(|w| w.strong_count() > 0);
+        roots.push(Arc::downgrade(session));
+    }
+
+    /// The live root sessions.
+    fn roots(&self) -> Vec<Arc<Session>> {
+        let roots = self.roots.lock().unwrap_or_else(|e| e.into_inner());
+        roots.iter().filter_map(Weak::upgrade).collect()
+    }
+}
+
+/// Serves the control socket for the sessions of `registry` on a thread
+/// of its own.
+pub fn start(socket: &mut ControlSocket, registry: Arc<Registry>) -> std::io::Result<()> {
     let Some(listener) = socket.listener.take() else {
         return Ok(());
     };
     let busy = Arc::clone(&socket.busy);
-    session.approvals.set_operators();
     std::thread::Builder::new()
         .name("cordon-control".into())
         .spawn(move || {
@@ -100,7 +124,7 @@ pub fn start(socket: &mut ControlSocket, session: Arc<Session>) -> std::io::Resu
                 match stream {
                     Ok(s) => {
                         busy.fetch_add(1, Ordering::AcqRel);
-                        serve(s, &session);
+                        serve(s, &registry.roots());
                         busy.fetch_sub(1, Ordering::AcqRel);
                     }
                     Err(e) => tracing::warn!(error = %e, "control: accept failed"),
@@ -113,12 +137,13 @@ pub fn start(socket: &mut ControlSocket, session: Arc<Session>) -> std::io::Resu
 /// Who is on the other end.
 enum Peer {
     Operator(u32),
-    /// A process of this session's sandbox (agent or tool): divergence.
-    Agent(u32, String),
+    /// A process of a session's sandbox (agent, tool, sub-agent):
+    /// divergence of that (root) session.
+    Agent(Arc<Session>, u32, String),
     Refused(String),
 }
 
-fn check_peer(stream: &UnixStream, session: &Arc<Session>) -> Peer {
+fn check_peer(stream: &UnixStream, roots: &[Arc<Session>]) -> Peer {
     let proc_root = Path::new("/proc");
     let cred = match peer_cred(stream.as_raw_fd()) {
         Ok(c) => c,
@@ -135,12 +160,24 @@ fn check_peer(stream: &UnixStream, session: &Arc<Session>) -> Peer {
         return Peer::Refused(format!("peer pid {} exited while being checked", cred.pid));
     }
     let pid = cred.pid.unsigned_abs();
-    let in_sandbox = ns.is_some_and(|ns| session.tree().iter().any(|s| s.pid_ns == ns));
-    if in_sandbox || (descends && ns != own_ns) {
-        return Peer::Agent(
-            pid,
-            format!("a process of the sandbox (pid {pid}) connected to the operator control socket, trying to answer approval requests"),
-        );
+    let what = format!("a process of the sandbox (pid {pid}) connected to the operator control socket, trying to answer approval requests");
+    let owner = ns.and_then(|ns| {
+        roots
+            .iter()
+            .find(|r| r.tree().iter().any(|s| s.pid_ns == ns))
+            .cloned()
+    });
+    if let Some(root) = owner {
+        return Peer::Agent(root, pid, what);
+    }
+    if descends && ns != own_ns {
+        // A tool's process (its own pid namespace, below cordon). With one
+        // session it is that session's; with several it cannot be told
+        // apart cheaply, and is refused without a kill.
+        if let [only] = roots {
+            return Peer::Agent(Arc::clone(only), pid, what);
+        }
+        return Peer::Refused(format!("peer pid {pid} is a process of a sandbox"));
     }
     if ns.is_none() || ns != own_ns {
         return Peer::Refused(format!(
@@ -188,12 +225,12 @@ fn reply(stream: &mut UnixStream, r: &ControlReply) {
     }
 }
 
-fn serve(mut stream: UnixStream, session: &Arc<Session>) {
+fn serve(mut stream: UnixStream, roots: &[Arc<Session>]) {
     let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
     let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
-    let uid = match check_peer(&stream, session) {
+    let uid = match check_peer(&stream, roots) {
         Peer::Operator(uid) => uid,
-        Peer::Agent(pid, what) => {
+        Peer::Agent(session, pid, what) => {
             let kill = session.approvals.config.self_approval == DivergenceAction::Kill;
             let rec = Record::new(Kind::Approval, &session.id)
                 .profile(&session.profile.name)
@@ -220,12 +257,15 @@ fn serve(mut stream: UnixStream, session: &Arc<Session>) {
             return;
         }
         Peer::Refused(why) => {
-            let n = session.refused_peers.fetch_add(1, Ordering::Relaxed);
-            if n < MAX_REFUSED_RECORDS {
-                let rec = Record::new(Kind::RefusedPeer, &session.id)
-                    .profile(&session.profile.name)
-                    .reason(format!("control socket: {why}"));
-                let _ = session.record(rec);
+            // Recorded in each session's log (capped per session): every
+            // session whose approvals the peer tried to reach.
+            for session in roots {
+                let n = session.refused_peers.fetch_add(1, Ordering::Relaxed);
+                if n < MAX_REFUSED_RECORDS {
+                    let rec = Record::new(Kind::RefusedPeer, &session.id)
+                        .reason(format!("control socket: {why}"));
+                    let _ = session.record(rec);
+                }
             }
             reply(&mut stream, &ControlReply::error(format!("refused: {why}")));
             return;
@@ -248,13 +288,13 @@ fn serve(mut stream: UnixStream, session: &Arc<Session>) {
             )
         }
     };
-    let answer = handle(session, uid, request);
+    let answer = handle(roots, uid, request);
     reply(&mut stream, &answer);
 }
 
-/// Answers for this session and its sub-agents' sessions.
-fn handle(session: &Arc<Session>, uid: u32, request: ControlRequest) -> ControlReply {
-    let tree = session.tree();
+/// Answers for the root sessions and their sub-agents' sessions.
+fn handle(roots: &[Arc<Session>], uid: u32, request: ControlRequest) -> ControlReply {
+    let tree: Vec<Arc<Session>> = roots.iter().flat_map(Session::tree).collect();
     let (id, approve, grant, reason) = match request {
         ControlRequest::List => {
             return ControlReply {
@@ -285,10 +325,11 @@ fn handle(session: &Arc<Session>, uid: u32, request: ControlRequest) -> ControlR
         }
     };
     let Some(pending) = tree.iter().find_map(|s| s.approvals.find(&id)) else {
+        let sessions: Vec<&str> = roots.iter().map(|s| s.id.as_str()).collect();
         return ControlReply::error(format!(
             "no pending request `{}` in session {} (answered, timed out, or never asked)",
             printable(&id),
-            session.id
+            sessions.join(", ")
         ));
     };
     let granted = grant.describe();

@@ -293,7 +293,9 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
     if let Some(b) = &broker {
         if let Some(c) = control.as_mut() {
-            match broker::control::start(c, Arc::clone(b.session())) {
+            let registry = Arc::new(broker::control::Registry::default());
+            registry.add(b.session());
+            match broker::control::start(c, registry) {
                 Ok(()) => tracing::info!(socket = %c.path().display(), "approvals: control socket"),
                 Err(e) => eprintln!("cordon: WARNING: cannot serve the control socket: {e}"),
             }
