@@ -39,6 +39,9 @@ use crate::sys::fd::dup_above_stdio;
 
 /// How deep sub-agents may nest.
 const MAX_DEPTH: usize = 8;
+/// How long the sub-agent's first process may take to exec, when its pid
+/// namespace can only be read from it (see `peer::namespace_of_child`).
+const PID_NS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A spawn request, decoded.
 pub(super) struct SpawnRequest {
@@ -390,8 +393,16 @@ fn start_broker(
     init_pid: i32,
 ) -> Result<(super::Broker, Arc<Session>), String> {
     let policy = crate::policy::Policy::compile(child).map_err(|e| e.to_string())?;
-    let pid_ns = super::pid_namespace(Path::new("/proc"), init_pid)
-        .ok_or_else(|| "cannot read the sub-agent's pid namespace".to_string())?;
+    // cordon may be non-dumpable by now (it holds secrets), and so is the
+    // sub-agent's init; unprivileged, its /proc/<pid>/ns cannot be read,
+    // but its pidfd can name the namespace.
+    let pid_ns = match super::pid_namespace(Path::new("/proc"), init_pid) {
+        Some(ns) => ns,
+        None => super::peer::namespace_of_child(Path::new("/proc"), init_pid, PID_NS_WAIT)
+            .ok_or_else(|| {
+                "cannot identify the sub-agent's pid namespace (did its command start?)".to_string()
+            })?,
+    };
     let approvals = crate::approval::Queue::new(child.approval.clone(), &plan.session.id);
     if parent.approvals.has_operators() {
         approvals.set_operators();
