@@ -46,16 +46,35 @@ fn main() -> ExitCode {
                 Ok(code) => code,
                 Err(e) => denied(format_args!("cannot reach the cordon supervisor: {e}")),
             },
+            [verb, rest @ ..] if verb == "spawn" => match spawn_request(rest) {
+                Ok(request) => match call(&socket, request) {
+                    Ok(code) => code,
+                    Err(e) => denied(format_args!("cannot reach the cordon supervisor: {e}")),
+                },
+                Err(why) => {
+                    let _ = writeln!(std::io::stderr(), "cordon-shim spawn: {why}\n{USAGE}");
+                    ExitCode::from(2)
+                }
+            },
             _ => {
                 let _ = writeln!(
                     std::io::stderr(),
-                    "usage: cordon-shim secret NAME\n(run as a tool, cordon-shim stands in for it through a link named after the tool, which cordon puts on the agent's PATH)"
+                    "{USAGE}\n(run as a tool, cordon-shim stands in for it through a link named after the tool, which cordon puts on the agent's PATH)"
                 );
                 ExitCode::from(2)
             }
         };
     }
-    match call(&socket, tool, argv) {
+    let request = Request::Exec {
+        version: VERSION,
+        tool,
+        args: argv.into_iter().map(OsString::into_vec).collect(),
+        cwd: current_dir(),
+        env: std::env::vars_os()
+            .map(|(k, v)| (k.into_vec(), v.into_vec()))
+            .collect(),
+    };
+    match call(&socket, request) {
         Ok(code) => code,
         Err(e) => denied(format_args!("cannot reach the cordon supervisor: {e}")),
     }
@@ -83,22 +102,61 @@ fn secret(socket: &OsString, name: &[u8]) -> std::io::Result<ExitCode> {
     })
 }
 
-fn call(socket: &OsString, tool: Vec<u8>, args: Vec<OsString>) -> std::io::Result<ExitCode> {
+const USAGE: &str = "usage: cordon-shim secret NAME\n       cordon-shim spawn --profile FILE [--intent TEXT] -- CMD [ARGS...]";
+
+/// The largest sub-agent profile sent.
+const MAX_PROFILE: u64 = 256 * 1024;
+
+fn current_dir() -> Vec<u8> {
+    std::env::current_dir()
+        .map(|p| p.into_os_string().into_vec())
+        .unwrap_or_default()
+}
+
+/// `spawn --profile FILE [--intent TEXT] -- CMD [ARGS...]`. The profile is
+/// read here, inside the sandbox, so the agent can only name a file it may
+/// read itself.
+fn spawn_request(args: &[OsString]) -> Result<Request, String> {
+    let (mut profile, mut intent, mut rest) = (None, Vec::new(), args);
+    loop {
+        match rest {
+            [flag, value, more @ ..] if flag == "--profile" => {
+                profile = Some(value.clone());
+                rest = more;
+            }
+            [flag, value, more @ ..] if flag == "--intent" => {
+                intent = value.as_bytes().to_vec();
+                rest = more;
+            }
+            [dashes, command @ ..] if dashes == "--" && !command.is_empty() => {
+                rest = command;
+                break;
+            }
+            _ => return Err("expected --profile FILE, then -- and a command".into()),
+        }
+    }
+    let path = profile.ok_or("--profile FILE is required")?;
+    let mut text = Vec::new();
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(MAX_PROFILE + 1).read_to_end(&mut text))
+        .map_err(|e| format!("cannot read {}: {e}", path.to_string_lossy()))?;
+    if text.len() as u64 > MAX_PROFILE {
+        return Err(format!("{} is larger than 256 KiB", path.to_string_lossy()));
+    }
+    Ok(Request::Spawn {
+        version: VERSION,
+        name: path.into_vec(),
+        profile: text,
+        intent,
+        argv: rest.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        cwd: current_dir(),
+    })
+}
+
+fn call(socket: &OsString, request: Request) -> std::io::Result<ExitCode> {
     let signals = sys::stop_signals()?;
     let mut stream = UnixStream::connect(socket)?;
     let cwd_fd = sys::open_cwd()?;
-    let cwd = std::env::current_dir()
-        .map(|p| p.into_os_string().into_vec())
-        .unwrap_or_default();
-    let request = Request::Exec {
-        version: VERSION,
-        tool,
-        args: args.into_iter().map(OsString::into_vec).collect(),
-        cwd,
-        env: std::env::vars_os()
-            .map(|(k, v)| (k.into_vec(), v.into_vec()))
-            .collect(),
-    };
     let frame = match request.encode() {
         Ok(f) => f,
         Err(e) => return Ok(denied(format_args!("request too large: {e}"))),

@@ -37,6 +37,7 @@ pub mod kind {
     pub const EXEC: u8 = 1;
     pub const CANCEL: u8 = 2;
     pub const SECRET: u8 = 3;
+    pub const SPAWN: u8 = 4;
     pub const DENIED: u8 = 16;
     pub const EXITED: u8 = 17;
     pub const SIGNALED: u8 = 18;
@@ -67,6 +68,22 @@ pub enum Request {
     /// `cordon-shim secret NAME`: the agent asks for a secret's value
     /// (granted only for secrets the profile marks `expose = true`).
     Secret { version: u16, name: Vec<u8> },
+    /// `cordon-shim spawn --profile FILE -- CMD...`: run CMD as a
+    /// sub-agent under the profile text (read inside the sandbox), which
+    /// must be a subset of this session's. Carries the same four
+    /// descriptors as `Exec`.
+    Spawn {
+        version: u16,
+        /// The profile file's name, for messages.
+        name: Vec<u8>,
+        /// The profile's TOML text.
+        profile: Vec<u8>,
+        /// Empty when none was given.
+        intent: Vec<u8>,
+        /// The command and its arguments.
+        argv: Vec<Vec<u8>>,
+        cwd: Vec<u8>,
+    },
 }
 
 /// The supervisor's final answer.
@@ -243,6 +260,26 @@ impl Request {
                 w.bytes(name);
                 w.finish()
             }
+            Request::Spawn {
+                version,
+                name,
+                profile,
+                intent,
+                argv,
+                cwd,
+            } => {
+                let mut w = Writer::frame(kind::SPAWN);
+                w.u16(*version);
+                w.bytes(name);
+                w.bytes(profile);
+                w.bytes(intent);
+                w.u32(u32::try_from(argv.len()).unwrap_or(u32::MAX));
+                for a in argv {
+                    w.bytes(a);
+                }
+                w.bytes(cwd);
+                w.finish()
+            }
         }
     }
 
@@ -278,6 +315,25 @@ impl Request {
                 version: r.u16()?,
                 name: r.bytes()?,
             },
+            kind::SPAWN => {
+                let version = r.u16()?;
+                let name = r.bytes()?;
+                let profile = r.bytes()?;
+                let intent = r.bytes()?;
+                let n = r.count(4)?;
+                let mut argv = Vec::with_capacity(n);
+                for _ in 0..n {
+                    argv.push(r.bytes()?);
+                }
+                Request::Spawn {
+                    version,
+                    name,
+                    profile,
+                    intent,
+                    argv,
+                    cwd: r.bytes()?,
+                }
+            }
             other => return Err(DecodeError::UnknownKind(other)),
         };
         r.end()?;
@@ -367,6 +423,14 @@ mod tests {
         roundtrip_request(Request::Secret {
             version: VERSION,
             name: b"TOKEN".to_vec(),
+        });
+        roundtrip_request(Request::Spawn {
+            version: VERSION,
+            name: b"sub.toml".to_vec(),
+            profile: b"[profile]\nname = \"sub\"\n".to_vec(),
+            intent: Vec::new(),
+            argv: vec![b"/usr/bin/dash".to_vec(), b"-c".to_vec(), b"\xff".to_vec()],
+            cwd: b"/w".to_vec(),
         });
     }
 

@@ -21,6 +21,8 @@ fn rule(tokens: &[&str]) -> ArgvRule {
         tokens: tokens.iter().map(|s| s.to_string()).collect(),
         examples_match: Vec::new(),
         examples_no_match: Vec::new(),
+        risk: None,
+        pre_approved: false,
         origin: Location {
             file: Arc::from(Path::new("bench.toml")),
             line: 1,
@@ -83,6 +85,7 @@ fn profile() -> Profile {
         tools,
         secrets: Default::default(),
         audit: Audit::default(),
+        approval: Default::default(),
     }
 }
 

@@ -17,6 +17,7 @@
 //! - [`learn`]: `cordon learn`, a profile written from an observed run.
 //! - [`sys`]: every raw syscall and `unsafe` block, and nothing else.
 
+pub mod approval;
 pub mod audit;
 pub mod broker;
 pub mod egress;

@@ -187,3 +187,61 @@ pub(crate) fn send_with_fds(sock: i32, bytes: &[u8], fds: &[i32]) -> std::io::Re
     }
     Ok(())
 }
+
+/// Sends raw bytes to the broker with four descriptors (0, 1, 2, 0)
+/// attached, as a shim's first frame carries, and prints the reply like
+/// `send-raw`.
+pub(crate) fn send_raw_fds(hex: &str) -> ExitCode {
+    use std::os::fd::AsRawFd;
+    let mut s = broker_socket();
+    let data = unhex(hex);
+    let fds: [libc::c_int; 4] = [0, 1, 2, 0];
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(&fds) as u32) } as usize;
+    let mut control = vec![0u8; space];
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(&fds) as u32) as _;
+        std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
+    }
+    if unsafe { libc::sendmsg(s.as_raw_fd(), &msg, 0) } < 0 {
+        return err(errno());
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    if buf.len() < 5 {
+        println!("closed");
+    } else {
+        println!(
+            "reply {} {}",
+            buf[4],
+            String::from_utf8_lossy(&buf[5..]).escape_debug()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// Connects to the Unix socket at `path`, sends `line` and a newline, and
+/// prints `reply <what came back>` or `err <errno>` if it cannot connect.
+pub(crate) fn unix_send(path: &str, line: &str) -> ExitCode {
+    let mut s = match std::os::unix::net::UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(e) => return err(e.raw_os_error().unwrap_or(0)),
+    };
+    let _ = s.write_all(format!("{line}\n").as_bytes());
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    println!("reply {}", String::from_utf8_lossy(&buf).trim_end());
+    let _ = std::io::stdout().flush();
+    ExitCode::SUCCESS
+}

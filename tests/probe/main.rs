@@ -166,6 +166,8 @@ fn main() -> ExitCode {
         }
         "daemon" => daemon(a(1), a(2)),
         "send-raw" => broker::send_raw(a(1), a(2).parse().unwrap_or(0)),
+        "unix-send" => broker::unix_send(a(1), a(2)),
+        "send-raw-fds" => broker::send_raw_fds(a(1)),
         "flood" => broker::flood(a(1).parse().unwrap_or(0), a(2).parse().unwrap_or(1)),
         "bench-exec" => load::bench_exec(a(1).parse().unwrap_or(100), &args[2.min(args.len())..]),
         "secret-forms" => secret_forms(a(1)),

@@ -19,6 +19,10 @@ fn broker_profile(c: &Case, extra_tools: &str) -> Profile {
     p.write.push("{workspace}".into());
     p.extra = format!(
         r#"
+[approval]
+timeout = "1s"
+prompt = false
+
 [tools.cat]
 path = "/usr/bin/cat"
 allow = [["**"]]
@@ -74,12 +78,13 @@ fn a_denied_call_exits_126_with_one_line_naming_the_rule() {
 }
 
 #[test]
-fn an_approve_rule_is_refused_until_approvals_exist() {
+fn an_approve_rule_nobody_answers_is_denied_at_its_timeout() {
     let c = Case::new();
     let r = c.shell(&broker_profile(&c, ""), "ls -la; echo rc=$?");
     assert!(r.stdout.contains("rc=126"), "{r:#?}");
     assert!(
-        r.stderr.contains("cordon: denied: approval required"),
+        r.stderr.contains("cordon: denied: approval request")
+            && r.stderr.contains("timed out after 1s"),
         "{r:#?}"
     );
 }

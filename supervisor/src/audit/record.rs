@@ -28,6 +28,9 @@ pub enum Kind {
     Connect,
     /// The end of an allowed connection: bytes each way, duration.
     ConnectEnd,
+    /// A call put to approvers (`pending`), or an attempt to answer one
+    /// from inside the sandbox.
+    Approval,
     SessionEnd,
 }
 
@@ -43,6 +46,7 @@ impl fmt::Display for Kind {
             Kind::Secret => "secret",
             Kind::Connect => "connect",
             Kind::ConnectEnd => "connect_end",
+            Kind::Approval => "approval",
             Kind::SessionEnd => "session_end",
         };
         f.write_str(s)
@@ -62,6 +66,9 @@ pub struct Record {
     pub identity: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// A sub-agent's ancestors, root session first (absent for a root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<String>,
     /// Call id within the session; a `call` and its `call_end` share it.
@@ -82,8 +89,15 @@ pub struct Record {
     pub rule: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Who answered an approval: `uid 1000 (alice)`, `hook:/path`, `tty uid 1000 (alice)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approver: Option<String>,
+    /// When the approver answered (RFC 3339 UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<String>,
+    /// The approval request id (`cordon approve ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
     /// Names of the secrets injected into the call; never their values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Vec<String>>,
@@ -148,6 +162,7 @@ impl Record {
             session: session.to_owned(),
             identity: format!("spiffe://cordon.local/session/{session}"),
             profile: None,
+            chain: None,
             intent: None,
             call: None,
             tool: None,
@@ -157,6 +172,8 @@ impl Record {
             rule: None,
             reason: None,
             approver: None,
+            approved_at: None,
+            approval: None,
             secrets: None,
             pid: None,
             duration_ms: None,
@@ -188,10 +205,10 @@ impl Record {
     }
 
     setters! {
-        intent: String, call: u64, tool: String, argv: Vec<String>,
+        intent: String, chain: Vec<String>, call: u64, tool: String, argv: Vec<String>,
         cwd: String, decision: String, rule: String, reason: String,
-        approver: String, secrets: Vec<String>, pid: u32, duration_ms: u64,
-        exit: i32, signal: i32, detail: String, connection: u64, host: String,
+        approver: String, approved_at: String, approval: String, secrets: Vec<String>, pid: u32,
+        duration_ms: u64, exit: i32, signal: i32, detail: String, connection: u64, host: String,
         port: u16, address: String, bytes_up: u64, bytes_down: u64,
     }
 }

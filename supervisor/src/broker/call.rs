@@ -53,6 +53,10 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(pid = peer.pid, error = %e, "broker: bad request");
+            if let Some(what) = super::approve::forged_answer(&e) {
+                super::approve::forgery(session, &mut stream, peer.pid, &what);
+                return;
+            }
             // A malformed request from the agent's own tree is a refusal
             // like any other: it counts toward max_denials.
             if !matches!(e, super::wire::WireError::Closed) {
@@ -82,6 +86,24 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         } => (version, tool, args, env),
         Request::Secret { version, name } => {
             super::expose::serve(session, &mut stream, peer.pid, version, &name);
+            return;
+        }
+        Request::Spawn {
+            version,
+            name,
+            profile,
+            intent,
+            argv,
+            cwd: _,
+        } => {
+            let req = super::spawn::SpawnRequest {
+                version,
+                name,
+                profile,
+                intent,
+                argv,
+            };
+            super::spawn::serve(session, &mut stream, peer.pid, req, &fds);
             return;
         }
         Request::Cancel { .. } => {
@@ -148,8 +170,8 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         None => base,
     };
     let reason = match decision.verdict {
-        Verdict::Allow => None,
-        Verdict::Approve | Verdict::Deny => Some(decision.reason.clone()),
+        Verdict::Allow | Verdict::Approve => None,
+        Verdict::Deny => Some(decision.reason.clone()),
     };
     let reason = reason
         .or_else(|| cwd_refusal(session, &name_text, &cwd))
@@ -165,6 +187,39 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         );
         return;
     }
+    // A call that needs a human yes waits here for one (or is refused).
+    let base = match (decision.verdict, decision.rule.as_ref()) {
+        (Verdict::Allow, _) => base.decision("allow"),
+        (Verdict::Approve, Some(rule)) => {
+            let ask = super::approve::Ask {
+                tool,
+                name: &name_text,
+                args: &args,
+                cwd: &cwd,
+                rule,
+                pid: peer.pid,
+            };
+            let Some(ok) = super::approve::gate(session, &mut stream, &base, &ask) else {
+                return;
+            };
+            base.decision("approve")
+                .approver(ok.approver)
+                .approved_at(ok.at)
+                .approval(ok.id)
+        }
+        (Verdict::Approve | Verdict::Deny, _) => {
+            let action = session.profile.divergence.denied_action;
+            refuse(
+                session,
+                &mut stream,
+                base,
+                peer.pid,
+                &decision.reason,
+                action,
+            );
+            return;
+        }
+    };
     let decided = t0.elapsed();
     let base = if tool.secrets.is_empty() {
         base
@@ -178,8 +233,9 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
     };
     // Written before anything of the call happens, the fetch of its
     // secrets included (a provider may mint a credential): no call runs,
-    // and no secret is fetched for one, unrecorded.
-    if let Err(e) = session.record(base.clone().decision("allow")) {
+    // and no secret is fetched for one, unrecorded. `base` carries the
+    // decision (allow, or approve with its approver).
+    if let Err(e) = session.record(base.clone()) {
         send_reply(
             &mut stream,
             &Reply::Denied {

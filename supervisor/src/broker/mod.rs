@@ -9,11 +9,15 @@
 //! a flood from one agent costs it time, not the supervisor CPU), and all
 //! but the first [`FOREGROUND_CALLS`] of them at a low priority.
 
+mod approve;
 mod call;
+pub mod control;
 mod expose;
 mod peer;
+pub mod prompt;
 mod pump;
 pub mod secrets;
+mod spawn;
 pub mod tool;
 mod wire;
 
@@ -75,6 +79,14 @@ pub struct Session {
     pub secrets: secrets::SessionSecrets,
     /// Appends that failed (each refused its call), for the session's end.
     pub audit_failures: AuditFailures,
+    /// Pending approval requests and grants.
+    pub approvals: crate::approval::Queue,
+    /// Ancestor sessions of a sub-agent, root first; empty for a root.
+    pub chain: Vec<String>,
+    /// `cordon-shim`, for the sessions of sub-agents.
+    pub shim: Option<PathBuf>,
+    /// Sub-agent sessions running now.
+    pub subs: Mutex<Vec<std::sync::Weak<Session>>>,
 }
 
 /// The audit appends a session could not make: how many, and the first
@@ -105,16 +117,34 @@ impl AuditFailures {
 }
 
 impl Session {
-    /// Appends a record with this session's profile and identity.
-    /// A failure is counted and logged here; the caller decides what it
-    /// refuses because of it.
+    /// Appends a record with this session's profile and identity (and its
+    /// chain of ancestors, for a sub-agent). A failure is counted and
+    /// logged here; the caller decides what it refuses because of it.
     pub fn record(&self, rec: Record) -> Result<String, AuditError> {
-        let appended = self.audit.append(&rec.profile(&self.profile.name));
+        let rec = rec.profile(&self.profile.name);
+        let rec = if self.chain.is_empty() {
+            rec
+        } else {
+            rec.chain(self.chain.clone())
+        };
+        let appended = self.audit.append(&rec);
         if let Err(e) = &appended {
             tracing::error!(session = %self.id, error = %e, "audit: append failed");
             self.audit_failures.note(e);
         }
         appended
+    }
+
+    /// This session and every sub-agent session below it.
+    pub fn tree(self: &Arc<Session>) -> Vec<Arc<Session>> {
+        let mut out = vec![Arc::clone(self)];
+        let mut i = 0;
+        while let Some(s) = out.get(i).cloned() {
+            let subs = s.subs.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend(subs.iter().filter_map(std::sync::Weak::upgrade));
+            i += 1;
+        }
+        out
     }
 
     /// A private directory for one call.
@@ -172,6 +202,13 @@ impl Broker {
     /// The audit appends this session's broker could not make.
     pub fn audit_failures(&self) -> Option<(u32, String)> {
         self.session.audit_failures.summary()
+    }
+}
+
+impl Broker {
+    /// The session this broker serves.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
     }
 }
 

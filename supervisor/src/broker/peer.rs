@@ -39,7 +39,7 @@ pub fn pid_namespace(proc_root: &Path, pid: i32) -> Option<u64> {
 
 /// The pid a pidfd refers to in our namespace, or None once it has exited
 /// (`Pid:` in its fdinfo reads -1 then).
-fn pidfd_pid(proc_root: &Path, pidfd: &OwnedFd) -> Option<i32> {
+pub(super) fn pidfd_pid(proc_root: &Path, pidfd: &OwnedFd) -> Option<i32> {
     let info = std::fs::read_to_string(
         proc_root
             .join("self/fdinfo")
@@ -53,6 +53,48 @@ fn pidfd_pid(proc_root: &Path, pidfd: &OwnedFd) -> Option<i32> {
         .parse()
         .ok()?;
     (pid > 0).then_some(pid)
+}
+
+/// The pid namespace of a sandbox whose init cannot be inspected: a
+/// non-dumpable, unprivileged cordon (one that holds secrets) clones
+/// non-dumpable inits, whose /proc/<pid>/ns stays closed to it. The init's
+/// first child becomes readable once it has executed the agent's command;
+/// it is pinned by a pidfd while its parent (our unreaped `init`, so a pid
+/// nobody else can have) and its namespace are read, and it is in init's
+/// namespace (nothing in a sandbox may make a pid namespace). Waits at
+/// most `limit`.
+pub fn namespace_of_child(proc_root: &Path, init: i32, limit: std::time::Duration) -> Option<u64> {
+    let parent_of = |pid: i32| -> Option<i32> {
+        let status =
+            std::fs::read_to_string(proc_root.join(pid.to_string()).join("status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        let pids = std::fs::read_dir(proc_root)
+            .ok()?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()));
+        for pid in pids.filter(|&pid| parent_of(pid) == Some(init)) {
+            // Pinned, then checked again: what is read below is about
+            // init's child, not a process that took its pid meanwhile.
+            let Ok(pidfd) = crate::sys::process::pidfd_open(pid) else {
+                continue;
+            };
+            if parent_of(pid) != Some(init) {
+                continue;
+            }
+            let ns = pid_namespace(proc_root, pid);
+            if ns.is_some() && pidfd_pid(proc_root, &pidfd) == Some(pid) {
+                return ns;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    None
 }
 
 /// Admits the peer of `sock` if it runs as `uid` inside pid namespace

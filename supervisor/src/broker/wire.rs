@@ -57,7 +57,7 @@ pub fn read_first(stream: &mut UnixStream) -> Result<(Request, Vec<OwnedFd>), Wi
     let (body, fds) = read_frame(stream)?;
     let req = Request::decode(&body)?;
     let want = match req {
-        Request::Exec { .. } => EXEC_FDS,
+        Request::Exec { .. } | Request::Spawn { .. } => EXEC_FDS,
         _ => 0,
     };
     if fds.len() != want {

@@ -1,5 +1,6 @@
 //! CLI verbs. Each file parses nothing itself: clap does, here.
 
+mod approve;
 mod audit;
 mod check;
 mod doctor;
@@ -37,6 +38,10 @@ enum Command {
         /// Profile files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also check that each file grants nothing PARENT lacks (a
+        /// sub-agent's profile); every widening is named.
+        #[arg(long, value_name = "PARENT")]
+        within: Option<PathBuf>,
     },
     /// Probe this host and say which profile features will work here.
     Doctor,
@@ -45,6 +50,12 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// List the calls waiting for approval (operators; over the control socket).
+    Approvals(approve::ListArgs),
+    /// Approve a waiting call: once, or wider with --for-session/--count/--ttl.
+    Approve(approve::ApproveArgs),
+    /// Deny a waiting call.
+    Deny(approve::DenyArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -66,9 +77,12 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Learn(args) => learn::learn(args),
-        Command::Check { files } => check::check(&files),
+        Command::Check { files, within } => check::check(&files, within.as_deref()),
         Command::Doctor => doctor::doctor(),
         Command::Audit { command } => audit::audit(command),
+        Command::Approvals(args) => approve::list(&args),
+        Command::Approve(args) => approve::approve(&args),
+        Command::Deny(args) => approve::deny(&args),
     }
 }
 

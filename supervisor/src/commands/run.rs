@@ -29,6 +29,12 @@ pub struct RunArgs {
     /// root and ~/.local/state/cordon/audit.jsonl for other users.
     #[arg(long)]
     audit: Option<PathBuf>,
+    /// The operator control socket for approvals (`cordon approve`).
+    /// Default: `<session id>.sock` in /run/cordon for root, else in
+    /// $XDG_RUNTIME_DIR/cordon, else in /tmp/cordon-<uid>. Only made when
+    /// the profile has calls that need approval.
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
     /// The command to run, and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<OsString>,
@@ -233,6 +239,11 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         }
     };
+    // Bound before the agent exists; served once the broker runs.
+    let mut control = match bind_control(&profile, args.control_socket.as_deref(), &session_id) {
+        Ok(c) => c,
+        Err(e) => return fail(e, EXIT_SETUP_FAILED),
+    };
     // Recorded before the agent exists. (It cannot wait for the child's
     // set-up: cordon's own launch exec skips the exec-watch round trip,
     // so the agent's command may run before the supervisor hears of it,
@@ -300,6 +311,11 @@ pub fn run(args: RunArgs) -> ExitCode {
     };
     let mut broker = None;
     if let Some(prepared) = prepared {
+        // Every approver is in place before the first call is served.
+        let approvers = Approvers {
+            operators: control.is_some(),
+            tty: approval_terminal(&profile, &plan),
+        };
         let started = start_broker(
             prepared,
             &profile,
@@ -310,6 +326,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             &args.intent,
             running.init.pid,
             &refusals,
+            approvers,
         );
         match started {
             Ok(b) => broker = Some(b),
@@ -322,6 +339,16 @@ pub fn run(args: RunArgs) -> ExitCode {
                     format_args!("cannot start the broker: {e}"),
                     EXIT_SETUP_FAILED,
                 );
+            }
+        }
+    }
+    if let Some(b) = &broker {
+        if let Some(c) = control.as_mut() {
+            let registry = Arc::new(broker::control::Registry::default());
+            registry.add(b.session());
+            match broker::control::start(c, registry) {
+                Ok(()) => tracing::info!(socket = %c.path().display(), "approvals: control socket"),
+                Err(e) => eprintln!("cordon: WARNING: cannot serve the control socket: {e}"),
             }
         }
     }
@@ -353,7 +380,63 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     }
     record_end(&audit, &profile.name, &session_id, &outcome);
+    drop(control);
     ExitCode::from(outcome.exit_code())
+}
+
+/// Binds the control socket when the profile may ask for approvals: at
+/// `--control-socket`, else in the default directory. A default location
+/// that is unusable only warns (approvals then come from the hook or the
+/// terminal); an explicit one that is unusable is an error.
+fn bind_control(
+    profile: &Profile,
+    explicit: Option<&Path>,
+    session: &str,
+) -> Result<Option<broker::control::ControlSocket>, String> {
+    if !profile.asks_for_approval() {
+        return Ok(None);
+    }
+    if let Some(path) = explicit {
+        return broker::control::bind(path).map(Some);
+    }
+    let dir = cordon::approval::client::default_dir();
+    let bound = cordon::approval::client::ensure_dir(&dir)
+        .and_then(|()| broker::control::bind(&dir.join(format!("{session}.sock"))));
+    match bound {
+        Ok(c) => Ok(Some(c)),
+        Err(e) => {
+            eprintln!("cordon: WARNING: no operator control socket ({e}); `cordon approve` cannot reach this session");
+            Ok(None)
+        }
+    }
+}
+
+/// Who can answer approval requests of the session being started.
+struct Approvers {
+    /// The control socket is bound (it is served once the broker runs).
+    operators: bool,
+    /// cordon's terminal, when prompting there is safe.
+    tty: Option<std::fs::File>,
+}
+
+/// cordon's terminal for the approval prompt, when the profile wants one
+/// and it is safe (see broker::prompt); says why not otherwise.
+fn approval_terminal(profile: &Profile, plan: &Plan) -> Option<std::fs::File> {
+    if !profile.asks_for_approval() || !profile.approval.prompt {
+        return None;
+    }
+    match broker::prompt::open_terminal(profile, &plan.placeholders) {
+        Ok(tty) => Some(tty),
+        Err(why) => {
+            // Not having a terminal is the normal headless case; say more
+            // only when one exists and is unsafe to use.
+            if why != "cordon has no controlling terminal" {
+                eprintln!("cordon: approval prompt off: {why}; use `cordon approve`");
+            }
+            tracing::info!(reason = %why, "approvals: no terminal prompt");
+            None
+        }
+    }
 }
 
 /// Landlock (ABI 7) does not govern connecting to pathname Unix sockets,
@@ -415,6 +498,7 @@ fn start_broker(
     intent: &Option<String>,
     init_pid: i32,
     refusals: &Refusals,
+    approvers: Approvers,
 ) -> Result<broker::Broker, String> {
     let policy = cordon::policy::Policy::compile(profile).map_err(|e| e.to_string())?;
     let pid_ns = broker::pid_namespace(Path::new("/proc"), init_pid)
@@ -445,7 +529,19 @@ fn start_broker(
         calls: Default::default(),
         secrets: Default::default(),
         audit_failures: Default::default(),
+        approvals: cordon::approval::Queue::new(profile.approval.clone(), &plan.session.id),
+        chain: Vec::new(),
+        shim: shim_binary(),
+        subs: Default::default(),
     };
+    if approvers.operators {
+        session.approvals.set_operators();
+    }
+    if let Some(tty) = approvers.tty {
+        if let Err(e) = broker::prompt::start(tty, &session.approvals) {
+            eprintln!("cordon: WARNING: cannot start the approval prompt: {e}");
+        }
+    }
     broker::start(prepared, Arc::new(session)).map_err(|e| e.to_string())
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::pattern::{compile_pattern, Pattern, PatternError};
-use crate::profile::{ArgvRule, Location, Profile};
+use crate::profile::{ArgvRule, Location, Profile, Risk};
 
 /// The compiled rules of every tool of a profile.
 #[derive(Debug, Clone)]
@@ -17,12 +17,16 @@ pub struct Policy {
 struct CompiledTool {
     /// In decision order: deny, approve, allow.
     lists: [(&'static str, Verdict, Vec<CompiledRule>); 3],
+    /// Some allow rule has a risk tag that asks for approval.
+    risky: bool,
 }
 
 #[derive(Debug, Clone)]
 struct CompiledRule {
     pattern: Pattern,
     rendered: String,
+    risk: Option<Risk>,
+    pre_approved: bool,
     origin: Location,
 }
 
@@ -44,7 +48,23 @@ pub struct RuleRef {
     pub index: usize,
     /// The tokens, rendered like `["push", "**"]`.
     pub pattern: String,
+    /// The rule's `risk` tag, if any.
+    pub risk: Option<Risk>,
     pub origin: Location,
+}
+
+impl RuleRef {
+    /// `tools.git.approve[0] ["push", "**"] (p.toml:3:5)`, plus the risk.
+    pub fn describe(&self, tool: &str) -> String {
+        let risk = self
+            .risk
+            .map(|r| format!(" risk {}", r.as_str()))
+            .unwrap_or_default();
+        format!(
+            "tools.{tool}.{}[{}] {}{risk} ({})",
+            self.list, self.index, self.pattern, self.origin
+        )
+    }
 }
 
 /// A verdict, the rule behind it (none when no rule matched or the tool is
@@ -76,12 +96,18 @@ impl Policy {
                         Ok(CompiledRule {
                             pattern,
                             rendered: render_tokens(&r.tokens),
+                            risk: r.risk,
+                            pre_approved: r.pre_approved,
                             origin: r.origin.clone(),
                         })
                     })
                     .collect::<Result<Vec<_>, PatternError>>()
             };
             let compiled = CompiledTool {
+                risky: tool
+                    .allow
+                    .iter()
+                    .any(|r| r.risk.is_some() && !r.pre_approved),
                 lists: [
                     ("deny", Verdict::Deny, list("deny", &tool.deny)?),
                     ("approve", Verdict::Approve, list("approve", &tool.approve)?),
@@ -106,23 +132,49 @@ impl Policy {
             };
         };
         for (list, verdict, rules) in &compiled.lists {
-            let hit = rules
-                .iter()
-                .enumerate()
-                .find(|(_, r)| r.pattern.matches(args));
+            // Among allow rules, one that asks for approval wins over one
+            // that does not, whatever their order: a risk tag is never
+            // shadowed by a broader rule written first.
+            let asks = |r: &CompiledRule| r.risk.is_some() && !r.pre_approved;
+            let hit = match verdict {
+                Verdict::Allow if compiled.risky => rules
+                    .iter()
+                    .enumerate()
+                    .find(|(_, r)| asks(r) && r.pattern.matches(args))
+                    .or_else(|| {
+                        rules
+                            .iter()
+                            .enumerate()
+                            .find(|(_, r)| r.pattern.matches(args))
+                    }),
+                _ => rules
+                    .iter()
+                    .enumerate()
+                    .find(|(_, r)| r.pattern.matches(args)),
+            };
             if let Some((index, rule)) = hit {
                 let at = format!("rule {list}[{index}] {} ({})", rule.rendered, rule.origin);
-                let reason = match verdict {
-                    Verdict::Deny => format!("denied by {at}"),
-                    Verdict::Approve => format!("approval required ({at})"),
-                    Verdict::Allow => format!("allowed by {at}"),
+                // A risk tag turns an allow into a question for a person,
+                // unless the profile answered it in advance.
+                let verdict = match (verdict, rule.risk) {
+                    (Verdict::Allow, Some(_)) if !rule.pre_approved => Verdict::Approve,
+                    (v, _) => *v,
+                };
+                let reason = match (verdict, rule.risk) {
+                    (Verdict::Deny, _) => format!("denied by {at}"),
+                    (Verdict::Approve, Some(r)) => {
+                        format!("approval required (risk {}, {at})", r.as_str())
+                    }
+                    (Verdict::Approve, None) => format!("approval required ({at})"),
+                    (Verdict::Allow, _) => format!("allowed by {at}"),
                 };
                 return Decision {
-                    verdict: *verdict,
+                    verdict,
                     rule: Some(RuleRef {
                         list,
                         index,
                         pattern: rule.rendered.clone(),
+                        risk: rule.risk,
                         origin: rule.origin.clone(),
                     }),
                     reason,

@@ -16,6 +16,8 @@ pub(super) fn rule(tokens: &[&str], line: u32) -> ArgvRule {
         tokens: tokens.iter().map(|s| s.to_string()).collect(),
         examples_match: Vec::new(),
         examples_no_match: Vec::new(),
+        risk: None,
+        pre_approved: false,
         origin: Location {
             file: Arc::from(Path::new("p.toml")),
             line,
@@ -40,6 +42,7 @@ pub(super) fn profile(tools: Vec<Tool>) -> Profile {
         tools: tools.into_iter().map(|t| (t.name.clone(), t)).collect(),
         secrets: Default::default(),
         audit: Audit::default(),
+        approval: Default::default(),
     }
 }
 
@@ -184,6 +187,61 @@ fn deny_beats_approve_beats_allow() {
     let d = policy.decide("git", &[b"status"]);
     assert_eq!(d.verdict, Verdict::Allow);
     assert_eq!(d.rule.unwrap().list, "allow");
+}
+
+#[test]
+fn a_risk_tag_turns_an_allow_into_an_approval_unless_pre_approved() {
+    let risky = |tokens: &[&str], line, risk, pre| ArgvRule {
+        risk: Some(risk),
+        pre_approved: pre,
+        ..rule(tokens, line)
+    };
+    let p = profile(vec![tool(
+        "rm",
+        vec![
+            risky(&["-r", "*"], 3, crate::profile::Risk::Delete, false),
+            risky(&["tmp/*"], 4, crate::profile::Risk::Delete, true),
+            rule(&["-i", "*"], 5),
+        ],
+        vec![],
+        vec![rule(&["-r", "/"], 9)],
+    )]);
+    let policy = Policy::compile(&p).unwrap();
+    let d = policy.decide("rm", &[b"-r", b"build"]);
+    assert_eq!(d.verdict, Verdict::Approve);
+    assert_eq!(
+        d.reason,
+        "approval required (risk delete, rule allow[0] [\"-r\", \"*\"] (p.toml:3:5))"
+    );
+    let r = d.rule.unwrap();
+    assert_eq!(
+        r.describe("rm"),
+        "tools.rm.allow[0] [\"-r\", \"*\"] risk delete (p.toml:3:5)"
+    );
+    assert_eq!(
+        policy.decide("rm", &[b"tmp/x"]).verdict,
+        Verdict::Allow,
+        "pre-approved"
+    );
+    assert_eq!(policy.decide("rm", &[b"-i", b"x"]).verdict, Verdict::Allow);
+    // deny still beats a risky allow
+    assert_eq!(policy.decide("rm", &[b"-r", b"/"]).verdict, Verdict::Deny);
+
+    // A broader rule written first does not shadow a risk tag.
+    let p = profile(vec![tool(
+        "rm",
+        vec![
+            rule(&["**"], 3),
+            risky(&["-r", "*"], 4, crate::profile::Risk::Delete, false),
+        ],
+        vec![],
+        vec![],
+    )]);
+    let policy = Policy::compile(&p).unwrap();
+    let d = policy.decide("rm", &[b"-r", b"x"]);
+    assert_eq!(d.verdict, Verdict::Approve);
+    assert_eq!(d.rule.unwrap().index, 1);
+    assert_eq!(policy.decide("rm", &[b"x"]).verdict, Verdict::Allow);
 }
 
 #[test]

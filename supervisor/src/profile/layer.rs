@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Audit, Divergence, DivergenceAction, Environment, Filesystem, HostRule, Limits, Location,
-    Network, OnViolation, PathRule, PathTemplate, Profile, SecretSpec, SyscallRule, Syscalls, Tool,
-    DEFAULT_STOP_GRACE,
+    Approval, Audit, Divergence, DivergenceAction, Environment, Filesystem, HostRule, Limits,
+    Location, Network, OnViolation, PathRule, PathTemplate, Profile, SecretSpec, SyscallRule,
+    Syscalls, Tool, DEFAULT_STOP_GRACE,
 };
 
 /// A value and where it was written.
@@ -58,6 +58,7 @@ pub(super) struct Layer {
     pub undeclared_tool: Option<DivergenceAction>,
     pub denied_action: Option<Located<DivergenceAction>>,
     pub max_denials: Option<Located<u32>>,
+    pub sub_agent: Option<DivergenceAction>,
     pub env_pass: Vec<Located<String>>,
     /// Keyed by variable name; the location is the key's.
     pub env_set: BTreeMap<String, Located<String>>,
@@ -67,6 +68,8 @@ pub(super) struct Layer {
     /// `[secrets.NAME]`, each whole (a child's replaces the parent's).
     pub secrets: BTreeMap<String, LayerSecret>,
     pub audit_path: Option<PathTemplate>,
+    /// `[approval]`, whole (a child's replaces the parent's).
+    pub approval: Option<Approval>,
 }
 
 impl Layer {
@@ -90,12 +93,14 @@ impl Layer {
             undeclared_tool: None,
             denied_action: None,
             max_denials: None,
+            sub_agent: None,
             env_pass: Vec::new(),
             env_set: BTreeMap::new(),
             limits: Limits::default(),
             tools: BTreeMap::new(),
             secrets: BTreeMap::new(),
             audit_path: None,
+            approval: None,
         }
     }
 
@@ -134,6 +139,7 @@ impl Layer {
             undeclared_tool: child.undeclared_tool.or(p.undeclared_tool),
             denied_action: child.denied_action.or(p.denied_action),
             max_denials: child.max_denials.or(p.max_denials),
+            sub_agent: child.sub_agent.or(p.sub_agent),
             env_pass: concat_unique(p.env_pass, child.env_pass, |l| l.value.clone()),
             env_set: {
                 let mut set = p.env_set;
@@ -159,6 +165,7 @@ impl Layer {
                 secrets
             },
             audit_path: child.audit_path.or(p.audit_path),
+            approval: child.approval.or(p.approval),
         }
     }
 
@@ -191,6 +198,7 @@ impl Layer {
                     .denied_action
                     .map_or(defaults.denied_action, |l| l.value),
                 max_denials: self.max_denials.map_or(defaults.max_denials, |l| l.value),
+                sub_agent: self.sub_agent.unwrap_or(defaults.sub_agent),
             },
             environment: Environment {
                 pass: self.env_pass.into_iter().map(|l| l.value).collect(),
@@ -210,6 +218,7 @@ impl Layer {
             audit: Audit {
                 path: self.audit_path,
             },
+            approval: self.approval.unwrap_or_default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! `validate` holds the cross-field rules. The sandbox turns a [`Profile`]
 //! into kernel objects.
 
+mod approval;
 mod diagnostic;
 mod extends;
 mod layer;
@@ -13,6 +14,7 @@ mod parse;
 mod paths;
 mod secrets;
 mod sections;
+mod subset;
 mod tool_defaults;
 mod tools;
 mod validate;
@@ -24,10 +26,16 @@ use std::time::Duration;
 
 pub use diagnostic::{Diagnostic, Location, ProfileError};
 pub use paths::{ExpandError, PathTemplate, Placeholders};
+pub use subset::{pattern_within, widenings, Widening};
 pub use tool_defaults::{default_tool_sandbox, DEFAULT_TOOL_SANDBOX_FILE};
 pub use validate::secret_source_reachable;
 
 pub use crate::egress::rules::HostRule;
+/// Loads a sub-agent's profile from its text (`name` is for messages);
+/// `extends` is refused.
+pub fn load_text(name: &Path, text: &str) -> Result<Profile, ProfileError> {
+    parse::load_text(name, text)
+}
 
 /// Loads a profile file, follows `extends`, and checks it.
 ///
@@ -59,6 +67,18 @@ pub struct Profile {
     pub secrets: BTreeMap<String, SecretSpec>,
     /// `[audit]`: where decisions are recorded.
     pub audit: Audit,
+    /// `[approval]`: how calls that need a human yes are asked and answered.
+    pub approval: Approval,
+}
+
+impl Profile {
+    /// True when some call could need a human yes: an `approve` rule, or
+    /// an `allow` rule with a `risk` that is not `pre_approved`.
+    pub fn asks_for_approval(&self) -> bool {
+        self.tools.values().any(|t| {
+            !t.approve.is_empty() || t.allow.iter().any(|r| r.risk.is_some() && !r.pre_approved)
+        })
+    }
 }
 
 /// `[tools.NAME]`: a tool the agent may only run through the broker.
@@ -69,8 +89,7 @@ pub struct Tool {
     /// The real binary: absolute, existing, executable.
     pub path: PathBuf,
     pub allow: Vec<ArgvRule>,
-    /// Calls that need a human yes (until approvals exist: denied with
-    /// the reason "approval required").
+    /// Calls that need a human yes, per call (see [`Approval`]).
     pub approve: Vec<ArgvRule>,
     pub deny: Vec<ArgvRule>,
     /// Longest a call may run; it is killed after that.
@@ -151,7 +170,80 @@ pub struct ArgvRule {
     /// match; checked on every load.
     pub examples_match: Vec<Vec<String>>,
     pub examples_no_match: Vec<Vec<String>>,
+    /// `risk = "delete"|...`: a call this rule allows still needs a human
+    /// yes, unless `pre_approved`.
+    pub risk: Option<Risk>,
+    /// The operator approved this risky rule in advance, in the profile.
+    pub pre_approved: bool,
     pub origin: Location,
+}
+
+/// Why a rule's calls are sensitive: each implies approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Risk {
+    /// Deletes or overwrites what cannot be restored.
+    Delete,
+    /// Spends or moves money.
+    Money,
+    /// Shares data outside (publish, send, upload).
+    Share,
+    /// Grants or widens someone's privileges.
+    Privilege,
+}
+
+impl Risk {
+    pub const ALL: [(&'static str, Risk); 4] = [
+        ("delete", Risk::Delete),
+        ("money", Risk::Money),
+        ("share", Risk::Share),
+        ("privilege", Risk::Privilege),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Risk::Delete => "delete",
+            Risk::Money => "money",
+            Risk::Share => "share",
+            Risk::Privilege => "privilege",
+        }
+    }
+}
+
+/// `[approval]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// How long a call waits for an answer; then it is denied.
+    pub timeout: Duration,
+    /// `approver = "command:ARGV"`: a hook asked for each request.
+    pub approver: Option<Vec<String>>,
+    /// Ask on cordon's terminal, when that is safe (see docs/profiles.md).
+    pub prompt: bool,
+    /// Requests waiting at once; more are over the limit.
+    pub max_pending: u32,
+    /// Requests put to approvers per minute; more are over the limit.
+    pub max_per_minute: u32,
+    /// Beyond the limit: deny the request, or kill the session.
+    pub on_limit: DivergenceAction,
+    /// The agent tried to answer its own request (control socket, forged
+    /// frame): kill the session, or only refuse.
+    pub self_approval: DivergenceAction,
+}
+
+/// Default `[approval] timeout`.
+pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Default for Approval {
+    fn default() -> Self {
+        Approval {
+            timeout: DEFAULT_APPROVAL_TIMEOUT,
+            approver: None,
+            prompt: true,
+            max_pending: 4,
+            max_per_minute: 10,
+            on_limit: DivergenceAction::Deny,
+            self_approval: DivergenceAction::Kill,
+        }
+    }
 }
 
 /// `[tools.NAME.sandbox]`: filesystem and network of the tool process.
@@ -281,6 +373,9 @@ pub struct Divergence {
     /// With `denied_action = "deny"`, the number of refusals tolerated
     /// before the session is killed.
     pub max_denials: u32,
+    /// A sub-agent of this session diverged: `Deny` kills only the
+    /// sub-agent; `Kill` kills this session too.
+    pub sub_agent: DivergenceAction,
 }
 
 impl Default for Divergence {
@@ -289,6 +384,7 @@ impl Default for Divergence {
             undeclared_tool: DivergenceAction::Kill,
             denied_action: DivergenceAction::Deny,
             max_denials: 3,
+            sub_agent: DivergenceAction::Deny,
         }
     }
 }

@@ -12,7 +12,7 @@ use toml::de::DeTable;
 use super::layer::{Layer, Located};
 use super::walk::{did_you_mean, Value, Walker};
 use super::{
-    extends, secrets, sections, tools, validate, Diagnostic, DivergenceAction, HostRule,
+    approval, extends, secrets, sections, tools, validate, Diagnostic, DivergenceAction, HostRule,
     OnViolation,
 };
 use super::{Profile, ProfileError, SyscallRule};
@@ -22,7 +22,7 @@ const MAX_STOP_GRACE: Duration = Duration::from_secs(600);
 const MAX_MAX_DENIALS: u64 = 1_000_000;
 
 /// Sections a profile may have.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "profile",
     "filesystem",
     "network",
@@ -33,6 +33,7 @@ const SECTIONS: [&str; 10] = [
     "tools",
     "secrets",
     "audit",
+    "approval",
 ];
 
 pub(super) fn load_file(path: &Path) -> Result<Profile, ProfileError> {
@@ -56,6 +57,34 @@ pub(super) fn load_file(path: &Path) -> Result<Profile, ProfileError> {
             sort(&mut diags, &files);
             Err(ProfileError {
                 file: path.to_path_buf(),
+                diagnostics: diags,
+            })
+        }
+    }
+}
+
+/// Loads a profile from text that did not come from a file cordon may
+/// read: a sub-agent's, read by its parent inside the sandbox. `extends`
+/// is refused (it would make cordon read files for the agent).
+pub(super) fn load_text(name: &Path, src: &str) -> Result<Profile, ProfileError> {
+    let mut diags = Vec::new();
+    let layer = parse_layer(Arc::from(name), src, &mut diags);
+    if let Some(layer) = &layer {
+        if let Some(ext) = &layer.extends {
+            diags.push(Diagnostic {
+                location: ext.origin.clone(),
+                message: "a sub-agent's profile cannot use `extends`; write it whole".into(),
+            });
+        }
+        validate::check_layer(layer, &mut diags);
+        validate::check_profile(layer, &mut diags);
+    }
+    match layer {
+        Some(layer) if diags.is_empty() => Ok(layer.into_profile(name.to_path_buf())),
+        _ => {
+            diags.sort_by_key(|d| (d.location.line, d.location.column));
+            Err(ProfileError {
+                file: name.to_path_buf(),
                 diagnostics: diags,
             })
         }
@@ -111,6 +140,7 @@ pub(super) fn parse_layer(
                     "divergence" => divergence(&mut w, t, &mut layer),
                     "environment" => sections::environment(&mut w, t, &mut layer),
                     "audit" => tools::audit(&mut w, t, &mut layer),
+                    "approval" => approval::approval(&mut w, t, &mut layer),
                     _ => sections::limits(&mut w, t, &mut layer),
                 }
             }
@@ -304,7 +334,12 @@ fn syscall(w: &mut Walker<'_>, name: &str, item: &Value<'_>) -> Option<SyscallRu
 }
 
 fn divergence(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
-    const KEYS: [&str; 3] = ["undeclared_tool", "denied_action", "max_denials"];
+    const KEYS: [&str; 4] = [
+        "undeclared_tool",
+        "denied_action",
+        "max_denials",
+        "sub_agent",
+    ];
     w.unknown_keys(t, &KEYS, "[divergence]");
     let words = [
         ("kill", DivergenceAction::Kill),
@@ -312,6 +347,9 @@ fn divergence(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
     ];
     if let Some(v) = t.get("undeclared_tool") {
         layer.undeclared_tool = w.word("undeclared_tool", v, &words);
+    }
+    if let Some(v) = t.get("sub_agent") {
+        layer.sub_agent = w.word("sub_agent", v, &words);
     }
     if let Some(v) = t.get("denied_action") {
         if let Some(action) = w.word("denied_action", v, &words) {

@@ -282,7 +282,7 @@ fn revoke(w: &mut Walker<'_>, v: &Value<'_>) -> Option<Vec<String>> {
 
 /// A command line: not empty, no NUL bytes, and argv[0] an absolute path
 /// (no placeholder, no `.`/`..`) or a bare name found on cordon's PATH.
-fn check_argv(
+pub(super) fn check_argv(
     w: &mut Walker<'_>,
     key: &str,
     argv: Vec<(String, Range<usize>)>,

@@ -13,7 +13,7 @@ use super::parse::{host_rules, ports};
 use super::secrets::tool_secrets;
 use super::sections::{env_name_ok, path_rule};
 use super::walk::{article, string_array, Value, Walker};
-use super::{ArgvRule, PathRule, PathTemplate, Tool, ToolSandbox};
+use super::{ArgvRule, PathRule, PathTemplate, Risk, Tool, ToolSandbox};
 use crate::policy::{compile_pattern, render_tokens};
 
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -194,12 +194,16 @@ fn strings(w: &mut Walker<'_>, key: &str, v: &Value<'_>) -> Option<Vec<(String, 
 /// One rule: `["push", "**"]` or `{ argv = [...], examples = {...} }`.
 /// Its pattern is compiled and its examples checked here.
 fn argv_rule(w: &mut Walker<'_>, list: &str, index: usize, item: &Value<'_>) -> Option<ArgvRule> {
+    let mut risk = None;
+    let mut pre_approved = false;
     let (argv, examples) = match item.get_ref() {
         DeValue::Array(_) => (item, None),
         DeValue::Table(t) => {
-            w.unknown_keys(t, &["argv", "examples"], &format!("a `{list}` rule"));
+            let keys = ["argv", "examples", "risk", "pre_approved"];
+            w.unknown_keys(t, &keys, &format!("a `{list}` rule"));
+            (risk, pre_approved) = risk_tag(w, list, t);
             let Some(argv) = t.get("argv") else {
-                let msg = format!("a `{list}` rule written as a table needs `argv`, as in {{ argv = [\"status\"], examples = {{ match = [[\"status\"]] }} }}");
+                let msg = format!("a `{list}` rule written as a table needs `argv`, as in {{ argv = [\"status\"], examples = {{ match = [[\"status\"]] }}, risk = \"delete\" }}");
                 w.error(&item.span(), msg);
                 return None;
             };
@@ -226,6 +230,8 @@ fn argv_rule(w: &mut Walker<'_>, list: &str, index: usize, item: &Value<'_>) -> 
         tokens,
         examples_match: Vec::new(),
         examples_no_match: Vec::new(),
+        risk,
+        pre_approved,
         origin: w.loc(&item.span()),
     };
     let Some(examples) = examples else {
@@ -261,6 +267,33 @@ fn argv_rule(w: &mut Walker<'_>, list: &str, index: usize, item: &Value<'_>) -> 
         }
     }
     Some(rule)
+}
+
+/// `risk = "delete"` and `pre_approved = true` of a rule written as a
+/// table. A risk on an `allow` rule makes its calls need approval unless
+/// `pre_approved`; `pre_approved` means nothing without a risk, and an
+/// `approve` rule always asks.
+fn risk_tag(w: &mut Walker<'_>, list: &str, t: &DeTable<'_>) -> (Option<Risk>, bool) {
+    let risk = t.get("risk").and_then(|v| w.word("risk", v, &Risk::ALL));
+    let Some(v) = t.get("pre_approved") else {
+        return (risk, false);
+    };
+    let pre = w.boolean("pre_approved", v).unwrap_or(false);
+    if pre && list == "approve" {
+        let msg = "`pre_approved` cannot apply to an `approve` rule, which always asks; move the rule to `allow` with its `risk`";
+        w.error(&v.span(), msg);
+        return (risk, false);
+    }
+    if pre && list == "deny" {
+        w.error(&v.span(), "`pre_approved` means nothing on a `deny` rule");
+        return (risk, false);
+    }
+    if pre && t.get("risk").is_none() {
+        let msg = "`pre_approved` only applies to a rule with a `risk` tag; a rule without one needs no approval";
+        w.error(&v.span(), msg);
+        return (risk, false);
+    }
+    (risk, pre)
 }
 
 /// `cwd` when not written: the workspace, located at `at`.

@@ -124,3 +124,42 @@ fn a_child_tool_replaces_the_parents_whole() {
     assert!(m.tools.contains_key("find"));
     assert_eq!(m.audit_path.unwrap().as_str(), "/c");
 }
+
+#[test]
+fn risk_tags_parse_and_their_mistakes_are_located() {
+    let src = r#"
+[tools.rm]
+path = "/usr/bin/rm"
+allow = [{ argv = ["-r", "*"], risk = "delete" }, { argv = ["tmp/*"], risk = "delete", pre_approved = true }, ["-i", "*"]]
+approve = [{ argv = ["-rf", "**"], risk = "delete" }]
+"#;
+    let (layer, diags) = walk(src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let layer = layer.unwrap();
+    let rm = &layer.tools["rm"];
+    assert_eq!(rm.allow[0].risk, Some(crate::profile::Risk::Delete));
+    assert!(!rm.allow[0].pre_approved);
+    assert!(rm.allow[1].pre_approved);
+    assert_eq!(rm.allow[2].risk, None);
+    assert_eq!(rm.approve[0].risk, Some(crate::profile::Risk::Delete));
+
+    let src = r#"
+[tools.rm]
+path = "/usr/bin/rm"
+allow = [{ argv = ["a"], risk = "dangerous" }, { argv = ["b"], pre_approved = true }]
+approve = [{ argv = ["c"], risk = "money", pre_approved = true }]
+deny = [{ argv = ["d"], rsik = "share" }]
+"#;
+    let (_, diags) = walk(src);
+    let all = diags.join("\n");
+    assert!(all.contains("4:33: `risk` must be \"delete\" or \"money\" or \"share\" or \"privilege\", got \"dangerous\""), "{all}");
+    assert!(
+        all.contains("4:79: `pre_approved` only applies to a rule with a `risk` tag"),
+        "{all}"
+    );
+    assert!(
+        all.contains("5:59: `pre_approved` cannot apply to an `approve` rule"),
+        "{all}"
+    );
+    assert!(all.contains("6:25: unknown key `rsik` in a `deny` rule; valid keys: argv, examples, risk, pre_approved"), "{all}");
+}

@@ -20,6 +20,7 @@ pub mod lock;
 pub mod probe;
 pub mod process;
 pub mod seccomp;
+pub mod tty;
 
 use std::fmt;
 

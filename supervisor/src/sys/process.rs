@@ -215,3 +215,17 @@ pub fn read_remote_cstr(pid: i32, addr: u64, max: usize) -> Result<Vec<u8>, Errn
     }
     Err(Errno(libc::ENAMETOOLONG))
 }
+
+/// Sends `signal` to every process of process group `pgid` (a hook cordon
+/// started as the leader of its own group).
+pub fn kill_process_group(pgid: i32, signal: i32) -> Result<(), Errno> {
+    if pgid <= 1 {
+        // -1 and -0 would mean "every process we may signal" and "our own
+        // group": never what a caller means.
+        return Err(Errno(libc::EINVAL));
+    }
+    // SAFETY: kill takes two integers and touches no memory; pgid > 1 was
+    // checked so the negative value names exactly that group.
+    let ret = unsafe { libc::kill(-pgid, signal) };
+    check(ret.into()).map(drop)
+}
