@@ -4,12 +4,15 @@ mod audit;
 mod check;
 mod doctor;
 mod learn;
+mod operator;
 mod run;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use cordon::daemon::control::Request;
 
 /// Exit status when cordon itself failed before the agent started.
 pub const EXIT_SETUP_FAILED: u8 = 125;
@@ -45,6 +48,31 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Run the configured agents as a daemon (systemd Type=notify).
+    Serve(serve::ServeArgs),
+    /// List the daemon's agents and sessions.
+    Ps {
+        #[command(flatten)]
+        common: operator::Common,
+    },
+    /// End a session (by session id or agent name); its restart policy applies.
+    Kill {
+        session: String,
+        #[command(flatten)]
+        common: operator::Common,
+    },
+    /// Start a configured agent now (also one stopped or given up on).
+    Start {
+        agent: String,
+        #[command(flatten)]
+        common: operator::Common,
+    },
+    /// Stop an agent's session and keep it stopped.
+    Stop {
+        agent: String,
+        #[command(flatten)]
+        common: operator::Common,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -69,6 +97,13 @@ pub fn main() -> ExitCode {
         Command::Check { files } => check::check(&files),
         Command::Doctor => doctor::doctor(),
         Command::Audit { command } => audit::audit(command),
+        Command::Serve(args) => serve::serve(args),
+        Command::Ps { common } => operator::operator(&common, &Request::Ps),
+        Command::Kill { session, common } => {
+            operator::operator(&common, &Request::Kill { session })
+        }
+        Command::Start { agent, common } => operator::operator(&common, &Request::Start { agent }),
+        Command::Stop { agent, common } => operator::operator(&common, &Request::Stop { agent }),
     }
 }
 

@@ -29,6 +29,9 @@ pub struct RunArgs {
     /// root and ~/.local/state/cordon/audit.jsonl for other users.
     #[arg(long)]
     audit: Option<PathBuf>,
+    /// Where `cordon serve` wants the session id written (internal).
+    #[arg(long, hide = true)]
+    session_file: Option<PathBuf>,
     /// The command to run, and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<OsString>,
@@ -182,6 +185,14 @@ pub fn run(args: RunArgs) -> ExitCode {
         Err(e) => return fail(e, EXIT_SETUP_FAILED),
     };
     let session_id = plan.session.id.clone();
+    if let Some(f) = &args.session_file {
+        if let Err(e) = std::fs::write(f, format!("{session_id}\n")) {
+            return fail(
+                format_args!("cannot write the session id to {}: {e}", f.display()),
+                EXIT_SETUP_FAILED,
+            );
+        }
+    }
     let start = Record::new(Kind::SessionStart, &session_id)
         .profile(&profile.name)
         .argv(

@@ -16,7 +16,7 @@ mod sections;
 mod tool_defaults;
 mod tools;
 mod validate;
-mod walk;
+pub(crate) mod walk;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,29 @@
+//! `cordon serve`: a systemd-native daemon that starts the configured
+//! agents, each as its own `cordon run` child process, supervises them
+//! (restart with back-off, give up, report), and answers operators on a
+//! control socket.
+//!
+//! - [`config`]: the configuration file, checked with file:line:column.
+//! - [`agents`]: agents, their sessions, restart policy and back-off.
+//! - [`control`]: the operator protocol (JSON lines) and its client.
+//! - [`notify`]: sd_notify by hand (READY, RELOADING, STOPPING, WATCHDOG).
+//! - [`log`]: journald native protocol, or stderr.
+//! - [`cgroup`]: a cgroup per session when systemd delegated ours.
+//! - [`server`]: the event loop tying them together.
+//!
+//! Why one process per session: the release build aborts on panic, so a
+//! bug hit by one session's broker would otherwise take every session
+//! down; a child `cordon run` per session confines a crash (or a kill -9)
+//! to that session, reuses the exact code path `cordon run` is tested
+//! with, and lets each session run as its agent's own user.
+
+pub mod agents;
+pub mod cgroup;
+pub mod config;
+pub mod control;
+pub mod log;
+pub mod notify;
+pub mod server;
+
+pub use config::{load, Config, ConfigError, DEFAULT_CONFIG, DEFAULT_SOCKET};
+pub use server::{serve, ServeError};
