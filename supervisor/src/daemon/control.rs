@@ -122,7 +122,7 @@ pub enum ClientError {
     #[error("talking to the daemon: {0}")]
     Io(#[from] std::io::Error),
     #[error(
-        "the daemon closed the connection without an answer (is this user allowed in [control]?)"
+        "refused: the daemon closed the connection without an answer (is this uid or group in [control] allow_uids/allow_gids?)"
     )]
     NoAnswer,
     #[error("the daemon's answer is not valid: {0}")]
@@ -138,10 +138,18 @@ pub fn request(socket: &Path, req: &Request) -> Result<Response, ClientError> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut line = serde_json::to_vec(req).map_err(ClientError::BadAnswer)?;
     line.push(b'\n');
-    stream.write_all(&line)?;
+    // A refused peer is disconnected unread: the write or the read then
+    // fails with EPIPE/ECONNRESET, or the read sees end of file.
+    let refused = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
+            ClientError::NoAnswer
+        }
+        _ => ClientError::Io(e),
+    };
+    stream.write_all(&line).map_err(refused)?;
     let mut reader = BufReader::new(stream.take(MAX_LINE as u64));
     let mut answer = String::new();
-    if reader.read_line(&mut answer)? == 0 {
+    if reader.read_line(&mut answer).map_err(refused)? == 0 {
         return Err(ClientError::NoAnswer);
     }
     serde_json::from_str(&answer).map_err(ClientError::BadAnswer)

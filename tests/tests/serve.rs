@@ -1,0 +1,721 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+//! `cordon serve`, run as real processes.
+//!
+//! systemd is not PID 1 on the test machines, so each test runs the daemon
+//! directly with the environment systemd would give it: NOTIFY_SOCKET (a
+//! datagram socket the test binds and reads, playing the service manager),
+//! WATCHDOG_USEC, JOURNAL_STREAM (with CORDON_JOURNAL_SOCKET pointing the
+//! native protocol at a socket the test reads, playing journald) and
+//! CREDENTIALS_DIRECTORY.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A daemon under test, with its directory, config and logs.
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+    config: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, config: &str, env: &[(&str, String)]) -> Daemon {
+        let socket = dir.join("run/control.sock");
+        let config_path = dir.join("cordon.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let stderr = dir.join("serve.log");
+        let mut cmd = Command::new(cordon());
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("WATCHDOG_USEC");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn cordon serve");
+        let d = Daemon {
+            child,
+            socket,
+            config: config_path,
+            stderr,
+        };
+        assert!(
+            wait_until(Duration::from_secs(20), || d.socket.exists()),
+            "the control socket never appeared: {}",
+            d.log()
+        );
+        d
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn operator(&self, args: &[&str]) -> Run {
+        Run::from(
+            Command::new(cordon())
+                .args(args)
+                .arg("--socket")
+                .arg(&self.socket)
+                .output()
+                .unwrap(),
+        )
+    }
+
+    fn ps(&self) -> serde_json::Value {
+        let r = self.operator(&["ps", "--json"]);
+        assert_eq!(r.code, Some(0), "{r:#?}");
+        serde_json::from_str(&r.stdout).unwrap()
+    }
+
+    fn agent(&self, name: &str) -> serde_json::Value {
+        self.ps()["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) takes integers; the pid is our unreaped child.
+        let pid = i32::try_from(self.child.id()).unwrap();
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> (Option<i32>, String) {
+        self.signal(libc::SIGTERM);
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return (s.code(), self.log());
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = self.child.kill();
+                panic!("the daemon did not stop: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A profile that lets the agent run dash, sleep and true (and nothing
+/// else), plus `extra`.
+fn shell_profile(extra: &str) -> String {
+    let mut p = Profile::base();
+    for util in ["dash", "sleep", "true", "false"] {
+        p.exec.push(format!("/usr/bin/{util}"));
+    }
+    p.extra = extra.to_string();
+    p.toml()
+}
+
+fn agent(name: &str, profile: &Path, command: &[&str], extra: &str) -> String {
+    let argv: Vec<String> = command.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        "[[agent]]\nname = \"{name}\"\nprofile = \"{}\"\ncommand = [{}]\n{extra}\n",
+        profile.display(),
+        argv.join(", ")
+    )
+}
+
+fn header(dir: &Path) -> String {
+    format!(
+        "[audit]\npath = \"{}\"\n\n[control]\nsocket = \"{}\"\n\n[service]\nstop_timeout = \"10s\"\n\n",
+        dir.join("audit.jsonl").display(),
+        dir.join("run/control.sock").display()
+    )
+}
+
+/// Reads datagrams until `want` returns true for one, or `limit` passes.
+fn recv_until(
+    sock: &UnixDatagram,
+    limit: Duration,
+    mut want: impl FnMut(&str) -> bool,
+) -> Vec<String> {
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while start.elapsed() < limit {
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let done = want(&msg);
+            seen.push(msg);
+            if done {
+                return seen;
+            }
+        }
+    }
+    panic!("not seen within {limit:?}; got {seen:#?}");
+}
+
+#[test]
+fn the_service_manager_sees_ready_reloading_watchdog_and_stopping() {
+    let c = Case::new();
+    let dir = c.dir.path();
+    let profile = dir.join("p.toml");
+    std::fs::write(&profile, shell_profile("")).unwrap();
+    let notify_path = dir.join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    let config = header(dir) + &agent("idle", &profile, &["/usr/bin/sleep", "1000"], "");
+    let d = Daemon::start(
+        dir,
+        &config,
+        &[
+            ("NOTIFY_SOCKET", notify_path.display().to_string()),
+            ("WATCHDOG_USEC", "400000".into()),
+        ],
+    );
+    recv_until(&notify, Duration::from_secs(20), |m| {
+        m.lines().any(|l| l == "READY=1")
+    });
+    // WatchdogSec=0.4s: a ping at least every 200 ms; three within 2 s.
+    let mut pings = 0;
+    recv_until(&notify, Duration::from_secs(2), |m| {
+        pings += usize::from(m == "WATCHDOG=1");
+        pings >= 3
+    });
+    d.signal(libc::SIGHUP);
+    let seen = recv_until(&notify, Duration::from_secs(20), |m| {
+        m.starts_with("RELOADING=1")
+    });
+    let reloading = seen.last().unwrap();
+    let usec: u64 = reloading
+        .lines()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .expect("MONOTONIC_USEC with RELOADING=1")
+        .parse()
+        .unwrap();
+    assert!(usec > 0);
+    recv_until(&notify, Duration::from_secs(20), |m| {
+        m.lines().any(|l| l == "READY=1")
+    });
+    d.signal(libc::SIGTERM);
+    recv_until(&notify, Duration::from_secs(20), |m| {
+        m.lines().any(|l| l == "STOPPING=1")
+    });
+    let (code, log) = d.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
+fn an_abstract_notify_socket_works_too() {
+    let c = Case::new();
+    let dir = c.dir.path();
+    let profile = dir.join("p.toml");
+    std::fs::write(&profile, shell_profile("")).unwrap();
+    let name = token("notify");
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let notify = UnixDatagram::bind_addr(&addr).unwrap();
+    let config = header(dir) + &agent("idle", &profile, &["/usr/bin/sleep", "1000"], "");
+    let d = Daemon::start(dir, &config, &[("NOTIFY_SOCKET", format!("@{name}"))]);
+    let seen = recv_until(&notify, Duration::from_secs(20), |m| {
+        m.lines().any(|l| l == "READY=1")
+    });
+    assert!(seen.iter().any(|m| m.contains("READY=1")));
+    assert_eq!(d.stop().0, Some(0));
+}
+
+#[test]
+fn a_reload_with_a_broken_profile_keeps_the_running_config_and_says_why() {
+    let c = Case::new();
+    let dir = c.dir.path();
+    let good = dir.join("good.toml");
+    std::fs::write(&good, shell_profile("")).unwrap();
+    let journal_path = dir.join("journal.sock");
+    let journal = UnixDatagram::bind(&journal_path).unwrap();
+    let config = header(dir) + &agent("a", &good, &["/usr/bin/sleep", "1000"], "");
+    let d = Daemon::start(
+        dir,
+        &config,
+        &[
+            ("JOURNAL_STREAM", "8:1234".into()),
+            ("CORDON_JOURNAL_SOCKET", journal_path.display().to_string()),
+        ],
+    );
+    assert!(wait_until(Duration::from_secs(20), || d.agent("a")
+        ["session"]
+        .is_string()));
+    let session = d.agent("a")["session"].clone();
+    // A new agent whose profile has a typo on line 3.
+    let broken = dir.join("broken.toml");
+    std::fs::write(&broken, "[profile]\nname = \"b\"\n[filesytem]\n").unwrap();
+    let new = config.clone() + &agent("b", &broken, &["/usr/bin/sleep", "1000"], "");
+    std::fs::write(&d.config, new).unwrap();
+    d.signal(libc::SIGHUP);
+    let seen = recv_until(&journal, Duration::from_secs(20), |m| {
+        m.contains("MESSAGE_ID=6520336cfd1e4361b51502656f5c37e4")
+    });
+    let failed = seen.last().unwrap();
+    assert!(failed.contains("PRIORITY=3"), "{failed}");
+    assert!(failed.contains("SYSLOG_IDENTIFIER=cordon"), "{failed}");
+    assert!(
+        failed.contains(&format!(
+            "{}:3:2: unknown section [filesytem]",
+            broken.display()
+        )),
+        "the reason names file:line:col: {failed}"
+    );
+    // The old configuration runs on, untouched.
+    let ps = d.ps();
+    let names: Vec<&str> = ps["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a"]);
+    assert_eq!(
+        d.agent("a")["session"],
+        session,
+        "the running session was kept"
+    );
+    // Fixed: the reload applies.
+    std::fs::write(&broken, shell_profile("")).unwrap();
+    d.signal(libc::SIGHUP);
+    recv_until(&journal, Duration::from_secs(20), |m| {
+        m.contains("MESSAGE_ID=b6f361c27b374326b8544a8ae1394bf7")
+    });
+    assert!(wait_until(Duration::from_secs(20), || d.agent("b")
+        ["state"]
+        == "running"));
+    assert_eq!(d.agent("a")["session"], session);
+    assert_eq!(d.stop().0, Some(0));
+}
+
+#[test]
+fn a_crashing_agent_is_restarted_with_back_off_then_given_up_on() {
+    let c = Case::new();
+    let dir = c.dir.path();
+    let profile = dir.join("p.toml");
+    std::fs::write(&profile, shell_profile("")).unwrap();
+    let count = dir.join("count");
+    let script = format!("echo x >> {}; exit 3", count.display());
+    let mut p = Profile::base();
+    p.exec.push("/usr/bin/dash".into());
+    p.exec.push("/usr/bin/sleep".into());
+    p.write.push(count.display().to_string());
+    std::fs::write(&count, "").unwrap();
+    std::fs::write(&profile, p.toml()).unwrap();
+    let config = header(dir)
+        + &agent(
+            "crash",
+            &profile,
+            &["/usr/bin/dash", "-c", &script],
+            "restart = { policy = \"on-failure\", initial_delay = \"300ms\", max_delay = \"600ms\", max_failures = 4, window = \"1m\" }",
+        )
+        + &agent("steady", &profile, &["/usr/bin/sleep", "1000"], "");
+    let d = Daemon::start(dir, &config, &[]);
+    let start = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(30), || d.agent("crash")["state"]
+            == "gave-up"),
+        "{}",
+        d.log()
+    );
+    let took = start.elapsed();
+    let runs = std::fs::read_to_string(&count).unwrap().lines().count();
+    assert_eq!(runs, 4, "four runs, then it gave up: {}", d.log());
+    // Back-off 300 + 600 + 600 ms between the four runs.
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
+    let a = d.agent("crash");
+    assert_eq!(a["restarts"], 3);
+    assert_eq!(a["recent_failures"], 4);
+    assert_eq!(a["last_exit"], "exit 3");
+    assert!(
+        a["gave_up"]
+            .as_str()
+            .unwrap()
+            .contains("4 failures within 1m"),
+        "{a}"
+    );
+    let log = d.log();
+    assert!(log.contains("restarting in 300ms"), "{log}");
+    assert!(log.contains("restarting in 600ms"), "{log}");
+    assert!(log.contains("gave up on agent crash"), "{log}");
+    // The other agent was never touched.
+    let s = d.agent("steady");
+    assert_eq!(s["state"], "running");
+    assert_eq!(s["restarts"], 0);
+    // An operator can start it again (and it fails again).
+    let r = d.operator(&["start", "crash"]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&count).unwrap().lines().count() >= 5
+    }));
+    assert_eq!(d.stop().0, Some(0));
+}
+
+#[test]
+fn operators_start_stop_and_kill_sessions() {
+    let c = Case::new();
+    let dir = c.dir.path();
+    let profile = dir.join("p.toml");
+    std::fs::write(&profile, shell_profile("")).unwrap();
+    let config = header(dir)
+        + &agent("svc", &profile, &["/usr/bin/sleep", "1000"], "")
+        + &agent(
+            "manual",
+            &profile,
+            &["/usr/bin/sleep", "1000"],
+            "autostart = false",
+        );
+    let d = Daemon::start(dir, &config, &[]);
+    assert!(wait_until(Duration::from_secs(20), || d.agent("svc")
+        ["session"]
+        .is_string()));
+    assert_eq!(d.agent("manual")["state"], "stopped");
+    let table = d.operator(&["ps"]);
+    assert!(table.stdout.starts_with("AGENT"), "{table:#?}");
+    assert!(
+        table.stdout.contains("manual") && table.stdout.contains("stopped"),
+        "{table:#?}"
+    );
+    // start
+    let r = d.operator(&["start", "manual", "--json"]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert!(wait_until(Duration::from_secs(20), || d.agent("manual")
+        ["session"]
+        .is_string()));
+    // kill by session id: the session ends, the policy (on-failure) restarts it.
+    let first = d.agent("svc")["session"].as_str().unwrap().to_string();
+    let r = d.operator(&["kill", &first]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(wait_until(Duration::from_secs(20), || {
+        let a = d.agent("svc");
+        a["session"].is_string() && a["session"] != first.as_str()
+    }));
+    assert_eq!(d.agent("svc")["restarts"], 1);
+    // stop: ends and stays ended.
+    let r = d.operator(&["stop", "svc"]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(wait_until(Duration::from_secs(20), || d.agent("svc")
+        ["state"]
+        == "stopped"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(d.agent("svc")["state"], "stopped");
+    // Errors are errors.
+    let r = d.operator(&["kill", "no-such-session"]);
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("no running session"), "{r:#?}");
+    let r = d.operator(&["start", "nope", "--json"]);
+    assert_eq!(r.code, Some(1));
+    assert!(r.stdout.contains("no agent named"), "{r:#?}");
+    assert_eq!(d.stop().0, Some(0));
+}
+
+/// The unprivileged user scripts/test-all.sh uses; created when missing.
+fn ci_user() -> Option<(u32, u32)> {
+    if !is_root() {
+        return None;
+    }
+    let id = |flag: &str| {
+        Command::new("id")
+            .args([flag, "cordon-ci"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+            })
+    };
+    if id("-u").is_none() {
+        let ok = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                "cordon-ci",
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "cannot create user cordon-ci");
+    }
+    Some((id("-u")?, id("-g")?))
+}
+
+#[test]
+fn a_uid_not_allowed_cannot_use_the_control_socket_and_agents_run_as_their_user() {
+    // Needs root to switch users; the unprivileged pass of
+    // scripts/test-all.sh (not root) has no other uid to test with.
+    let Some((uid, gid)) = ci_user() else {
+        eprintln!("skipped: needs root to act as another uid");
+        return;
+    };
+    let c = Case::new();
+    let dir = c.dir.path();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let profile = dir.join("p.toml");
+    std::fs::write(&profile, shell_profile("")).unwrap();
+    std::fs::set_permissions(&profile, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // The agent user's cordon run appends to the audit log.
+    let audit = dir.join("audit.jsonl");
+    std::fs::write(&audit, "").unwrap();
+    std::os::unix::fs::chown(&audit, Some(uid), Some(gid)).unwrap();
+    let config = header(dir)
+        + &agent(
+            "as-user",
+            &profile,
+            &["/usr/bin/sleep", "1000"],
+            "user = \"cordon-ci\"\nworkspace = \"/tmp\"",
+        );
+    let d = Daemon::start(dir, &config, &[]);
+    assert!(
+        wait_until(Duration::from_secs(20), || d.agent("as-user")["session"]
+            .is_string()),
+        "{}",
+        d.log()
+    );
+    let a = d.agent("as-user");
+    assert_eq!(a["uid"], uid);
+    let pid = a["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(
+        uids.split_whitespace().skip(1).collect::<Vec<_>>(),
+        vec![uid.to_string(); 4],
+        "the session's cordon run holds only the agent's uid"
+    );
+    let groups = status.lines().find(|l| l.starts_with("Groups:")).unwrap();
+    assert_eq!(
+        groups.split_whitespace().nth(1),
+        Some(gid.to_string().as_str()),
+        "{groups}"
+    );
+    // The same uid at the control socket: refused, and logged.
+    use std::os::unix::process::CommandExt;
+    let out = Command::new(cordon())
+        .args(["ps", "--json", "--socket"])
+        .arg(&d.socket)
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "nothing answered to the refused uid");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refused"), "{stderr}");
+    assert!(
+        wait_until(Duration::from_secs(5), || d
+            .log()
+            .contains(&format!("refused uid {uid}"))),
+        "{}",
+        d.log()
+    );
+    // Raw requests from it get nothing either.
+    assert_eq!(
+        d.agent("as-user")["state"],
+        "running",
+        "a refused kill did nothing"
+    );
+    assert_eq!(d.stop().0, Some(0));
+}
+
+#[test]
+fn sigterm_with_a_tool_call_in_flight_revokes_its_secret_and_leaves_a_verifiable_log() {
+    let c = Case::new();
+    let dir = c.dir.path();
+    let tp = c.tool_probe();
+    let revoked = dir.join("revoked");
+    let revoke = dir.join("revoke.sh");
+    std::fs::write(
+        &revoke,
+        format!(
+            "#!/bin/sh\ncat >/dev/null\necho revoked >> {}\n",
+            revoked.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&revoke, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The secret comes from systemd's credentials directory.
+    let creds = dir.join("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join("canary"), "cordon-canary-value-7f3a").unwrap();
+    let profile = dir.join("p.toml");
+    std::fs::write(
+        &profile,
+        shell_profile(&format!(
+            "[tools.tp]\npath = \"{}\"\nallow = [[\"**\"]]\nsecrets = [\"CANARY\"]\n\n[secrets.CANARY]\nfrom = \"credential:canary\"\nrevoke = [\"{}\"]\n",
+            tp.display(),
+            revoke.display()
+        )),
+    )
+    .unwrap();
+    let mark = token("in-flight");
+    let script = format!("tp sleep 60 {mark}");
+    let config = header(dir) + &agent("caller", &profile, &["/usr/bin/dash", "-c", &script], "");
+    let d = Daemon::start(
+        dir,
+        &config,
+        &[("CREDENTIALS_DIRECTORY", creds.display().to_string())],
+    );
+    let audit = dir.join("audit.jsonl");
+    let in_flight = || {
+        std::fs::read_to_string(&audit).is_ok_and(|t| {
+            t.lines()
+                .any(|l| l.contains("\"kind\":\"call\"") && l.contains("\"decision\":\"allow\""))
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), in_flight),
+        "the tool call never started: {}",
+        d.log()
+    );
+    // Let the tool itself get going.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        std::fs::read_to_string(&revoked).is_err(),
+        "not revoked yet"
+    );
+    let (code, log) = d.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        processes_with(&mark).is_empty(),
+        "no `tp sleep 60` survives the daemon"
+    );
+    let n = std::fs::read_to_string(&revoked)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    assert_eq!(n, 1, "the secret was revoked exactly once: {log}");
+    let v = Run::from(
+        Command::new(cordon())
+            .args(["audit", "verify"])
+            .arg(&audit)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(v.code, Some(0), "{v:#?}");
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(text.contains("\"session_end\""), "{text}");
+    assert!(
+        !text.contains("cordon-canary-value-7f3a"),
+        "no secret in the log"
+    );
+}
+
+/// Agents × calls: `CORDON_SERVE_AGENTS` and `CORDON_SERVE_CALLS` set the
+/// size (bench/serve.sh runs 100 × 200); CI runs 10 × 20.
+#[test]
+fn many_agents_make_many_calls_under_one_daemon() {
+    let agents: usize = std::env::var("CORDON_SERVE_AGENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let calls: usize = std::env::var("CORDON_SERVE_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let c = Case::new();
+    let dir = c.dir.path();
+    let tp = c.tool_probe();
+    let profile = dir.join("p.toml");
+    std::fs::write(
+        &profile,
+        shell_profile(&format!(
+            "[tools.tp]\npath = \"{}\"\nallow = [[\"exit\", \"0\"]]\nmax_calls = 100000\n",
+            tp.display()
+        )),
+    )
+    .unwrap();
+    let script = format!("i=0; while [ $i -lt {calls} ]; do tp exit 0 || exit 9; i=$((i+1)); done");
+    let mut config = header(dir);
+    for i in 0..agents {
+        config += &agent(
+            &format!("a{i}"),
+            &profile,
+            &["/usr/bin/dash", "-c", &script],
+            "restart = \"no\"",
+        );
+    }
+    let d = Daemon::start(dir, &config, &[]);
+    let done = wait_until(Duration::from_secs(600), || {
+        d.ps()["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["state"] == "stopped")
+    });
+    assert!(done, "{}", d.log());
+    for a in d.ps()["agents"].as_array().unwrap() {
+        assert_eq!(a["last_exit"], "exit 0", "{a}");
+    }
+    let (code, log) = d.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let text = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    let allowed = text
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"call\"") && l.contains("\"decision\":\"allow\""))
+        .count();
+    assert_eq!(allowed, agents * calls, "every call allowed and recorded");
+    let v = Command::new(cordon())
+        .args(["audit", "verify"])
+        .arg(dir.join("audit.jsonl"))
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+}
+
+#[test]
+fn a_config_with_errors_is_refused_with_file_line_col() {
+    let c = Case::new();
+    let dir = c.dir.path();
+    let cfg = dir.join("cordon.toml");
+    std::fs::write(&cfg, "[[agent]]\nname = \"x\"\ncomand = [\"/bin/true\"]\n").unwrap();
+    let r = Run::from(
+        Command::new(cordon())
+            .args(["serve", "--check", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    let want = format!(
+        "{}:3:1: unknown key `comand` in [[agent]]; did you mean `command`?",
+        cfg.display()
+    );
+    assert!(r.stderr.contains(&want), "{r:#?}");
+    let r = Run::from(
+        Command::new(cordon())
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert!(r.stderr.contains(&want), "{r:#?}");
+}
