@@ -91,9 +91,10 @@ impl Daemon {
     }
 
     fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) takes integers; the pid is our unreaped child.
         let pid = i32::try_from(self.child.id()).unwrap();
-        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+        // SAFETY: kill(2) takes integers; the pid is our unreaped child.
+        let ret = unsafe { libc::kill(pid, sig) };
+        assert_eq!(ret, 0);
     }
 
     /// SIGTERM, then the exit status.
