@@ -336,9 +336,16 @@ impl Agents {
                 setsid: true,
             },
         );
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.cordon.display()))?;
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(cg) = &cgroup {
+                    cg.remove();
+                }
+                let _ = std::fs::remove_file(&id_file);
+                return Err(format!("cannot start {}: {e}", self.cordon.display()));
+            }
+        };
         let pid = i32::try_from(child.id()).map_err(|_| "pid out of range".to_string())?;
         // Not reaped yet (only we can, and we have not): the pid is still
         // this child's, so the pidfd is too.
