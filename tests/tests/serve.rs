@@ -823,5 +823,22 @@ fn a_delegated_cgroup_gets_one_child_cgroup_per_session() {
         !cg.join("agent-boxed-1").exists(),
         "the session's cgroup is removed"
     );
-    std::fs::remove_dir(&cg).unwrap();
+}
+
+/// Removes a test cgroup (killing what is left in it) however the test ends.
+struct CgroupGuard(PathBuf);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.0) {
+            for e in entries.flatten() {
+                if e.path().is_dir() {
+                    let _ = std::fs::write(e.path().join("cgroup.kill"), "1");
+                    std::thread::sleep(Duration::from_millis(50));
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
