@@ -842,3 +842,68 @@ impl Drop for CgroupGuard {
         let _ = std::fs::remove_dir(&self.0);
     }
 }
+
+/// The repository (or CI's copy of its profiles/ and examples/).
+fn repo() -> PathBuf {
+    match std::env::var_os("CORDON_TEST_REPO_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+    }
+}
+
+#[test]
+fn the_example_unit_passes_systemd_analyze_verify() {
+    let analyze = Path::new("/usr/bin/systemd-analyze");
+    if !analyze.exists() {
+        assert!(!in_ci(), "CI needs systemd-analyze (the systemd package)");
+        eprintln!("skipped: no systemd-analyze");
+        return;
+    }
+    let unit = std::fs::read_to_string(repo().join("examples/systemd/cordon.service")).unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/cordon serve"),
+        "where make install puts it"
+    );
+    // verify checks that ExecStart= binaries exist: point them at the
+    // binaries under test. --man=no: the man page is not installed here.
+    let c = Case::new();
+    let path = c.dir.path().join("cordon.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/cordon", &cordon().display().to_string()),
+    )
+    .unwrap();
+    let out = Command::new(analyze)
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_example_config_checks_with_the_repositorys_profiles() {
+    let text = std::fs::read_to_string(repo().join("examples/systemd/cordon.toml")).unwrap();
+    let c = Case::new();
+    let profiles = repo().join("profiles");
+    let cfg = c.dir.path().join("cordon.toml");
+    std::fs::write(
+        &cfg,
+        text.replace("/etc/cordon/profiles", &profiles.display().to_string()),
+    )
+    .unwrap();
+    let r = Run::from(
+        Command::new(cordon())
+            .args(["serve", "--check", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(r.stdout.contains("ok (2 agents)"), "{r:#?}");
+}
