@@ -3,6 +3,7 @@
 mod audit;
 mod check;
 mod doctor;
+mod generate;
 mod learn;
 mod operator;
 mod run;
@@ -67,6 +68,12 @@ enum Command {
         #[command(flatten)]
         common: operator::Common,
     },
+    /// Man pages and shell completions from this definition (for packaging).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: generate::GenerateCommand,
+    },
     /// Stop an agent's session and keep it stopped.
     Stop {
         agent: String,
@@ -98,6 +105,9 @@ pub fn main() -> ExitCode {
         Command::Doctor => doctor::doctor(),
         Command::Audit { command } => audit::audit(command),
         Command::Serve(args) => serve::serve(args),
+        Command::Generate { what } => {
+            generate::generate(what, <Cli as clap::CommandFactory>::command())
+        }
         Command::Ps { common } => operator::operator(&common, &Request::Ps),
         Command::Kill { session, common } => {
             operator::operator(&common, &Request::Kill { session })
