@@ -907,3 +907,47 @@ fn the_example_config_checks_with_the_repositorys_profiles() {
     assert_eq!(r.code, Some(0), "{r:#?}");
     assert!(r.stdout.contains("ok (2 agents)"), "{r:#?}");
 }
+
+#[test]
+fn an_agent_reaching_the_control_socket_is_refused_whatever_its_uid() {
+    let c = Case::new();
+    let dir = c.dir.path();
+    let socket = dir.join("run/control.sock");
+    let mut p = Profile::base();
+    p.exec.push(cordon().display().to_string());
+    let profile = dir.join("p.toml");
+    std::fs::write(&profile, p.toml()).unwrap();
+    // The agent's own uid (root's, for a root-run session) is allowed: the
+    // refusal must come from where the peer runs, not who it is.
+    // SAFETY: geteuid takes nothing and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let config = header(dir).replace("[control]\n", &format!("[control]\nallow_uids = [{me}]\n"))
+        + &agent(
+            "sneaky",
+            &profile,
+            &[
+                &cordon().display().to_string(),
+                "stop",
+                "sneaky",
+                "--socket",
+                &socket.display().to_string(),
+            ],
+            "restart = \"no\"",
+        );
+    let d = Daemon::start(dir, &config, &[]);
+    assert!(
+        wait_until(Duration::from_secs(20), || d.agent("sneaky")["state"]
+            == "stopped"),
+        "{}",
+        d.log()
+    );
+    assert_eq!(d.agent("sneaky")["last_exit"], "exit 1", "{}", d.log());
+    let log = d.log();
+    assert!(
+        log.contains(&format!("refused uid {me}")) && log.contains("another pid namespace"),
+        "{log}"
+    );
+    // The operator (same uid, host namespace) is served.
+    assert_eq!(d.operator(&["ps"]).code, Some(0));
+    assert_eq!(d.stop().0, Some(0));
+}

@@ -263,17 +263,28 @@ impl Daemon {
         let groups = crate::sys::spawn::peer_groups(fd).unwrap_or_default();
         let uid = cred.uid.to_string();
         let pid = cred.pid.to_string();
-        if !control::permitted(&self.config.control, cred.uid, cred.gid, &groups) {
+        // Every sandbox (agent and tool) has its own pid namespace: a peer
+        // outside ours is inside a sandbox, whatever its uid (an agent of
+        // a root-run session is uid 0), and is never an operator.
+        let refusal = if !same_pid_namespace(cred.pid) {
+            Some("from another pid namespace (inside a sandbox)")
+        } else if !control::permitted(&self.config.control, cred.uid, cred.gid, &groups) {
+            Some("not root, not in allow_uids, not in an allow_gids group")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
             self.log.event(
                 Event::ControlRefused,
                 &format!(
-                    "control socket: refused uid {} (pid {})",
+                    "control socket: refused uid {} (pid {}): {why}",
                     cred.uid, cred.pid
                 ),
                 &[
                     ("PEER_UID", &uid),
                     ("PEER_PID", &pid),
                     ("DECISION", "refuse"),
+                    ("REASON", why),
                 ],
             );
             return;
@@ -348,6 +359,14 @@ impl Daemon {
             self.status = status;
         }
     }
+}
+
+/// Whether process `pid` shares the daemon's pid namespace. Unknown
+/// (the process is gone, /proc unreadable) counts as no.
+fn same_pid_namespace(pid: i32) -> bool {
+    let ours = std::fs::read_link("/proc/self/ns/pid");
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/pid"));
+    matches!((ours, theirs), (Ok(a), Ok(b)) if a == b)
 }
 
 fn pollfd(fd: i32) -> libc::pollfd {
