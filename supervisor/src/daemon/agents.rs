@@ -327,7 +327,13 @@ impl Agents {
             cmd.arg("--audit").arg(a);
         }
         cmd.arg("--").args(&spec.command);
-        cmd.stdin(Stdio::null());
+        // The service manager's channel is the daemon's alone.
+        cmd.stdin(Stdio::null())
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID");
         spawn::arrange(
             &mut cmd,
             PreExec {
