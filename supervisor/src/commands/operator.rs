@@ -85,6 +85,8 @@ pub fn table(agents: &[AgentStatus]) -> String {
             a.uptime_secs.map_or_else(dash, |s| {
                 humantime::format_duration(std::time::Duration::from_secs(s)).to_string()
             }),
+            a.calls_allowed.map_or_else(dash, |n| n.to_string()),
+            a.calls_denied.map_or_else(dash, |n| n.to_string()),
             a.restarts.to_string(),
             a.gave_up
                 .clone()

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::cgroup::{Delegated, SessionCgroup};
 use super::config::{Agent, Config, RestartPolicy};
 use super::control::AgentStatus;
+use super::counts::Counter;
 use super::log::{Event, Log};
 use crate::sys::process::{pidfd_open, pidfd_send_signal, try_wait, Exit};
 use crate::sys::spawn::{self, Credentials, PreExec};
@@ -96,6 +97,7 @@ pub struct Agents {
     cordon: PathBuf,
     state_dir: PathBuf,
     cgroups: Option<Delegated>,
+    counter: Option<Counter>,
 }
 
 impl Agents {
@@ -112,6 +114,7 @@ impl Agents {
             cordon,
             state_dir,
             cgroups,
+            counter: config.audit.as_deref().map(Counter::new),
         };
         for a in &config.agents {
             agents.slots.push(Slot::new(a.clone()));
@@ -133,6 +136,9 @@ impl Agents {
     /// start; agents no longer configured are stopped; new autostart
     /// agents start.
     pub fn reconfigure(&mut self, config: &Config, log: &Log) {
+        if config.audit != self.audit {
+            self.counter = config.audit.as_deref().map(Counter::new);
+        }
         self.audit = config.audit.clone();
         self.stop_timeout = config.stop_timeout;
         for slot in &mut self.slots {
@@ -427,6 +433,9 @@ impl Agents {
             return;
         };
         let id = s.id().unwrap_or("").to_string();
+        if let Some(c) = self.counter.as_mut() {
+            c.forget(&id);
+        }
         if let Some(cg) = &s.cgroup {
             cg.remove();
         }
@@ -560,6 +569,10 @@ impl Agents {
     /// `cordon ps`.
     pub fn status(&mut self) -> Vec<AgentStatus> {
         let now = Instant::now();
+        if let Some(c) = self.counter.as_mut() {
+            c.update();
+        }
+        let counter = self.counter.as_ref();
         self.slots
             .iter_mut()
             .map(|slot| {
@@ -572,6 +585,10 @@ impl Agents {
                     ),
                     None => (None, None, None, None),
                 };
+                let calls = match (counter, session.as_deref()) {
+                    (Some(c), Some(id)) => Some(c.get(id)),
+                    _ => None,
+                };
                 AgentStatus {
                     name: slot.spec.name.clone(),
                     profile: slot.spec.profile_name.clone(),
@@ -580,6 +597,8 @@ impl Agents {
                     pid,
                     uid,
                     uptime_secs: uptime,
+                    calls_allowed: calls.map(|c| c.allowed),
+                    calls_denied: calls.map(|c| c.denied),
                     restarts: slot.starts.saturating_sub(1),
                     recent_failures: u32::try_from(slot.failures.len()).unwrap_or(u32::MAX),
                     last_exit: slot.last_exit.clone(),

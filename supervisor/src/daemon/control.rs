@@ -90,6 +90,10 @@ pub struct AgentStatus {
     /// The uid the session runs as.
     pub uid: Option<u32>,
     pub uptime_secs: Option<u64>,
+    /// Brokered calls of the running session, from the audit log (only
+    /// when the configuration names it in `[audit] path`).
+    pub calls_allowed: Option<u64>,
+    pub calls_denied: Option<u64>,
     /// Sessions started after the first.
     pub restarts: u32,
     /// Failures within the restart window.

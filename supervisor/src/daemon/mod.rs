@@ -6,6 +6,7 @@
 //! - [`config`]: the configuration file, checked with file:line:column.
 //! - [`agents`]: agents, their sessions, restart policy and back-off.
 //! - [`control`]: the operator protocol (JSON lines) and its client.
+//! - [`counts`]: calls allowed/denied per session, from the audit log.
 //! - [`notify`]: sd_notify by hand (READY, RELOADING, STOPPING, WATCHDOG).
 //! - [`log`]: journald native protocol, or stderr.
 //! - [`cgroup`]: a cgroup per session when systemd delegated ours.
@@ -21,6 +22,7 @@ pub mod agents;
 pub mod cgroup;
 pub mod config;
 pub mod control;
+pub mod counts;
 pub mod log;
 pub mod notify;
 pub mod server;
