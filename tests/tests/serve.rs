@@ -617,6 +617,9 @@ fn sigterm_with_a_tool_call_in_flight_revokes_its_secret_and_leaves_a_verifiable
         std::fs::read_to_string(&revoked).is_err(),
         "not revoked yet"
     );
+    let a = d.agent("caller");
+    assert_eq!(a["calls_allowed"], 1, "{a}");
+    assert_eq!(a["calls_denied"], 0, "{a}");
     let (code, log) = d.stop();
     assert_eq!(code, Some(0), "{log}");
     assert!(
