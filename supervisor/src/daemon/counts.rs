@@ -123,7 +123,7 @@ mod tests {
             }
         );
         assert_eq!(c.get("old"), Calls::default());
-        write!(f, "ion\":\"s\",\"decision\":\"allow\"}}\n").unwrap();
+        writeln!(f, "ion\":\"s\",\"decision\":\"allow\"}}").unwrap();
         c.update();
         assert_eq!(
             c.get("s"),
