@@ -321,10 +321,10 @@ impl Agents {
             .arg(&spec.profile)
             .arg("--session-file")
             .arg(&id_file);
+        // cordon run checks the workspace and makes it the agent's cwd.
+        cmd.current_dir("/");
         if let Some(w) = &spec.workspace {
-            cmd.arg("--workspace").arg(w).current_dir(w);
-        } else {
-            cmd.current_dir("/");
+            cmd.arg("--workspace").arg(w);
         }
         if let Some(i) = &spec.intent {
             cmd.arg("--intent").arg(i);
