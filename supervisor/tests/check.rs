@@ -188,11 +188,6 @@ fn cross_field_rules() {
 }
 
 #[test]
-fn unsupported_features_are_errors() {
-    assert_bad("bad/allow-hosts.toml", "5:1", "`allow_hosts` needs cordon's egress proxy, which this version does not have; use connect_tcp for port rules");
-}
-
-#[test]
 fn a_good_profile_with_secrets_is_ok() {
     let out = check(&["tests/profiles/good-secrets.toml"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
