@@ -106,10 +106,12 @@ pub struct AgentStatus {
     pub gave_up: Option<String>,
 }
 
-/// Whether a peer may use the socket: root, a listed uid, or a member
+/// Whether a peer may use the socket: root, the daemon's own uid (which
+/// could signal and trace the daemon anyway), a listed uid, or a member
 /// (primary or supplementary) of a listed group.
 pub fn permitted(control: &Control, uid: u32, gid: u32, groups: &[u32]) -> bool {
     uid == 0
+        || uid == crate::sys::geteuid()
         || control.allow_uids.contains(&uid)
         || control.allow_gids.contains(&gid)
         || groups.iter().any(|g| control.allow_gids.contains(g))
