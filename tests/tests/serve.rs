@@ -954,3 +954,78 @@ fn an_agent_reaching_the_control_socket_is_refused_whatever_its_uid() {
     assert_eq!(d.operator(&["ps"]).code, Some(0));
     assert_eq!(d.stop().0, Some(0));
 }
+
+#[test]
+fn a_session_supervisor_killed_with_sigkill_is_restarted_and_its_sibling_is_untouched() {
+    let c = Case::new();
+    let dir = c.dir.path();
+    let profile = dir.join("p.toml");
+    std::fs::write(&profile, shell_profile("")).unwrap();
+    let fast = "restart = { policy = \"on-failure\", initial_delay = \"100ms\" }";
+    let config = header(dir)
+        + &agent("victim", &profile, &["/usr/bin/sleep", "1000"], fast)
+        + &agent("sibling", &profile, &["/usr/bin/sleep", "1000"], fast);
+    let d = Daemon::start(dir, &config, &[]);
+    assert!(wait_until(Duration::from_secs(20), || {
+        d.agent("victim")["session"].is_string() && d.agent("sibling")["session"].is_string()
+    }));
+    let sibling = d.agent("sibling");
+    let victim = d.agent("victim");
+    let pid = i32::try_from(victim["pid"].as_i64().unwrap()).unwrap();
+    // As a crash of that session's cordon run would end it.
+    // SAFETY: kill(2) takes integers.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let a = d.agent("victim");
+            a["session"].is_string() && a["session"] != victim["session"]
+        }),
+        "{}",
+        d.log()
+    );
+    let a = d.agent("victim");
+    assert_eq!(a["restarts"], 1);
+    assert_eq!(a["last_exit"], "signal 9");
+    let s = d.agent("sibling");
+    assert_eq!(s["session"], sibling["session"]);
+    assert_eq!(s["pid"], sibling["pid"]);
+    assert_eq!(s["restarts"], 0);
+    assert_eq!(d.stop().0, Some(0));
+}
+
+#[test]
+fn man_pages_and_completions_come_from_the_cli_definition() {
+    let c = Case::new();
+    let man = c.dir.path().join("man");
+    let comp = c.dir.path().join("completions");
+    for (what, dir) in [("man", &man), ("completions", &comp)] {
+        let out = Command::new(cordon())
+            .args(["generate", what])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let serve = std::fs::read_to_string(man.join("cordon-serve.1")).unwrap();
+    assert!(serve.starts_with(".ie") || serve.contains(".TH"), "{serve}");
+    assert!(serve.contains("\\-\\-config"), "{serve}");
+    for page in [
+        "cordon.1",
+        "cordon-ps.1",
+        "cordon-kill.1",
+        "cordon-start.1",
+        "cordon-stop.1",
+    ] {
+        assert!(man.join(page).exists(), "{page}");
+    }
+    assert!(
+        !man.join("cordon-generate.1").exists(),
+        "the hidden verb has no page"
+    );
+    let bash = std::fs::read_to_string(comp.join("cordon.bash")).unwrap();
+    assert!(
+        bash.contains("serve") && bash.contains("--socket"),
+        "{bash}"
+    );
+    assert!(comp.join("_cordon").exists() && comp.join("cordon.fish").exists());
+}
