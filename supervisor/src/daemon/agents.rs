@@ -3,18 +3,16 @@
 //! with exponential back-off, given up on after too many failures.
 
 use std::collections::VecDeque;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::cgroup::{Delegated, SessionCgroup};
+use super::cgroup::Delegated;
 use super::config::{Agent, Config, RestartPolicy};
 use super::control::AgentStatus;
 use super::counts::Counter;
 use super::log::{Event, Log};
-use crate::sys::process::{pidfd_open, pidfd_send_signal, try_wait, Exit};
-use crate::sys::spawn::{self, Credentials, PreExec};
+use super::session::{self, Ending, Launch, Session};
+use crate::sys::process::{pidfd_send_signal, try_wait, Exit};
 
 /// Where an agent is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,42 +33,6 @@ impl State {
             State::BackingOff => "backing-off",
             State::GaveUp => "gave-up",
         }
-    }
-}
-
-/// Why a session is being ended by the daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
-    /// `cordon kill`: the restart policy applies to the end.
-    Kill,
-    /// `cordon stop`, shutdown, or the agent left the configuration.
-    Stop,
-}
-
-/// One running `cordon run`.
-pub struct Session {
-    pub pid: i32,
-    pub pidfd: OwnedFd,
-    started: Instant,
-    id_file: PathBuf,
-    id: Option<String>,
-    uid: u32,
-    cgroup: Option<SessionCgroup>,
-    ending: Option<Ending>,
-    kill_at: Option<Instant>,
-}
-
-impl Session {
-    /// The session id `cordon run` wrote, once it has.
-    fn id(&mut self) -> Option<&str> {
-        if self.id.is_none() {
-            let text = std::fs::read_to_string(&self.id_file).ok()?;
-            let text = text.trim();
-            if !text.is_empty() {
-                self.id = Some(text.to_string());
-            }
-        }
-        self.id.as_deref()
     }
 }
 
@@ -168,6 +130,15 @@ impl Agents {
         self.slots.retain(|s| !(s.removed && s.session.is_none()));
     }
 
+    fn launch(&self) -> Launch<'_> {
+        Launch {
+            cordon: &self.cordon,
+            state_dir: &self.state_dir,
+            cgroups: self.cgroups.as_ref(),
+            audit: self.audit.as_deref(),
+        }
+    }
+
     pub fn find(&self, name: &str) -> Option<usize> {
         self.slots
             .iter()
@@ -262,7 +233,7 @@ impl Agents {
         self.slots[i].serial += 1;
         let serial = self.slots[i].serial;
         let spec = self.slots[i].spec.clone();
-        let result = self.spawn(&spec, serial);
+        let result = session::spawn(&self.launch(), &spec, serial);
         let slot = &mut self.slots[i];
         slot.retry_at = None;
         match result {
@@ -291,89 +262,6 @@ impl Agents {
                 self.after_failure(i, log);
             }
         }
-    }
-
-    fn spawn(&self, spec: &Agent, serial: u64) -> Result<Session, String> {
-        let credentials = credentials(spec)?;
-        let id_file = self
-            .state_dir
-            .join(format!("{}.{serial}.session", spec.name));
-        let _ = std::fs::remove_file(&id_file);
-        // Created by the daemon, then given to the session's user, who
-        // writes the session id into it.
-        let f = std::fs::File::create(&id_file)
-            .map_err(|e| format!("cannot create {}: {e}", id_file.display()))?;
-        if let Some(c) = credentials {
-            std::os::unix::fs::fchown(&f, Some(c.uid), Some(c.gid))
-                .map_err(|e| format!("cannot give {} to uid {}: {e}", id_file.display(), c.uid))?;
-        }
-        drop(f);
-        let cgroup = match &self.cgroups {
-            Some(d) => Some(
-                d.session(&format!("agent-{}-{serial}", spec.name))
-                    .map_err(|e| format!("cannot create the session's cgroup: {e}"))?,
-            ),
-            None => None,
-        };
-        let mut cmd = Command::new(&self.cordon);
-        cmd.arg("run")
-            .arg("--profile")
-            .arg(&spec.profile)
-            .arg("--session-file")
-            .arg(&id_file);
-        // cordon run checks the workspace and makes it the agent's cwd.
-        cmd.current_dir("/");
-        if let Some(w) = &spec.workspace {
-            cmd.arg("--workspace").arg(w);
-        }
-        if let Some(i) = &spec.intent {
-            cmd.arg("--intent").arg(i);
-        }
-        if let Some(a) = &self.audit {
-            cmd.arg("--audit").arg(a);
-        }
-        cmd.arg("--").args(&spec.command);
-        // The service manager's channel is the daemon's alone.
-        cmd.stdin(Stdio::null())
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID")
-            .env_remove("LISTEN_FDS")
-            .env_remove("LISTEN_PID");
-        spawn::arrange(
-            &mut cmd,
-            PreExec {
-                credentials,
-                cgroup_procs: cgroup.as_ref().map(SessionCgroup::procs_fd),
-                setsid: true,
-            },
-        );
-        let child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                if let Some(cg) = &cgroup {
-                    cg.remove();
-                }
-                let _ = std::fs::remove_file(&id_file);
-                return Err(format!("cannot start {}: {e}", self.cordon.display()));
-            }
-        };
-        let pid = i32::try_from(child.id()).map_err(|_| "pid out of range".to_string())?;
-        // Not reaped yet (only we can, and we have not): the pid is still
-        // this child's, so the pidfd is too.
-        let pidfd = pidfd_open(pid).map_err(|e| format!("pidfd_open: {e}"))?;
-        drop(child);
-        Ok(Session {
-            pid,
-            pidfd,
-            started: Instant::now(),
-            id_file,
-            id: None,
-            uid: credentials.map_or_else(crate::sys::geteuid, |c| c.uid),
-            cgroup,
-            ending: None,
-            kill_at: None,
-        })
     }
 
     /// Asks slot `i`'s session to end (SIGTERM: `cordon run` forwards it
@@ -652,38 +540,6 @@ impl Slot {
 pub fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
     let shift = failures.saturating_sub(1).min(30);
     initial.saturating_mul(1u32 << shift).min(max)
-}
-
-/// The ids to switch to: `user` (and its primary group unless `group`
-/// says otherwise), or just `group`. None: run as the daemon.
-fn credentials(spec: &Agent) -> Result<Option<Credentials>, String> {
-    let me = crate::sys::geteuid();
-    let (uid, mut gid) = match &spec.user {
-        None => (me, crate::sys::getegid()),
-        Some(u) => match u.parse::<u32>() {
-            Ok(uid) => (uid, uid),
-            Err(_) => spawn::lookup_user(u)
-                .map_err(|e| format!("looking up user `{u}`: {e}"))?
-                .ok_or_else(|| format!("no such user `{u}`"))?,
-        },
-    };
-    if let Some(g) = &spec.group {
-        gid = match g.parse::<u32>() {
-            Ok(gid) => gid,
-            Err(_) => spawn::lookup_group(g)
-                .map_err(|e| format!("looking up group `{g}`: {e}"))?
-                .ok_or_else(|| format!("no such group `{g}`"))?,
-        };
-    }
-    if spec.user.is_none() && spec.group.is_none() {
-        return Ok(None);
-    }
-    if me != 0 && (uid != me || gid != crate::sys::getegid()) {
-        return Err(format!(
-            "only root can run agents as another user or group (user {uid}, group {gid})"
-        ));
-    }
-    Ok(Some(Credentials { uid, gid }))
 }
 
 /// Whether `path` is an existing directory (for the state dir).

@@ -5,6 +5,7 @@
 //!
 //! - [`config`]: the configuration file, checked with file:line:column.
 //! - [`agents`]: agents, their sessions, restart policy and back-off.
+//! - [`session`]: starting one session (`cordon run` as the agent's user).
 //! - [`control`]: the operator protocol (JSON lines) and its client.
 //! - [`counts`]: calls allowed/denied per session, from the audit log.
 //! - [`notify`]: sd_notify by hand (READY, RELOADING, STOPPING, WATCHDOG).
@@ -26,6 +27,7 @@ pub mod counts;
 pub mod log;
 pub mod notify;
 pub mod server;
+pub mod session;
 
 pub use config::{load, Config, ConfigError, DEFAULT_CONFIG, DEFAULT_SOCKET};
 pub use server::{serve, ServeError};
