@@ -314,3 +314,51 @@ fn man_pages_and_completions_come_from_the_cli_definition() {
     );
     assert!(comp.join("_cordon").exists() && comp.join("cordon.fish").exists());
 }
+
+#[test]
+fn a_divergence_kill_is_a_journal_event_with_its_decision() {
+    let c = Case::new();
+    let dir = c.dir.path();
+    let mut p = Profile::base();
+    p.exec.push("/usr/bin/dash".into());
+    p.read.push("/usr/bin".into());
+    let profile = dir.join("p.toml");
+    std::fs::write(&profile, p.toml()).unwrap();
+    let journal_path = dir.join("journal.sock");
+    let journal = UnixDatagram::bind(&journal_path).unwrap();
+    // /usr/bin/id is readable but neither granted exec nor a tool.
+    let config = header(dir)
+        + &agent(
+            "wanders",
+            &profile,
+            &["/usr/bin/dash", "-c", "/usr/bin/id"],
+            "restart = \"no\"",
+        );
+    let d = Daemon::start(
+        dir,
+        &config,
+        &[
+            ("JOURNAL_STREAM", "8:1234".into()),
+            ("CORDON_JOURNAL_SOCKET", journal_path.display().to_string()),
+        ],
+    );
+    let seen = recv_until(&journal, Duration::from_secs(20), |m| {
+        m.contains("MESSAGE_ID=22770986bd214ef28ba7a0acc81662bd")
+    });
+    let ended = seen.last().unwrap();
+    for field in [
+        "AGENT=wanders",
+        "EXIT=exit 86",
+        "DECISION=kill",
+        "REASON=divergence",
+    ] {
+        assert!(ended.lines().any(|l| l == field), "{field} in {ended}");
+    }
+    let session = ended
+        .lines()
+        .find_map(|l| l.strip_prefix("SESSION="))
+        .unwrap();
+    assert_eq!(session.len(), 32, "the session id: {ended}");
+    assert_eq!(d.agent("wanders")["last_exit"], "exit 86");
+    assert_eq!(d.stop().0, Some(0));
+}

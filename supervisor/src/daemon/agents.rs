@@ -334,19 +334,31 @@ impl Agents {
             Exit::Code(c) => (format!("exit {c}"), true),
             Exit::Signal(n) => (format!("signal {n}"), true),
         };
+        // 86: cordon run killed the agent for leaving its profile.
+        let diverged = exit == Exit::Code(i32::from(crate::process::EXIT_DIVERGED));
         let ran = s.started.elapsed();
+        let mut fields = vec![
+            ("AGENT", slot.spec.name.as_str()),
+            ("SESSION", id.as_str()),
+            ("EXIT", text.as_str()),
+        ];
+        if diverged {
+            fields.push(("DECISION", "kill"));
+            fields.push(("REASON", "divergence"));
+        }
         log.event(
             Event::SessionExited,
             &format!(
-                "agent {} session ended: {text} after {:.1}s",
+                "agent {} session ended: {text} after {:.1}s{}",
                 slot.spec.name,
-                ran.as_secs_f64()
+                ran.as_secs_f64(),
+                if diverged {
+                    " (killed by cordon for leaving its profile)"
+                } else {
+                    ""
+                }
             ),
-            &[
-                ("AGENT", &slot.spec.name),
-                ("SESSION", &id),
-                ("EXIT", &text),
-            ],
+            &fields,
         );
         slot.last_exit = Some(text);
         if s.ending == Some(Ending::Stop) || slot.removed {
