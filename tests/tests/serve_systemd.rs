@@ -362,3 +362,45 @@ fn a_divergence_kill_is_a_journal_event_with_its_decision() {
     assert_eq!(d.agent("wanders")["last_exit"], "exit 86");
     assert_eq!(d.stop().0, Some(0));
 }
+
+#[test]
+fn a_profile_edited_without_a_reload_is_not_used_until_the_reload_checks_it() {
+    let c = Case::new();
+    let dir = c.dir.path();
+    let profile = dir.join("p.toml");
+    std::fs::write(&profile, shell_profile("")).unwrap();
+    let fast = "restart = { policy = \"on-failure\", initial_delay = \"200ms\", max_delay = \"200ms\", max_failures = 100 }";
+    let config = header(dir) + &agent("a", &profile, &["/usr/bin/sleep", "1000"], fast);
+    let d = Daemon::start(dir, &config, &[]);
+    assert!(wait_until(Duration::from_secs(20), || d.agent("a")
+        ["session"]
+        .is_string()));
+    // A valid but different profile, written without telling the daemon.
+    let mut edited = Profile::base();
+    for util in ["dash", "sleep", "true", "false"] {
+        edited.exec.push(format!("/usr/bin/{util}"));
+    }
+    edited.read.push("/srv".into());
+    std::fs::write(&profile, edited.toml()).unwrap();
+    assert_eq!(d.operator(&["kill", "a"]).code, Some(0));
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            d.log()
+                .contains("changed on disk since cordon serve last checked it")
+        }),
+        "{}",
+        d.log()
+    );
+    assert_eq!(d.agent("a")["last_exit"], "exit 125");
+    // The reload checks it; the next restart uses it.
+    d.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let a = d.agent("a");
+            a["state"] == "running" && a["session"].is_string()
+        }),
+        "{}",
+        d.log()
+    );
+    assert_eq!(d.stop().0, Some(0));
+}

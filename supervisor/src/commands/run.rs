@@ -32,6 +32,10 @@ pub struct RunArgs {
     /// Where `cordon serve` wants the session id written (internal).
     #[arg(long, hide = true)]
     session_file: Option<PathBuf>,
+    /// The digest of the profile `cordon serve` checked (internal): any
+    /// other profile is refused.
+    #[arg(long, hide = true)]
+    profile_digest: Option<String>,
     /// The command to run, and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<OsString>,
@@ -121,6 +125,17 @@ pub fn run(args: RunArgs) -> ExitCode {
             return fail("the profile has errors; nothing was run", EXIT_SETUP_FAILED);
         }
     };
+    if let Some(want) = &args.profile_digest {
+        if *want != cordon::daemon::profile_digest(&profile) {
+            return fail(
+                format_args!(
+                    "{} (or a profile it extends) changed on disk since cordon serve last checked it; reload the daemon (systemctl reload cordon) to check and use it",
+                    args.profile.display()
+                ),
+                EXIT_SETUP_FAILED,
+            );
+        }
+    }
     let invocation_dir = match std::env::current_dir() {
         Ok(d) => d,
         Err(e) => {

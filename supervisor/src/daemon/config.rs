@@ -74,6 +74,8 @@ pub struct Agent {
     pub autostart: bool,
     /// The loaded profile's name (checked at load time).
     pub profile_name: String,
+    /// [`super::profile_digest`] of the profile as checked.
+    pub profile_digest: String,
     pub origin: Location,
 }
 
@@ -269,9 +271,11 @@ fn agent(w: &mut Walker<'_>, t: &DeTable<'_>, at: &Value<'_>, base: &Path) -> Op
         }
     };
     let mut profile_name = String::new();
+    let mut profile_digest = String::new();
     let profile = match t.get("profile") {
         Some(v) => absolute(w, "profile", v, base).and_then(|p| match crate::profile::load(&p) {
             Ok(loaded) => {
+                profile_digest = super::profile_digest(&loaded);
                 profile_name = loaded.name;
                 Some(p)
             }
@@ -352,6 +356,7 @@ fn agent(w: &mut Walker<'_>, t: &DeTable<'_>, at: &Value<'_>, base: &Path) -> Op
         restart: restart?,
         autostart,
         profile_name,
+        profile_digest,
         origin,
     })
     .filter(|_| ok)

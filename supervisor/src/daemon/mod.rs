@@ -31,3 +31,12 @@ pub mod session;
 
 pub use config::{load, Config, ConfigError, DEFAULT_CONFIG, DEFAULT_SOCKET};
 pub use server::{serve, ServeError};
+
+/// A digest of a loaded profile (its whole parsed form, every file of its
+/// `extends` chain included). The daemon passes the digest of the profile
+/// it checked to each session's `cordon run`, which refuses to start if
+/// the profile it loads is not that one: a session never runs a profile
+/// the daemon has not validated at start or reload.
+pub fn profile_digest(profile: &crate::profile::Profile) -> String {
+    crate::audit::line_hash(format!("{profile:?}").as_bytes())
+}

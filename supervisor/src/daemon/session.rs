@@ -83,7 +83,9 @@ pub fn spawn(l: &Launch<'_>, spec: &Agent, serial: u64) -> Result<Session, Strin
         .arg("--profile")
         .arg(&spec.profile)
         .arg("--session-file")
-        .arg(&id_file);
+        .arg(&id_file)
+        .arg("--profile-digest")
+        .arg(&spec.profile_digest);
     // cordon run checks the workspace and makes it the agent's cwd.
     cmd.current_dir("/");
     if let Some(w) = &spec.workspace {
