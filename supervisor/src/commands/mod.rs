@@ -68,17 +68,17 @@ enum Command {
         #[command(flatten)]
         common: operator::Common,
     },
-    /// Man pages and shell completions from this definition (for packaging).
-    #[command(hide = true)]
-    Generate {
-        #[command(subcommand)]
-        what: generate::GenerateCommand,
-    },
     /// Stop an agent's session and keep it stopped.
     Stop {
         agent: String,
         #[command(flatten)]
         common: operator::Common,
+    },
+    /// Man pages and shell completions from this definition (for packaging).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: generate::GenerateCommand,
     },
 }
 
