@@ -404,3 +404,54 @@ fn a_profile_edited_without_a_reload_is_not_used_until_the_reload_checks_it() {
     );
     assert_eq!(d.stop().0, Some(0));
 }
+
+#[test]
+fn the_sysusers_and_tmpfiles_snippets_apply_to_a_fresh_root() {
+    if !is_root() {
+        // systemd-tmpfiles must chown to the agent user.
+        eprintln!("skipped: needs root to chown");
+        return;
+    }
+    let (sysusers, tmpfiles) = (
+        Path::new("/usr/bin/systemd-sysusers"),
+        Path::new("/usr/bin/systemd-tmpfiles"),
+    );
+    if !sysusers.exists() || !tmpfiles.exists() {
+        assert!(!in_ci(), "CI needs systemd-sysusers and systemd-tmpfiles");
+        eprintln!("skipped: no systemd-sysusers/systemd-tmpfiles");
+        return;
+    }
+    let c = Case::new();
+    let root = c.dir.path();
+    std::fs::create_dir(root.join("etc")).unwrap();
+    for f in ["passwd", "group", "shadow", "gshadow"] {
+        std::fs::write(root.join("etc").join(f), "").unwrap();
+    }
+    let examples = std::fs::canonicalize(repo().join("examples/systemd")).unwrap();
+    let run = |tool: &Path, args: &[&str], file: &str| {
+        let out = Command::new(tool)
+            .arg(format!("--root={}", root.display()))
+            .args(args)
+            .arg(examples.join(file))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{tool:?}: {out:?}");
+    };
+    run(sysusers, &[], "cordon.sysusers.conf");
+    run(tmpfiles, &["--create"], "cordon.tmpfiles.conf");
+    let group = std::fs::read_to_string(root.join("etc/group")).unwrap();
+    let gid: u32 = group
+        .lines()
+        .find_map(|l| l.strip_prefix("cordon-agent:x:"))
+        .and_then(|rest| rest.split(':').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(group.contains("cordon-operators:x:"), "{group}");
+    use std::os::unix::fs::MetadataExt;
+    let log = std::fs::metadata(root.join("var/log/cordon/audit.jsonl")).unwrap();
+    assert_eq!(log.mode() & 0o777, 0o660, "the agent user's group appends");
+    assert_eq!((log.uid(), log.gid()), (0, gid));
+    let run_dir = std::fs::metadata(root.join("run/cordon")).unwrap();
+    assert_eq!(run_dir.mode() & 0o777, 0o755);
+}
