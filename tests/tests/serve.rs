@@ -515,3 +515,43 @@ fn a_session_supervisor_killed_with_sigkill_is_restarted_and_its_sibling_is_unto
     assert_eq!(s["restarts"], 0);
     assert_eq!(d.stop().0, Some(0));
 }
+
+#[test]
+fn an_agent_that_cannot_start_is_given_up_on_with_the_reason() {
+    let c = Case::new();
+    let dir = c.dir.path();
+    let profile = dir.join("p.toml");
+    std::fs::write(&profile, shell_profile("")).unwrap();
+    let config = header(dir)
+        + &agent(
+            "nobody-here",
+            &profile,
+            &["/usr/bin/sleep", "1000"],
+            "user = \"cordon-no-such-user\"\nrestart = { initial_delay = \"100ms\", max_delay = \"100ms\", max_failures = 2 }",
+        );
+    let d = Daemon::start(dir, &config, &[]);
+    assert!(
+        wait_until(Duration::from_secs(20), || d.agent("nobody-here")["state"]
+            == "gave-up"),
+        "{}",
+        d.log()
+    );
+    let a = d.agent("nobody-here");
+    assert_eq!(
+        a["last_exit"],
+        "could not start: no such user `cordon-no-such-user`"
+    );
+    assert!(
+        a["gave_up"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 failures within"),
+        "{a}"
+    );
+    assert!(
+        d.log().contains("agent nobody-here could not start"),
+        "{}",
+        d.log()
+    );
+    assert_eq!(d.stop().0, Some(0));
+}

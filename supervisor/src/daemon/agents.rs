@@ -253,6 +253,7 @@ impl Agents {
                 slot.state = State::Running;
             }
             Err(e) => {
+                let e = e.to_string();
                 log.event(
                     Event::StartFailed,
                     &format!("agent {} could not start: {e}", spec.name),

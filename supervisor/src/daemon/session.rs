@@ -20,6 +20,35 @@ pub enum Ending {
     Stop,
 }
 
+/// Why a session could not be started (it counts as a failure).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("looking up {what} `{name}`: {source}")]
+    Lookup {
+        what: &'static str,
+        name: String,
+        source: crate::sys::Errno,
+    },
+    #[error("no such {what} `{name}`")]
+    NoSuch { what: &'static str, name: String },
+    #[error("only root can run agents as another user or group (user {uid}, group {gid})")]
+    NotRoot { uid: u32, gid: u32 },
+    #[error("the session id file {path}: {source}")]
+    IdFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create the session's cgroup: {0}")]
+    Cgroup(std::io::Error),
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("pidfd_open of the session: {0}")]
+    Pidfd(crate::sys::Errno),
+}
+
 /// What every session start needs from the daemon.
 pub struct Launch<'a> {
     /// The `cordon` binary (the daemon's own).
@@ -58,23 +87,25 @@ impl Session {
 }
 
 /// Starts `spec`'s session number `serial`.
-pub fn spawn(l: &Launch<'_>, spec: &Agent, serial: u64) -> Result<Session, String> {
+pub fn spawn(l: &Launch<'_>, spec: &Agent, serial: u64) -> Result<Session, StartError> {
     let credentials = credentials(spec)?;
     let id_file = l.state_dir.join(format!("{}.{serial}.session", spec.name));
     let _ = std::fs::remove_file(&id_file);
     // Created by the daemon, then given to the session's user, who
     // writes the session id into it.
-    let f = std::fs::File::create(&id_file)
-        .map_err(|e| format!("cannot create {}: {e}", id_file.display()))?;
+    let id_error = |source| StartError::IdFile {
+        path: id_file.clone(),
+        source,
+    };
+    let f = std::fs::File::create(&id_file).map_err(id_error)?;
     if let Some(c) = credentials {
-        std::os::unix::fs::fchown(&f, Some(c.uid), Some(c.gid))
-            .map_err(|e| format!("cannot give {} to uid {}: {e}", id_file.display(), c.uid))?;
+        std::os::unix::fs::fchown(&f, Some(c.uid), Some(c.gid)).map_err(id_error)?;
     }
     drop(f);
     let cgroup = match l.cgroups {
         Some(d) => Some(
             d.session(&format!("agent-{}-{serial}", spec.name))
-                .map_err(|e| format!("cannot create the session's cgroup: {e}"))?,
+                .map_err(StartError::Cgroup)?,
         ),
         None => None,
     };
@@ -120,13 +151,17 @@ pub fn spawn(l: &Launch<'_>, spec: &Agent, serial: u64) -> Result<Session, Strin
                 cg.remove();
             }
             let _ = std::fs::remove_file(&id_file);
-            return Err(format!("cannot start {}: {e}", l.cordon.display()));
+            return Err(StartError::Spawn {
+                program: l.cordon.to_path_buf(),
+                source: e,
+            });
         }
     };
-    let pid = i32::try_from(child.id()).map_err(|_| "pid out of range".to_string())?;
+    let pid = i32::try_from(child.id())
+        .map_err(|_| StartError::Pidfd(crate::sys::Errno(libc::EOVERFLOW)))?;
     // Not reaped yet (only we can, and we have not): the pid is still
     // this child's, so the pidfd is too.
-    let pidfd = pidfd_open(pid).map_err(|e| format!("pidfd_open: {e}"))?;
+    let pidfd = pidfd_open(pid).map_err(StartError::Pidfd)?;
     drop(child);
     Ok(Session {
         pid,
@@ -143,32 +178,44 @@ pub fn spawn(l: &Launch<'_>, spec: &Agent, serial: u64) -> Result<Session, Strin
 
 /// The ids to switch to: `user` (and its primary group unless `group`
 /// says otherwise), or just `group`. None: run as the daemon.
-fn credentials(spec: &Agent) -> Result<Option<Credentials>, String> {
+fn credentials(spec: &Agent) -> Result<Option<Credentials>, StartError> {
     let me = crate::sys::geteuid();
     let (uid, mut gid) = match &spec.user {
         None => (me, crate::sys::getegid()),
         Some(u) => match u.parse::<u32>() {
             Ok(uid) => (uid, uid),
             Err(_) => spawn::lookup_user(u)
-                .map_err(|e| format!("looking up user `{u}`: {e}"))?
-                .ok_or_else(|| format!("no such user `{u}`"))?,
+                .map_err(|source| StartError::Lookup {
+                    what: "user",
+                    name: u.clone(),
+                    source,
+                })?
+                .ok_or_else(|| StartError::NoSuch {
+                    what: "user",
+                    name: u.clone(),
+                })?,
         },
     };
     if let Some(g) = &spec.group {
         gid = match g.parse::<u32>() {
             Ok(gid) => gid,
             Err(_) => spawn::lookup_group(g)
-                .map_err(|e| format!("looking up group `{g}`: {e}"))?
-                .ok_or_else(|| format!("no such group `{g}`"))?,
+                .map_err(|source| StartError::Lookup {
+                    what: "group",
+                    name: g.clone(),
+                    source,
+                })?
+                .ok_or_else(|| StartError::NoSuch {
+                    what: "group",
+                    name: g.clone(),
+                })?,
         };
     }
     if spec.user.is_none() && spec.group.is_none() {
         return Ok(None);
     }
     if me != 0 && (uid != me || gid != crate::sys::getegid()) {
-        return Err(format!(
-            "only root can run agents as another user or group (user {uid}, group {gid})"
-        ));
+        return Err(StartError::NotRoot { uid, gid });
     }
     Ok(Some(Credentials { uid, gid }))
 }
