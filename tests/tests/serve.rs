@@ -555,3 +555,43 @@ fn an_agent_that_cannot_start_is_given_up_on_with_the_reason() {
     );
     assert_eq!(d.stop().0, Some(0));
 }
+
+#[test]
+fn when_the_daemon_dies_its_sessions_stop_cleanly() {
+    let c = Case::new();
+    let dir = c.dir.path();
+    let profile = dir.join("p.toml");
+    std::fs::write(&profile, shell_profile("")).unwrap();
+    let script = format!("sleep 1000; : {}", token("orphan"));
+    let config = header(dir) + &agent("a", &profile, &["/usr/bin/dash", "-c", &script], "");
+    let mut d = Daemon::start(dir, &config, &[]);
+    assert!(wait_until(Duration::from_secs(20), || d.agent("a")
+        ["session"]
+        .is_string()));
+    let session = d.agent("a")["session"].as_str().unwrap().to_string();
+    assert!(!processes_with(&script).is_empty());
+    // kill -9: no chance for the daemon to stop anything itself.
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || processes_with(&script)
+            .is_empty()),
+        "the agent outlived its daemon"
+    );
+    let audit = dir.join("audit.jsonl");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string(&audit).is_ok_and(|t| {
+                t.lines()
+                    .any(|l| l.contains("\"session_end\"") && l.contains(&session))
+            })
+        }),
+        "the session's end was recorded"
+    );
+    let v = Command::new(cordon())
+        .args(["audit", "verify"])
+        .arg(&audit)
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{v:?}");
+}

@@ -142,6 +142,11 @@ pub fn spawn(l: &Launch<'_>, spec: &Agent, serial: u64) -> Result<Session, Start
             credentials,
             cgroup_procs: cgroup.as_ref().map(SessionCgroup::procs_fd),
             setsid: true,
+            // If the daemon dies (kill -9, a crash), each session stops as
+            // on `cordon stop`: its agent gets the grace period, secrets
+            // are revoked, the audit log is completed. The daemon's event
+            // loop is its main thread, which lives as long as it does.
+            parent_death: Some((libc::SIGTERM, crate::sys::process::getpid())),
         },
     );
     let child = match cmd.spawn() {

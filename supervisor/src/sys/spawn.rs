@@ -30,6 +30,10 @@ pub struct PreExec {
     /// Start a new session (setsid): the daemon's terminal, if any, does
     /// not signal the agents.
     pub setsid: bool,
+    /// PR_SET_PDEATHSIG: the signal the child gets when the thread that
+    /// started it dies, with the parent's pid to check it has not died
+    /// already. Set after the credentials change, which clears it.
+    pub parent_death: Option<(i32, i32)>,
 }
 
 /// Arranges for `cmd`'s child to apply `pre` before exec.
@@ -56,6 +60,16 @@ pub fn arrange(cmd: &mut Command, pre: PreExec) {
             check(unsafe { libc::setresgid(c.gid, c.gid, c.gid) }.into())?;
             // SAFETY: plain integer arguments.
             check(unsafe { libc::setresuid(c.uid, c.uid, c.uid) }.into())?;
+        }
+        if let Some((signal, parent)) = pre.parent_death {
+            // SAFETY: prctl with integer arguments; async-signal-safe.
+            check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal, 0, 0, 0) }.into())?;
+            // The parent may have died before the line above: then the
+            // signal will never come, so do not start at all.
+            // SAFETY: getppid takes nothing and cannot fail.
+            if unsafe { libc::getppid() } != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
         }
         Ok(())
     };
