@@ -274,6 +274,11 @@ fn sigterm_with_a_tool_call_in_flight_revokes_its_secret_and_leaves_a_verifiable
     let a = d.agent("caller");
     assert_eq!(a["calls_allowed"], 1, "{a}");
     assert_eq!(a["calls_denied"], 0, "{a}");
+    let identity = format!(
+        "spiffe://cordon.local/profile/test/session/{}",
+        a["session"].as_str().unwrap()
+    );
+    assert_eq!(a["identity"], identity.as_str(), "{a}");
     let (code, log) = d.stop();
     assert_eq!(code, Some(0), "{log}");
     assert!(

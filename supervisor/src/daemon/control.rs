@@ -85,6 +85,8 @@ pub struct AgentStatus {
     pub state: String,
     /// The running session's id (cordon run's), once it has one.
     pub session: Option<String>,
+    /// Its workload identity, from its `session_start` audit record.
+    pub identity: Option<String>,
     /// The session's `cordon run` process.
     pub pid: Option<i32>,
     /// The uid the session runs as.

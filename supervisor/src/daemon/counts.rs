@@ -12,11 +12,13 @@ use serde::Deserialize;
 /// The most read per `ps` (the rest waits for the next one).
 const MAX_STEP: u64 = 64 * 1024 * 1024;
 
-/// Per-session counts of `call` records.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// Per-session counts of `call` records, and the session's workload
+/// identity from its `session_start` record.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Calls {
     pub allowed: u64,
     pub denied: u64,
+    pub identity: Option<String>,
 }
 
 /// Follows one audit log.
@@ -35,6 +37,8 @@ struct Line<'a> {
     session: &'a str,
     #[serde(default)]
     decision: Option<&'a str>,
+    #[serde(default)]
+    identity: Option<&'a str>,
 }
 
 impl Counter {
@@ -74,6 +78,11 @@ impl Counter {
             let Ok(l) = serde_json::from_slice::<Line<'_>>(line) else {
                 continue;
             };
+            if l.kind == "session_start" {
+                let c = self.counts.entry(l.session.to_string()).or_default();
+                c.identity = l.identity.map(str::to_string);
+                continue;
+            }
             if l.kind != "call" {
                 continue;
             }
@@ -87,7 +96,7 @@ impl Counter {
     }
 
     pub fn get(&self, session: &str) -> Calls {
-        self.counts.get(session).copied().unwrap_or_default()
+        self.counts.get(session).cloned().unwrap_or_default()
     }
 
     /// Forgets sessions that are over.
@@ -113,24 +122,14 @@ mod tests {
         .unwrap();
         let mut c = Counter::new(&p);
         let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
-        write!(f, "{{\"kind\":\"call\",\"session\":\"s\",\"decision\":\"allow\"}}\n{{\"kind\":\"call\",\"session\":\"s\",\"decision\":\"deny\"}}\n{{\"kind\":\"call_end\",\"session\":\"s\"}}\n{{\"kind\":\"call\",\"sess").unwrap();
+        write!(f, "{{\"kind\":\"session_start\",\"session\":\"s\",\"identity\":\"spiffe://x/s\"}}\n{{\"kind\":\"call\",\"session\":\"s\",\"decision\":\"allow\"}}\n{{\"kind\":\"call\",\"session\":\"s\",\"decision\":\"deny\"}}\n{{\"kind\":\"call_end\",\"session\":\"s\"}}\n{{\"kind\":\"call\",\"sess").unwrap();
         c.update();
-        assert_eq!(
-            c.get("s"),
-            Calls {
-                allowed: 1,
-                denied: 1
-            }
-        );
+        let s = c.get("s");
+        assert_eq!((s.allowed, s.denied), (1, 1));
+        assert_eq!(s.identity.as_deref(), Some("spiffe://x/s"));
         assert_eq!(c.get("old"), Calls::default());
         writeln!(f, "ion\":\"s\",\"decision\":\"allow\"}}").unwrap();
         c.update();
-        assert_eq!(
-            c.get("s"),
-            Calls {
-                allowed: 2,
-                denied: 1
-            }
-        );
+        assert_eq!((c.get("s").allowed, c.get("s").denied), (2, 1));
     }
 }
