@@ -205,12 +205,50 @@ fn a_uid_not_allowed_cannot_use_the_control_socket_and_agents_run_as_their_user(
         "{}",
         d.log()
     );
-    // Raw requests from it get nothing either.
+    // A refused `stop` changes nothing.
+    let out = Command::new(cordon())
+        .args(["stop", "as-user", "--socket"])
+        .arg(&d.socket)
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         d.agent("as-user")["state"],
         "running",
-        "a refused kill did nothing"
+        "a refused stop did nothing"
     );
+    assert_eq!(d.stop().0, Some(0));
+
+    // The same uid with a supplementary group listed in allow_gids is
+    // served (SO_PEERGROUPS), and so is a uid listed in allow_uids.
+    let c2 = Case::new();
+    let dir = c2.dir.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let profile = dir.join("p.toml");
+    std::fs::write(&profile, shell_profile("")).unwrap();
+    let config = header(dir).replace("[control]\n", "[control]\nallow_gids = [4242]\n")
+        + &agent("idle", &profile, &["/usr/bin/sleep", "1000"], "");
+    let d = Daemon::start(dir, &config, &[]);
+    let as_ci = |groups: &str| {
+        Command::new("setpriv")
+            .args([
+                "--reuid=cordon-ci",
+                "--regid=cordon-ci",
+                &format!("--groups={groups}"),
+            ])
+            .arg(cordon())
+            .args(["ps", "--json", "--socket"])
+            .arg(&d.socket)
+            .output()
+            .unwrap()
+    };
+    let out = as_ci("4242");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"idle\""));
+    let out = as_ci("4243");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert_eq!(d.stop().0, Some(0));
 }
 
