@@ -58,18 +58,21 @@ enum Command {
     },
     /// End a session (by session id or agent name); its restart policy applies.
     Kill {
+        /// A session id (see `cordon ps`), or an agent's name.
         session: String,
         #[command(flatten)]
         common: operator::Common,
     },
     /// Start a configured agent now (also one stopped or given up on).
     Start {
+        /// The agent's `name` in the daemon's configuration.
         agent: String,
         #[command(flatten)]
         common: operator::Common,
     },
     /// Stop an agent's session and keep it stopped.
     Stop {
+        /// The agent's `name` in the daemon's configuration.
         agent: String,
         #[command(flatten)]
         common: operator::Common,
