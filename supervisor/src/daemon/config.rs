@@ -54,9 +54,10 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Control {
     pub socket: PathBuf,
-    /// Besides root, the uids allowed to use the socket.
+    /// Besides root and the daemon's uid, the uids allowed to use the
+    /// socket (written as ids or user names).
     pub allow_uids: Vec<u32>,
-    /// Besides root, members of these groups (primary or supplementary).
+    /// Members of these groups (primary or supplementary; ids or names).
     pub allow_gids: Vec<u32>,
 }
 
@@ -445,19 +446,50 @@ fn control(w: &mut Walker<'_>, t: &DeTable<'_>, base: &Path, c: &mut Control) {
         ("allow_gids", &mut c.allow_gids),
     ] {
         if let Some(v) = t.get(key) {
-            for item in w.array(key, v, "an array of numeric ids") {
-                if let Some(id) = w.integer(
-                    key,
-                    item,
-                    0,
-                    u64::from(u32::MAX - 1),
-                    "numeric ids 0-4294967294",
-                ) {
-                    out.push(u32::try_from(id).unwrap_or(u32::MAX));
+            for item in w.array(key, v, "an array of numeric ids or names") {
+                if let Some(id) = principal_id(w, key, item) {
+                    out.push(id);
                 }
             }
         }
     }
+}
+
+/// A numeric id, or a user (`allow_uids`) or group (`allow_gids`) name
+/// looked up now, at load or reload.
+fn principal_id(w: &mut Walker<'_>, key: &str, item: &Value<'_>) -> Option<u32> {
+    if let DeValue::String(name) = item.get_ref() {
+        let (what, found) = if key == "allow_uids" {
+            (
+                "user",
+                crate::sys::spawn::lookup_user(name).map(|u| u.map(|(uid, _)| uid)),
+            )
+        } else {
+            ("group", crate::sys::spawn::lookup_group(name))
+        };
+        return match found {
+            Ok(Some(id)) => Some(id),
+            Ok(None) => {
+                w.error(&item.span(), format!("`{key}`: no such {what} `{name}`"));
+                None
+            }
+            Err(e) => {
+                w.error(
+                    &item.span(),
+                    format!("`{key}`: looking up {what} `{name}`: {e}"),
+                );
+                None
+            }
+        };
+    }
+    let id = w.integer(
+        key,
+        item,
+        0,
+        u64::from(u32::MAX - 1),
+        "numeric ids 0-4294967294 or names",
+    )?;
+    u32::try_from(id).ok()
 }
 
 /// A path, resolved against the configuration's directory when relative.

@@ -41,8 +41,8 @@ path = "/var/log/cordon/audit.jsonl"
 
 [control]
 socket = "/run/x/c.sock"
-allow_uids = [1000]
-allow_gids = [27]
+allow_uids = [1000, "root"]
+allow_gids = [27, "root"]
 
 [service]
 stop_timeout = "10s"
@@ -75,7 +75,8 @@ restart = "no"
     assert!(a.autostart);
     assert!(!c.agents[1].autostart);
     assert_eq!(c.agents[1].restart.policy, RestartPolicy::No);
-    assert_eq!(c.control.allow_uids, vec![1000]);
+    assert_eq!(c.control.allow_uids, vec![1000, 0]);
+    assert_eq!(c.control.allow_gids, vec![27, 0]);
     assert_eq!(c.stop_timeout, Duration::from_secs(10));
 }
 
@@ -135,4 +136,17 @@ fn a_broken_profile_is_an_error_of_the_config_and_its_own() {
     let e = load(&cfg).unwrap_err().to_string();
     assert!(e.contains("cordon.toml:3:11: profile"), "{e}");
     assert!(e.contains("bad.toml:4:1: unknown key `reed`"), "{e}");
+}
+
+#[test]
+fn unknown_user_and_group_names_are_errors_where_written() {
+    let e = errors("[control]\nallow_uids = [\"cordon-no-such-user\"]\nallow_gids = [1, \"cordon-no-such-group\", 1.5]\n");
+    assert_eq!(
+        e,
+        vec![
+            "2:15: `allow_uids`: no such user `cordon-no-such-user`",
+            "3:18: `allow_gids`: no such group `cordon-no-such-group`",
+            "3:42: `allow_gids` expects numeric ids 0-4294967294 or names, got a float",
+        ]
+    );
 }
