@@ -14,12 +14,15 @@
 //!   that masks their forms in tool output (pure).
 //! - [`egress`]: host rules and the HTTP proxy that decides each outbound
 //!   connection of a sandbox that has them.
+//! - [`daemon`]: `cordon serve`: agents supervised as child sessions,
+//!   systemd notify and journald, the operator control socket.
 //! - [`learn`]: `cordon learn`, a profile written from an observed run.
 //! - [`sys`]: every raw syscall and `unsafe` block, and nothing else.
 
 pub mod approval;
 pub mod audit;
 pub mod broker;
+pub mod daemon;
 pub mod egress;
 pub mod learn;
 pub mod policy;

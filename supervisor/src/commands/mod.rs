@@ -4,13 +4,17 @@ mod approve;
 mod audit;
 mod check;
 mod doctor;
+mod generate;
 mod learn;
+mod operator;
 mod run;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use cordon::daemon::control::Request;
 
 /// Exit status when cordon itself failed before the agent started.
 pub const EXIT_SETUP_FAILED: u8 = 125;
@@ -56,6 +60,40 @@ enum Command {
     Approve(approve::ApproveArgs),
     /// Deny a waiting call.
     Deny(approve::DenyArgs),
+    /// Run the configured agents as a daemon (systemd Type=notify).
+    Serve(serve::ServeArgs),
+    /// List the daemon's agents and sessions.
+    Ps {
+        #[command(flatten)]
+        common: operator::Common,
+    },
+    /// End a session (by session id or agent name); its restart policy applies.
+    Kill {
+        /// A session id (see `cordon ps`), or an agent's name.
+        session: String,
+        #[command(flatten)]
+        common: operator::Common,
+    },
+    /// Start a configured agent now (also one stopped or given up on).
+    Start {
+        /// The agent's `name` in the daemon's configuration.
+        agent: String,
+        #[command(flatten)]
+        common: operator::Common,
+    },
+    /// Stop an agent's session and keep it stopped.
+    Stop {
+        /// The agent's `name` in the daemon's configuration.
+        agent: String,
+        #[command(flatten)]
+        common: operator::Common,
+    },
+    /// Man pages and shell completions from this definition (for packaging).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: generate::GenerateCommand,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -83,6 +121,16 @@ pub fn main() -> ExitCode {
         Command::Approvals(args) => approve::list(&args),
         Command::Approve(args) => approve::approve(&args),
         Command::Deny(args) => approve::deny(&args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Generate { what } => {
+            generate::generate(what, <Cli as clap::CommandFactory>::command())
+        }
+        Command::Ps { common } => operator::operator(&common, &Request::Ps),
+        Command::Kill { session, common } => {
+            operator::operator(&common, &Request::Kill { session })
+        }
+        Command::Start { agent, common } => operator::operator(&common, &Request::Start { agent }),
+        Command::Stop { agent, common } => operator::operator(&common, &Request::Stop { agent }),
     }
 }
 

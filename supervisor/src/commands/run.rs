@@ -35,6 +35,13 @@ pub struct RunArgs {
     /// the profile has calls that need approval.
     #[arg(long, value_name = "PATH")]
     control_socket: Option<PathBuf>,
+    /// Where `cordon serve` wants the session id written (internal).
+    #[arg(long, hide = true)]
+    session_file: Option<PathBuf>,
+    /// The digest of the profile `cordon serve` checked (internal): any
+    /// other profile is refused.
+    #[arg(long, hide = true)]
+    profile_digest: Option<String>,
     /// The command to run, and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<OsString>,
@@ -132,6 +139,17 @@ pub fn run(args: RunArgs) -> ExitCode {
             return fail("the profile has errors; nothing was run", EXIT_SETUP_FAILED);
         }
     };
+    if let Some(want) = &args.profile_digest {
+        if *want != cordon::daemon::profile_digest(&profile) {
+            return fail(
+                format_args!(
+                    "{} (or a profile it extends) changed on disk since cordon serve last checked it; reload the daemon (systemctl reload cordon) to check and use it",
+                    args.profile.display()
+                ),
+                EXIT_SETUP_FAILED,
+            );
+        }
+    }
     let invocation_dir = match std::env::current_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -196,6 +214,14 @@ pub fn run(args: RunArgs) -> ExitCode {
         Err(e) => return fail(e, EXIT_SETUP_FAILED),
     };
     let session_id = plan.session.id.clone();
+    if let Some(f) = &args.session_file {
+        if let Err(e) = std::fs::write(f, format!("{session_id}\n")) {
+            return fail(
+                format_args!("cannot write the session id to {}: {e}", f.display()),
+                EXIT_SETUP_FAILED,
+            );
+        }
+    }
     let start = Record::new(Kind::SessionStart, &session_id)
         .profile(&profile.name)
         .argv(

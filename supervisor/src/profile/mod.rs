@@ -18,7 +18,7 @@ mod subset;
 mod tool_defaults;
 mod tools;
 mod validate;
-mod walk;
+pub(crate) mod walk;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

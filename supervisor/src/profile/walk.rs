@@ -10,10 +10,10 @@ use toml::Spanned;
 
 use super::{Diagnostic, Location};
 
-pub(super) type Value<'i> = Spanned<DeValue<'i>>;
+pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
 
 /// One file being walked: its name and text, and the problems found so far.
-pub(super) struct Walker<'s> {
+pub(crate) struct Walker<'s> {
     pub file: Arc<Path>,
     pub src: &'s str,
     pub diags: Vec<Diagnostic>,
@@ -170,7 +170,7 @@ impl<'s> Walker<'s> {
 }
 
 /// "a string", "an integer", ... for messages.
-pub(super) fn article(value: &DeValue<'_>) -> String {
+pub(crate) fn article(value: &DeValue<'_>) -> String {
     let t = value.type_str();
     if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
         format!("an {t}")
@@ -180,7 +180,7 @@ pub(super) fn article(value: &DeValue<'_>) -> String {
 }
 
 /// The closest candidate within a small edit distance, if any.
-pub(super) fn did_you_mean<'a>(
+pub(crate) fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
@@ -194,7 +194,7 @@ pub(super) fn did_you_mean<'a>(
 }
 
 /// Levenshtein distance over characters.
-pub(super) fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     let mut cur = vec![0; b.len() + 1];
@@ -211,7 +211,7 @@ pub(super) fn edit_distance(a: &str, b: &str) -> usize {
 
 /// An array of strings with each one's span; `None` after reporting.
 /// `what` completes "`key` expects ..." in the error.
-pub(super) fn string_array(
+pub(crate) fn string_array(
     w: &mut Walker<'_>,
     key: &str,
     v: &Value<'_>,

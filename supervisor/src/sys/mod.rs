@@ -10,6 +10,8 @@
 //! - [`probe`]: host probes for `cordon doctor` (a namespace trial run in a
 //!   forked child, SO_PEERPIDFD, uname).
 //! - [`lock`]: advisory `flock` guards (the audit log's appends).
+//! - [`spawn`]: `cordon serve`'s session processes (credentials and cgroup
+//!   set between fork and exec), user/group lookups, SO_PEERGROUPS.
 //! - [`child`]: the code that runs between clone and execve: no allocation,
 //!   no locks, raw syscalls only.
 
@@ -20,6 +22,7 @@ pub mod lock;
 pub mod probe;
 pub mod process;
 pub mod seccomp;
+pub mod spawn;
 pub mod tty;
 
 use std::fmt;
