@@ -187,7 +187,7 @@ fn a_uid_not_allowed_cannot_use_the_control_socket_and_agents_run_as_their_user(
     );
     // The same uid at the control socket: refused, and logged.
     use std::os::unix::process::CommandExt;
-    let out = Command::new(cordon())
+    let out = Command::new(dir.join("bin/cordon"))
         .args(["ps", "--json", "--socket"])
         .arg(&d.socket)
         .uid(uid)
@@ -206,7 +206,7 @@ fn a_uid_not_allowed_cannot_use_the_control_socket_and_agents_run_as_their_user(
         d.log()
     );
     // A refused `stop` changes nothing.
-    let out = Command::new(cordon())
+    let out = Command::new(dir.join("bin/cordon"))
         .args(["stop", "as-user", "--socket"])
         .arg(&d.socket)
         .uid(uid)
@@ -637,4 +637,56 @@ fn when_the_daemon_dies_its_sessions_stop_cleanly() {
         .output()
         .unwrap();
     assert!(v.status.success(), "{v:?}");
+}
+
+#[test]
+fn pending_approvals_of_daemon_sessions_show_in_ps_and_are_answered_with_cordon_approve() {
+    let c = Case::new();
+    let dir = c.dir.path();
+    let marker = dir.join("approved-call-ran");
+    let profile = dir.join("p.toml");
+    let tp = c.tool_probe();
+    std::fs::write(
+        &profile,
+        shell_profile(&format!(
+            "\n[tools.tp]\npath = \"{}\"\napprove = [[\"write\", \"*\"]]\n\n[approval]\nprompt = false\ntimeout = \"60s\"\n",
+            tp.display()
+        )),
+    )
+    .unwrap();
+    let script = format!("tp write {}; sleep 1000", marker.display());
+    let config = header(dir) + &agent("gated", &profile, &["/usr/bin/dash", "-c", &script], "");
+    let d = Daemon::start(dir, &config, &[]);
+    assert!(
+        wait_until(Duration::from_secs(20), || d.agent("gated")
+            ["pending_approvals"]
+            == 1),
+        "{}\n{:#}",
+        d.log(),
+        d.ps()
+    );
+    assert!(d.operator(&["ps"]).stdout.contains("PENDING"));
+    assert!(!marker.exists(), "the call waits for its approver");
+    // The operator finds it under the daemon's agents directory.
+    let agents = dir.join("run/agents");
+    let list = Command::new(cordon())
+        .args(["approvals", "--json", "--socket"])
+        .arg(&agents)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&list.stdout);
+    assert!(list.status.success(), "{list:?}");
+    let request: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    let id = request["id"].as_str().unwrap().to_string();
+    let ok = Command::new(cordon())
+        .args(["approve", &id, "--socket"])
+        .arg(&agents)
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(wait_until(Duration::from_secs(20), || marker.exists()));
+    assert!(wait_until(Duration::from_secs(20), || d.agent("gated")
+        ["pending_approvals"]
+        == 0));
+    assert_eq!(d.stop().0, Some(0));
 }

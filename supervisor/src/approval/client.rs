@@ -33,18 +33,25 @@ pub enum ClientError {
     NoSockets(PathBuf),
 }
 
-/// The control directory: `/run/cordon` for root, else
-/// `$XDG_RUNTIME_DIR/cordon`, else `/tmp/cordon-<uid>`.
+/// The control directory of `cordon run` sessions: `/run/cordon/approvals`
+/// for root, else `$XDG_RUNTIME_DIR/cordon/approvals`, else
+/// `/tmp/cordon-<uid>/approvals`. (Not `/run/cordon` itself, where the
+/// daemon's own control socket speaks another protocol.)
 pub fn default_dir() -> PathBuf {
     let uid = crate::sys::geteuid();
     if uid == 0 {
-        return PathBuf::from("/run/cordon");
+        return PathBuf::from("/run/cordon/approvals");
     }
     match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d).join("cordon"),
-        _ => PathBuf::from(format!("/tmp/cordon-{uid}")),
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("cordon/approvals"),
+        _ => PathBuf::from(format!("/tmp/cordon-{uid}/approvals")),
     }
 }
+
+/// Where `cordon serve` puts its sessions' control sockets, one
+/// directory per agent (owned by the agent's user): `agents` beside the
+/// daemon's control socket.
+pub const DAEMON_AGENTS_DIR: &str = "/run/cordon/agents";
 
 /// Makes (or checks) the control directory: ours, and 0700, so nobody
 /// else can plant or replace a socket there.
@@ -73,9 +80,27 @@ pub fn ensure_dir(dir: &Path) -> Result<(), String> {
 }
 
 /// The sockets to ask: `given` itself when it is a socket, the `.sock`
-/// files of `given` (or the default directory) otherwise.
+/// files of `given` and of its subdirectories otherwise. Without `given`:
+/// the default directory, and for root also the daemon's sessions'.
 pub fn sockets(given: Option<&Path>) -> Result<Vec<PathBuf>, ClientError> {
-    let dir = given.map_or_else(default_dir, Path::to_path_buf);
+    if given.is_none() && crate::sys::geteuid() == 0 {
+        let mut all: Vec<PathBuf> = [default_dir(), PathBuf::from(DAEMON_AGENTS_DIR)]
+            .iter()
+            .filter_map(|d| sockets_in(d).ok())
+            .flatten()
+            .collect();
+        all.sort();
+        return if all.is_empty() {
+            Err(ClientError::NoSockets(default_dir()))
+        } else {
+            Ok(all)
+        };
+    }
+    sockets_in(&given.map_or_else(default_dir, Path::to_path_buf))
+}
+
+fn sockets_in(dir: &Path) -> Result<Vec<PathBuf>, ClientError> {
+    let dir = dir.to_path_buf();
     let meta = std::fs::metadata(&dir).map_err(|source| ClientError::Io {
         path: dir.clone(),
         source,
@@ -87,11 +112,18 @@ pub fn sockets(given: Option<&Path>) -> Result<Vec<PathBuf>, ClientError> {
         path: dir.clone(),
         source,
     })?;
-    let mut found: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "sock"))
-        .collect();
+    let is_sock = |p: &PathBuf| p.extension().is_some_and(|x| x == "sock");
+    let mut found: Vec<PathBuf> = Vec::new();
+    for e in entries.flatten() {
+        let p = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            if let Ok(inner) = std::fs::read_dir(&p) {
+                found.extend(inner.flatten().map(|e| e.path()).filter(is_sock));
+            }
+        } else if is_sock(&p) {
+            found.push(p);
+        }
+    }
     found.sort();
     if found.is_empty() {
         return Err(ClientError::NoSockets(dir));

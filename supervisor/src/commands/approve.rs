@@ -13,7 +13,9 @@ use cordon::approval::wire::{ControlReply, ControlRequest};
 #[derive(clap::Args)]
 pub struct SocketArg {
     /// A control socket, or a directory of them. Default: every socket in
-    /// /run/cordon (root), else $XDG_RUNTIME_DIR/cordon, else /tmp/cordon-<uid>.
+    /// /run/cordon/approvals (root; also cordon serve's sessions in
+    /// /run/cordon/agents/*), else $XDG_RUNTIME_DIR/cordon/approvals, else
+    /// /tmp/cordon-<uid>/approvals. A directory is searched one level deep.
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
 }

@@ -66,6 +66,9 @@ pub fn table(agents: &[AgentStatus]) -> String {
         "PID",
         "UID",
         "UPTIME",
+        "ALLOWED",
+        "DENIED",
+        "PENDING",
         "RESTARTS",
         "LAST EXIT",
     ];
@@ -87,6 +90,7 @@ pub fn table(agents: &[AgentStatus]) -> String {
             }),
             a.calls_allowed.map_or_else(dash, |n| n.to_string()),
             a.calls_denied.map_or_else(dash, |n| n.to_string()),
+            a.pending_approvals.map_or_else(dash, |n| n.to_string()),
             a.restarts.to_string(),
             a.gave_up
                 .clone()

@@ -30,8 +30,9 @@ pub struct RunArgs {
     #[arg(long)]
     audit: Option<PathBuf>,
     /// The operator control socket for approvals (`cordon approve`).
-    /// Default: `<session id>.sock` in /run/cordon for root, else in
-    /// $XDG_RUNTIME_DIR/cordon, else in /tmp/cordon-<uid>. Only made when
+    /// Default: `<session id>.sock` in /run/cordon/approvals for root, else
+    /// in $XDG_RUNTIME_DIR/cordon/approvals, else in
+    /// /tmp/cordon-<uid>/approvals. Only made when
     /// the profile has calls that need approval.
     #[arg(long, value_name = "PATH")]
     control_socket: Option<PathBuf>,

@@ -58,6 +58,8 @@ pub struct Agents {
     pub stop_timeout: Duration,
     cordon: PathBuf,
     state_dir: PathBuf,
+    /// Each agent's directory for its sessions' approval sockets.
+    agents_dir: PathBuf,
     cgroups: Option<Delegated>,
     counter: Option<Counter>,
 }
@@ -74,6 +76,9 @@ impl Agents {
             audit: config.audit.clone(),
             stop_timeout: config.stop_timeout,
             cordon,
+            agents_dir: state_dir
+                .parent()
+                .map_or_else(|| state_dir.join("agents"), |p| p.join("agents")),
             state_dir,
             cgroups,
             counter: config.audit.as_deref().map(Counter::new),
@@ -134,6 +139,7 @@ impl Agents {
         Launch {
             cordon: &self.cordon,
             state_dir: &self.state_dir,
+            agents_dir: &self.agents_dir,
             cgroups: self.cgroups.as_ref(),
             audit: self.audit.as_deref(),
         }
@@ -486,6 +492,20 @@ impl Agents {
                     ),
                     None => (None, None, None, None),
                 };
+                let pending_approvals = slot
+                    .session
+                    .as_ref()
+                    .and_then(|s| s.approvals.as_deref())
+                    .filter(|p| p.exists())
+                    .and_then(|p| {
+                        crate::approval::client::call(
+                            p,
+                            &crate::approval::wire::ControlRequest::List,
+                        )
+                        .ok()
+                    })
+                    .filter(|r| r.ok)
+                    .map(|r| r.pending.len());
                 let calls = match (counter, session.as_deref()) {
                     (Some(c), Some(id)) => Some(c.get(id)),
                     _ => None,
@@ -501,6 +521,7 @@ impl Agents {
                     identity: calls.as_ref().and_then(|c| c.identity.clone()),
                     calls_allowed: calls.as_ref().map(|c| c.allowed),
                     calls_denied: calls.as_ref().map(|c| c.denied),
+                    pending_approvals,
                     restarts: slot.starts.saturating_sub(1),
                     recent_failures: u32::try_from(slot.failures.len()).unwrap_or(u32::MAX),
                     last_exit: slot.last_exit.clone(),

@@ -96,6 +96,10 @@ pub struct AgentStatus {
     /// when the configuration names it in `[audit] path`).
     pub calls_allowed: Option<u64>,
     pub calls_denied: Option<u64>,
+    /// Calls of the running session waiting for an approver (asked of
+    /// its approval control socket, when it has one).
+    #[serde(default)]
+    pub pending_approvals: Option<usize>,
     /// Sessions started after the first.
     pub restarts: u32,
     /// Failures within the restart window.

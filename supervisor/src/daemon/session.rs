@@ -55,6 +55,8 @@ pub struct Launch<'a> {
     pub cordon: &'a Path,
     /// Where session id files go.
     pub state_dir: &'a Path,
+    /// Where each agent's directory for its approval socket goes.
+    pub agents_dir: &'a Path,
     pub cgroups: Option<&'a Delegated>,
     pub audit: Option<&'a Path>,
 }
@@ -70,6 +72,9 @@ pub struct Session {
     pub cgroup: Option<SessionCgroup>,
     pub ending: Option<Ending>,
     pub kill_at: Option<Instant>,
+    /// Where the session's approval control socket is (made only when its
+    /// profile has calls that need approval).
+    pub approvals: Option<PathBuf>,
 }
 
 impl Session {
@@ -128,6 +133,12 @@ pub fn spawn(l: &Launch<'_>, spec: &Agent, serial: u64) -> Result<Session, Start
     if let Some(a) = l.audit {
         cmd.arg("--audit").arg(a);
     }
+    // Its approval control socket, in a directory of the agent's user (so
+    // `cordon approvals` as root finds every session's).
+    let approvals = approvals_socket(l, spec, credentials, serial);
+    if let Some(sock) = &approvals {
+        cmd.arg("--control-socket").arg(sock);
+    }
     cmd.arg("--").args(&spec.command);
     // The service manager's channel is the daemon's alone.
     cmd.stdin(Stdio::null())
@@ -178,7 +189,33 @@ pub fn spawn(l: &Launch<'_>, spec: &Agent, serial: u64) -> Result<Session, Start
         cgroup,
         ending: None,
         kill_at: None,
+        approvals,
     })
+}
+
+/// `<agents dir>/<agent>/<agent>.<serial>.sock`, its directory made 0700
+/// and given to the agent's user; None (the session picks its own
+/// default) when that directory cannot be made.
+fn approvals_socket(
+    l: &Launch<'_>,
+    spec: &Agent,
+    credentials: Option<crate::sys::spawn::Credentials>,
+    serial: u64,
+) -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    // The agents directory is traversable (0755, the daemon's); each
+    // agent's is its user's alone.
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(l.agents_dir);
+    let dir = l.agents_dir.join(&spec.name);
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).ok()?;
+    if let Some(c) = credentials {
+        std::os::unix::fs::chown(&dir, Some(c.uid), Some(c.gid)).ok()?;
+    }
+    Some(dir.join(format!("{}.{serial}.sock", spec.name)))
 }
 
 /// The ids to switch to: `user` (and its primary group unless `group`

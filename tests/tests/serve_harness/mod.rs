@@ -35,13 +35,27 @@ impl Daemon {
         let config_path = dir.join("cordon.toml");
         std::fs::write(&config_path, config).unwrap();
         let stderr = dir.join("serve.log");
+        // The daemon starts sessions from its own binary, as their agents'
+        // users when configured: a copy in the case's directory stays
+        // reachable for them even when the checkout is not (CI clones into
+        // a 0700 directory).
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for name in ["cordon", "cordon-shim"] {
+            std::fs::copy(bin_dir().join(name), bin.join(name)).unwrap();
+        }
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let daemon = bin.join("cordon");
         let mut cmd = match cgroup {
-            None => Command::new(cordon()),
+            None => Command::new(&daemon),
             Some(cg) => {
                 let mut sh = Command::new("/bin/sh");
                 sh.args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""])
                     .arg(cg)
-                    .arg(cordon());
+                    .arg(&daemon);
                 sh
             }
         };
@@ -140,6 +154,10 @@ impl Drop for Daemon {
 /// else), plus `extra`.
 pub fn shell_profile(extra: &str) -> String {
     let mut p = Profile::base();
+    // Agents here are shell commands; the probe's path may lie where an
+    // agent's user cannot look (a 0700 checkout).
+    let probe = probe().display().to_string();
+    p.exec.retain(|e| *e != probe);
     for util in ["dash", "sleep", "true", "false"] {
         p.exec.push(format!("/usr/bin/{util}"));
     }
