@@ -816,3 +816,30 @@ fn a_sub_agents_request_is_answered_through_the_root_control_socket_and_grants_a
     assert_eq!(b["approval"], from_sub["id"]);
     assert_eq!(b["chain"], serde_json::json!([first["session"]]));
 }
+
+#[test]
+fn kill_9_of_cordon_leaves_no_hook_running() {
+    let c = Case::new();
+    let tok = token("hook9");
+    // The hook is the probe, sleeping with a token in its argv.
+    let p = approval_profile(
+        &c,
+        &format!(
+            "approver = \"command:{} sleep 1000 {tok}\"\ntimeout = \"60s\"",
+            probe().display()
+        ),
+    );
+    let mut agent = spawn_agent(&c, &p, "tp write marker; echo rc=$?");
+    assert!(
+        wait_until(Duration::from_secs(20), || !processes_with(&tok).is_empty()),
+        "the hook never started"
+    );
+    unsafe { libc::kill(agent.id() as i32, libc::SIGKILL) };
+    let _ = agent.wait();
+    assert!(
+        wait_until(Duration::from_secs(5), || processes_with(&tok).is_empty()),
+        "the hook survived cordon's death: {:?}",
+        processes_with(&tok)
+    );
+    assert!(!c.workspace.join("marker").exists());
+}

@@ -75,16 +75,17 @@ pub fn ask(argv: &[String], pending: &Pending) -> Option<Answer> {
         Ok(j) => j,
         Err(e) => return deny(format!("cannot encode the request: {e}")),
     };
-    let spawned = Command::new(program)
-        .args(&argv[1..])
+    let mut cmd = Command::new(program);
+    cmd.args(&argv[1..])
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .current_dir("/")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .process_group(0)
-        .spawn();
+        .process_group(0);
+    crate::sys::process::die_with_parent(&mut cmd);
+    let spawned = cmd.spawn();
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => return deny(format!("the hook `{program}` could not start: {e}")),

@@ -57,6 +57,16 @@ pub fn widenings(
     c.tools(child, parent);
     c.secrets(child, parent);
     c.approval(child, parent);
+    if child.stop_grace > parent.stop_grace {
+        c.push(
+            None,
+            "`[profile] stop_grace`",
+            format!(
+                "gives the sub-agent longer than the parent's {} before it is killed",
+                humantime::format_duration(parent.stop_grace)
+            ),
+        );
+    }
     if child.best_effort && !parent.best_effort {
         c.push(
             None,

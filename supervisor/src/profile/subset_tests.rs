@@ -238,12 +238,14 @@ fn a_sub_profile_cannot_bring_its_own_approver_or_looser_containment() {
     c.syscalls.on_violation = OnViolation::Deny;
     c.divergence.max_denials = 1000;
     c.best_effort = true;
+    c.stop_grace = Duration::from_secs(60);
     let got = parts(&widenings(&c, &parent, None)).join("\n");
     for part in [
         "`[approval] approver`",
         "on_violation",
         "max_denials = 1000",
         "best_effort",
+        "stop_grace",
     ] {
         assert!(got.contains(part), "{part}: {got}");
     }

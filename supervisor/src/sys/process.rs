@@ -229,3 +229,21 @@ pub fn kill_process_group(pgid: i32, signal: i32) -> Result<(), Errno> {
     let ret = unsafe { libc::kill(-pgid, signal) };
     check(ret.into()).map(drop)
 }
+
+/// Makes `cmd`'s process get SIGKILL when the thread that starts it ends
+/// (PR_SET_PDEATHSIG), so a helper cordon runs (an approval hook) does not
+/// outlive a cordon that is killed with -9.
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed: prctl is a plain syscall
+    // that allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
