@@ -130,6 +130,36 @@ pub(super) fn network() -> Vec<Escape> {
             },
         ),
         case(
+            "net.control-socket",
+            "ask the session's own operator control socket (approvals) for anything",
+            |c| {
+                let mut prof = brokered(c);
+                prof.extra.push_str("\n[tools.ls]\npath = \"/usr/bin/ls\"\napprove = [[\"-la\"]]\n\n[approval]\nprompt = false\n");
+                let ctl = c.dir.path().join("ctl.sock");
+                let mut cmd = cordon_cmd();
+                cmd.arg("run")
+                    .arg("--profile")
+                    .arg(c.profile_path(&prof))
+                    .arg("--workspace")
+                    .arg(&c.workspace)
+                    .arg("--control-socket")
+                    .arg(&ctl)
+                    .arg("--")
+                    .arg(probe())
+                    .args(["unix-send", &p(&ctl), r#"{"op":"list"}"#])
+                    .env("CORDON_AUDIT", c.audit_path())
+                    .env("CORDON_ESCAPE_SECRET", SECRET_TEXT)
+                    .stdin(Stdio::null());
+                let r = Run::from(cmd.output().unwrap());
+                assert_eq!(r.code, Some(86), "{r:#?}");
+                assert!(r.stderr.contains("control socket"), "{r:#?}");
+                assert!(
+                    !r.stdout.contains("\"pending\""),
+                    "the agent heard an answer: {r:#?}"
+                );
+            },
+        ),
+        case(
             "net.unix-other-session-broker",
             "send a tool call to another session's broker socket",
             |c| {
