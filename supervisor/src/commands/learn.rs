@@ -11,7 +11,7 @@ use cordon::process::{self, Killer, Policy, Stops, EXIT_SETUP_FAILED};
 use cordon::profile::{Environment, OnViolation};
 use cordon::sandbox::{self, Host, Request};
 
-use super::run::{fail, session_base};
+use super::run::{fail, session_base, supervised_signals};
 
 #[derive(clap::Args)]
 pub struct LearnArgs {
@@ -111,20 +111,9 @@ pub fn learn(args: LearnArgs) -> ExitCode {
         session_base: session_base(),
         shim: None,
     };
-    let signals = match cordon::sys::fd::block_signals_to_fd(&[
-        libc::SIGCHLD,
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-    ]) {
+    let signals = match supervised_signals() {
         Ok(fd) => fd,
-        Err(e) => {
-            return fail(
-                format_args!("cannot set up signal handling: {e}"),
-                EXIT_SETUP_FAILED,
-            )
-        }
+        Err(code) => return code,
     };
     let host = Host::probe();
     let environment = base

@@ -105,6 +105,25 @@ pub(super) fn session_base() -> PathBuf {
     std::env::temp_dir()
 }
 
+/// Blocks the signals the supervisor loop takes (through a signalfd)
+/// before any child exists, so none is lost between clone and the first
+/// poll.
+pub(super) fn supervised_signals() -> Result<std::os::fd::OwnedFd, ExitCode> {
+    cordon::sys::fd::block_signals_to_fd(&[
+        libc::SIGCHLD,
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+    ])
+    .map_err(|e| {
+        fail(
+            format_args!("cannot set up signal handling: {e}"),
+            EXIT_SETUP_FAILED,
+        )
+    })
+}
+
 /// `cordon-shim` is installed next to `cordon`.
 fn shim_binary() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
@@ -168,22 +187,9 @@ pub fn run(args: RunArgs) -> ExitCode {
         session_base: base,
         shim: shim_binary(),
     };
-    // Block the signals we supervise before any child exists, so none is
-    // lost between clone and the first poll.
-    let signals = match cordon::sys::fd::block_signals_to_fd(&[
-        libc::SIGCHLD,
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-    ]) {
+    let signals = match supervised_signals() {
         Ok(fd) => fd,
-        Err(e) => {
-            return fail(
-                format_args!("cannot set up signal handling: {e}"),
-                EXIT_SETUP_FAILED,
-            )
-        }
+        Err(code) => return code,
     };
     let host = Host::probe();
     warn_root_sockets(host.euid);

@@ -211,29 +211,16 @@ impl Connection<'_> {
         let started = Instant::now();
         let _ = client.set_nodelay(true);
         let _ = client.set_read_timeout(Some(HEAD_TIMEOUT));
-        let (buf, head_len) = match read_head(&client) {
-            Ok(h) => h,
+        let parsed = match read_head(&client) {
+            Ok((buf, len)) => http::parse(&buf[..len]).map(|r| (r, buf, len)),
             Err(HeadRead::Gone) => return,
-            Err(HeadRead::TooLarge) => {
-                let e = http::HeadError::TooLarge;
-                self.refuse(
-                    &client,
-                    self.record(Kind::Connect),
-                    e.status(),
-                    &e.to_string(),
-                );
-                return;
-            }
+            Err(HeadRead::TooLarge) => Err(http::HeadError::TooLarge),
         };
-        let request = match http::parse(&buf[..head_len]) {
-            Ok(r) => r,
+        let (request, buf, head_len) = match parsed {
+            Ok(p) => p,
             Err(e) => {
-                self.refuse(
-                    &client,
-                    self.record(Kind::Connect),
-                    e.status(),
-                    &e.to_string(),
-                );
+                let rec = self.record(Kind::Connect);
+                self.refuse(&client, rec, e.status(), &e.to_string());
                 return;
             }
         };

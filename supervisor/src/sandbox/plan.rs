@@ -153,16 +153,9 @@ pub(crate) fn path_cstring(p: &Path) -> Result<CString, PlanError> {
     cstring(p.as_os_str().as_bytes())
 }
 
-/// Builds the agent's plan. `caller_env` looks up cordon's own
-/// environment. With tools declared, the agent's PATH starts with the
-/// session's shim directory and `CORDON_SOCKET` names the broker socket,
-/// and the shim binary (only) becomes executable for the agent.
-pub fn build(
-    profile: &Profile,
-    request: &Request,
-    host: &Host,
-    caller_env: &dyn Fn(&str) -> Option<OsString>,
-) -> Result<Plan, PlanError> {
+/// The canonical workspace (which must be a directory) and a new
+/// session's private directories, as placeholder values.
+fn workspace_and_session(request: &Request) -> Result<(Session, Placeholders), PlanError> {
     let workspace =
         std::fs::canonicalize(&request.workspace).map_err(|source| PlanError::Workspace {
             path: request.workspace.clone(),
@@ -179,10 +172,25 @@ pub fn build(
         source,
     })?;
     let values = Placeholders {
-        workspace: workspace.clone(),
+        workspace,
         home: session.home.clone(),
         tmp: session.tmp.clone(),
     };
+    Ok((session, values))
+}
+
+/// Builds the agent's plan. `caller_env` looks up cordon's own
+/// environment. With tools declared, the agent's PATH starts with the
+/// session's shim directory and `CORDON_SOCKET` names the broker socket,
+/// and the shim binary (only) becomes executable for the agent.
+pub fn build(
+    profile: &Profile,
+    request: &Request,
+    host: &Host,
+    caller_env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Plan, PlanError> {
+    let (session, values) = workspace_and_session(request)?;
+    let workspace = values.workspace.clone();
     let mut filesystem = profile.filesystem.clone();
     let brokered = brokered(profile);
     if brokered {
@@ -263,20 +271,8 @@ pub fn build_observed(
     if !host.seccomp_user_notif {
         return Err(PlanError::NoUserNotif);
     }
-    let workspace =
-        std::fs::canonicalize(&request.workspace).map_err(|source| PlanError::Workspace {
-            path: request.workspace.clone(),
-            source,
-        })?;
-    let session = Session::create(&request.session_base).map_err(|source| PlanError::Session {
-        base: request.session_base.clone(),
-        source,
-    })?;
-    let values = Placeholders {
-        workspace: workspace.clone(),
-        home: session.home.clone(),
-        tmp: session.tmp.clone(),
-    };
+    let (session, values) = workspace_and_session(request)?;
+    let workspace = values.workspace.clone();
     let mut env = env::build(environment, &values, &session.id, caller_env);
     if hosts {
         // Behind the egress proxy, which records (and allows) every host.
