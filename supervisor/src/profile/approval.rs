@@ -63,26 +63,7 @@ pub(super) fn approval(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
 }
 
 fn timeout(w: &mut Walker<'_>, v: &Value<'_>) -> Option<Duration> {
-    let text = w.string("timeout", v, "a duration such as \"5m\"")?;
-    match humantime::parse_duration(&text) {
-        Ok(d) if d.is_zero() => w.error(&v.span(), "`timeout` must be longer than 0s"),
-        Ok(d) if d > MAX_TIMEOUT => {
-            let msg = format!(
-                "`timeout` must be at most 24h, got \"{}\"",
-                text.escape_debug()
-            );
-            w.error(&v.span(), msg);
-        }
-        Ok(d) => return Some(d),
-        Err(e) => {
-            let msg = format!(
-                "`timeout` must be a duration such as \"5m\" or \"90s\", got \"{}\" ({e})",
-                text.escape_debug()
-            );
-            w.error(&v.span(), msg);
-        }
-    }
-    None
+    w.duration("timeout", v, MAX_TIMEOUT, "24h", ("\"5m\"", "\"90s\""))
 }
 
 /// `approver = "command:ARGV"`, split on whitespace without quoting.

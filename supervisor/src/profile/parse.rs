@@ -219,27 +219,13 @@ fn valid_name(name: &str) -> bool {
 }
 
 fn stop_grace(w: &mut Walker<'_>, v: &Value<'_>) -> Option<Duration> {
-    let text = w.string("stop_grace", v, "a duration such as \"5s\"")?;
-    match humantime::parse_duration(&text) {
-        Ok(d) if d.is_zero() => {
-            w.error(&v.span(), "`stop_grace` must be longer than 0s");
-            None
-        }
-        Ok(d) if d > MAX_STOP_GRACE => {
-            let msg = format!("`stop_grace` must be at most 10m, got \"{text}\"");
-            w.error(&v.span(), msg);
-            None
-        }
-        Ok(d) => Some(d),
-        Err(e) => {
-            let msg = format!(
-                "`stop_grace` must be a duration such as \"5s\" or \"1m 30s\", got \"{}\" ({e})",
-                text.escape_debug()
-            );
-            w.error(&v.span(), msg);
-            None
-        }
-    }
+    w.duration(
+        "stop_grace",
+        v,
+        MAX_STOP_GRACE,
+        "10m",
+        ("\"5s\"", "\"1m 30s\""),
+    )
 }
 
 fn network(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {

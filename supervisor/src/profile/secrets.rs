@@ -95,7 +95,7 @@ fn secret(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> La
     let revoke = t.get("revoke").and_then(|v| revoke(w, v));
     let ttl = t
         .get("ttl")
-        .and_then(|v| duration(w, "ttl", v, MAX_TTL, "24h", "\"5m\""));
+        .and_then(|v| w.duration("ttl", v, MAX_TTL, "24h", ("\"5m\"", "\"1m 30s\"")));
     let max_uses = t.get("max_uses").and_then(|v| {
         w.integer("max_uses", v, 1, MAX_MAX_USES, "an integer 1-1000000")
             .and_then(|n| u32::try_from(n).ok())
@@ -116,7 +116,15 @@ fn secret(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> La
     }
     let fetch_timeout = t
         .get("fetch_timeout")
-        .and_then(|v| duration(w, "fetch_timeout", v, MAX_FETCH_TIMEOUT, "5m", "\"10s\""))
+        .and_then(|v| {
+            w.duration(
+                "fetch_timeout",
+                v,
+                MAX_FETCH_TIMEOUT,
+                "5m",
+                ("\"10s\"", "\"1m 30s\""),
+            )
+        })
         .unwrap_or(DEFAULT_FETCH_TIMEOUT);
     let valid = w.diags.len() == errors_before;
     let spec = match (valid, source) {
@@ -318,34 +326,6 @@ pub(super) fn check_argv(
 /// An array of strings with each one's span; `None` after reporting.
 fn strings(w: &mut Walker<'_>, key: &str, v: &Value<'_>) -> Option<Vec<(String, Range<usize>)>> {
     string_array(w, key, v, "an array of strings (a command, program first)")
-}
-
-/// A duration more than 0 and at most `max` (`max_text` for people).
-fn duration(
-    w: &mut Walker<'_>,
-    key: &str,
-    v: &Value<'_>,
-    max: Duration,
-    max_text: &str,
-    example: &str,
-) -> Option<Duration> {
-    let text = w.string(key, v, &format!("a duration such as {example}"))?;
-    let shown = text.escape_debug();
-    match humantime::parse_duration(&text) {
-        Ok(d) if d.is_zero() => w.error(&v.span(), format!("`{key}` must be longer than 0s")),
-        Ok(d) if d > max => {
-            let msg = format!("`{key}` must be at most {max_text}, got \"{shown}\"");
-            w.error(&v.span(), msg);
-        }
-        Ok(d) => return Some(d),
-        Err(e) => {
-            let msg = format!(
-                "`{key}` must be a duration such as {example} or \"1m 30s\", got \"{shown}\" ({e})"
-            );
-            w.error(&v.span(), msg);
-        }
-    }
-    None
 }
 
 /// A tool's `secrets = ["A", { name = "B", as = "file" }]`. `env` is the

@@ -164,26 +164,7 @@ fn tool_path(w: &mut Walker<'_>, v: &Value<'_>) -> Option<PathBuf> {
 }
 
 fn timeout(w: &mut Walker<'_>, v: &Value<'_>) -> Option<Duration> {
-    let text = w.string("timeout", v, "a duration such as \"60s\"")?;
-    match humantime::parse_duration(&text) {
-        Ok(d) if d.is_zero() => w.error(&v.span(), "`timeout` must be longer than 0s"),
-        Ok(d) if d > MAX_TIMEOUT => {
-            let msg = format!(
-                "`timeout` must be at most 24h, got \"{}\"",
-                text.escape_debug()
-            );
-            w.error(&v.span(), msg);
-        }
-        Ok(d) => return Some(d),
-        Err(e) => {
-            let msg = format!(
-                "`timeout` must be a duration such as \"60s\" or \"2m 30s\", got \"{}\" ({e})",
-                text.escape_debug()
-            );
-            w.error(&v.span(), msg);
-        }
-    }
-    None
+    w.duration("timeout", v, MAX_TIMEOUT, "24h", ("\"60s\"", "\"2m 30s\""))
 }
 
 /// An array of strings with each one's span; `None` after reporting.

@@ -69,6 +69,38 @@ impl<'s> Walker<'s> {
         }
     }
 
+    /// A duration longer than 0 and at most `max` (`max_text` for people);
+    /// the messages show `examples` (such as `("\"5s\"", "\"1m 30s\"")`).
+    pub fn duration(
+        &mut self,
+        key: &str,
+        v: &Value<'_>,
+        max: std::time::Duration,
+        max_text: &str,
+        examples: (&str, &str),
+    ) -> Option<std::time::Duration> {
+        let (first, second) = examples;
+        let text = self.string(key, v, &format!("a duration such as {first}"))?;
+        let shown = text.escape_debug();
+        match humantime::parse_duration(&text) {
+            Ok(d) if d.is_zero() => {
+                self.error(&v.span(), format!("`{key}` must be longer than 0s"))
+            }
+            Ok(d) if d > max => {
+                let msg = format!("`{key}` must be at most {max_text}, got \"{shown}\"");
+                self.error(&v.span(), msg);
+            }
+            Ok(d) => return Some(d),
+            Err(e) => {
+                let msg = format!(
+                    "`{key}` must be a duration such as {first} or {second}, got \"{shown}\" ({e})"
+                );
+                self.error(&v.span(), msg);
+            }
+        }
+        None
+    }
+
     pub fn string(&mut self, key: &str, value: &Value<'_>, expects: &str) -> Option<String> {
         match value.get_ref() {
             DeValue::String(s) => Some(s.to_string()),
