@@ -166,8 +166,7 @@ pub fn run(
     ];
     full_env.extend(env.iter().cloned());
     if network.has_host_rules() {
-        full_env.retain(|(k, _)| !crate::egress::BYPASS_VARIABLES.contains(&k.as_str()));
-        full_env.extend(crate::egress::proxy_environment());
+        crate::egress::route_through_proxy(&mut full_env);
     }
     let mut argv: Vec<&[u8]> = vec![tool.name.as_bytes()];
     argv.extend_from_slice(args);

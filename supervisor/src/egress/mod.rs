@@ -32,9 +32,20 @@ pub use rules::Rules;
 /// not `bind_tcp` it.
 pub const PROXY_PORT: u16 = 3128;
 
+/// Sends `env`'s HTTP clients through the proxy: the proxy variables are
+/// set (a value passed in for one is replaced, not shadowed) and the
+/// variables that would send traffic around it are removed.
+pub fn route_through_proxy(env: &mut Vec<(String, String)>) {
+    let proxy = proxy_environment();
+    env.retain(|(k, _)| {
+        !BYPASS_VARIABLES.contains(&k.as_str()) && !proxy.iter().any(|(p, _)| p == k)
+    });
+    env.extend(proxy);
+}
+
 /// The proxy variables a sandbox with host rules gets, both cases: curl
 /// reads `http_proxy` only in lower case, most others either.
-pub fn proxy_environment() -> Vec<(String, String)> {
+fn proxy_environment() -> Vec<(String, String)> {
     let url = format!("http://127.0.0.1:{PROXY_PORT}");
     ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"]
         .into_iter()
@@ -45,4 +56,30 @@ pub fn proxy_environment() -> Vec<(String, String)> {
 
 /// Variables that would send some traffic around the proxy (there is no
 /// route around it, so they would only turn into failures).
-pub const BYPASS_VARIABLES: [&str; 2] = ["NO_PROXY", "no_proxy"];
+const BYPASS_VARIABLES: [&str; 2] = ["NO_PROXY", "no_proxy"];
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn the_proxy_replaces_passed_values_and_bypasses_are_dropped() {
+        let mut env = vec![
+            ("PATH".to_string(), "/usr/bin".to_string()),
+            ("https_proxy".to_string(), "http://evil:1".to_string()),
+            ("NO_PROXY".to_string(), "*".to_string()),
+        ];
+        route_through_proxy(&mut env);
+        assert_eq!(env[0].0, "PATH");
+        assert!(!env
+            .iter()
+            .any(|(k, v)| k == "NO_PROXY" || v.contains("evil")));
+        let https: Vec<&str> = env
+            .iter()
+            .filter(|(k, _)| k == "https_proxy")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(https, ["http://127.0.0.1:3128"]);
+        assert_eq!(env.len(), 1 + 6);
+    }
+}

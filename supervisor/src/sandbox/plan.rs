@@ -216,19 +216,16 @@ pub fn build(
             session.socket_path().display().to_string(),
         );
     }
-    if profile.network.has_host_rules() {
-        for v in crate::egress::BYPASS_VARIABLES {
-            env.remove(v);
-        }
-        env.extend(crate::egress::proxy_environment());
-    }
     let exec_allowed = exec_allowed(&filesystem, &values);
     let agent_path = env
         .get("PATH")
         .cloned()
         .unwrap_or_else(|| env::DEFAULT_PATH.to_string());
     let exe = resolve_command(&request.command[0], &agent_path, &request.invocation_dir)?;
-    let env: Vec<(String, String)> = env.into_iter().collect();
+    let mut env: Vec<(String, String)> = env.into_iter().collect();
+    if profile.network.has_host_rules() {
+        crate::egress::route_through_proxy(&mut env);
+    }
     let argv: Vec<&[u8]> = request.command.iter().map(|a| a.as_bytes()).collect();
     let command = Command::new(&workspace, &exe, &argv, &env)?;
     let confinement = Confinement {
@@ -273,15 +270,13 @@ pub fn build_observed(
     }
     let (session, values) = workspace_and_session(request)?;
     let workspace = values.workspace.clone();
-    let mut env = env::build(environment, &values, &session.id, caller_env);
+    let mut env: Vec<(String, String)> = env::build(environment, &values, &session.id, caller_env)
+        .into_iter()
+        .collect();
     if hosts {
         // Behind the egress proxy, which records (and allows) every host.
-        for v in crate::egress::BYPASS_VARIABLES {
-            env.remove(v);
-        }
-        env.extend(crate::egress::proxy_environment());
+        crate::egress::route_through_proxy(&mut env);
     }
-    let env: Vec<(String, String)> = env.into_iter().collect();
     let exe = resolve_command(
         &request.command[0],
         env::DEFAULT_PATH,
