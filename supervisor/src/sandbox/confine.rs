@@ -112,14 +112,7 @@ pub fn confine(
         mount: !masks.is_empty() || mount_proc,
         net: host_rules,
     };
-    let (uid_map, gid_map) = if namespaces.user {
-        (
-            Some(cstring(format!("{0} {0} 1", host.euid).as_bytes())?),
-            Some(cstring(format!("{0} {0} 1", host.egid).as_bytes())?),
-        )
-    } else {
-        (None, None)
-    };
+    let (uid_map, gid_map) = id_maps(namespaces.user, host)?;
     Ok(Confined {
         namespaces,
         uid_map,
@@ -136,6 +129,21 @@ pub fn confine(
         egress_port: host_rules.then_some(PROXY_PORT),
         weakened,
     })
+}
+
+/// A uid_map and a gid_map line.
+pub(super) type IdMaps = (Option<CString>, Option<CString>);
+
+/// The map lines that keep the caller's ids inside a new user namespace
+/// (None without one).
+pub(super) fn id_maps(user_namespace: bool, host: &Host) -> Result<IdMaps, PlanError> {
+    if !user_namespace {
+        return Ok((None, None));
+    }
+    Ok((
+        Some(cstring(format!("{0} {0} 1", host.euid).as_bytes())?),
+        Some(cstring(format!("{0} {0} 1", host.egid).as_bytes())?),
+    ))
 }
 
 /// The Landlock part of a plan.

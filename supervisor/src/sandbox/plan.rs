@@ -290,14 +290,7 @@ pub fn build_observed(
         mount: false,
         net: hosts,
     };
-    let (uid_map, gid_map) = if namespaces.user {
-        (
-            Some(cstring(format!("{0} {0} 1", host.euid).as_bytes())?),
-            Some(cstring(format!("{0} {0} 1", host.egid).as_bytes())?),
-        )
-    } else {
-        (None, None)
-    };
+    let (uid_map, gid_map) = super::confine::id_maps(namespaces.user, host)?;
     let confined = Confined {
         namespaces,
         uid_map,
