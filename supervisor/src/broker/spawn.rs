@@ -26,13 +26,13 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use cordon_shim::protocol::{Reply, Request, VERSION};
+use cordon_shim::protocol::{Reply, VERSION};
 
 use super::call::count_denial;
-use super::wire::{read_followup, send_reply};
+use super::wire::{control_event, send_reply};
 use super::Session;
 use crate::audit::{Kind, Record};
-use crate::process::{self, ControlEvent, ExecPolicy, Killer, Outcome, Policy, Stops};
+use crate::process::{self, ExecPolicy, Killer, Outcome, Policy, Stops};
 use crate::profile::Profile;
 use crate::sandbox;
 use crate::sys::fd::dup_above_stdio;
@@ -286,7 +286,7 @@ fn run_sub(
                 plan,
                 &killer,
                 intent,
-                chain,
+                chain.clone(),
                 running.init.pid,
             ) {
                 Ok((b, sub)) => {
@@ -320,11 +320,7 @@ fn run_sub(
     // gone (the parent died) kills it at once.
     let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(1)));
     let sock = stream.as_raw_fd();
-    let mut on_control = || match read_followup(stream) {
-        Ok(Request::Cancel { signal }) if (1..=64).contains(&signal) => ControlEvent::Stop(signal),
-        Ok(_) => ControlEvent::Nothing,
-        Err(_) => ControlEvent::Gone,
-    };
+    let mut on_control = || control_event(stream);
     let outcome = process::supervise(
         &running,
         Stops::Control(sock, &mut on_control),
@@ -351,14 +347,7 @@ fn run_sub(
         Outcome::Diverged(v) => {
             let rec = Record::new(Kind::Divergence, sub)
                 .profile(&child.name)
-                .chain(
-                    session
-                        .chain
-                        .iter()
-                        .cloned()
-                        .chain([session.id.clone()])
-                        .collect::<Vec<_>>(),
-                )
+                .chain(chain.clone())
                 .pid(v.pid)
                 .decision("kill")
                 .reason(v.what.clone());
@@ -397,14 +386,7 @@ fn run_sub(
     let _ = session.audit.append(
         &Record::new(Kind::SessionEnd, sub)
             .profile(&child.name)
-            .chain(
-                session
-                    .chain
-                    .iter()
-                    .cloned()
-                    .chain([session.id.clone()])
-                    .collect::<Vec<_>>(),
-            )
+            .chain(chain.clone())
             .exit(match reply {
                 Reply::Exited { code } => code,
                 _ => 128,

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use cordon_shim::protocol::{Reply, Request};
+use cordon_shim::protocol::Reply;
 
 use super::secrets::CallSecrets;
-use super::wire::read_followup;
+use super::wire::control_event;
 use super::{pump, Session};
-use crate::process::{self, ControlEvent, Io, Killer, Outcome, Policy, Stops};
+use crate::process::{self, Io, Killer, Outcome, Policy, Stops};
 use crate::profile::{
     Filesystem, Limits, Network, OnViolation, PathRule, PathTemplate, Placeholders, Tool,
     ToolSandbox,
@@ -260,12 +260,7 @@ pub fn run(
     // enforces the deadline is never stuck in a read.
     stream.set_read_timeout(Some(std::time::Duration::from_secs(1)))?;
     let sock = stream.as_raw_fd();
-    let mut on_control = || match read_followup(stream) {
-        Ok(Request::Cancel { signal }) if (1..=64).contains(&signal) => ControlEvent::Stop(signal),
-        Ok(_) => ControlEvent::Nothing,
-        // The shim is gone (or spoke garbage): nobody waits for this call.
-        Err(_) => ControlEvent::Gone,
-    };
+    let mut on_control = || control_event(stream);
     let outcome = process::supervise(
         &running,
         Stops::Control(sock, &mut on_control),

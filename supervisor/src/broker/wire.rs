@@ -75,6 +75,19 @@ pub fn read_followup(stream: &mut UnixStream) -> Result<Request, WireError> {
     Ok(Request::decode(&body)?)
 }
 
+/// What a follow-up frame from a running call's shim means for the
+/// process it waits on: a cancel stops it with that signal; anything
+/// else is ignored; the shim gone (or speaking garbage) means nobody
+/// waits any more.
+pub fn control_event(stream: &mut UnixStream) -> crate::process::ControlEvent {
+    use crate::process::ControlEvent;
+    match read_followup(stream) {
+        Ok(Request::Cancel { signal }) if (1..=64).contains(&signal) => ControlEvent::Stop(signal),
+        Ok(_) => ControlEvent::Nothing,
+        Err(_) => ControlEvent::Gone,
+    }
+}
+
 /// Sends the final reply; a peer that went away is not an error worth
 /// more than a log line.
 pub fn send_reply(stream: &mut UnixStream, reply: &Reply) {
