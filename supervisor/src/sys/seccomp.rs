@@ -175,31 +175,25 @@ impl Listener {
     /// Lets the notified syscall proceed in the kernel (Landlock and the
     /// rest of the filter still apply; only this notification is answered).
     pub fn respond_continue(&self, id: u64) -> Result<(), Errno> {
-        let mut resp = NotificationResponse {
+        self.respond(NotificationResponse {
             id,
             val: 0,
             error: 0,
             flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE,
-        };
-        // SAFETY: `resp` is a live seccomp_notif_resp of the size the kernel expects.
-        let ret = unsafe {
-            libc::ioctl(
-                self.raw(),
-                SECCOMP_IOCTL_NOTIF_SEND,
-                &mut resp as *mut NotificationResponse,
-            )
-        };
-        check(ret.into()).map(drop)
+        })
     }
 
     /// Fails the notified syscall with `errno`.
     pub fn respond_error(&self, id: u64, errno: i32) -> Result<(), Errno> {
-        let mut resp = NotificationResponse {
+        self.respond(NotificationResponse {
             id,
             val: 0,
             error: -errno,
             flags: 0,
-        };
+        })
+    }
+
+    fn respond(&self, mut resp: NotificationResponse) -> Result<(), Errno> {
         // SAFETY: `resp` is a live seccomp_notif_resp of the size the kernel expects.
         let ret = unsafe {
             libc::ioctl(
