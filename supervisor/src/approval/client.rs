@@ -133,13 +133,23 @@ fn sockets_in(dir: &Path) -> Result<Vec<PathBuf>, ClientError> {
 
 /// Sends one request to the socket at `path` and reads the reply.
 pub fn call(path: &Path, request: &ControlRequest) -> Result<ControlReply, ClientError> {
+    call_within(path, request, TIMEOUT)
+}
+
+/// [`call`], giving up on a session that does not answer within
+/// `timeout` (each read and write).
+pub fn call_within(
+    path: &Path,
+    request: &ControlRequest,
+    timeout: Duration,
+) -> Result<ControlReply, ClientError> {
     let io = |source| ClientError::Io {
         path: path.to_path_buf(),
         source,
     };
     let mut stream = UnixStream::connect(path).map_err(io)?;
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
-    stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io)?;
     let mut line = serde_json::to_vec(request).map_err(|source| ClientError::Reply {
         path: path.to_path_buf(),
         source,

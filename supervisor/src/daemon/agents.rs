@@ -64,6 +64,11 @@ pub struct Agents {
     counter: Option<Counter>,
 }
 
+/// How long one session may take to say how many approvals it has
+/// pending, and all of them together, for one `cordon ps`.
+const PENDING_ASK: Duration = Duration::from_millis(200);
+const PENDING_BUDGET: Duration = Duration::from_millis(500);
+
 impl Agents {
     pub fn new(
         config: &Config,
@@ -476,6 +481,7 @@ impl Agents {
     /// `cordon ps`.
     pub fn status(&mut self) -> Vec<AgentStatus> {
         let now = Instant::now();
+        let asks_until = now + PENDING_BUDGET;
         if let Some(c) = self.counter.as_mut() {
             c.update();
         }
@@ -492,15 +498,20 @@ impl Agents {
                     ),
                     None => (None, None, None, None),
                 };
+                // Asked on the daemon's own loop: a session that does not
+                // answer (stopped, wedged) costs at most what is left of
+                // the shared budget, and its count is then unknown.
+                let left = asks_until.saturating_duration_since(Instant::now());
                 let pending_approvals = slot
                     .session
                     .as_ref()
                     .and_then(|s| s.approvals.as_deref())
-                    .filter(|p| p.exists())
+                    .filter(|p| !left.is_zero() && p.exists())
                     .and_then(|p| {
-                        crate::approval::client::call(
+                        crate::approval::client::call_within(
                             p,
                             &crate::approval::wire::ControlRequest::List,
+                            left.min(PENDING_ASK),
                         )
                         .ok()
                     })
