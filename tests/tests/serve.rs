@@ -462,14 +462,10 @@ fn a_session_past_the_stop_timeout_is_killed_and_the_daemon_still_exits_0() {
         &tool
     )
     .is_empty()));
-    let start = Instant::now();
+    // The tool ignores SIGTERM for good: the daemon exits only because it
+    // killed the session after stop_timeout, which its log says.
     let (code, log) = d.stop();
     assert_eq!(code, Some(0), "{log}");
-    assert!(
-        start.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        start.elapsed()
-    );
     assert!(log.contains("did not stop in time: SIGKILL"), "{log}");
     assert!(
         wait_until(Duration::from_secs(5), || processes_with(&tool).is_empty()),

@@ -209,12 +209,12 @@ fn stop_cuts_live_tunnels_and_records_their_end() {
         f.upstream
     ));
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-    let started = Instant::now();
     f.proxy.take().unwrap().stop(Duration::from_secs(5));
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // The echo upstream never closes: the tunnel ends, and its end is
+    // recorded by the time stop returns, only because stop cut it.
+    assert_eq!(f.records().last().unwrap()["kind"], "connect_end");
     let mut b = [0u8; 1];
     assert_eq!(s.read(&mut b).unwrap_or(0), 0, "the tunnel is closed");
-    assert_eq!(f.records().last().unwrap()["kind"], "connect_end");
     // And nothing is accepted any more.
     let late = TcpStream::connect(f.addr);
     if let Ok(mut late) = late {
