@@ -17,6 +17,8 @@
 //! - [`daemon`]: `cordon serve`: agents supervised as child sessions,
 //!   systemd notify and journald, the operator control socket.
 //! - [`learn`]: `cordon learn`, a profile written from an observed run.
+//! - [`session`]: one session's life, from its plan to its last record,
+//!   for `cordon run`, sub-agents and `cordon learn` alike.
 //! - [`sys`]: every raw syscall and `unsafe` block, and nothing else.
 
 pub mod approval;
@@ -30,4 +32,5 @@ pub mod process;
 pub mod profile;
 pub mod sandbox;
 pub mod secrets;
+pub mod session;
 pub mod sys;

@@ -45,7 +45,7 @@ fn session_log(dir: &Path) -> (PathBuf, String) {
             .tool("git")
             .argv_bytes(&[b"commit", b"-m", b"caf\xc3\xa9 \xff"])
             .cwd("/work/repo")
-            .decision("allow")
+            .decision(cordon::audit::Decision::Allow)
             .rule("tools.git.allow[2]")
             .secrets(vec!["GITHUB_TOKEN".to_owned()]);
         log.append(&rec).unwrap();

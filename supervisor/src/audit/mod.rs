@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 
 pub use log::AuditLog;
 pub use problem::Problem;
-pub use record::{argv_text, identity, Kind, Record};
+pub use record::{argv_text, identity, Decision, Kind, Record};
 pub use verify::{verify, verify_reader, Summary, VerifyFailure};
 
 /// The largest line cordon writes or accepts, in bytes, without its newline.

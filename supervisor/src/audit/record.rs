@@ -34,6 +34,50 @@ pub enum Kind {
     SessionEnd,
 }
 
+/// What was decided about a call, a connection, a secret or a session:
+/// the `decision` field of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Allowed by a rule (or exposed, for a secret).
+    Allow,
+    /// Allowed after a human (or a grant) said yes.
+    Approve,
+    /// Refused; the session goes on.
+    Deny,
+    /// Refused, and the session was killed for it.
+    Kill,
+    /// Put to approvers; the answer follows in the call's record.
+    Pending,
+}
+
+impl Decision {
+    /// `Kill` when the refusal ended the session, else `Deny`.
+    pub fn refusal(killed: bool) -> Decision {
+        if killed {
+            Decision::Kill
+        } else {
+            Decision::Deny
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Approve => "approve",
+            Decision::Deny => "deny",
+            Decision::Kill => "kill",
+            Decision::Pending => "pending",
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = match self {
@@ -81,9 +125,8 @@ pub struct Record {
     pub argv: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
-    /// `allow`, `deny`, `approve` or `kill`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decision: Option<String>,
+    pub decision: Option<Decision>,
     /// The profile rule that decided, e.g. `tools.git.approve[0]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
@@ -206,7 +249,7 @@ impl Record {
 
     setters! {
         intent: String, chain: Vec<String>, call: u64, tool: String, argv: Vec<String>,
-        cwd: String, decision: String, rule: String, reason: String,
+        cwd: String, decision: Decision, rule: String, reason: String,
         approver: String, approved_at: String, approval: String, secrets: Vec<String>, pid: u32,
         duration_ms: u64, exit: i32, signal: i32, detail: String, connection: u64, host: String,
         port: u16, address: String, bytes_up: u64, bytes_down: u64,

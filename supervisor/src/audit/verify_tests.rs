@@ -20,7 +20,7 @@ fn write_log(n: usize) -> Vec<Vec<u8>> {
             .call(i as u64)
             .tool("git")
             .argv(vec!["push".to_owned(), format!("branch-{i}")])
-            .decision("allow");
+            .decision(Decision::Allow);
         log.append(&rec).unwrap();
     }
     let bytes = std::fs::read(&path).unwrap();

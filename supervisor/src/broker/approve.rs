@@ -18,9 +18,8 @@ use cordon_shim::protocol::{Reply, Request};
 use super::wire::{read_followup, send_reply, WireError};
 use super::Session;
 use crate::approval::{hook, Answer, NewRequest, Pending, RequestInfo};
-use crate::audit::{Kind, Record};
+use crate::audit::{Decision, Kind, Record};
 use crate::policy::RuleRef;
-use crate::process::Violation;
 use crate::profile::{DivergenceAction, Tool};
 
 /// How often a parked call looks at its connection and its answer.
@@ -99,7 +98,10 @@ pub(super) fn gate(
         }
     };
     let id = pending.info.id.clone();
-    let mut rec = base.clone().decision("pending").approval(id.clone());
+    let mut rec = base
+        .clone()
+        .decision(Decision::Pending)
+        .approval(id.clone());
     rec.kind = Kind::Approval;
     if session.record(rec).is_err() {
         pending.close();
@@ -163,7 +165,7 @@ pub(super) fn gate(
             None
         }
         (Waited::Gone, None) => {
-            let rec = base.decision("deny").reason(format!(
+            let rec = base.decision(Decision::Deny).reason(format!(
                 "the caller went away while waiting for approval ({id})"
             ));
             let _ = session.record(rec);
@@ -256,30 +258,11 @@ fn refuse(
     answer: Option<&Answer>,
     kill: bool,
 ) {
-    let mut rec = base
-        .decision(if kill { "kill" } else { "deny" })
-        .reason(reason.to_string());
-    if let Some(a) = answer {
-        rec = rec.approver(a.approver.clone()).approved_at(a.at.clone());
-    }
-    let _ = session.record(rec);
-    if kill {
-        session.killer.diverge(
-            Violation {
-                pid,
-                what: reason.to_string(),
-            },
-            true,
-        );
-        session.killer.wait_dead(Duration::from_secs(5));
-        return;
-    }
-    send_reply(
-        stream,
-        &Reply::Denied {
-            reason: reason.to_string(),
-        },
-    );
+    let rec = match answer {
+        Some(a) => base.approver(a.approver.clone()).approved_at(a.at.clone()),
+        None => base,
+    };
+    super::refuse::refuse_uncounted(session, stream, rec, pid, reason, kill);
 }
 
 /// A first frame of one of the supervisor's own kinds (an answer: denied,

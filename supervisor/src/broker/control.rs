@@ -26,7 +26,7 @@ use crate::approval::grant::GrantSpec;
 use crate::approval::names::describe_uid;
 use crate::approval::wire::{ControlReply, ControlRequest, MAX_LINE};
 use crate::approval::{printable, Answer};
-use crate::audit::{Kind, Record};
+use crate::audit::{Decision, Kind, Record};
 use crate::process::Violation;
 use crate::profile::DivergenceAction;
 use crate::sys::fd::peer_cred;
@@ -235,7 +235,7 @@ fn serve(mut stream: UnixStream, roots: &[Arc<Session>]) {
             let rec = Record::new(Kind::Approval, &session.id)
                 .profile(&session.profile.name)
                 .pid(pid)
-                .decision(if kill { "kill" } else { "deny" })
+                .decision(Decision::refusal(kill))
                 .reason(what.clone());
             // With "deny" the agent may keep trying: its records are capped
             // like refused peers', so it cannot flood the shared log.
@@ -246,8 +246,8 @@ fn serve(mut stream: UnixStream, roots: &[Arc<Session>]) {
             if kill {
                 // No answer at all: the agent takes no further step after
                 // trying to answer its own request.
-                session.killer.diverge(Violation { pid, what }, true);
-                session.killer.wait_dead(Duration::from_secs(5));
+                session.killer().diverge(Violation { pid, what }, true);
+                session.killer().wait_dead(Duration::from_secs(5));
                 return;
             }
             reply(

@@ -2,23 +2,18 @@
 //! value, and only for secrets the profile marks `expose = true`. Every
 //! request, granted or not, is recorded (by name).
 
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
-use cordon_shim::protocol::{Reply, VERSION};
+use cordon_shim::protocol::Reply;
 
 use super::secrets::fetch_now;
+use super::serve::Authenticated;
 use super::wire::send_reply;
-use super::Session;
-use crate::audit::{Kind, Record};
+use super::{refuse, Session};
+use crate::audit::{Decision, Kind, Record};
 
-pub fn serve(session: &Session, stream: &mut UnixStream, pid: u32, version: u16, name: &[u8]) {
-    if version != VERSION {
-        send_reply(stream, &Reply::Error {
-            message: format!("protocol version {version} is not supported (this supervisor speaks {VERSION})"),
-        });
-        return;
-    }
+pub(super) fn serve(session: &Session, mut conn: Authenticated, name: &[u8]) {
+    let (stream, pid) = (&mut conn.stream, conn.pid);
     let name = String::from_utf8_lossy(name).into_owned();
     let rec = Record::new(Kind::Secret, &session.id)
         .pid(pid)
@@ -34,14 +29,8 @@ pub fn serve(session: &Session, stream: &mut UnixStream, pid: u32, version: u16,
         Some(_) => None,
     };
     if let Some(reason) = refusal {
-        let _ = session.record(rec.decision("deny").reason(reason.clone()));
-        send_reply(
-            stream,
-            &Reply::Denied {
-                reason: reason.clone(),
-            },
-        );
-        super::call::count_denial(session, pid, &reason);
+        let action = session.profile.divergence.denied_action;
+        refuse::refuse(session, stream, rec, pid, &reason, action);
         return;
     }
     let Some(spec) = session.profile.secrets.get(&name) else {
@@ -49,7 +38,11 @@ pub fn serve(session: &Session, stream: &mut UnixStream, pid: u32, version: u16,
     };
     // Recorded before the provider runs (it may mint a credential).
     if session
-        .record(rec.clone().decision("allow").detail("exposed to the agent"))
+        .record(
+            rec.clone()
+                .decision(Decision::Allow)
+                .detail("exposed to the agent"),
+        )
         .is_err()
     {
         send_reply(
@@ -73,7 +66,7 @@ pub fn serve(session: &Session, stream: &mut UnixStream, pid: u32, version: u16,
         }
         Err(e) => {
             let reason = format!("secret `{name}` could not be fetched: {e}");
-            let _ = session.record(rec.decision("deny").reason(reason.clone()));
+            let _ = session.record(rec.decision(Decision::Deny).reason(reason.clone()));
             send_reply(stream, &Reply::Denied { reason });
         }
     }

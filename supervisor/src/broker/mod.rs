@@ -10,31 +10,30 @@
 //! but the first [`FOREGROUND_CALLS`] of them at a low priority.
 
 mod approve;
-mod call;
 pub mod control;
+mod exec;
 mod expose;
 mod peer;
 pub mod prompt;
 mod pump;
+mod refuse;
 pub mod secrets;
+mod serve;
+mod session;
 mod spawn;
 pub mod tool;
 mod wire;
 
-use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use crate::audit::{AuditError, AuditLog, Record};
-use crate::policy::Policy;
-use crate::process::Killer;
-use crate::profile::{Placeholders, Profile};
-use crate::sandbox::Host;
+use crate::profile::Profile;
 
-pub use peer::pid_namespace;
+pub use peer::{namespace_of_child, pid_namespace};
+pub use session::{tool_cwds, AuditFailures, Session, SessionParts};
 
 /// Calls served at once per session; further connections wait, unaccepted,
 /// until one ends.
@@ -50,108 +49,6 @@ pub const FOREGROUND_CALLS: usize = 1;
 pub const BACKGROUND_NICE: i32 = 19;
 /// Stack of a call thread: it only decides and waits on the tool.
 const CALL_STACK: usize = 256 * 1024;
-
-/// Everything a call needs to know about its session.
-pub struct Session {
-    pub id: String,
-    pub profile: Arc<Profile>,
-    pub policy: Policy,
-    pub intent: Option<String>,
-    pub placeholders: Placeholders,
-    pub host: Host,
-    /// Kills the agent's whole tree (divergence).
-    pub killer: Arc<Killer>,
-    pub audit: Arc<AuditLog>,
-    /// The uid every peer must have.
-    pub uid: u32,
-    /// The agent's pid namespace: only processes in it are served.
-    pub pid_ns: u64,
-    /// Canonical directories each tool's calls may run in.
-    pub tool_cwds: HashMap<String, Vec<PathBuf>>,
-    /// The session directory (calls get private subdirectories).
-    pub root: PathBuf,
-    pub next_call: AtomicU64,
-    /// Refusals so far (shared with the session's egress proxies).
-    pub denials: Arc<AtomicU32>,
-    /// Connections refused as foreign (not charged to this session).
-    pub refused_peers: AtomicU32,
-    pub calls: Mutex<HashMap<String, u32>>,
-    pub secrets: secrets::SessionSecrets,
-    /// Appends that failed (each refused its call), for the session's end.
-    pub audit_failures: AuditFailures,
-    /// Pending approval requests and grants.
-    pub approvals: crate::approval::Queue,
-    /// Ancestor sessions of a sub-agent, root first; empty for a root.
-    pub chain: Vec<String>,
-    /// `cordon-shim`, for the sessions of sub-agents.
-    pub shim: Option<PathBuf>,
-    /// Sub-agent sessions running now.
-    pub subs: Mutex<Vec<std::sync::Weak<Session>>>,
-}
-
-/// The audit appends a session could not make: how many, and the first
-/// error (the reason an operator needs; later ones usually repeat it).
-#[derive(Default)]
-pub struct AuditFailures {
-    count: AtomicU32,
-    first: Mutex<Option<String>>,
-}
-
-impl AuditFailures {
-    fn note(&self, e: &AuditError) {
-        if self.count.fetch_add(1, Ordering::Relaxed) == 0 {
-            *self.first.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-        }
-    }
-
-    /// How many appends failed, and the first failure's message.
-    pub fn summary(&self) -> Option<(u32, String)> {
-        let n = self.count.load(Ordering::Relaxed);
-        let first = self
-            .first
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()?;
-        (n > 0).then_some((n, first))
-    }
-}
-
-impl Session {
-    /// Appends a record with this session's profile and identity (and its
-    /// chain of ancestors, for a sub-agent). A failure is counted and
-    /// logged here; the caller decides what it refuses because of it.
-    pub fn record(&self, rec: Record) -> Result<String, AuditError> {
-        let rec = rec.profile(&self.profile.name);
-        let rec = if self.chain.is_empty() {
-            rec
-        } else {
-            rec.chain(self.chain.clone())
-        };
-        let appended = self.audit.append(&rec);
-        if let Err(e) = &appended {
-            tracing::error!(session = %self.id, error = %e, "audit: append failed");
-            self.audit_failures.note(e);
-        }
-        appended
-    }
-
-    /// This session and every sub-agent session below it.
-    pub fn tree(self: &Arc<Session>) -> Vec<Arc<Session>> {
-        let mut out = vec![Arc::clone(self)];
-        let mut i = 0;
-        while let Some(s) = out.get(i).cloned() {
-            let subs = s.subs.lock().unwrap_or_else(|e| e.into_inner());
-            out.extend(subs.iter().filter_map(std::sync::Weak::upgrade));
-            i += 1;
-        }
-        out
-    }
-
-    /// A private directory for one call.
-    pub fn call_dir(&self, call: u64) -> PathBuf {
-        self.root.join("calls").join(call.to_string())
-    }
-}
 
 /// A bound socket and the shim links, made before the agent starts so its
 /// first call finds them.
@@ -255,7 +152,7 @@ fn accept_loop(listener: &UnixListener, session: &Arc<Session>, in_flight: &Arc<
                         tracing::warn!(error = %e, "broker: cannot lower a call's priority");
                     }
                 }
-                call::serve(&session, stream);
+                serve::serve(&session, stream);
                 if counter.fetch_sub(1, Ordering::AcqRel) == MAX_IN_FLIGHT {
                     acceptor.unpark();
                 }
@@ -267,22 +164,9 @@ fn accept_loop(listener: &UnixListener, session: &Arc<Session>, in_flight: &Arc<
     }
 }
 
-/// The canonical `cwd` trees of every tool, expanded for this session.
-pub fn tool_cwds(profile: &Profile, values: &Placeholders) -> HashMap<String, Vec<PathBuf>> {
-    profile
-        .tools
-        .iter()
-        .map(|(name, tool)| {
-            let dirs: Vec<PathBuf> = if tool.sandbox.cwd.is_empty() {
-                vec![values.workspace.clone()]
-            } else {
-                tool.sandbox
-                    .cwd
-                    .iter()
-                    .map(|r| r.path.expand(values))
-                    .collect()
-            };
-            (name.clone(), call::canonical_dirs(&dirs))
-        })
-        .collect()
+/// `cordon-shim`, installed next to `cordon`.
+pub fn shim_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let shim = exe.parent()?.join("cordon-shim");
+    shim.is_file().then_some(shim)
 }

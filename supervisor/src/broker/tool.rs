@@ -13,12 +13,13 @@ use cordon_shim::protocol::Reply;
 use super::secrets::CallSecrets;
 use super::wire::control_event;
 use super::{pump, Session};
+use crate::audit::{Decision, Record};
 use crate::process::{self, Io, Killer, Outcome, Policy, Stops};
 use crate::profile::{
     Filesystem, Limits, Network, OnViolation, PathRule, PathTemplate, Placeholders, Tool,
     ToolSandbox,
 };
-use crate::sandbox::confine::{confine, Confinement};
+use crate::sandbox::confine::{confine, Confined, Confinement};
 use crate::sandbox::seccomp::ExecWatch;
 use crate::sandbox::{Command, PlanError};
 use crate::secrets::Redactor;
@@ -78,15 +79,100 @@ impl Drop for CallDir {
         // The tool may have left unreadable directories behind; the
         // session's remover copes with those (a plain remove_dir_all
         // does not, for an unprivileged cordon).
-        let _ = crate::sandbox::session::remove_tree(&self.0);
+        let _ = crate::sandbox::session_dir::remove_tree(&self.0);
     }
 }
 
-/// What the call did, for the reply and the record.
+/// What a call's end means: its reply and its `call_end` record are both
+/// made from this, so they cannot disagree.
 #[derive(Debug)]
-pub struct Ran {
-    pub outcome: Outcome,
+pub struct Ending {
     pub reply: Reply,
+    status: EndStatus,
+}
+
+#[derive(Debug)]
+enum EndStatus {
+    Exited(i32),
+    Signaled(i32),
+    /// cordon stopped the tool (divergence in its sandbox, its timeout, a
+    /// secret's expiry): why.
+    Killed(String),
+    /// The tool could not be run: why.
+    Failed(String),
+}
+
+impl Ending {
+    /// A call that could not be run.
+    pub fn failed(message: String) -> Ending {
+        Ending {
+            reply: Reply::Error {
+                message: message.clone(),
+            },
+            status: EndStatus::Failed(message),
+        }
+    }
+
+    fn killed(reason: String) -> Ending {
+        Ending {
+            reply: Reply::Denied {
+                reason: reason.clone(),
+            },
+            status: EndStatus::Killed(reason),
+        }
+    }
+
+    /// `end` with what this ending says.
+    pub fn record(&self, end: Record) -> Record {
+        match &self.status {
+            EndStatus::Exited(c) => end.exit(*c),
+            EndStatus::Signaled(s) => end.signal(*s),
+            EndStatus::Killed(why) => end.decision(Decision::Kill).reason(why.clone()),
+            EndStatus::Failed(why) => end.detail(why.clone()),
+        }
+    }
+
+    /// What the tool's outcome means for its caller.
+    fn of(
+        outcome: &Outcome,
+        tool: &Tool,
+        secrets: &CallSecrets<'_>,
+        confined: &Confined,
+        command: &Command,
+    ) -> Ending {
+        match outcome {
+            Outcome::Exited(code) => Ending {
+                reply: Reply::Exited { code: *code },
+                status: EndStatus::Exited(*code),
+            },
+            Outcome::Signaled(sig) => Ending {
+                reply: Reply::Signaled { signal: *sig },
+                status: EndStatus::Signaled(*sig),
+            },
+            Outcome::Diverged(v) => Ending::killed(format!(
+                "`{}` {} in its sandbox, so the call was stopped",
+                tool.name, v.what
+            )),
+            Outcome::TimedOut if secrets.expiry().is_some_and(|(e, _)| e <= Instant::now()) => {
+                Ending::killed(format!(
+                    "secret `{}` expired during the call, so the call was stopped",
+                    secrets.expiry().map(|(_, n)| n).unwrap_or_default()
+                ))
+            }
+            Outcome::TimedOut => Ending::killed(format!(
+                "`{}` ran past its timeout of {} and was killed",
+                tool.name,
+                tool.timeout
+                    .map(|t| humantime::format_duration(t).to_string())
+                    .unwrap_or_default()
+            )),
+            other => Ending::failed(
+                other
+                    .message(confined, command)
+                    .unwrap_or_else(|| format!("`{}` could not be run", tool.name)),
+            ),
+        }
+    }
 }
 
 /// One allowed call, as the shim sent it.
@@ -109,7 +195,7 @@ pub fn run(
     call: &Call<'_>,
     secrets: &CallSecrets<'_>,
     stream: &mut UnixStream,
-) -> Result<Ran, RunError> {
+) -> Result<Ending, RunError> {
     let Call {
         id: call,
         cwd,
@@ -220,24 +306,19 @@ pub fn run(
     let proxy = match running.egress_listener.take() {
         None => None,
         Some(listener) => {
-            let ctx = crate::egress::Context {
-                rules: crate::egress::Rules::new(
-                    &network.allow_hosts,
-                    &network.deny_hosts,
-                    &format!("tools.{}.sandbox", tool.name),
-                ),
-                audit: Arc::clone(&session.audit),
-                session: session.id.clone(),
-                profile: session.profile.name.clone(),
-                tool: Some((tool.name.clone(), call)),
-                refusals: crate::process::Refusals {
-                    count: Arc::clone(&session.denials),
-                    divergence: session.profile.divergence.clone(),
-                    killer: Arc::clone(&session.killer),
-                },
-                resolve: crate::egress::proxy::system_resolver,
-                loud: false,
-            };
+            let rules = crate::egress::Rules::new(
+                &network.allow_hosts,
+                &network.deny_hosts,
+                &format!("tools.{}.sandbox", tool.name),
+            );
+            let ctx = crate::egress::Context::new(
+                rules,
+                Arc::clone(&session.audit),
+                &session.id,
+                &session.profile.name,
+                session.refusals.clone(),
+            )
+            .for_tool(&tool.name, call);
             Some(crate::egress::proxy::start(listener, ctx)?)
         }
     };
@@ -267,45 +348,14 @@ pub fn run(
         policy,
         &killer,
     )?;
-    let reply = match &outcome {
-        Outcome::Exited(code) => Reply::Exited { code: *code },
-        Outcome::Signaled(sig) => Reply::Signaled { signal: *sig },
-        Outcome::Diverged(v) => Reply::Denied {
-            reason: format!(
-                "`{}` {} in its sandbox, so the call was stopped",
-                tool.name, v.what
-            ),
-        },
-        Outcome::TimedOut if secrets.expiry().is_some_and(|(e, _)| e <= Instant::now()) => {
-            Reply::Denied {
-                reason: format!(
-                    "secret `{}` expired during the call, so the call was stopped",
-                    secrets.expiry().map(|(_, n)| n).unwrap_or_default()
-                ),
-            }
-        }
-        Outcome::TimedOut => Reply::Denied {
-            reason: format!(
-                "`{}` ran past its timeout of {} and was killed",
-                tool.name,
-                tool.timeout
-                    .map(|t| humantime::format_duration(t).to_string())
-                    .unwrap_or_default()
-            ),
-        },
-        other => Reply::Error {
-            message: other
-                .message(&confined, &command)
-                .unwrap_or_else(|| format!("`{}` could not be run", tool.name)),
-        },
-    };
+    let ending = Ending::of(&outcome, tool, secrets, &confined, &command);
     if let Some(p) = proxy {
         p.stop(std::time::Duration::from_secs(1));
     }
     for p in pumps {
         let _ = p.join();
     }
-    Ok(Ran { outcome, reply })
+    Ok(ending)
 }
 
 /// A close-on-exec pipe whose ends are above 0..2.

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use cordon::learn::{looks_like_credential, render::relative_to, Base, Recorder, Setting};
-use cordon::process::{self, Killer, Policy, Stops, EXIT_SETUP_FAILED};
-use cordon::profile::{Environment, OnViolation};
-use cordon::sandbox::{self, Host, Request};
+use cordon::process::{Policy, Stops, EXIT_SETUP_FAILED};
+use cordon::profile::{Environment, OnViolation, Profile};
+use cordon::sandbox::{Host, Request};
+use cordon::session::{Approvers, Egress, Planned, Start};
 
 use super::run::{fail, session_base, supervised_signals};
 
@@ -119,75 +120,73 @@ pub fn learn(args: LearnArgs) -> ExitCode {
     let environment = base
         .as_ref()
         .map_or_else(Environment::default, |(p, _)| p.environment.clone());
-    let plan = match sandbox::build_observed(&environment, args.hosts, &request, &host, &|n| {
-        std::env::var_os(n)
-    }) {
-        Ok(p) => p,
-        Err(e) => return fail(&e, e.exit_code()),
+    let observed_profile = match &base {
+        Some((p, _)) => Arc::new(p.clone()),
+        None => match unconfined_profile() {
+            Ok(p) => Arc::new(p),
+            Err(e) => return fail(e, EXIT_SETUP_FAILED),
+        },
     };
-    let values = plan.placeholders.clone();
+    let planned =
+        match Planned::observed(observed_profile, &environment, args.hosts, &request, &host) {
+            Ok(p) => p,
+            Err(e) => return fail(&e, e.exit_code()),
+        };
+    let values = planned.plan.placeholders.clone();
     let recorder = Arc::new(Recorder::new(vec![
         values.workspace.clone(),
         values.home.clone(),
         values.tmp.clone(),
     ]));
-    let running = match process::launch(&plan.confined, &plan.command, process::Io::default()) {
-        Ok(r) => r,
-        Err(e) => return fail(e, EXIT_SETUP_FAILED),
-    };
-    let killer = match Killer::new(&running.init.pidfd) {
-        Ok(k) => k,
+    let egress_log = planned.plan.session.root.join("egress.jsonl");
+    let egress = match recording_egress(&egress_log) {
+        Ok(e) => e,
         Err(e) => {
             return fail(
-                format_args!("cannot hold the pidfd: {e}"),
+                format_args!("cannot set up the recording proxy: {e}"),
                 EXIT_SETUP_FAILED,
             )
         }
     };
-    let proxy = match running.egress_listener.as_ref().map(|l| l.try_clone()) {
-        None => None,
-        Some(listener) => {
-            let started = listener.map_err(|e| e.to_string()).and_then(|l| {
-                recording_proxy(l, &plan.session.root, &plan.session.id, &running.init.pidfd)
-            });
-            match started {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    let _ =
-                        cordon::sys::process::pidfd_send_signal(&running.init.pidfd, libc::SIGKILL);
-                    return fail(
-                        format_args!("cannot start the recording proxy: {e}"),
-                        EXIT_SETUP_FAILED,
-                    );
-                }
-            }
-        }
+    let stop_grace = planned.profile.stop_grace;
+    let start = Start {
+        audit: Arc::clone(&egress.1),
+        intent: None,
+        argv: Vec::new(),
+        io: cordon::process::Io::default(),
+        parent: None,
+        loud: true,
+        approvers: Approvers::default(),
+        egress: egress.0,
+    };
+    let started = match planned.start(start) {
+        Ok(s) => s,
+        Err(e) => return fail(&e, e.exit_code()),
     };
     let policy = Policy {
         observer: Some(recorder.clone()),
         on_violation: OnViolation::Kill,
-        stop_grace: base
-            .as_ref()
-            .map_or(std::time::Duration::from_secs(5), |(p, _)| p.stop_grace),
+        stop_grace,
         exec: None,
         deadline: None,
         loud: true,
     };
-    let outcome = match process::supervise(&running, Stops::Signals(&signals), policy, &killer) {
+    let outcome = match started.supervise(Stops::Signals(&signals), policy) {
         Ok(o) => o,
         Err(e) => return fail(e, EXIT_SETUP_FAILED),
     };
-    if let Some(message) = outcome.message(&plan.confined, &plan.command) {
+    if let Some(message) = outcome.message(&started.plan.confined, &started.plan.command) {
         eprintln!("cordon: {message}");
     }
     let status = outcome.exit_code();
     if status != 0 {
         eprintln!("cordon: learn: the command exited with status {status}; the profile covers only what it did before that");
     }
+    let hosts = args.hosts;
+    let ended = started.finish(&outcome);
     let mut observations = recorder.take();
-    if let Some((proxy, log)) = proxy {
-        proxy.stop(std::time::Duration::from_secs(2));
-        observations.hosts = hosts_seen(&log);
+    if hosts {
+        observations.hosts = hosts_seen(&egress_log);
     }
 
     // Credentials are recognised by name; their values are only used to
@@ -234,7 +233,7 @@ pub fn learn(args: LearnArgs) -> ExitCode {
             redact: &redact,
         },
     );
-    drop(plan);
+    drop(ended);
     if let Err(e) = write_atomically(&args.output, learned.text.as_bytes()) {
         return fail(
             format_args!("cannot write {}: {e}", args.output.display()),
@@ -265,42 +264,29 @@ pub fn learn(args: LearnArgs) -> ExitCode {
     }
 }
 
-/// A proxy that allows every host (internal addresses too: the run is
-/// not confined anyway) and records each connection in a log of its own.
-fn recording_proxy(
-    listener: std::net::TcpListener,
-    session_root: &Path,
-    session: &str,
-    init_pidfd: &std::os::fd::OwnedFd,
-) -> Result<(cordon::egress::Proxy, PathBuf), String> {
+/// The profile an observed run starts from without `--base`: it grants
+/// nothing and is never enforced (only its defaults are used).
+fn unconfined_profile() -> Result<Profile, String> {
+    cordon::profile::load_text(Path::new("<cordon learn>"), "[profile]\nname = \"learn\"\n")
+        .map_err(|e| e.to_string())
+}
+
+/// The egress of an observed run: every host allowed (internal addresses
+/// too: the run is not confined anyway), each connection recorded in a
+/// log of the session's own.
+fn recording_egress(log: &Path) -> Result<(Egress, Arc<cordon::audit::AuditLog>), String> {
     use cordon::egress::rules::parse_rule;
     let origin = cordon::profile::Location::whole_file(Path::new("<cordon learn>"));
     let allow: Vec<_> = ["*:* via 0.0.0.0/0, ::/0", "0.0.0.0/0:*", "[::/0]:*"]
         .into_iter()
         .map(|r| parse_rule(r, origin.clone()))
         .collect::<Result<_, _>>()?;
-    let log = session_root.join("egress.jsonl");
-    let audit = cordon::audit::AuditLog::open(&log).map_err(|e| e.to_string())?;
-    let killer = Killer::new(init_pidfd).map_err(|e| e.to_string())?;
-    let ctx = cordon::egress::Context {
+    let audit = Arc::new(cordon::audit::AuditLog::open(log).map_err(|e| e.to_string())?);
+    let egress = Egress::Custom {
         rules: cordon::egress::Rules::new(&allow, &[], "learn"),
-        audit: Arc::new(audit),
-        session: session.to_string(),
-        profile: "learn".into(),
-        tool: None,
-        refusals: cordon::process::Refusals {
-            count: Arc::default(),
-            divergence: cordon::profile::Divergence {
-                max_denials: u32::MAX,
-                ..Default::default()
-            },
-            killer: Arc::new(killer),
-        },
-        resolve: cordon::egress::proxy::system_resolver,
-        loud: true,
+        audit: Arc::clone(&audit),
     };
-    let proxy = cordon::egress::proxy::start(listener, ctx).map_err(|e| e.to_string())?;
-    Ok((proxy, log))
+    Ok((egress, audit))
 }
 
 /// The hosts the recording proxy let through.

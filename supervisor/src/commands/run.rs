@@ -5,13 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cordon::audit::{AuditLog, Kind, Record};
+use cordon::audit::AuditLog;
 use cordon::broker;
-use cordon::process::{
-    self, ExecPolicy, Killer, Outcome, Policy, Refusals, Stops, EXIT_SETUP_FAILED,
-};
-use cordon::profile::Profile;
-use cordon::sandbox::{self, Host, Plan, Request};
+use cordon::process::{Stops, EXIT_SETUP_FAILED};
+use cordon::profile::{Placeholders, Profile};
+use cordon::sandbox::{Host, Request};
+use cordon::session::{Approvers, Egress, Planned, Start};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -67,17 +66,17 @@ fn default_audit_path() -> PathBuf {
 fn open_audit(
     args_path: Option<&Path>,
     profile: &Profile,
-    plan: &Plan,
+    placeholders: &Placeholders,
 ) -> Result<AuditLog, String> {
     let path = match (args_path, &profile.audit.path) {
         (Some(p), _) => p.to_path_buf(),
-        (None, Some(t)) => t.expand(&plan.placeholders),
+        (None, Some(t)) => t.expand(placeholders),
         (None, None) => default_audit_path(),
     };
     let log = AuditLog::open(&path).map_err(|e| format!("cannot open the audit log: {e}"))?;
     let real = std::fs::canonicalize(&path).unwrap_or(path);
     for rule in &profile.filesystem.write {
-        let granted = rule.path.expand(&plan.placeholders);
+        let granted = rule.path.expand(placeholders);
         let granted = std::fs::canonicalize(&granted).unwrap_or(granted);
         if real.starts_with(&granted) {
             return Err(format!(
@@ -122,13 +121,6 @@ pub(super) fn supervised_signals() -> Result<std::os::fd::OwnedFd, ExitCode> {
             EXIT_SETUP_FAILED,
         )
     })
-}
-
-/// `cordon-shim` is installed next to `cordon`.
-fn shim_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let shim = exe.parent()?.join("cordon-shim");
-    shim.is_file().then_some(shim)
 }
 
 pub(super) fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
@@ -179,13 +171,12 @@ pub fn run(args: RunArgs) -> ExitCode {
             )
         }
     };
-    let base = session_base();
     let request = Request {
         workspace: args.workspace.unwrap_or_else(|| invocation_dir.clone()),
         command: args.command,
         invocation_dir,
-        session_base: base,
-        shim: shim_binary(),
+        session_base: session_base(),
+        shim: broker::shim_binary(),
     };
     let signals = match supervised_signals() {
         Ok(fd) => fd,
@@ -193,34 +184,16 @@ pub fn run(args: RunArgs) -> ExitCode {
     };
     let host = Host::probe();
     warn_root_sockets(host.euid);
-    let plan = match sandbox::build(&profile, &request, &host, &|name| std::env::var_os(name)) {
-        Ok(plan) => plan,
+    let planned = match Planned::confined(std::sync::Arc::new(profile), &request, &host) {
+        Ok(p) => p,
         Err(e) => return fail(&e, e.exit_code()),
     };
-    for w in &plan.confined.weakened {
-        eprintln!("cordon: WARNING: best_effort: {w}");
-        tracing::warn!(profile = %profile.name, "best effort: {w}");
-    }
-    // Checked again now that {workspace}, {home} and {tmp} are known: the
-    // agent must not be able to read or change where a secret comes from.
-    if let Some((name, source, grant)) =
-        cordon::profile::secret_source_reachable(&profile, &plan.placeholders)
-            .into_iter()
-            .next()
-    {
-        return fail(
-            format_args!(
-                "the agent could reach the source of secret `{name}` ({}) through the grant at {grant}; narrow the grant",
-                source.display()
-            ),
-            EXIT_SETUP_FAILED,
-        );
-    }
-    let audit = match open_audit(args.audit.as_deref(), &profile, &plan) {
+    let profile = std::sync::Arc::clone(&planned.profile);
+    let audit = match open_audit(args.audit.as_deref(), &profile, &planned.plan.placeholders) {
         Ok(a) => Arc::new(a),
         Err(e) => return fail(e, EXIT_SETUP_FAILED),
     };
-    let session_id = plan.session.id.clone();
+    let session_id = planned.id().to_string();
     if let Some(f) = &args.session_file {
         if let Err(e) = std::fs::write(f, format!("{session_id}\n")) {
             return fail(
@@ -229,190 +202,64 @@ pub fn run(args: RunArgs) -> ExitCode {
             );
         }
     }
-    let start = Record::new(Kind::SessionStart, &session_id)
-        .profile(&profile.name)
-        .argv(
-            request
-                .command
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect::<Vec<_>>(),
-        )
-        .cwd(plan.placeholders.workspace.display().to_string());
-    let start = match &args.intent {
-        Some(i) => start.intent(i.clone()),
-        None => start,
-    };
     tracing::info!(
         session = %session_id,
-        identity = %plan.session.identity(&profile.name),
+        identity = %planned.identity(),
         intent = args.intent.as_deref().unwrap_or(""),
         command = ?request.command,
         "starting agent"
     );
-    // The socket and the shim links exist before the agent does.
-    let prepared = if !sandbox::plan::brokered(&profile) {
-        None
-    } else {
-        let Some(shim) = request.shim.as_deref() else {
-            return fail(sandbox::PlanError::NoShim, EXIT_SETUP_FAILED);
-        };
-        match broker::prepare(
-            &profile,
-            &plan.session.shim_dir(),
-            &plan.session.socket_path(),
-            shim,
-        ) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                return fail(
-                    format_args!("cannot set up the broker: {e}"),
-                    EXIT_SETUP_FAILED,
-                )
-            }
-        }
-    };
     // Bound before the agent exists; served once the broker runs.
     let mut control = match bind_control(&profile, args.control_socket.as_deref(), &session_id) {
         Ok(c) => c,
         Err(e) => return fail(e, EXIT_SETUP_FAILED),
     };
-    // Recorded before the agent exists. (It cannot wait for the child's
-    // set-up: cordon's own launch exec skips the exec-watch round trip,
-    // so the agent's command may run before the supervisor hears of it,
-    // and a session whose start cannot be recorded must not run at all.)
-    if let Err(e) = audit.append(&start) {
-        return fail(
-            format_args!("cannot write the audit log: {e}"),
-            EXIT_SETUP_FAILED,
-        );
-    }
-    let running = match process::launch(&plan.confined, &plan.command, process::Io::default()) {
-        Ok(r) => r,
-        Err(e) => return fail(e, EXIT_SETUP_FAILED),
+    let approvers = Approvers {
+        operators: control.is_some(),
+        tty: approval_terminal(&profile, &planned.plan.placeholders),
+    };
+    let start = Start {
+        audit,
+        intent: args.intent.clone(),
+        argv: request
+            .command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        io: cordon::process::Io::default(),
+        parent: None,
+        loud: true,
+        approvers,
+        egress: Egress::Profile,
+    };
+    let started = match planned.start(start) {
+        Ok(s) => s,
+        Err(e) => return fail(&e, e.exit_code()),
     };
     // Dead sessions are swept while the child sets itself up.
-    cordon::sandbox::session::sweep_dead(&request.session_base);
-    let killer = match Killer::new(&running.init.pidfd) {
-        Ok(k) => Arc::new(k),
-        Err(e) => {
-            return fail(
-                format_args!("cannot hold the sandbox's pidfd: {e}"),
-                EXIT_SETUP_FAILED,
-            )
-        }
-    };
-    let profile = Arc::new(profile);
-    // One count of refusals for the whole session: the broker's and the
-    // egress proxy's both go toward max_denials.
-    let refusals = Refusals {
-        count: Arc::default(),
-        divergence: profile.divergence.clone(),
-        killer: Arc::clone(&killer),
-    };
-    let proxy = match running.egress_listener.as_ref().map(|l| l.try_clone()) {
-        None => None,
-        Some(listener) => {
-            let ctx = cordon::egress::Context {
-                rules: cordon::egress::Rules::new(
-                    &profile.network.allow_hosts,
-                    &profile.network.deny_hosts,
-                    "network",
-                ),
-                audit: Arc::clone(&audit),
-                session: session_id.clone(),
-                profile: profile.name.clone(),
-                tool: None,
-                refusals: refusals.clone(),
-                resolve: cordon::egress::proxy::system_resolver,
-                loud: true,
-            };
-            match listener.and_then(|l| cordon::egress::proxy::start(l, ctx)) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    let what = format!("could not start the egress proxy ({e})");
-                    killer.diverge(process::Violation { pid: 0, what }, false);
-                    let policy = agent_policy(&profile, &plan);
-                    let _ = process::supervise(&running, Stops::Signals(&signals), policy, &killer);
-                    return fail(
-                        format_args!("cannot start the egress proxy: {e}"),
-                        EXIT_SETUP_FAILED,
-                    );
-                }
-            }
-        }
-    };
-    let mut broker = None;
-    if let Some(prepared) = prepared {
-        // Every approver is in place before the first call is served.
-        let approvers = Approvers {
-            operators: control.is_some(),
-            tty: approval_terminal(&profile, &plan),
-        };
-        let started = start_broker(
-            prepared,
-            &profile,
-            &plan,
-            &host,
-            &killer,
-            &audit,
-            &args.intent,
-            running.init.pid,
-            &refusals,
-            approvers,
-        );
-        match started {
-            Ok(b) => broker = Some(b),
-            Err(e) => {
-                let what = format!("could not start the broker ({e})");
-                killer.diverge(process::Violation { pid: 0, what }, false);
-                let policy = agent_policy(&profile, &plan);
-                let _ = process::supervise(&running, Stops::Signals(&signals), policy, &killer);
-                return fail(
-                    format_args!("cannot start the broker: {e}"),
-                    EXIT_SETUP_FAILED,
-                );
-            }
+    cordon::sandbox::session_dir::sweep_dead(&request.session_base);
+    if let (Some(session), Some(c)) = (started.broker_session(), control.as_mut()) {
+        let registry = Arc::new(broker::control::Registry::default());
+        registry.add(session);
+        match broker::control::start(c, registry) {
+            Ok(()) => tracing::info!(socket = %c.path().display(), "approvals: control socket"),
+            Err(e) => eprintln!("cordon: WARNING: cannot serve the control socket: {e}"),
         }
     }
-    if let Some(b) = &broker {
-        if let Some(c) = control.as_mut() {
-            let registry = Arc::new(broker::control::Registry::default());
-            registry.add(b.session());
-            match broker::control::start(c, registry) {
-                Ok(()) => tracing::info!(socket = %c.path().display(), "approvals: control socket"),
-                Err(e) => eprintln!("cordon: WARNING: cannot serve the control socket: {e}"),
-            }
-        }
-    }
-    let outcome = match process::supervise(
-        &running,
-        Stops::Signals(&signals),
-        agent_policy(&profile, &plan),
-        &killer,
-    ) {
+    let policy = started.agent_policy();
+    let outcome = match started.supervise(Stops::Signals(&signals), policy) {
         Ok(o) => o,
         Err(e) => return fail(e, EXIT_SETUP_FAILED),
     };
-    if let Some(message) = outcome.message(&plan.confined, &plan.command) {
+    if let Some(message) = outcome.message(&started.plan.confined, &started.plan.command) {
         eprintln!("cordon: {message}");
     }
-    if let Some(p) = proxy {
-        // The sandbox is gone, so are its connections' client ends; cut
-        // the upstream ends and let each write its end record.
-        p.stop(std::time::Duration::from_secs(2));
+    if let Some((n, first)) = started.finish(&outcome).audit_failures {
+        eprintln!(
+            "cordon: WARNING: {n} audit record(s) of this session could not be written (first: {first}); every brokered call met by it was refused, and the log misses those records"
+        );
     }
-    if let Some(b) = &broker {
-        // Calls in flight are being cancelled (their shims are gone); give
-        // them their grace period, then revoke what outlives calls.
-        b.finish(profile.stop_grace + std::time::Duration::from_secs(2));
-        if let Some((n, first)) = b.audit_failures() {
-            eprintln!(
-                "cordon: WARNING: {n} audit record(s) of this session could not be written (first: {first}); every brokered call met by it was refused, and the log misses those records"
-            );
-        }
-    }
-    record_end(&audit, &profile.name, &session_id, &outcome);
+    tracing::info!(peak_rss_kb = peak_rss_kb().unwrap_or(0), "session ended");
     drop(control);
     ExitCode::from(outcome.exit_code())
 }
@@ -444,21 +291,13 @@ fn bind_control(
     }
 }
 
-/// Who can answer approval requests of the session being started.
-struct Approvers {
-    /// The control socket is bound (it is served once the broker runs).
-    operators: bool,
-    /// cordon's terminal, when prompting there is safe.
-    tty: Option<std::fs::File>,
-}
-
 /// cordon's terminal for the approval prompt, when the profile wants one
 /// and it is safe (see broker::prompt); says why not otherwise.
-fn approval_terminal(profile: &Profile, plan: &Plan) -> Option<std::fs::File> {
+fn approval_terminal(profile: &Profile, placeholders: &Placeholders) -> Option<std::fs::File> {
     if !profile.asks_for_approval() || !profile.approval.prompt {
         return None;
     }
-    match broker::prompt::open_terminal(profile, &plan.placeholders) {
+    match broker::prompt::open_terminal(profile, placeholders) {
         Ok(tty) => Some(tty),
         Err(why) => {
             // Not having a terminal is the normal headless case; say more
@@ -504,104 +343,4 @@ fn peak_rss_kb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn agent_policy(profile: &Profile, plan: &Plan) -> Policy {
-    Policy {
-        observer: None,
-        on_violation: profile.syscalls.on_violation,
-        stop_grace: profile.stop_grace,
-        exec: Some(ExecPolicy {
-            allowed: plan.exec_allowed.clone(),
-            undeclared: profile.divergence.undeclared_tool,
-        }),
-        deadline: None,
-        loud: true,
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn start_broker(
-    prepared: broker::Prepared,
-    profile: &Arc<Profile>,
-    plan: &Plan,
-    host: &Host,
-    killer: &Arc<Killer>,
-    audit: &Arc<AuditLog>,
-    intent: &Option<String>,
-    init_pid: i32,
-    refusals: &Refusals,
-    approvers: Approvers,
-) -> Result<broker::Broker, String> {
-    let policy = cordon::policy::Policy::compile(profile).map_err(|e| e.to_string())?;
-    let pid_ns = broker::pid_namespace(Path::new("/proc"), init_pid)
-        .ok_or_else(|| "cannot read the sandbox's pid namespace".to_string())?;
-    // From here cordon may hold secrets: nobody of its uid may read its
-    // memory or attach to it, and it leaves no core dump. (After the agent
-    // and its init exist, which must stay inspectable to cordon.)
-    if !profile.secrets.is_empty() {
-        cordon::sys::set_non_dumpable()
-            .map_err(|e| format!("cannot make cordon non-dumpable: {e}"))?;
-    }
-    let session = broker::Session {
-        id: plan.session.id.clone(),
-        profile: Arc::clone(profile),
-        policy,
-        intent: intent.clone(),
-        placeholders: plan.placeholders.clone(),
-        host: host.clone(),
-        killer: Arc::clone(killer),
-        audit: Arc::clone(audit),
-        uid: cordon::sys::geteuid(),
-        pid_ns,
-        tool_cwds: broker::tool_cwds(profile, &plan.placeholders),
-        root: plan.session.root.clone(),
-        next_call: Default::default(),
-        denials: Arc::clone(&refusals.count),
-        refused_peers: Default::default(),
-        calls: Default::default(),
-        secrets: Default::default(),
-        audit_failures: Default::default(),
-        approvals: cordon::approval::Queue::new(profile.approval.clone(), &plan.session.id),
-        chain: Vec::new(),
-        shim: shim_binary(),
-        subs: Default::default(),
-    };
-    if approvers.operators {
-        session.approvals.set_operators();
-    }
-    if let Some(tty) = approvers.tty {
-        if let Err(e) = broker::prompt::start(tty, &session.approvals) {
-            eprintln!("cordon: WARNING: cannot start the approval prompt: {e}");
-        }
-    }
-    broker::start(prepared, Arc::new(session)).map_err(|e| e.to_string())
-}
-
-/// The session's last records: a divergence if cordon killed it, then the end.
-fn record_end(audit: &AuditLog, profile: &str, session: &str, outcome: &Outcome) {
-    if let Outcome::Diverged(v) = outcome {
-        let rec = Record::new(Kind::Divergence, session)
-            .profile(profile)
-            .pid(v.pid)
-            .decision("kill")
-            .reason(v.what.clone());
-        let _ = audit.append(&rec);
-    }
-    let end = Record::new(Kind::SessionEnd, session).profile(profile);
-    let end = match outcome {
-        Outcome::Exited(c) => end.exit(*c),
-        Outcome::Signaled(s) => end.signal(*s),
-        other => end.exit(i32::from(other.exit_code())),
-    };
-    match audit.append(&end) {
-        Ok(head) => tracing::info!(
-            session,
-            head = %head,
-            log = %audit.path().display(),
-            peak_rss_kb = peak_rss_kb().unwrap_or(0),
-            "session recorded"
-        ),
-        Err(e) => eprintln!("cordon: cannot write the end of the session to the audit log: {e}"),
-    }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::http::{self, Request};
 use super::rules::{Refusal, Rules, Target};
-use crate::audit::{AuditLog, Kind, Record};
+use crate::audit::{AuditLog, Decision, Kind, Record};
 use crate::process::Refusals;
 
 /// Connections served at once per proxy.
@@ -44,7 +44,8 @@ pub fn system_resolver(host: &str, port: u16) -> std::io::Result<Vec<IpAddr>> {
     Ok((host, port).to_socket_addrs()?.map(|a| a.ip()).collect())
 }
 
-/// Whose proxy this is, and where its decisions go.
+/// Whose proxy this is, and where its decisions go. Made with
+/// [`Context::new`] and its setters.
 pub struct Context {
     pub rules: Rules,
     pub audit: Arc<AuditLog>,
@@ -56,6 +57,51 @@ pub struct Context {
     pub resolve: Resolver,
     /// Say refusals on stderr (the agent's proxy, in `cordon run`).
     pub loud: bool,
+}
+
+impl Context {
+    /// The proxy of a session's agent, deciding on `rules`, recording in
+    /// `audit` and charging its refusals to `refusals`; quiet, resolving
+    /// with the system's resolver.
+    pub fn new(
+        rules: Rules,
+        audit: Arc<AuditLog>,
+        session: &str,
+        profile: &str,
+        refusals: Refusals,
+    ) -> Context {
+        Context {
+            rules,
+            audit,
+            session: session.to_string(),
+            profile: profile.to_string(),
+            tool: None,
+            refusals,
+            resolve: system_resolver,
+            loud: false,
+        }
+    }
+
+    /// The proxy of one call of `tool` instead.
+    #[must_use]
+    pub fn for_tool(mut self, tool: &str, call: u64) -> Context {
+        self.tool = Some((tool.to_string(), call));
+        self
+    }
+
+    /// Say refusals on stderr too.
+    #[must_use]
+    pub fn loud(mut self, loud: bool) -> Context {
+        self.loud = loud;
+        self
+    }
+
+    /// Resolve names with `resolve` (tests script one).
+    #[must_use]
+    pub fn resolver(mut self, resolve: Resolver) -> Context {
+        self.resolve = resolve;
+        self
+    }
 }
 
 struct Shared {
@@ -250,7 +296,7 @@ impl Connection<'_> {
                 // Not the agent's fault: answered, recorded, not counted.
                 let msg = format!("cannot resolve {target}: {e}");
                 let rec = base
-                    .decision("deny")
+                    .decision(Decision::Deny)
                     .rule(admitted.rule.label.clone())
                     .reason(msg.clone());
                 self.answer_and_record(&client, rec, (502, "Bad Gateway"), &msg);
@@ -263,7 +309,7 @@ impl Connection<'_> {
         };
         let candidates: Vec<String> = addresses.iter().map(IpAddr::to_string).collect();
         let allowed = base
-            .decision("allow")
+            .decision(Decision::Allow)
             .address(candidates.join(" "))
             .rule(admitted.rule.label.clone())
             .detail(admitted.rule.text.clone());
@@ -317,15 +363,15 @@ impl Connection<'_> {
         if ctx.loud {
             eprintln!("cordon: {what}");
         }
-        let killed = ctx.refusals.charge(0, &what);
+        let killed = ctx.refusals.charge(0, &what).killed();
         let rec = base
-            .decision(if killed { "kill" } else { "deny" })
+            .decision(Decision::refusal(killed))
             .reason(reason.to_string());
         if killed {
             // No answer: the agent does not get to act on its last refusal
             // before the kernel has torn its tree down.
             let _ = ctx.audit.append(&rec);
-            ctx.refusals.killer.wait_dead(Duration::from_secs(5));
+            ctx.refusals.killer().wait_dead(Duration::from_secs(5));
             let _ = client.shutdown(Shutdown::Both);
             return;
         }

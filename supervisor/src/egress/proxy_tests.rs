@@ -6,7 +6,6 @@
 use std::io::{Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,23 +70,15 @@ impl Fixture {
         let killer = Arc::new(Killer::new(&pidfd).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let ctx = Context {
-            rules: Rules::new(&rules, &[], "network"),
-            audit: log,
-            session: "s".into(),
-            profile: "p".into(),
-            tool: None,
-            refusals: Refusals {
-                count: Arc::new(AtomicU32::new(0)),
-                divergence: Divergence {
-                    max_denials,
-                    ..Divergence::default()
-                },
-                killer,
+        let refusals = Refusals::root(
+            &Divergence {
+                max_denials,
+                ..Divergence::default()
             },
-            resolve: scripted,
-            loud: false,
-        };
+            &killer,
+        );
+        let ctx = Context::new(Rules::new(&rules, &[], "network"), log, "s", "p", refusals)
+            .resolver(scripted);
         Fixture {
             proxy: Some(start(listener, ctx).unwrap()),
             addr,

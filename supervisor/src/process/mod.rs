@@ -17,5 +17,5 @@ pub mod supervise;
 pub use kill::Killer;
 pub use launch::{launch, Io, LaunchError, Running};
 pub use outcome::{Outcome, Violation, EXIT_DIVERGED, EXIT_SETUP_FAILED};
-pub use refusals::Refusals;
+pub use refusals::{Charged, Refusals};
 pub use supervise::{supervise, ControlEvent, ExecPolicy, Observer, Policy, Stops, SuperviseError};

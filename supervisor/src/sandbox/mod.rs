@@ -10,7 +10,7 @@ pub mod landlock;
 pub mod plan;
 pub mod probe_host;
 pub mod seccomp;
-pub mod session;
+pub mod session_dir;
 
 pub use confine::{Confined, Confinement};
 pub use host::Host;

@@ -12,7 +12,7 @@ use super::confine::{confine, Confined, Confinement};
 use super::env;
 use super::host::Host;
 use super::seccomp::{ExecWatch, SeccompError};
-use super::session::Session;
+use super::session_dir::SessionDir;
 use crate::profile::{Filesystem, Location, PathRule, PathTemplate, Placeholders, Profile};
 use crate::sys::Errno;
 
@@ -119,7 +119,7 @@ impl Command {
 /// Everything needed to launch the agent.
 #[derive(Debug)]
 pub struct Plan {
-    pub session: Session,
+    pub session: SessionDir,
     pub confined: Confined,
     pub command: Command,
     /// The session's values of `{workspace}`, `{home}`, `{tmp}`.
@@ -155,7 +155,7 @@ pub(crate) fn path_cstring(p: &Path) -> Result<CString, PlanError> {
 
 /// The canonical workspace (which must be a directory) and a new
 /// session's private directories, as placeholder values.
-fn workspace_and_session(request: &Request) -> Result<(Session, Placeholders), PlanError> {
+fn workspace_and_session(request: &Request) -> Result<(SessionDir, Placeholders), PlanError> {
     let workspace =
         std::fs::canonicalize(&request.workspace).map_err(|source| PlanError::Workspace {
             path: request.workspace.clone(),
@@ -167,10 +167,11 @@ fn workspace_and_session(request: &Request) -> Result<(Session, Placeholders), P
             source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
         });
     }
-    let session = Session::create(&request.session_base).map_err(|source| PlanError::Session {
-        base: request.session_base.clone(),
-        source,
-    })?;
+    let session =
+        SessionDir::create(&request.session_base).map_err(|source| PlanError::Session {
+            base: request.session_base.clone(),
+            source,
+        })?;
     let values = Placeholders {
         workspace,
         home: session.home.clone(),

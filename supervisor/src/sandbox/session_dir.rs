@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// A session's identity and its private directory, removed on drop.
 #[derive(Debug)]
-pub struct Session {
+pub struct SessionDir {
     /// The directory opened and flock'ed for the life of the session: a
     /// later cordon that can take the lock knows this one is dead.
     _alive: std::fs::File,
@@ -15,7 +15,7 @@ pub struct Session {
     pub root: PathBuf,
     pub home: PathBuf,
     pub tmp: PathBuf,
-    /// Where the child mounts the mask tmpfs (made by [`Session::create_mask_dir`]).
+    /// Where the child mounts the mask tmpfs (made by [`SessionDir::create_mask_dir`]).
     pub mask: PathBuf,
 }
 
@@ -26,10 +26,10 @@ pub fn new_session_id() -> io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-impl Session {
+impl SessionDir {
     /// Creates `<base>/cordon-<id>/{home,tmp}`, mode 0700. `mkdir`
     /// refuses an existing path, so a planted symlink cannot redirect it.
-    pub fn create(base: &Path) -> io::Result<Session> {
+    pub fn create(base: &Path) -> io::Result<SessionDir> {
         let id = new_session_id()?;
         let root = base.join(format!("cordon-{id}"));
         // Made under a name the sweep ignores, locked, then renamed: a
@@ -44,7 +44,7 @@ impl Session {
             b.create(making.join(d))?;
         }
         fs::rename(&making, &root)?;
-        Ok(Session {
+        Ok(SessionDir {
             _alive: alive,
             home: root.join("home"),
             tmp: root.join("tmp"),
@@ -120,7 +120,7 @@ pub fn sweep_dead(base: &Path) {
     }
 }
 
-impl Drop for Session {
+impl Drop for SessionDir {
     fn drop(&mut self) {
         if let Err(e) = remove_tree(&self.root) {
             tracing::warn!(path = %self.root.display(), error = %e, "could not remove the session directory");
@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn dead_sessions_are_swept_and_live_ones_kept() {
         let base = tempfile::tempdir().unwrap();
-        let live = Session::create(base.path()).unwrap();
+        let live = SessionDir::create(base.path()).unwrap();
         // A dead session: its directory exists, nobody holds its lock.
         let dead = base.path().join(format!("cordon-{}", "ab".repeat(16)));
         fs::create_dir_all(dead.join("home")).unwrap();
@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn creates_private_dirs_and_removes_even_locked_trees() {
         let base = tempfile::tempdir().unwrap();
-        let s = Session::create(base.path()).unwrap();
+        let s = SessionDir::create(base.path()).unwrap();
         let root = s.root.clone();
         assert_eq!(
             fs::metadata(&root).unwrap().permissions().mode() & 0o777,

@@ -1,0 +1,219 @@
+//! What the broker knows about one session: its profile and compiled
+//! policy, its identity and ancestors, its counters, and where its records
+//! go. Built by one constructor for a root session and a sub-agent alike.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use super::secrets::SessionSecrets;
+use crate::approval::Queue;
+use crate::audit::{AuditError, AuditLog, Record};
+use crate::policy::{PatternError, Policy};
+use crate::process::{Killer, Refusals};
+use crate::profile::{Placeholders, Profile};
+use crate::sandbox::Host;
+
+/// Everything a call needs to know about its session.
+pub struct Session {
+    pub id: String,
+    pub profile: Arc<Profile>,
+    pub policy: Policy,
+    pub intent: Option<String>,
+    pub placeholders: Placeholders,
+    pub host: Host,
+    pub audit: Arc<AuditLog>,
+    /// The uid every peer must have.
+    pub uid: u32,
+    /// The agent's pid namespace: only processes in it are served.
+    pub pid_ns: u64,
+    /// Canonical directories each tool's calls may run in.
+    pub tool_cwds: HashMap<String, Vec<PathBuf>>,
+    /// The session directory (calls get private subdirectories).
+    pub root: PathBuf,
+    pub next_call: AtomicU64,
+    /// Refusals toward `max_denials`, shared with the session's egress
+    /// proxies and counted toward every ancestor's; it also kills the
+    /// session.
+    pub refusals: Refusals,
+    /// Connections refused as foreign (not charged to this session).
+    pub refused_peers: AtomicU32,
+    /// Calls per tool so far (`max_calls`).
+    pub calls: Mutex<HashMap<String, u32>>,
+    pub secrets: SessionSecrets,
+    /// Appends that failed (each refused its call), for the session's end.
+    pub audit_failures: AuditFailures,
+    /// Pending approval requests and grants.
+    pub approvals: Queue,
+    /// Ancestor sessions of a sub-agent, root first; empty for a root.
+    pub chain: Vec<String>,
+    /// `cordon-shim`, for the sessions of sub-agents.
+    pub shim: Option<PathBuf>,
+    /// Sub-agent sessions running now.
+    pub subs: Mutex<Vec<Weak<Session>>>,
+}
+
+/// What makes one session differ from another; the rest of a [`Session`]
+/// starts empty or follows from these.
+pub struct SessionParts {
+    pub id: String,
+    pub profile: Arc<Profile>,
+    pub intent: Option<String>,
+    pub placeholders: Placeholders,
+    pub host: Host,
+    pub audit: Arc<AuditLog>,
+    pub pid_ns: u64,
+    pub root: PathBuf,
+    pub refusals: Refusals,
+    pub chain: Vec<String>,
+    pub shim: Option<PathBuf>,
+    /// Operators can answer approvals (a control socket is served).
+    pub operators: bool,
+}
+
+impl Session {
+    /// Compiles the profile's rules and sets up the session's counters.
+    pub fn new(parts: SessionParts) -> Result<Session, PatternError> {
+        let policy = Policy::compile(&parts.profile)?;
+        let approvals = Queue::new(parts.profile.approval.clone(), &parts.id);
+        if parts.operators {
+            approvals.set_operators();
+        }
+        Ok(Session {
+            tool_cwds: tool_cwds(&parts.profile, &parts.placeholders),
+            id: parts.id,
+            policy,
+            intent: parts.intent,
+            placeholders: parts.placeholders,
+            host: parts.host,
+            audit: parts.audit,
+            uid: crate::sys::geteuid(),
+            pid_ns: parts.pid_ns,
+            root: parts.root,
+            next_call: AtomicU64::new(0),
+            refusals: parts.refusals,
+            refused_peers: AtomicU32::new(0),
+            calls: Mutex::default(),
+            secrets: SessionSecrets::default(),
+            audit_failures: AuditFailures::default(),
+            approvals,
+            chain: parts.chain,
+            shim: parts.shim,
+            subs: Mutex::default(),
+            profile: parts.profile,
+        })
+    }
+
+    /// Kills the agent's whole tree (divergence).
+    pub fn killer(&self) -> &Arc<Killer> {
+        self.refusals.killer()
+    }
+
+    /// The next call id (from 1).
+    pub fn next_call_id(&self) -> u64 {
+        self.next_call.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Appends a record with this session's profile and identity (and its
+    /// chain of ancestors, for a sub-agent). A failure is counted and
+    /// logged here; the caller decides what it refuses because of it.
+    pub fn record(&self, rec: Record) -> Result<String, AuditError> {
+        let rec = rec.profile(&self.profile.name);
+        let rec = if self.chain.is_empty() {
+            rec
+        } else {
+            rec.chain(self.chain.clone())
+        };
+        let appended = self.audit.append(&rec);
+        if let Err(e) = &appended {
+            tracing::error!(session = %self.id, error = %e, "audit: append failed");
+            self.audit_failures.note(e);
+        }
+        appended
+    }
+
+    /// This session and every sub-agent session below it.
+    pub fn tree(self: &Arc<Session>) -> Vec<Arc<Session>> {
+        let mut out = vec![Arc::clone(self)];
+        let mut i = 0;
+        while let Some(s) = out.get(i).cloned() {
+            let subs = s.subs.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend(subs.iter().filter_map(Weak::upgrade));
+            i += 1;
+        }
+        out
+    }
+
+    /// Registers a running sub-agent session (held weakly).
+    pub fn add_sub(&self, sub: &Arc<Session>) {
+        self.subs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::downgrade(sub));
+    }
+
+    /// Forgets sub-agent sessions that have ended.
+    pub fn prune_subs(&self) {
+        self.subs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|w| w.strong_count() > 0);
+    }
+
+    /// A private directory for one call.
+    pub fn call_dir(&self, call: u64) -> PathBuf {
+        self.root.join("calls").join(call.to_string())
+    }
+}
+
+/// The audit appends a session could not make: how many, and the first
+/// error (the reason an operator needs; later ones usually repeat it).
+#[derive(Default)]
+pub struct AuditFailures {
+    count: AtomicU32,
+    first: Mutex<Option<String>>,
+}
+
+impl AuditFailures {
+    fn note(&self, e: &AuditError) {
+        if self.count.fetch_add(1, Ordering::Relaxed) == 0 {
+            *self.first.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+        }
+    }
+
+    /// How many appends failed, and the first failure's message.
+    pub fn summary(&self) -> Option<(u32, String)> {
+        let n = self.count.load(Ordering::Relaxed);
+        let first = self
+            .first
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        (n > 0).then_some((n, first))
+    }
+}
+
+/// The canonical `cwd` trees of every tool, expanded for this session.
+pub fn tool_cwds(profile: &Profile, values: &Placeholders) -> HashMap<String, Vec<PathBuf>> {
+    profile
+        .tools
+        .iter()
+        .map(|(name, tool)| {
+            let dirs: Vec<PathBuf> = if tool.sandbox.cwd.is_empty() {
+                vec![values.workspace.clone()]
+            } else {
+                tool.sandbox
+                    .cwd
+                    .iter()
+                    .map(|r| r.path.expand(values))
+                    .collect()
+            };
+            let canonical = dirs
+                .iter()
+                .filter_map(|p| std::fs::canonicalize(p).ok())
+                .collect();
+            (name.clone(), canonical)
+        })
+        .collect()
+}
