@@ -3,7 +3,9 @@
 //! - [`profile`]: TOML capability profiles, parsed and checked (pure).
 //! - [`policy`]: the broker's argv rules, compiled, and the decision per call (pure).
 //! - [`sandbox`]: turns a profile into a launch plan: Landlock rules,
-//!   seccomp program, masks, environment (pure, except host probing).
+//!   seccomp program, masks, environment (pure).
+//! - [`host`]: what this host is and offers (kernel features, mounts,
+//!   cgroups), read once.
 //! - [`process`]: launches the agent under that plan and supervises its
 //!   tree until it exits or diverges.
 //! - [`audit`]: the hash-chained JSONL audit log: records, appending,
@@ -26,6 +28,7 @@ pub mod audit;
 pub mod broker;
 pub mod daemon;
 pub mod egress;
+pub mod host;
 pub mod learn;
 pub mod policy;
 pub mod process;

@@ -158,9 +158,14 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         "ignore-term" => {
+            // ignore-term [TOKEN [READY_FILE]]: the file says "ready" once
+            // SIGTERM is ignored, for callers that cannot read stdout.
             unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
             println!("ready");
             let _ = std::io::stdout().flush();
+            if !a(2).is_empty() {
+                let _ = std::fs::write(a(2), "ready");
+            }
             std::thread::sleep(std::time::Duration::from_secs(60));
             ExitCode::SUCCESS
         }

@@ -444,6 +444,11 @@ fn a_session_past_the_stop_timeout_is_killed_and_the_daemon_still_exits_0() {
     let stubborn = c.tool_probe();
     let mut p = Profile::base();
     p.exec.push(stubborn.display().to_string());
+    // The probe says it ignores SIGTERM in this file (its stdout goes to
+    // the daemon): stopping earlier would race its signal().
+    let ready = dir.join("ready");
+    std::fs::write(&ready, "").unwrap();
+    p.write.push(ready.display().to_string());
     // The profile would give the agent 60 s after SIGTERM; the daemon's
     // stop_timeout (1 s) is shorter and wins.
     p.stop_grace = "60s";
@@ -453,15 +458,21 @@ fn a_session_past_the_stop_timeout_is_killed_and_the_daemon_still_exits_0() {
         + &agent(
             "stubborn",
             &profile,
-            &[&stubborn.display().to_string(), "ignore-term"],
+            &[
+                &stubborn.display().to_string(),
+                "ignore-term",
+                "stubborn",
+                &ready.display().to_string(),
+            ],
             "",
         );
     let d = Daemon::start(dir, &config, &[]);
     let tool = stubborn.display().to_string();
-    assert!(wait_until(Duration::from_secs(20), || !processes_with(
-        &tool
+    assert!(wait_until(Duration::from_secs(20), || std::fs::read(
+        &ready
     )
-    .is_empty()));
+    .is_ok_and(|r| r == b"ready")));
+    assert!(!processes_with(&tool).is_empty());
     // The tool ignores SIGTERM for good: the daemon exits only because it
     // killed the session after stop_timeout, which its log says.
     let (code, log) = d.stop();

@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex, Weak};
 use super::secrets::SessionSecrets;
 use crate::approval::Queue;
 use crate::audit::{AuditError, AuditLog, Record};
+use crate::host::Host;
 use crate::policy::{PatternError, Policy};
 use crate::process::{Killer, Refusals};
 use crate::profile::{Placeholders, Profile};
-use crate::sandbox::Host;
 
 /// Everything a call needs to know about its session.
 pub struct Session {

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use cordon::host::Host;
 use cordon::learn::{looks_like_credential, render::relative_to, Base, Recorder, Setting};
 use cordon::process::{Policy, Stops, EXIT_SETUP_FAILED};
 use cordon::profile::{Environment, OnViolation, Profile};
-use cordon::sandbox::{Host, Request};
+use cordon::sandbox::Request;
 use cordon::session::{Approvers, Egress, Planned, Start};
 
 use super::run::{fail, session_base, supervised_signals};
@@ -275,7 +276,7 @@ fn unconfined_profile() -> Result<Profile, String> {
 /// too: the run is not confined anyway), each connection recorded in a
 /// log of the session's own.
 fn recording_egress(log: &Path) -> Result<(Egress, Arc<cordon::audit::AuditLog>), String> {
-    use cordon::egress::rules::parse_rule;
+    use cordon::profile::hosts::parse_rule;
     let origin = cordon::profile::Location::whole_file(Path::new("<cordon learn>"));
     let allow: Vec<_> = ["*:* via 0.0.0.0/0, ::/0", "0.0.0.0/0:*", "[::/0]:*"]
         .into_iter()

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use cordon::audit::AuditLog;
 use cordon::broker;
+use cordon::host::Host;
 use cordon::process::{Stops, EXIT_SETUP_FAILED};
 use cordon::profile::{Placeholders, Profile};
-use cordon::sandbox::{Host, Request};
+use cordon::sandbox::Request;
 use cordon::session::{Approvers, Egress, Planned, Start};
 
 #[derive(clap::Args)]

@@ -14,7 +14,7 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use crate::sandbox::probe_host::{cgroup_layout, own_v2_cgroup};
+use crate::host::cgroup::{cgroup_layout, own_v2_cgroup};
 
 /// The daemon's delegated cgroup directory.
 #[derive(Debug, Clone)]

@@ -193,7 +193,7 @@ fn authority(auth: &str, default_port: Option<u16>) -> Result<(String, u16), Hea
             None => (auth, None),
         }
     };
-    if host.is_empty() || host.len() > super::rules::MAX_NAME {
+    if host.is_empty() || host.len() > crate::profile::hosts::MAX_NAME {
         return Err(bad("the host must be 1-253 characters"));
     }
     if !host

@@ -27,10 +27,7 @@ mod proxy_tests;
 pub use proxy::{Context, Proxy};
 pub use rules::Rules;
 
-/// The proxy's port on the sandbox's own loopback. Inside its network
-/// namespace nothing else listens, so a fixed port is safe; a profile may
-/// not `bind_tcp` it.
-pub const PROXY_PORT: u16 = 3128;
+pub use crate::profile::hosts::PROXY_PORT;
 
 /// Sends `env`'s HTTP clients through the proxy: the proxy variables are
 /// set (a value passed in for one is replaced, not shadowed) and the

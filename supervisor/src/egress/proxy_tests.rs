@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::proxy::{start, Context, Proxy, MAX_CONNECTIONS};
-use super::rules::{parse_rule, HostRule, Rules};
+use super::rules::Rules;
 use crate::audit::AuditLog;
 use crate::process::{Killer, Refusals};
+use crate::profile::hosts::{parse_rule, HostRule};
 use crate::profile::{Divergence, Location};
 
 /// Names the tests resolve: `metadata.test` is the cloud metadata

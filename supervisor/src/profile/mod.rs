@@ -9,6 +9,7 @@
 mod approval;
 mod diagnostic;
 mod extends;
+pub mod hosts;
 mod layer;
 mod parse;
 mod paths;
@@ -30,7 +31,7 @@ pub use subset::{pattern_within, widenings, Widening};
 pub use tool_defaults::{default_tool_sandbox, DEFAULT_TOOL_SANDBOX_FILE};
 pub use validate::secret_source_reachable;
 
-pub use crate::egress::rules::HostRule;
+pub use hosts::HostRule;
 /// Loads a sub-agent's profile from its text (`name` is for messages);
 /// `extends` is refused.
 pub fn load_text(name: &Path, text: &str) -> Result<Profile, ProfileError> {

@@ -252,7 +252,7 @@ pub(super) fn host_rules(w: &mut Walker<'_>, key: &str, value: &Value<'_>) -> Ve
             continue;
         };
         let origin = w.loc(&item.span());
-        match crate::egress::rules::parse_rule(&text, origin) {
+        match super::hosts::parse_rule(&text, origin) {
             Ok(rule) if out.iter().any(|r| r.text == rule.text) => {
                 let msg = format!("`{}` is listed twice in `{key}`", rule.text);
                 w.error(&item.span(), msg);

@@ -14,11 +14,11 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::hosts::{rule_ports_within, rule_within};
 use super::{
     ArgvRule, Location, Network, OnViolation, PathRule, Placeholders, Profile, SecretSpec, Tool,
     ToolSandbox,
 };
-use crate::egress::rules::{rule_ports_within, rule_within};
 use crate::policy::compile_pattern;
 use crate::profile::DivergenceAction;
 

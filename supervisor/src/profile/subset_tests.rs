@@ -468,7 +468,7 @@ proptest! {
 
 #[test]
 fn host_rules_may_only_narrow() {
-    let host = |text: &str| crate::egress::rules::parse_rule(text, at(7)).unwrap();
+    let host = |text: &str| crate::profile::hosts::parse_rule(text, at(7)).unwrap();
     let mut parent = profile(vec![]);
     parent.network.allow_hosts = vec![host("*.github.com:443"), host("pypi.org:443")];
     parent.network.deny_hosts = vec![host("gist.github.com:*")];

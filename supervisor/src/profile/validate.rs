@@ -169,7 +169,7 @@ fn proxy_port_free(merged: &Layer, diags: &mut Vec<Diagnostic>) {
     if merged.allow_hosts.is_empty() && merged.deny_hosts.is_empty() {
         return;
     }
-    let port = crate::egress::PROXY_PORT;
+    let port = super::hosts::PROXY_PORT;
     for bind in merged.bind_tcp.iter().filter(|b| b.value == port) {
         diags.push(Diagnostic {
             location: bind.origin.clone(),

@@ -8,11 +8,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::host::{landlock_absence, Host};
+use super::cstr::{cstring, path_cstring};
+use super::error::PlanError;
 use super::landlock::{self as ll, Feature};
-use super::plan::{cstring, path_cstring, PlanError};
 use super::seccomp::{self, ExecWatch};
 use crate::egress::PROXY_PORT;
+use crate::host::{landlock_absence, Host};
 use crate::profile::{Filesystem, Limits, Location, Network, PathRule, Placeholders, SyscallRule};
 use crate::sys::child::{MaskKind, MaskMount, RulePath};
 use crate::sys::landlock::{add_net_rule, create_ruleset, RulesetAttr};

@@ -4,14 +4,14 @@
 //! in `crate::sys`.
 
 pub mod confine;
+mod cstr;
 pub mod env;
-pub mod host;
+pub mod error;
 pub mod landlock;
 pub mod plan;
-pub mod probe_host;
 pub mod seccomp;
 pub mod session_dir;
 
 pub use confine::{Confined, Confinement};
-pub use host::Host;
-pub use plan::{build, build_observed, Command, Plan, PlanError, Request};
+pub use error::PlanError;
+pub use plan::{build, build_observed, Command, Plan, Request};

@@ -7,15 +7,22 @@
 
 use crate::sys::seccomp::{SockFilter, SECCOMP_RET_USER_NOTIF};
 
-const BPF_LD_W_ABS: u16 = 0x20;
-const BPF_JEQ_K: u16 = 0x15;
-const BPF_JGE_K: u16 = 0x35;
-const BPF_JSET_K: u16 = 0x45;
-const BPF_RET_K: u16 = 0x06;
-const BPF_ALU_AND_K: u16 = 0x54;
+// Classic BPF opcodes, from libc's parts (each fits the 16-bit code).
+#[allow(clippy::cast_possible_truncation)]
+const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+#[allow(clippy::cast_possible_truncation)]
+const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+#[allow(clippy::cast_possible_truncation)]
+const BPF_JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+#[allow(clippy::cast_possible_truncation)]
+const BPF_JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+#[allow(clippy::cast_possible_truncation)]
+const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+#[allow(clippy::cast_possible_truncation)]
+const BPF_ALU_AND_K: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
 
-pub const RET_ALLOW: u32 = 0x7fff_0000;
-const RET_ERRNO: u32 = 0x0005_0000;
+pub const RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+const RET_ERRNO: u32 = libc::SECCOMP_RET_ERRNO;
 pub const RET_VIOLATION: u32 = SECCOMP_RET_USER_NOTIF;
 
 // Offsets in `struct seccomp_data`.
@@ -126,15 +133,16 @@ pub struct SocketPolicy {
     pub udp: bool,
 }
 
-const AF_UNIX: u32 = 1;
-const AF_INET: u32 = 2;
-const AF_INET6: u32 = 10;
-const AF_NETLINK: u32 = 16;
-const NETLINK_ROUTE: u32 = 0;
-const SOCK_STREAM: u32 = 1;
-const IPPROTO_TCP: u32 = 6;
-const IPPROTO_UDP: u32 = 17;
-const SOCK_DGRAM: u32 = 2;
+// Socket families, types and protocols as seccomp compares them (u32).
+const AF_UNIX: u32 = libc::AF_UNIX as u32;
+const AF_INET: u32 = libc::AF_INET as u32;
+const AF_INET6: u32 = libc::AF_INET6 as u32;
+const AF_NETLINK: u32 = libc::AF_NETLINK as u32;
+const NETLINK_ROUTE: u32 = libc::NETLINK_ROUTE as u32;
+const SOCK_STREAM: u32 = libc::SOCK_STREAM as u32;
+const IPPROTO_TCP: u32 = libc::IPPROTO_TCP as u32;
+const IPPROTO_UDP: u32 = libc::IPPROTO_UDP as u32;
+const SOCK_DGRAM: u32 = libc::SOCK_DGRAM as u32;
 /// The type bits below SOCK_NONBLOCK/SOCK_CLOEXEC.
 const SOCK_TYPE_MASK: u32 = 0xf;
 
@@ -365,7 +373,7 @@ pub fn build_program(
         b.allow_arg_values(n, 0, &PERSONALITY_OK);
     }
     if let Some(n) = nr("memfd_create").filter(|n| !seen.contains(n)) {
-        const MFD_EXEC: u32 = 0x10;
+        const MFD_EXEC: u32 = 0x10; // <linux/memfd.h>; not in libc yet
         b.deny_arg_bits(n, 1, MFD_EXEC);
     }
     if let Some(n) = nr("socket").filter(|n| !seen.contains(n)) {

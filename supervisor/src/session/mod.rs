@@ -25,9 +25,10 @@ pub use start::{Approvers, Egress, Ended, Start, Started};
 
 use crate::audit::AuditError;
 use crate::broker;
+use crate::host::Host;
 use crate::process::LaunchError;
 use crate::profile::{Environment, Location, Profile};
-use crate::sandbox::{self, Host, Plan, PlanError, Request};
+use crate::sandbox::{self, Plan, PlanError, Request};
 
 /// Why a session could not be started. Each says what failed; none holds
 /// a secret.

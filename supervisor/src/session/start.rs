@@ -163,7 +163,7 @@ impl Started {
         socket: Option<broker::Prepared>,
         refusals: Refusals,
         start: Start<'_>,
-        host: crate::sandbox::Host,
+        host: crate::host::Host,
         shim: Option<std::path::PathBuf>,
     ) -> Result<(), StartError> {
         if let Some(listener) = self.running.egress_listener.take() {

@@ -1,6 +1,6 @@
 //! Host probes for `cordon doctor`: a namespace trial run in a forked child,
 //! SO_PEERPIDFD, uname and write access. Each does exactly what its name
-//! says and returns the errno; the verdicts live in `sandbox::probe_host`.
+//! says and returns the errno; the verdicts live in `cordon doctor` (commands/doctor).
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

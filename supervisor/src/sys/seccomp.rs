@@ -20,19 +20,15 @@ pub struct SockFilter {
     pub k: u32,
 }
 
-const SECCOMP_SET_MODE_FILTER: u32 = 1;
-const SECCOMP_GET_ACTION_AVAIL: u32 = 2;
-const SECCOMP_GET_NOTIF_SIZES: u32 = 3;
-const SECCOMP_FILTER_FLAG_NEW_LISTENER: u32 = 1 << 3;
-pub const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
-
-// ioctl numbers: _IOWR('!', 0, struct seccomp_notif), _IOWR('!', 1, struct
-// seccomp_notif_resp), _IOW('!', 2, __u64).
-const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
-const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
-const SECCOMP_IOCTL_NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
+pub use libc::SECCOMP_RET_USER_NOTIF;
+use libc::{
+    SECCOMP_FILTER_FLAG_NEW_LISTENER, SECCOMP_GET_ACTION_AVAIL, SECCOMP_GET_NOTIF_SIZES,
+    SECCOMP_IOCTL_NOTIF_ID_VALID, SECCOMP_IOCTL_NOTIF_RECV, SECCOMP_IOCTL_NOTIF_SEND,
+    SECCOMP_SET_MODE_FILTER,
+};
 /// Let the kernel run the notified syscall as if no filter had asked.
-const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = 1;
+#[allow(clippy::cast_possible_truncation)] // the flag is 1
+const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32;
 
 /// `struct seccomp_data`.
 #[repr(C)]

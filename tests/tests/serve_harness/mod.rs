@@ -71,7 +71,19 @@ impl Daemon {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("spawn cordon serve");
+        // The binary was just copied: a test thread forking meanwhile holds
+        // the copy's write descriptor until it execs, and exec then fails
+        // with ETXTBSY. That passes within moments; retry briefly.
+        let mut tries = 0;
+        let child = loop {
+            match cmd.spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => break other.expect("spawn cordon serve"),
+            }
+        };
         let d = Daemon {
             child,
             socket,

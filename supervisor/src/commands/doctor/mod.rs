@@ -3,20 +3,23 @@
 //! Probes the kernel (Landlock ABI, seccomp, a trial run of the namespaces
 //! `cordon run` would create, /proc, cgroups, pidfds), prints one line per
 //! check and a summary, and exits 0 when everything cordon requires is
-//! present, 1 otherwise. The verdicts are in `sandbox::probe_host`.
+//! present, 1 otherwise. The verdicts are in `verdicts`.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::ExitCode;
 
-use cordon::sandbox::probe_host::{
-    self, find_cgroup_kill, kernel_version, own_v2_cgroup, CgroupFacts, CgroupKill, Facts,
-    UsernsSysctls,
-};
-use cordon::sandbox::Host;
+mod verdicts;
+#[cfg(test)]
+mod verdicts_tests;
+
+use cordon::host::cgroup::{self as cgroups, find_cgroup_kill, own_v2_cgroup, CgroupKill};
+use cordon::host::kernel::{kernel_version, UsernsSysctls};
+use cordon::host::Host;
 use cordon::sys::probe::{self, NsTrial};
 use cordon::sys::{process, seccomp};
+use verdicts::{CgroupFacts, Facts};
 
 /// The uid and gid the "unprivileged users" trial switches to (nobody).
 const NOBODY: (u32, u32) = (65534, 65534);
@@ -66,8 +69,8 @@ pub fn doctor() -> ExitCode {
         kernel_release,
         host,
     };
-    let checks = probe_host::checks(&facts);
-    let (ok, text) = probe_host::render(&facts.kernel_release, &checks);
+    let checks = verdicts::checks(&facts);
+    let (ok, text) = verdicts::render(&facts.kernel_release, &checks);
     print!("{text}");
     if ok {
         ExitCode::SUCCESS
@@ -78,7 +81,7 @@ pub fn doctor() -> ExitCode {
 
 fn cgroup_facts(kernel: Option<(u32, u32)>) -> CgroupFacts {
     let layout =
-        probe_host::cgroup_layout(Path::new("/proc/self/mountinfo")).map_err(|e| e.to_string());
+        cgroups::cgroup_layout(Path::new("/proc/self/mountinfo")).map_err(|e| e.to_string());
     let own = std::fs::read_to_string("/proc/self/cgroup")
         .ok()
         .and_then(|t| own_v2_cgroup(&t));

@@ -1,4 +1,11 @@
-//! What this host's kernel offers, probed once per run (and by `doctor`).
+//! What this host is and offers: the kernel facts a launch depends on,
+//! probed once per run ([`Host`]), and the host facts `cordon doctor` and
+//! `cordon serve` read ([`mountinfo`], [`cgroup`], [`kernel`]). Reading
+//! only; the verdicts live with the commands that give them.
+
+pub mod cgroup;
+pub mod kernel;
+pub mod mountinfo;
 
 use crate::sys::{self, landlock, seccomp, Errno};
 
