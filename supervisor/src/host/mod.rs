@@ -7,6 +7,7 @@ pub mod cgroup;
 pub mod kernel;
 pub mod mountinfo;
 
+use crate::sandbox::landlock::{self as ll, UnknownRights, KNOWN_ABI};
 use crate::sys::{self, landlock, seccomp, Errno};
 
 /// Set this to a number to make cordon behave as if the kernel's Landlock
@@ -27,6 +28,9 @@ pub struct Host {
     pub seccomp_user_notif: bool,
     pub euid: u32,
     pub egid: u32,
+    /// On a kernel newer than cordon knows: the further Landlock rights
+    /// it accepts (handled, never granted).
+    pub landlock_unknown: UnknownRights,
 }
 
 impl Host {
@@ -47,7 +51,12 @@ impl Host {
                 };
             }
         }
+        let landlock_unknown = match abi {
+            Ok(a) if a > KNOWN_ABI => probe_unknown_rights(),
+            _ => UnknownRights::default(),
+        };
         Host {
+            landlock_unknown,
             landlock_abi: abi,
             abi_capped_from: capped_from,
             privileged: sys::has_effective_cap(sys::CAP_SYS_ADMIN),
@@ -62,6 +71,34 @@ impl Host {
     pub fn abi(&self) -> u32 {
         self.landlock_abi.unwrap_or(0)
     }
+}
+
+/// Each right bit past the known ones that the kernel accepts in a
+/// ruleset (a kernel refuses unknown bits with EINVAL): one throwaway
+/// ruleset per bit, on kernels newer than cordon only.
+fn probe_unknown_rights() -> UnknownRights {
+    let (fs, net, scoped) = ll::handled(KNOWN_ABI, UnknownRights::default());
+    let size = ll::ruleset_attr_size(KNOWN_ABI);
+    let accepts = |attr: landlock::RulesetAttr| landlock::create_ruleset(&attr, size).is_ok();
+    let mut found = UnknownRights::default();
+    for bit in 0..64 {
+        let b = 1u64 << bit;
+        let attr = |f, n, s| landlock::RulesetAttr {
+            handled_access_fs: f,
+            handled_access_net: n,
+            scoped: s,
+        };
+        if fs & b == 0 && accepts(attr(b, 0, 0)) {
+            found.fs |= b;
+        }
+        if net & b == 0 && accepts(attr(0, b, 0)) {
+            found.net |= b;
+        }
+        if scoped & b == 0 && accepts(attr(0, 0, b)) {
+            found.scoped |= b;
+        }
+    }
+    found
 }
 
 /// Human words for why Landlock is missing.

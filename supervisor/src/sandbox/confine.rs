@@ -90,7 +90,13 @@ pub fn confine(
         network.connect_tcp.push(PROXY_PORT);
     }
     let landlock = match host.landlock_abi {
-        Ok(abi) => Some(plan_landlock(c.filesystem, &network, values, abi)?),
+        Ok(abi) => Some(plan_landlock(
+            c.filesystem,
+            &network,
+            values,
+            abi,
+            host.landlock_unknown,
+        )?),
         Err(_) => None,
     };
     let extra: Vec<(String, u32)> = c
@@ -288,8 +294,9 @@ fn plan_landlock(
     network: &Network,
     values: &Placeholders,
     abi: u32,
+    unknown: ll::UnknownRights,
 ) -> Result<LandlockPlan, PlanError> {
-    let (fs, net, scoped) = ll::handled(abi);
+    let (fs, net, scoped) = ll::handled(abi, unknown);
     let attr = RulesetAttr {
         handled_access_fs: fs,
         handled_access_net: net,

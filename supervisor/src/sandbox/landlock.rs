@@ -26,6 +26,14 @@ pub const FS_REFER: u64 = 1 << 13;
 pub const FS_TRUNCATE: u64 = 1 << 14;
 /// ABI 5: ioctl on device files.
 pub const FS_IOCTL_DEV: u64 = 1 << 15;
+/// ABI 9: connecting to (or sending to) a pathname Unix socket made
+/// outside the domain.
+pub const FS_RESOLVE_UNIX: u64 = 1 << 16;
+
+/// The newest ABI whose rights cordon knows by name. A newer kernel's
+/// further rights are found by probing (`host::Host::probe`) and handled
+/// too, so they are denied rather than left open.
+pub const KNOWN_ABI: u32 = 9;
 
 // Network rights (ABI 4).
 pub const NET_BIND_TCP: u64 = 1 << 0;
@@ -36,7 +44,11 @@ pub const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
 pub const SCOPE_SIGNAL: u64 = 1 << 1;
 
 /// The rights that apply to a file that is not a directory.
-pub const FILE_RIGHTS: u64 = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV;
+pub const FILE_RIGHTS: u64 =
+    FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV | FS_RESOLVE_UNIX;
+
+/// What a Unix socket grant gives (the broker's socket, `[network] unix`).
+pub const GRANT_UNIX: u64 = FS_RESOLVE_UNIX;
 
 /// What a `read` entry grants.
 pub const GRANT_READ: u64 = FS_READ_FILE | FS_READ_DIR;
@@ -71,6 +83,9 @@ pub fn fs_rights(abi: u32) -> u64 {
     }
     if abi >= 5 {
         r |= FS_IOCTL_DEV;
+    }
+    if abi >= 9 {
+        r |= FS_RESOLVE_UNIX;
     }
     r
 }
@@ -118,16 +133,20 @@ pub enum Feature {
     ScopeSignal,
     /// The agent cannot connect to abstract Unix sockets outside it (ABI 6).
     ScopeAbstractUnix,
+    /// Pathname Unix sockets outside the sandbox are reached only where
+    /// granted (ABI 9). Below it the supervisor mediates `connect`.
+    ResolveUnix,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 6] = [
+    pub const ALL: [Feature; 7] = [
         Feature::Filesystem,
         Feature::Truncate,
         Feature::TcpPorts,
         Feature::IoctlDev,
         Feature::ScopeSignal,
         Feature::ScopeAbstractUnix,
+        Feature::ResolveUnix,
     ];
 
     pub fn min_abi(self) -> u32 {
@@ -137,13 +156,15 @@ impl Feature {
             Feature::TcpPorts => 4,
             Feature::IoctlDev => 5,
             Feature::ScopeSignal | Feature::ScopeAbstractUnix => 6,
+            Feature::ResolveUnix => 9,
         }
     }
 
     /// Whether running without this feature makes the sandbox weaker than
-    /// every profile asks (IoctlDev only narrows device ioctls further).
+    /// every profile asks (IoctlDev only narrows device ioctls further;
+    /// without ResolveUnix the supervisor mediates Unix `connect` itself).
     pub fn required(self) -> bool {
-        !matches!(self, Feature::IoctlDev)
+        !matches!(self, Feature::IoctlDev | Feature::ResolveUnix)
     }
 }
 
@@ -156,6 +177,7 @@ impl fmt::Display for Feature {
             Feature::IoctlDev => "device ioctl control (Landlock ABI 5)",
             Feature::ScopeSignal => "signal scoping (Landlock ABI 6)",
             Feature::ScopeAbstractUnix => "abstract Unix socket scoping (Landlock ABI 6)",
+            Feature::ResolveUnix => "pathname Unix socket rules (Landlock ABI 9)",
         };
         f.write_str(s)
     }
@@ -169,9 +191,24 @@ pub fn missing_required(abi: u32) -> Vec<Feature> {
         .collect()
 }
 
-/// The rights handled by a ruleset for `abi`, as (fs, net, scoped).
-pub fn handled(abi: u32) -> (u64, u64, u64) {
-    (fs_rights(abi), net_rights(abi), scopes(abi))
+/// Rights a kernel newer than [`KNOWN_ABI`] accepts beyond the known
+/// ones, found by probing: handled (so denied unless granted, and cordon
+/// never grants what it cannot name).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnknownRights {
+    pub fs: u64,
+    pub net: u64,
+    pub scoped: u64,
+}
+
+/// The rights handled by a ruleset for `abi`, as (fs, net, scoped),
+/// with the probed rights of a newer kernel.
+pub fn handled(abi: u32, unknown: UnknownRights) -> (u64, u64, u64) {
+    (
+        fs_rights(abi) | unknown.fs,
+        net_rights(abi) | unknown.net,
+        scopes(abi) | unknown.scoped,
+    )
 }
 
 #[cfg(test)]
@@ -186,6 +223,9 @@ mod tests {
         assert_eq!(fs_rights(3), 0x7fff);
         assert_eq!(fs_rights(4), 0x7fff);
         assert_eq!(fs_rights(5), 0xffff);
+        assert_eq!(fs_rights(8), 0xffff);
+        assert_eq!(fs_rights(9), 0x1ffff);
+        assert_eq!(fs_rights(KNOWN_ABI + 3), 0x1ffff);
         assert_eq!(net_rights(3), 0);
         assert_eq!(net_rights(4), 3);
         assert_eq!(scopes(5), 0);
@@ -198,11 +238,29 @@ mod tests {
             assert_eq!(g & (FS_MAKE_CHAR | FS_MAKE_BLOCK), 0);
         }
         assert_eq!(GRANT_READ & FS_EXECUTE, 0);
+        // A write grant reaches sockets the agent makes itself; outside
+        // ones only through an explicit Unix grant.
+        assert_eq!(GRANT_WRITE & FS_RESOLVE_UNIX, 0);
         assert_eq!(GRANT_WRITE & FS_EXECUTE, 0);
     }
 
     #[test]
+    fn probed_rights_of_a_newer_kernel_are_handled() {
+        let unknown = UnknownRights {
+            fs: 1 << 17,
+            net: 1 << 2,
+            scoped: 1 << 2,
+        };
+        let (fs, net, scoped) = handled(KNOWN_ABI + 1, unknown);
+        assert_eq!(fs, fs_rights(KNOWN_ABI) | 1 << 17);
+        assert_eq!(net, 0b111);
+        assert_eq!(scoped, 0b111);
+        assert_eq!(handled(7, UnknownRights::default()), (0xffff, 3, 3));
+    }
+
+    #[test]
     fn missing_features_are_named_per_abi() {
+        assert_eq!(missing_required(9), vec![]);
         assert_eq!(missing_required(7), vec![]);
         assert_eq!(missing_required(6), vec![]);
         assert_eq!(

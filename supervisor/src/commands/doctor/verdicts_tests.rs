@@ -32,6 +32,7 @@ const FULL: [Step; 6] = [
 fn host(abi: Result<u32, Errno>, privileged: bool) -> Host {
     Host {
         landlock_abi: abi,
+        landlock_unknown: Default::default(),
         abi_capped_from: None,
         privileged,
         seccomp_user_notif: true,
