@@ -123,8 +123,21 @@ pub struct Record {
     /// Escaped with [`argv_text`] so any bytes survive as valid JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argv: Option<Vec<String>>,
+    /// The number of arguments, their total size in bytes, and the
+    /// SHA-256 (hex) of the exact argument bytes, each followed by a NUL
+    /// as exec passes them: what was decided, even when `argv` had to be
+    /// shortened to fit the line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argc: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv_len: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    /// SHA-256 (hex) of the exact bytes of `cwd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
     /// The profile rule that decided, e.g. `tools.git.approve[0]`.
@@ -210,7 +223,11 @@ impl Record {
             call: None,
             tool: None,
             argv: None,
+            argc: None,
+            argv_len: None,
+            argv_sha256: None,
             cwd: None,
+            cwd_sha256: None,
             decision: None,
             rule: None,
             reason: None,
@@ -240,10 +257,30 @@ impl Record {
         self
     }
 
-    /// Sets `argv` from raw argument bytes, escaped by [`argv_text`].
+    /// Sets `argv` from raw argument bytes, escaped by [`argv_text`],
+    /// with the count, total length and digest of the exact bytes.
     #[must_use]
     pub fn argv_bytes(mut self, args: &[&[u8]]) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for a in args {
+            h.update(a);
+            h.update([0u8]);
+        }
         self.argv = Some(argv_text(args));
+        self.argc = Some(u32::try_from(args.len()).unwrap_or(u32::MAX));
+        self.argv_len = Some(args.iter().map(|a| a.len() as u64).sum());
+        self.argv_sha256 = Some(super::hex(&h.finalize()));
+        self
+    }
+
+    /// Sets `cwd` from its exact bytes (escaped like an argument), with
+    /// their digest.
+    #[must_use]
+    pub fn cwd_bytes(mut self, cwd: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        self.cwd = Some(escape_bytes(cwd));
+        self.cwd_sha256 = Some(super::hex(&Sha256::digest(cwd)));
         self
     }
 
@@ -301,6 +338,26 @@ mod tests {
         assert!(json.ends_with(
             r#""session":"ab","identity":"spiffe://cordon.local/profile/p/session/ab","profile":"p","call":3}"#
         ), "{json}");
+    }
+
+    #[test]
+    fn argv_digest_is_of_the_exact_bytes_whatever_is_shown() {
+        let r = Record::new(Kind::Call, "ab")
+            .argv_bytes(&[b"push", b"\xfe", b""])
+            .cwd_bytes(b"/w");
+        assert_eq!(r.argc, Some(3));
+        assert_eq!(r.argv_len, Some(5));
+        // printf 'push\0\xfe\0\0' | sha256sum
+        let mut h = <sha2::Sha256 as sha2::Digest>::new();
+        sha2::Digest::update(&mut h, b"push\0\xfe\0\0");
+        assert_eq!(
+            r.argv_sha256.as_deref(),
+            Some(crate::audit::hex(&sha2::Digest::finalize(h)).as_str())
+        );
+        // Other bytes, other digest: a NUL-free split cannot collide.
+        let other = Record::new(Kind::Call, "ab").argv_bytes(&[b"pus", b"h\xfe", b""]);
+        assert_ne!(other.argv_sha256, r.argv_sha256);
+        assert_eq!(r.cwd_sha256.as_ref().map(String::len), Some(64));
     }
 
     #[test]

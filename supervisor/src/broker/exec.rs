@@ -131,7 +131,7 @@ fn received(
         .call(call)
         .tool(name.clone())
         .argv_bytes(&args)
-        .cwd(cwd.display().to_string())
+        .cwd_bytes(std::os::unix::ffi::OsStrExt::as_bytes(cwd.as_os_str()))
         .pid(conn.pid);
     let base = match &session.intent {
         Some(i) => base.intent(i.clone()),

@@ -62,9 +62,10 @@ pub(super) fn serve(
     let base = Record::new(Kind::Call, &session.id)
         .call(call)
         .tool("cordon-shim spawn")
-        .argv(
-            argv.iter()
-                .map(|a| a.to_string_lossy().into_owned())
+        .argv_bytes(
+            &argv
+                .iter()
+                .map(|a| std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str()))
                 .collect::<Vec<_>>(),
         )
         .pid(conn.pid)
@@ -182,10 +183,7 @@ fn run_sub(
     let start = Start {
         audit: Arc::clone(&session.audit),
         intent,
-        argv: argv
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
+        argv: argv.to_vec(),
         io,
         parent: Some(session),
         loud: false,

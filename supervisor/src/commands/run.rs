@@ -222,11 +222,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     let start = Start {
         audit,
         intent: args.intent.clone(),
-        argv: request
-            .command
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
+        argv: request.command.clone(),
         io: cordon::process::Io::default(),
         parent: None,
         loud: true,

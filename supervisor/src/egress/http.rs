@@ -227,7 +227,10 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 /// The head sent upstream: origin form, hop-by-hop headers (and those
-/// `Connection` names) dropped, `Host` kept or added, `Connection: close`.
+/// `Connection` names) dropped, `Host` set to the request target's
+/// authority (the one that was decided, whatever `Host` the client sent:
+/// an upstream that routes by `Host` must not be steered elsewhere),
+/// `Connection: close`.
 fn rewrite(
     method: &str,
     path: &str,
@@ -240,18 +243,13 @@ fn rewrite(
         .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
         .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
         .collect();
-    let mut out = format!("{method} {path} {version}\r\n");
-    let mut has_host = false;
+    let mut out = format!("{method} {path} {version}\r\nHost: {auth}\r\n");
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();
-        if HOP_BY_HOP.contains(&lower.as_str()) || named.contains(&lower) {
+        if HOP_BY_HOP.contains(&lower.as_str()) || named.contains(&lower) || lower == "host" {
             continue;
         }
-        has_host |= lower == "host";
         out.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if !has_host {
-        out.push_str(&format!("Host: {auth}\r\n"));
     }
     out.push_str("Connection: close\r\n\r\n");
     out.into_bytes()
@@ -310,10 +308,25 @@ mod tests {
         assert_eq!(port, 80);
         assert_eq!(
             head,
-            "POST / HTTP/1.0\r\nContent-Length: 3\r\nHost: h.test\r\nConnection: close\r\n\r\n"
+            "POST / HTTP/1.0\r\nHost: h.test\r\nContent-Length: 3\r\nConnection: close\r\n\r\n"
         );
         let (_, _, head) = forward("GET http://h.test?q=1 HTTP/1.1\r\n\r\n");
         assert!(head.starts_with("GET /?q=1 HTTP/1.1\r\n"), "{head}");
+    }
+
+    #[test]
+    fn the_decided_target_is_the_host_upstream_whatever_the_client_says() {
+        // One Host header, the request target's, in every casing and count.
+        let (host, _, head) = forward(
+            "GET http://allowed.test/x HTTP/1.1\r\nHost: internal.test\r\nhOsT: other.test\r\nAccept: */*\r\n\r\n",
+        );
+        assert_eq!(host, "allowed.test");
+        assert_eq!(
+            head,
+            "GET /x HTTP/1.1\r\nHost: allowed.test\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        );
+        let lower = head.to_ascii_lowercase();
+        assert_eq!(lower.matches("\r\nhost:").count(), 1, "{head}");
     }
 
     #[test]

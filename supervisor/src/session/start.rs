@@ -44,7 +44,7 @@ pub struct Start<'a> {
     pub audit: Arc<AuditLog>,
     pub intent: Option<String>,
     /// The command as the user gave it, for the `session_start` record.
-    pub argv: Vec<String>,
+    pub argv: Vec<std::ffi::OsString>,
     /// The descriptors the agent gets instead of cordon's.
     pub io: Io<'a>,
     /// A sub-agent's parent session.
@@ -109,9 +109,14 @@ impl Planned {
             // child's set-up: cordon's own launch exec skips the
             // exec-watch round trip, so the agent's command may run before
             // the supervisor hears of it.)
+            let argv: Vec<&[u8]> = start
+                .argv
+                .iter()
+                .map(|a| std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str()))
+                .collect();
             let rec = Record::new(Kind::SessionStart, &plan.session.id)
                 .profile(&profile.name)
-                .argv(start.argv.clone())
+                .argv_bytes(&argv)
                 .cwd(plan.placeholders.workspace.display().to_string());
             let rec = if chain.is_empty() {
                 rec
