@@ -4,6 +4,7 @@
 //! only; the verdicts live with the commands that give them.
 
 pub mod cgroup;
+pub mod elf;
 pub mod kernel;
 pub mod mountinfo;
 
