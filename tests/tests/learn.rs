@@ -188,7 +188,11 @@ fn an_agent_spawning_a_helper_learns_it_and_one_more_program_is_divergence() {
     let cmd = ["/usr/bin/python3", "agent.py"];
     let profile = learn(&c, &workspace(&c, "spawn-helper", "learn"), &cmd);
     let text = std::fs::read_to_string(&profile).unwrap();
-    assert!(text.contains("\"{workspace}/helper.sh\""), "{text}");
+    // The helper runs through /bin/sh (dash): the shell is granted, the
+    // workspace script only read, the loader cordon's own to grant.
+    assert!(text.contains("\"/usr/bin/dash\""), "{text}");
+    assert!(!text.contains("\"{workspace}/helper.sh\""), "{text}");
+    assert!(!text.contains("ld-linux"), "{text}");
     let ws = workspace(&c, "spawn-helper", "enforced");
     let o = run(&c, &profile, &ws, &cmd);
     assert!(o.status.success(), "{}\n{text}", show(&o));
@@ -235,7 +239,7 @@ fn learning_with_a_base_adds_only_what_is_missing_and_reports_it() {
     assert!(o.status.success(), "{}", show(&o));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
-        stderr.contains("cordon: learned: + [filesystem] exec {workspace}/helper.sh"),
+        stderr.contains("cordon: learned: + [filesystem] exec /usr/bin/dash"),
         "{stderr}"
     );
     assert!(
@@ -322,4 +326,44 @@ fn learning_behind_the_proxy_writes_host_rules_and_no_other_host_passes() {
         "{}",
         show(&o)
     );
+}
+
+#[test]
+fn a_program_run_from_the_writable_workspace_is_reported_not_granted() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Case::new();
+    let ws = c.dir.path().join("ws-script");
+    std::fs::create_dir_all(&ws).unwrap();
+    let script = ws.join("x.sh");
+    std::fs::write(&script, "#!/bin/sh\necho ran > out.txt\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = c.dir.path().join("learned.toml");
+    let o = cordon_cmd()
+        .args(["learn", "--workspace"])
+        .arg(&ws)
+        .arg("--output")
+        .arg(&out)
+        .args(["--force", "--", "/bin/sh", "-c", "./x.sh"])
+        .current_dir(&ws)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("NOT granted: exec {workspace}/x.sh (it lies in a writable tree"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.contains("# NOT granted: the run executed {workspace}/x.sh"),
+        "{text}"
+    );
+    // What was written is a profile `cordon check` accepts.
+    let check = cordon_cmd().arg("check").arg(&out).output().unwrap();
+    assert!(check.status.success(), "{}\n{text}", show(&check));
+    // And under it the script is refused, the shell allowed.
+    let o = run(&c, &out, &ws, &["/bin/sh", "-c", "./x.sh"]);
+    assert_eq!(o.status.code(), Some(86), "{}", show(&o));
+    let o = run(&c, &out, &ws, &["/bin/sh", "./x.sh"]);
+    assert!(o.status.success(), "{}", show(&o));
 }

@@ -190,7 +190,10 @@ fn parse_with(
     let strtab = loads
         .iter()
         .find(|(vaddr, _, filesz)| {
-            strtab_addr >= *vaddr && vaddr.checked_add(*filesz).is_some_and(|end| strtab_addr < end)
+            strtab_addr >= *vaddr
+                && vaddr
+                    .checked_add(*filesz)
+                    .is_some_and(|end| strtab_addr < end)
         })
         .and_then(|(vaddr, offset, _)| (strtab_addr - vaddr).checked_add(*offset))
         .ok_or("string table outside every loaded segment")?;
@@ -419,6 +422,9 @@ mod tests {
         std::fs::write(etc.join("x.conf"), "/opt/x\ninclude /etc/ld.so.conf\n").unwrap();
         std::fs::write(etc.join("ignored.txt"), "/opt/no\n").unwrap();
         let dirs = ld_so_conf_dirs(root.path());
-        assert_eq!(dirs, vec![root.path().join("opt/x"), root.path().join("opt/a")]);
+        assert_eq!(
+            dirs,
+            vec![root.path().join("opt/x"), root.path().join("opt/a")]
+        );
     }
 }

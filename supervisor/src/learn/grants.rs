@@ -8,9 +8,11 @@
 //! there for the agent either (a probe that failed) and are dropped,
 //! except that a write to a removed file grants its directory.
 //!
-//! Programs run get exec grants on themselves and on what the kernel
-//! runs them with: the ELF interpreter (PT_INTERP) and a script's `#!`
-//! program.
+//! Programs run get exec grants on themselves and on a script's `#!`
+//! program (the ELF interpreter and libraries are cordon's to grant,
+//! `sandbox::loader`). A program that lies in a tree the run wrote gets
+//! none: an exec grant there would let the agent run whatever it writes
+//! (`cordon check` refuses it); it is reported instead.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -93,6 +95,8 @@ pub struct Grants {
     pub read: BTreeSet<String>,
     pub write: BTreeSet<String>,
     pub exec: BTreeSet<String>,
+    /// Programs that ran from a writable tree: not granted, reported.
+    pub exec_in_writable: BTreeSet<String>,
 }
 
 impl Grants {
@@ -106,6 +110,17 @@ impl Grants {
         let write = self.write.clone();
         self.read
             .retain(|t| !write.iter().any(|w| covered_by(t, w)));
+        self.exec_outside(&write);
+    }
+
+    /// Moves the exec grants that overlap a write grant in `write` to
+    /// [`Grants::exec_in_writable`].
+    pub fn exec_outside(&mut self, write: &BTreeSet<String>) {
+        let (bad, ok): (BTreeSet<String>, BTreeSet<String>) = std::mem::take(&mut self.exec)
+            .into_iter()
+            .partition(|t| write.iter().any(|w| covered_by(t, w) || covered_by(w, t)));
+        self.exec = ok;
+        self.exec_in_writable.extend(bad);
     }
 }
 
@@ -143,14 +158,16 @@ pub fn grants(
     g
 }
 
-/// `program` and what the kernel runs it with, resolved.
+/// `program` and the `#!` programs the kernel runs it with, resolved.
+/// An ELF program's interpreter is not among them: cordon grants the
+/// loader itself, and only as an interpreter.
 pub fn with_interpreters(program: &Path) -> Vec<PathBuf> {
     let mut out = vec![program.to_path_buf()];
     let mut next = Some(program.to_path_buf());
     // A script's interpreter may itself be a script (bounded, as the kernel is).
     for _ in 0..4 {
         let Some(p) = next.take() else { break };
-        let Some(interp) = interpreter(&p) else { break };
+        let Some(interp) = shebang(&p) else { break };
         let Ok(real) = std::fs::canonicalize(&interp) else {
             break;
         };
@@ -163,53 +180,17 @@ pub fn with_interpreters(program: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The `#!` program of a script, or the PT_INTERP of an ELF executable.
-fn interpreter(program: &Path) -> Option<PathBuf> {
+/// The `#!` program of a script.
+fn shebang(program: &Path) -> Option<PathBuf> {
     let mut f = std::fs::File::open(program).ok()?;
     let mut head = vec![0u8; 4096];
     let n = f.read(&mut head).ok()?;
     head.truncate(n);
-    if let Some(rest) = head.strip_prefix(b"#!") {
-        let line = rest.split(|&b| b == b'\n').next()?;
-        let line = std::str::from_utf8(line).ok()?.trim();
-        let prog = line.split_whitespace().next()?;
-        return Some(PathBuf::from(prog));
-    }
-    elf_interp(&head, &mut f)
-}
-
-/// PT_INTERP of a 64-bit little-endian ELF file (`head` is its start).
-fn elf_interp(head: &[u8], f: &mut std::fs::File) -> Option<PathBuf> {
-    use std::io::{Seek, SeekFrom};
-    if head.len() < 64 || &head[..4] != b"\x7fELF" || head[4] != 2 || head[5] != 1 {
-        return None;
-    }
-    let u16_at = |b: &[u8], o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?));
-    let u32_at = |b: &[u8], o: usize| Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?));
-    let u64_at = |b: &[u8], o: usize| Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?));
-    let phoff = u64_at(head, 0x20)?;
-    let phentsize = usize::from(u16_at(head, 0x36)?);
-    let phnum = usize::from(u16_at(head, 0x38)?);
-    if phentsize < 56 || phnum > 512 {
-        return None;
-    }
-    let mut table = vec![0u8; phentsize * phnum];
-    f.seek(SeekFrom::Start(phoff)).ok()?;
-    f.read_exact(&mut table).ok()?;
-    for ph in table.chunks_exact(phentsize) {
-        const PT_INTERP: u32 = 3;
-        if u32_at(ph, 0)? == PT_INTERP {
-            let offset = u64_at(ph, 8)?;
-            let size = usize::try_from(u64_at(ph, 32)?).ok()?.min(4096);
-            let mut name = vec![0u8; size];
-            f.seek(SeekFrom::Start(offset)).ok()?;
-            f.read_exact(&mut name).ok()?;
-            let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-            let text = std::str::from_utf8(&name[..end]).ok()?;
-            return Some(PathBuf::from(text));
-        }
-    }
-    None
+    let rest = head.strip_prefix(b"#!")?;
+    let line = rest.split(|&b| b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?.trim();
+    let prog = line.split_whitespace().next()?;
+    Some(PathBuf::from(prog))
 }
 
 #[cfg(test)]
@@ -278,20 +259,29 @@ mod tests {
     }
 
     #[test]
-    fn programs_bring_their_interpreters() {
-        // A script brings its #! program, which brings its ELF interpreter.
+    fn scripts_bring_their_programs_and_elf_files_nothing() {
+        // A script brings its #! program; an ELF program brings nothing
+        // (its loader is cordon's to grant, as an interpreter only).
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("s.sh");
         std::fs::write(&script, "#!/bin/sh -e\necho hi\n").unwrap();
         let all = with_interpreters(&script);
         let sh = std::fs::canonicalize("/bin/sh").unwrap();
-        assert_eq!(all[0], script);
-        assert_eq!(all[1], sh);
-        // Debian's /bin/sh (dash) is dynamically linked.
-        let sh_all = with_interpreters(&sh);
-        assert!(
-            sh_all.len() == 2 && sh_all[1].to_string_lossy().contains("ld-linux"),
-            "{sh_all:?}"
+        assert_eq!(all, vec![script, sh.clone()]);
+        assert_eq!(with_interpreters(&sh), vec![sh]);
+    }
+
+    #[test]
+    fn programs_in_written_trees_are_reported_not_granted() {
+        let mut g = Grants::default();
+        g.write.insert("{workspace}".into());
+        g.exec.insert("{workspace}/helper.sh".into());
+        g.exec.insert("/usr/bin/dash".into());
+        g.tidy();
+        assert_eq!(g.exec.into_iter().collect::<Vec<_>>(), ["/usr/bin/dash"]);
+        assert_eq!(
+            g.exec_in_writable.into_iter().collect::<Vec<_>>(),
+            ["{workspace}/helper.sh"]
         );
     }
 }

@@ -124,6 +124,7 @@ pub fn write_profile(obs: &Observations, s: &Setting<'_>) -> Learned {
         g.read.retain(|t| !any(t, &[&r, &w, &x]));
         g.write.retain(|t| !any(t, &[&w]));
         g.exec.retain(|t| !any(t, &[&x]));
+        g.exec_outside(&w.iter().cloned().collect());
         connect.retain(|p| !base.profile.network.connect_tcp.contains(p));
         bind.retain(|p| !base.profile.network.bind_tcp.contains(p));
     }
@@ -173,9 +174,19 @@ pub fn write_profile(obs: &Observations, s: &Setting<'_>) -> Learned {
     let _ = writeln!(out, "write = {}", list(g.write.iter().map(|t| q(t))));
     let _ = writeln!(
         out,
-        "# Programs the agent ran itself, and their interpreters."
+        "# Programs the agent ran itself, and their `#!` programs (cordon grants"
     );
+    let _ = writeln!(out, "# the dynamic loader and libraries itself).");
     let _ = writeln!(out, "exec = {}", list(g.exec.iter().map(|t| q(t))));
+    for t in &g.exec_in_writable {
+        let _ = writeln!(
+            out,
+            "# NOT granted: the run executed {t}, which lies in a tree it may write;\n# an exec grant there would let the agent run anything it writes. Run it\n# through its interpreter (`sh script`, `python3 script.py`) or move it\n# out of the writable trees."
+        );
+        additions.push(format!(
+            "NOT granted: exec {t} (it lies in a writable tree; run it through its interpreter)"
+        ));
+    }
     for (list_name, set) in [("read", &g.read), ("write", &g.write), ("exec", &g.exec)] {
         for t in set {
             additions.push(format!("[filesystem] {list_name} {t}"));

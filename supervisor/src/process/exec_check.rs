@@ -17,20 +17,31 @@ pub enum ExecVerdict {
     Allowed,
     /// An existing file outside the grants.
     Outside(PathBuf),
+    /// A dynamic loader, executed directly.
+    Interpreter(PathBuf),
 }
 
 const AT_FDCWD: i64 = -100;
 
 /// Decides for one execve/execveat notification.
-pub fn check_exec(listener: &Listener, n: &Notification, allowed: &[PathBuf]) -> ExecVerdict {
+pub fn check_exec(
+    listener: &Listener,
+    n: &Notification,
+    allowed: &[PathBuf],
+    interpreters: &[PathBuf],
+) -> ExecVerdict {
     let Some(path) = target(listener, n) else {
         return ExecVerdict::Allowed;
     };
-    classify(&path, allowed)
+    classify(&path, allowed, interpreters)
 }
 
-/// Whether `path` (canonical) lies in an allowed file or tree.
-pub fn classify(path: &Path, allowed: &[PathBuf]) -> ExecVerdict {
+/// Whether `path` (canonical) is a dynamic loader (never allowed as a
+/// program), or lies in an allowed file or tree.
+pub fn classify(path: &Path, allowed: &[PathBuf], interpreters: &[PathBuf]) -> ExecVerdict {
+    if interpreters.iter().any(|i| i == path) {
+        return ExecVerdict::Interpreter(path.to_path_buf());
+    }
     if allowed.iter().any(|a| path.starts_with(a)) {
         ExecVerdict::Allowed
     } else {
@@ -123,22 +134,30 @@ mod tests {
             PathBuf::from("/usr/lib"),
             PathBuf::from("/opt/cordon/cordon-shim"),
         ];
+        let ld = [PathBuf::from(
+            "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        )];
         assert_eq!(
-            classify(Path::new("/usr/lib/x/y"), &allowed),
+            classify(Path::new("/usr/lib/x/y"), &allowed, &ld),
             ExecVerdict::Allowed
         );
         assert_eq!(
-            classify(Path::new("/opt/cordon/cordon-shim"), &allowed),
+            classify(Path::new("/opt/cordon/cordon-shim"), &allowed, &ld),
             ExecVerdict::Allowed
         );
         assert_eq!(
-            classify(Path::new("/usr/bin/curl"), &allowed),
+            classify(Path::new("/usr/bin/curl"), &allowed, &ld),
             ExecVerdict::Outside(PathBuf::from("/usr/bin/curl"))
         );
         // A prefix of a name is not a parent directory.
         assert!(matches!(
-            classify(Path::new("/usr/library"), &allowed),
+            classify(Path::new("/usr/library"), &allowed, &ld),
             ExecVerdict::Outside(_)
         ));
+        // The loader, though under an exec grant, is not a program.
+        assert_eq!(
+            classify(&ld[0], &allowed, &ld),
+            ExecVerdict::Interpreter(ld[0].clone())
+        );
     }
 }

@@ -26,6 +26,9 @@ const MAX_PRINTED_DENIALS: u32 = 20;
 pub struct ExecPolicy {
     /// Canonical paths (files or directory trees) the agent may execute.
     pub allowed: Vec<PathBuf>,
+    /// Canonical paths of the dynamic loaders, refused when executed
+    /// directly whatever `allowed` says.
+    pub interpreters: Vec<PathBuf>,
     pub undeclared: DivergenceAction,
 }
 
@@ -288,16 +291,23 @@ fn handle_notification(st: &mut State<'_>) {
         if let Some(exec) = &st.policy.exec {
             // cordon's own launch exec never gets here (the filter lets that
             // one path pointer through): every exec seen is the agent's.
-            let verdict = check_exec(listener, &n, &exec.allowed);
+            let verdict = check_exec(listener, &n, &exec.allowed, &exec.interpreters);
             match verdict {
                 ExecVerdict::Allowed => {
                     let _ = listener.respond_continue(n.id);
                 }
-                ExecVerdict::Outside(path) => {
-                    let what = format!(
-                        "executed `{}`, which is neither under [filesystem] exec nor a declared tool",
-                        path.display()
-                    );
+                ExecVerdict::Outside(_) | ExecVerdict::Interpreter(_) => {
+                    let what = match &verdict {
+                        ExecVerdict::Interpreter(path) => format!(
+                            "executed the dynamic loader `{}` directly (it would run any file the sandbox can read); cordon lets programs use it only as their interpreter",
+                            path.display()
+                        ),
+                        ExecVerdict::Outside(path) => format!(
+                            "executed `{}`, which is neither under [filesystem] exec nor a declared tool",
+                            path.display()
+                        ),
+                        ExecVerdict::Allowed => String::new(),
+                    };
                     match exec.undeclared {
                         DivergenceAction::Kill => {
                             st.killer

@@ -29,7 +29,7 @@ pub use diagnostic::{Diagnostic, Location, ProfileError};
 pub use paths::{ExpandError, PathTemplate, Placeholders};
 pub use subset::{pattern_within, widenings, Widening};
 pub use tool_defaults::{default_tool_sandbox, DEFAULT_TOOL_SANDBOX_FILE};
-pub use validate::secret_source_reachable;
+pub use validate::{exec_on_writable_message, secret_source_reachable};
 
 pub use hosts::HostRule;
 /// Loads a sub-agent's profile from its text (`name` is for messages);

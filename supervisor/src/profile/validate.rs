@@ -51,6 +51,7 @@ pub(super) fn check_profile(merged: &Layer, diags: &mut Vec<Diagnostic>) {
     proxy_port_free(merged, diags);
     pass_or_set(merged, diags);
     tools_not_agent_executable(merged, diags);
+    exec_not_writable(merged, diags);
     unmask_names_a_deny(merged, diags);
     tool_secrets_declared(merged, diags);
     secrets_used(merged, diags);
@@ -250,6 +251,44 @@ fn tools_not_agent_executable(merged: &Layer, diags: &mut Vec<Diagnostic>) {
             }
         }
     }
+}
+
+/// An exec grant on a tree the agent can write (or inside one) lets it
+/// run whatever it writes there: a copy of a declared tool, a script whose
+/// `#!` names the dynamic loader, any downloaded program. Compared as
+/// written (templates and literal paths alike); `cordon run` compares the
+/// expanded, canonical paths again.
+fn exec_not_writable(merged: &Layer, diags: &mut Vec<Diagnostic>) {
+    let fs = &merged.filesystem;
+    for exec in &fs.exec {
+        let e = normal(&exec.path);
+        for write in &fs.write {
+            let w = normal(&write.path);
+            if e == w || under(&e, &w) || under(&w, &e) {
+                diags.push(Diagnostic {
+                    location: exec.origin.clone(),
+                    message: exec_on_writable_message(&exec.path, &write.path, &write.origin),
+                });
+            }
+        }
+    }
+}
+
+/// The message for an exec grant that overlaps a write grant.
+pub fn exec_on_writable_message(
+    exec: &PathTemplate,
+    write: &PathTemplate,
+    write_origin: &Location,
+) -> String {
+    format!(
+        "exec grant `{exec}` overlaps the write grant `{write}` at {write_origin}: the agent could write a program there and run it (a copy of a declared tool, a `#!` script naming the dynamic loader); grant exec on files the agent cannot change, or brokered tools"
+    )
+}
+
+/// Whether normalised path `a` lies strictly below `b`.
+fn under(a: &str, b: &str) -> bool {
+    a.strip_prefix(b)
+        .is_some_and(|rest| rest.starts_with('/') || b.ends_with('/'))
 }
 
 /// A tool's `secrets` must name a `[secrets.NAME]` of the merged profile.

@@ -172,7 +172,11 @@ fn a_readable_file_source_is_refused() {
         &format!("write = [\"{0}\"]\nexec = [\"{0}/token\"]", d.display()),
         &from,
     );
-    let e = profile_errors(&src);
+    // (The exec grant inside the write grant is an error of its own.)
+    let e: Vec<String> = profile_errors(&src)
+        .into_iter()
+        .filter(|m| m.contains("secret source"))
+        .collect();
     assert_eq!(e.len(), 2, "{e:#?}");
     assert!(
         e[0].contains("could read and change the secret source"),
@@ -268,7 +272,11 @@ fn writable_provider_and_revoke_programs_are_refused() {
         "{NAME}[filesystem]\nwrite = [\"{0}\"]\nexec = [\"{0}\"]\n[secrets.S]\nfrom = \"command:{0}/fetch x\"\nrevoke = [\"{0}/revoke\"]\nexpose = true\n[secrets.B]\nfrom = \"command:gh auth token\"\nexpose = true\n",
         d.display()
     );
-    let e = profile_errors(&src);
+    // (The exec grant on the writable tree is an error of its own.)
+    let e: Vec<String> = profile_errors(&src)
+        .into_iter()
+        .filter(|m| m.contains("secret `"))
+        .collect();
     assert_eq!(e.len(), 2, "{e:#?}");
     assert!(e[0].starts_with(&format!("v.toml:7:8: secret `S`: the agent could replace the provider command {}/fetch (granted by write = ", d.display())), "{}", e[0]);
     assert!(
@@ -325,4 +333,43 @@ fn the_proxy_port_cannot_be_bound_with_host_rules() {
     );
     let e = profile_errors(&format!("{NAME}[network]\nbind_tcp = [3128]\n"));
     assert!(e.is_empty(), "{e:#?}");
+}
+
+#[test]
+fn an_exec_grant_on_a_writable_tree_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().canonicalize().unwrap().display().to_string();
+    for sub in ["tools/cache", "tool", "tools"] {
+        std::fs::create_dir_all(format!("{d}/{sub}")).unwrap();
+    }
+    let overlapping = [
+        ("{tmp}".to_string(), "{tmp}".to_string()),
+        ("{workspace}/bin".to_string(), "{workspace}".to_string()),
+        (format!("{d}/tools"), format!("{d}/tools/cache")),
+        (format!("{d}/tools/"), format!("{d}/tools")),
+    ];
+    for (exec, write) in overlapping {
+        let e = profile_errors(&format!(
+            "{NAME}[filesystem]\nexec = [\"{exec}\"]\nwrite = [\"{write}\"]\n"
+        ));
+        assert_eq!(e.len(), 1, "{exec} / {write}: {e:#?}");
+        assert!(
+            e[0].starts_with("v.toml:4:9: exec grant")
+                && e[0].contains("overlaps the write grant")
+                && e[0].contains("v.toml:5:10"),
+            "{}",
+            e[0]
+        );
+    }
+    // Siblings and name prefixes do not overlap.
+    let apart = [
+        ("{workspace}/bin".to_string(), "{tmp}".to_string()),
+        (format!("{d}/tool"), format!("{d}/tools")),
+    ];
+    for (exec, write) in apart {
+        let e = profile_errors(&format!(
+            "{NAME}[filesystem]\nexec = [\"{exec}\"]\nwrite = [\"{write}\"]\n"
+        ));
+        assert!(e.is_empty(), "{exec} / {write}: {e:#?}");
+    }
 }

@@ -51,6 +51,13 @@ pub enum PlanError {
     Nul(String),
     #[error("the profile declares tools but cordon-shim was not found next to cordon; install both binaries together")]
     NoShim,
+    #[error("{origin}: {message} (here: {exec} lies in or contains {write})", exec = exec.display(), write = write.display())]
+    ExecWritable {
+        origin: Location,
+        message: String,
+        exec: PathBuf,
+        write: PathBuf,
+    },
 }
 
 impl PlanError {

@@ -8,6 +8,7 @@ mod cstr;
 pub mod env;
 pub mod error;
 pub mod landlock;
+pub mod loader;
 pub mod plan;
 pub mod seccomp;
 pub mod session_dir;

@@ -12,6 +12,7 @@ use super::confine::{confine, Confined, Confinement};
 use super::cstr::{cstring, path_cstring};
 use super::env;
 use super::error::PlanError;
+use super::loader::{loader_grants, LoaderCache};
 use super::seccomp::ExecWatch;
 use super::session_dir::SessionDir;
 use crate::host::Host;
@@ -73,6 +74,9 @@ pub struct Plan {
     /// Canonical paths the agent may execute (the exec grants and the
     /// shim): an exec elsewhere is divergence.
     pub exec_allowed: Vec<PathBuf>,
+    /// Canonical paths of the dynamic loaders: executable only as the
+    /// interpreter of a program; executing one directly is divergence.
+    pub interpreters: Vec<PathBuf>,
 }
 
 /// Whether the session needs the broker (tools to run, or secrets the
@@ -87,6 +91,33 @@ fn exec_allowed(fs: &Filesystem, values: &Placeholders) -> Vec<PathBuf> {
         .iter()
         .filter_map(|r| std::fs::canonicalize(r.path.expand(values)).ok())
         .collect()
+}
+
+/// `cordon check` compares exec and write grants as written; this
+/// compares them as the session expands them, canonically (a symlink or
+/// a placeholder can make two spellings one tree).
+fn exec_not_writable(fs: &Filesystem, values: &Placeholders) -> Result<(), PlanError> {
+    let canonical = |r: &PathRule| std::fs::canonicalize(r.path.expand(values)).ok();
+    let writable: Vec<(PathBuf, &PathRule)> = fs
+        .write
+        .iter()
+        .filter_map(|w| canonical(w).map(|c| (c, w)))
+        .collect();
+    for e in &fs.exec {
+        let Some(exec) = canonical(e) else { continue };
+        if let Some((write, w)) = writable
+            .iter()
+            .find(|(w, _)| exec.starts_with(w) || w.starts_with(&exec))
+        {
+            return Err(PlanError::ExecWritable {
+                origin: e.origin.clone(),
+                message: crate::profile::exec_on_writable_message(&e.path, &w.path, &w.origin),
+                exec,
+                write: write.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The canonical workspace (which must be a directory) and a new
@@ -153,7 +184,21 @@ pub fn build(
             session.socket_path().display().to_string(),
         );
     }
+    exec_not_writable(&profile.filesystem, &values)?;
     let exec_allowed = exec_allowed(&filesystem, &values);
+    // The loader's needs of every program the agent may run: its
+    // interpreter (as an interpreter only) and libraries (read).
+    let programs: Vec<PathBuf> = filesystem
+        .exec
+        .iter()
+        .map(|r| r.path.expand(&values))
+        .collect();
+    let loader = loader_grants(
+        programs.iter().map(PathBuf::as_path),
+        &mut LoaderCache::default(),
+    );
+    filesystem.exec.extend(loader.exec);
+    filesystem.read.extend(loader.read);
     let agent_path = env
         .get("PATH")
         .cloned()
@@ -188,6 +233,7 @@ pub fn build(
         placeholders: values,
         env,
         exec_allowed,
+        interpreters: loader.interpreters,
     })
 }
 
@@ -251,6 +297,7 @@ pub fn build_observed(
         placeholders: values,
         env,
         exec_allowed: Vec::new(),
+        interpreters: Vec::new(),
     })
 }
 

@@ -271,6 +271,7 @@ impl Started {
             stop_grace: self.profile.stop_grace,
             exec: Some(ExecPolicy {
                 allowed: self.plan.exec_allowed.clone(),
+                interpreters: self.plan.interpreters.clone(),
                 undeclared: self.profile.divergence.undeclared_tool,
             }),
             deadline: None,
