@@ -97,9 +97,17 @@ fn main() -> ExitCode {
             io_result(std::fs::read(a(2)))
         }
         "exec" => {
+            // exec PATH [ARGS...], with this process's environment.
+            let strings: Vec<std::ffi::CString> =
+                args[1.min(args.len())..].iter().map(|s| cstr(s)).collect();
+            let mut argv: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+            argv.push(std::ptr::null());
+            let env: Vec<std::ffi::CString> = std::env::vars()
+                .map(|(k, v)| cstr(&format!("{k}={v}")))
+                .collect();
+            let mut envp: Vec<*const libc::c_char> = env.iter().map(|s| s.as_ptr()).collect();
+            envp.push(std::ptr::null());
             let path = cstr(a(1));
-            let argv = [path.as_ptr(), std::ptr::null()];
-            let envp = [std::ptr::null()];
             unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
             err(errno())
         }

@@ -102,14 +102,36 @@ fn shell_chaining_yields_separate_decisions() {
 }
 
 #[test]
-fn executing_the_real_tool_by_absolute_path_is_divergence() {
+fn executing_the_real_tool_by_absolute_path_is_a_brokered_call() {
     let c = Case::new();
+    std::fs::write(c.workspace.join("f.txt"), "through the broker\n").unwrap();
+    // In the agent's mount namespace /usr/bin/cat is the shim: an allowed
+    // argv runs the real cat in its sandbox, a denied one is refused by
+    // the rules, both recorded as calls of `cat`.
     let r = c.shell(
         &broker_profile(&c, ""),
-        "/usr/bin/cat /etc/hostname; echo survived",
+        "/usr/bin/cat f.txt; echo rc=$?; /usr/bin/cat /etc/shadow; echo shadow=$?; \
+         PATH=/usr/bin:/bin; cat /etc/shadow; echo reset=$?",
     );
-    r.killed_for("executed `/usr/bin/cat`");
-    assert!(!r.stdout.contains("survived"));
+    assert!(r.stdout.contains("through the broker\nrc=0"), "{r:#?}");
+    assert!(
+        r.stdout.contains("shadow=126") && r.stdout.contains("reset=126"),
+        "{r:#?}"
+    );
+    assert_eq!(
+        r.stderr
+            .matches("cordon: denied: denied by rule deny[0]")
+            .count(),
+        2,
+        "{r:#?}"
+    );
+    let log = std::fs::read_to_string(c.audit_path()).unwrap();
+    assert_eq!(
+        log.matches(r#""tool":"cat","argv":["/etc/shadow"]"#)
+            .count(),
+        2,
+        "{log}"
+    );
 }
 
 #[test]

@@ -118,6 +118,10 @@ pub struct Record {
     /// Call id within the session; a `call` and its `call_end` share it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call: Option<u64>,
+    /// A call made from inside another call's tool sandbox (make running
+    /// git): that call's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_call: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
     /// Escaped with [`argv_text`] so any bytes survive as valid JSON.
@@ -221,6 +225,7 @@ impl Record {
             chain: None,
             intent: None,
             call: None,
+            via_call: None,
             tool: None,
             argv: None,
             argc: None,
@@ -285,7 +290,7 @@ impl Record {
     }
 
     setters! {
-        intent: String, chain: Vec<String>, call: u64, tool: String, argv: Vec<String>,
+        intent: String, chain: Vec<String>, call: u64, via_call: u64, tool: String, argv: Vec<String>,
         cwd: String, decision: Decision, rule: String, reason: String,
         approver: String, approved_at: String, approval: String, secrets: Vec<String>, pid: u32,
         duration_ms: u64, exit: i32, signal: i32, detail: String, connection: u64, host: String,

@@ -137,6 +137,10 @@ fn received(
         Some(i) => base.intent(i.clone()),
         None => base,
     };
+    let base = match conn.via_call {
+        Some(c) => base.via_call(c),
+        None => base,
+    };
     Received {
         session,
         conn,
@@ -173,6 +177,12 @@ impl Received<'_> {
 /// declared one gets the policy's verdict and the rule behind it.
 fn decide(mut received: Received<'_>) -> StageResult<Decided<'_>> {
     let session = received.session;
+    if let Some(key) = declared_name(session, &received.name) {
+        if key != received.name {
+            received.base = received.base.clone().tool(key.clone());
+            received.name = key;
+        }
+    }
     let Some(tool) = session.profile.tools.get(&received.name) else {
         let what = format!(
             "ran undeclared tool `{}` through the shim",
@@ -342,6 +352,27 @@ fn end_record(session: &Session, call: u64, name: &str) -> Record {
         .profile(&session.profile.name)
         .call(call)
         .tool(name.to_string())
+}
+
+/// The declared tool a shim was run as. The shim's name is its argv[0]'s
+/// last component: a tool's own name through the shim directory on PATH,
+/// or its binary's file name when the agent ran the tool's real path
+/// (which is the shim in the sandbox): `[tools.g] path = "/usr/bin/git"`
+/// is `g` whether the agent ran `g` or `/usr/bin/git`. A file name two
+/// tools share names neither.
+fn declared_name(session: &Session, name: &str) -> Option<String> {
+    if session.profile.tools.contains_key(name) {
+        return Some(name.to_string());
+    }
+    let mut by_file = session
+        .profile
+        .tools
+        .iter()
+        .filter(|(_, t)| t.path.file_name().is_some_and(|f| f == name));
+    match (by_file.next(), by_file.next()) {
+        (Some((key, _)), None) => Some(key.clone()),
+        _ => None,
+    }
 }
 
 /// The call's working directory must lie inside one of the tool's `cwd`

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use crate::profile::Profile;
 
 pub use peer::{namespace_of_child, pid_namespace};
-pub use session::{tool_cwds, AuditFailures, Session, SessionParts};
+pub use session::{tool_cwds, AuditFailures, Session, SessionError, SessionParts};
 
 /// Calls served at once per session; further connections wait, unaccepted,
 /// until one ends.

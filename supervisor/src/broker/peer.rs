@@ -15,6 +15,9 @@ use crate::sys::fd::peer_cred;
 #[derive(Debug)]
 pub struct Peer {
     pub pid: u32,
+    /// A process of a running tool call's sandbox (a tool reaching another
+    /// tool through the broker): that call's id.
+    pub via_call: Option<u64>,
 }
 
 /// Why a peer is refused (audited, and told in one line).
@@ -97,23 +100,67 @@ pub fn namespace_of_child(proc_root: &Path, init: i32, limit: std::time::Duratio
     None
 }
 
+/// How far up a peer's parents are followed to find a running call.
+const MAX_ANCESTRY: usize = 256;
+
+/// The parent of `pid` (`PPid:` of its status).
+fn parent_of(proc_root: &Path, pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(proc_root.join(pid.to_string()).join("status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The running call whose sandbox `pid` belongs to: the first ancestor
+/// that is a call's init (`call_of` maps an init pid to its call).
+fn call_ancestor(proc_root: &Path, pid: i32, call_of: &dyn Fn(i32) -> Option<u64>) -> Option<u64> {
+    let mut cur = pid;
+    for _ in 0..MAX_ANCESTRY {
+        let parent = parent_of(proc_root, cur)?;
+        if parent <= 1 {
+            return None;
+        }
+        if let Some(call) = call_of(parent) {
+            return Some(call);
+        }
+        cur = parent;
+    }
+    None
+}
+
 /// Admits the peer of `sock` if it runs as `uid` inside pid namespace
-/// `session_ns` (the agent's; tool processes have their own).
-pub fn authenticate(sock: &impl AsRawFd, uid: u32, session_ns: u64) -> Result<Peer, PeerError> {
+/// `session_ns` (the agent's), or inside the sandbox of one of the
+/// session's running tool calls (`call_of` maps a call's init pid to its
+/// id; a tool reaches other tools only through the broker). Everything
+/// read from /proc is trusted only once the peer's pidfd shows it is
+/// still the same live process.
+pub fn authenticate(
+    sock: &impl AsRawFd,
+    uid: u32,
+    session_ns: u64,
+    call_of: &dyn Fn(i32) -> Option<u64>,
+) -> Result<Peer, PeerError> {
     let proc_root = Path::new("/proc");
     let cred = peer_cred(sock.as_raw_fd()).map_err(PeerError::Cred)?;
     if cred.uid != uid {
         return Err(PeerError::Uid(cred.uid));
     }
     let ns = pid_namespace(proc_root, cred.pid);
+    let via_call = if ns == Some(session_ns) {
+        None
+    } else {
+        call_ancestor(proc_root, cred.pid, call_of)
+    };
     if pidfd_pid(proc_root, &cred.pidfd) != Some(cred.pid) {
         return Err(PeerError::Gone(cred.pid));
     }
-    if ns != Some(session_ns) {
+    if ns != Some(session_ns) && via_call.is_none() {
         return Err(PeerError::Foreign(cred.pid));
     }
     Ok(Peer {
         pid: cred.pid.unsigned_abs(),
+        via_call,
     })
 }
 
@@ -127,16 +174,24 @@ mod tests {
         let ns = pid_namespace(Path::new("/proc"), me).expect("own pid namespace");
         assert!(ns > 0);
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let peer = authenticate(&a, crate::sys::geteuid(), ns).unwrap();
+        let none = |_: i32| None;
+        let peer = authenticate(&a, crate::sys::geteuid(), ns, &none).unwrap();
         assert_eq!(peer.pid, me.unsigned_abs());
+        assert_eq!(peer.via_call, None);
         // The same process is foreign to any other namespace.
         assert!(matches!(
-            authenticate(&b, crate::sys::geteuid(), ns + 1),
+            authenticate(&b, crate::sys::geteuid(), ns + 1, &none),
             Err(PeerError::Foreign(_))
         ));
         assert!(matches!(
-            authenticate(&b, crate::sys::geteuid() + 1, ns),
+            authenticate(&b, crate::sys::geteuid() + 1, ns, &none),
             Err(PeerError::Uid(_))
         ));
+        // ...unless it descends from a running call's init: our parent
+        // plays one here.
+        let parent = parent_of(Path::new("/proc"), me).unwrap();
+        let call_of = |pid: i32| (pid == parent).then_some(7);
+        let peer = authenticate(&b, crate::sys::geteuid(), ns + 1, &call_of).unwrap();
+        assert_eq!(peer.via_call, Some(7));
     }
 }

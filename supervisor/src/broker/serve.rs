@@ -28,6 +28,8 @@ pub(super) struct Authenticated {
     pub stream: UnixStream,
     /// The peer's pid (in cordon's pid namespace).
     pub pid: u32,
+    /// The running call the peer's sandbox belongs to (a nested call).
+    pub via_call: Option<u64>,
     /// When the connection was accepted (for the call's timings).
     pub since: Instant,
 }
@@ -89,10 +91,12 @@ pub fn serve(session: &Arc<Session>, stream: UnixStream) {
 /// cannot flood the shared log.
 fn authenticated(session: &Session, mut stream: UnixStream) -> Option<Authenticated> {
     let since = Instant::now();
-    match authenticate(&stream, session.uid, session.pid_ns) {
+    let call_of = |pid: i32| session.call_of_init(pid);
+    match authenticate(&stream, session.uid, session.pid_ns, &call_of) {
         Ok(p) => Some(Authenticated {
             stream,
             pid: p.pid,
+            via_call: p.via_call,
             since,
         }),
         Err(e) => {

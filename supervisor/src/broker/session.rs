@@ -14,6 +14,8 @@ use crate::host::Host;
 use crate::policy::{PatternError, Policy};
 use crate::process::{Killer, Refusals};
 use crate::profile::{Placeholders, Profile};
+use crate::sandbox::loader::LoaderCache;
+use crate::sandbox::tool_plan::{tool_plan, ToolPlan};
 
 /// Everything a call needs to know about its session.
 pub struct Session {
@@ -30,6 +32,8 @@ pub struct Session {
     pub pid_ns: u64,
     /// Canonical directories each tool's calls may run in.
     pub tool_cwds: HashMap<String, Vec<PathBuf>>,
+    /// Each tool's sandbox, planned once for the session.
+    pub tool_plans: HashMap<String, ToolPlan>,
     /// The session directory (calls get private subdirectories).
     pub root: PathBuf,
     pub next_call: AtomicU64,
@@ -41,6 +45,11 @@ pub struct Session {
     pub refused_peers: AtomicU32,
     /// Calls per tool so far (`max_calls`).
     pub calls: Mutex<HashMap<String, u32>>,
+    /// Tool calls running now, by the pid of their sandbox's init: their
+    /// processes may call other tools through the broker.
+    /// Each holds the init's pidfd: a pid read from /proc counts only
+    /// while that same process is alive (a reaped init's pid may be reused).
+    pub running_calls: Mutex<HashMap<i32, (u64, std::os::fd::OwnedFd)>>,
     pub secrets: SessionSecrets,
     /// Appends that failed (each refused its call), for the session's end.
     pub audit_failures: AuditFailures,
@@ -72,16 +81,46 @@ pub struct SessionParts {
     pub operators: bool,
 }
 
+/// Why a broker session could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("compiling the argv rules: {0}")]
+    Policy(#[from] PatternError),
+    #[error("planning the sandbox of tool `{tool}`: {source}")]
+    ToolPlan {
+        tool: String,
+        source: crate::sandbox::PlanError,
+    },
+}
+
 impl Session {
-    /// Compiles the profile's rules and sets up the session's counters.
-    pub fn new(parts: SessionParts) -> Result<Session, PatternError> {
+    /// Compiles the profile's rules, plans each tool's sandbox and sets up
+    /// the session's counters.
+    pub fn new(parts: SessionParts) -> Result<Session, SessionError> {
         let policy = Policy::compile(&parts.profile)?;
+        let mut loader = LoaderCache::default();
+        let mut tool_plans = HashMap::new();
+        for (name, tool) in &parts.profile.tools {
+            let plan = tool_plan(
+                &parts.profile,
+                tool,
+                parts.shim.as_deref(),
+                &parts.placeholders,
+                &mut loader,
+            )
+            .map_err(|source| SessionError::ToolPlan {
+                tool: name.clone(),
+                source,
+            })?;
+            tool_plans.insert(name.clone(), plan);
+        }
         let approvals = Queue::new(parts.profile.approval.clone(), &parts.id);
         if parts.operators {
             approvals.set_operators();
         }
         Ok(Session {
             tool_cwds: tool_cwds(&parts.profile, &parts.placeholders),
+            tool_plans,
             id: parts.id,
             policy,
             intent: parts.intent,
@@ -95,6 +134,7 @@ impl Session {
             refusals: parts.refusals,
             refused_peers: AtomicU32::new(0),
             calls: Mutex::default(),
+            running_calls: Mutex::default(),
             secrets: SessionSecrets::default(),
             audit_failures: AuditFailures::default(),
             approvals,
@@ -159,6 +199,13 @@ impl Session {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|w| w.strong_count() > 0);
+    }
+
+    /// The running call whose sandbox's init is `pid`.
+    pub fn call_of_init(&self, pid: i32) -> Option<u64> {
+        let calls = self.running_calls.lock().unwrap_or_else(|e| e.into_inner());
+        let (call, pidfd) = calls.get(&pid)?;
+        (super::peer::pidfd_pid(std::path::Path::new("/proc"), pidfd) == Some(pid)).then_some(*call)
     }
 
     /// A private directory for one call.

@@ -15,37 +15,12 @@ use super::wire::control_event;
 use super::{pump, Session};
 use crate::audit::{Decision, Record};
 use crate::process::{self, Io, Killer, Outcome, Policy, Stops};
-use crate::profile::{
-    Filesystem, Limits, Network, OnViolation, PathRule, PathTemplate, Placeholders, Tool,
-    ToolSandbox,
-};
+use crate::profile::{Limits, OnViolation, Placeholders, Tool};
 use crate::sandbox::confine::{confine, Confined, Confinement};
 use crate::sandbox::seccomp::ExecWatch;
 use crate::sandbox::{Command, PlanError};
 use crate::secrets::Redactor;
 use crate::sys::fd::{dup_above_stdio, open_dir_nofollow, same_inode};
-
-/// The tool's sandbox: cordon's default tool sandbox (unless the tool opts
-/// out) plus what the tool's profile adds.
-pub fn tool_filesystem(sandbox: &ToolSandbox) -> (Filesystem, Network) {
-    let mut fs = Filesystem::default();
-    let mut net = Network::default();
-    let layers: Vec<ToolSandbox> = if sandbox.inherit_defaults {
-        vec![crate::profile::default_tool_sandbox(), sandbox.clone()]
-    } else {
-        vec![sandbox.clone()]
-    };
-    for l in layers {
-        fs.read.extend(l.read);
-        fs.write.extend(l.write);
-        fs.exec.extend(l.exec);
-        net.connect_tcp.extend(l.connect_tcp);
-        net.bind_tcp.extend(l.bind_tcp);
-        net.allow_hosts.extend(l.allow_hosts);
-        net.deny_hosts.extend(l.deny_hosts);
-    }
-    (fs, net)
-}
 
 /// Why a call could not be run (told to the shim as an error).
 #[derive(Debug, thiserror::Error)]
@@ -210,45 +185,45 @@ pub fn run(
         home: dir.0.join("home"),
         tmp: dir.0.join("tmp"),
     };
-    let (mut filesystem, network) = tool_filesystem(&tool.sandbox);
-    // The profile's denies hold for tools too (else a tool that reads or
-    // runs workspace content is the agent's way around them), except the
-    // entries this tool unmasks.
-    filesystem.deny = session
-        .profile
-        .filesystem
-        .deny
-        .iter()
-        .filter(|d| !tool.sandbox.unmask.iter().any(|u| u.path == d.path))
-        .cloned()
-        .collect();
-    // The tool may always execute itself.
-    filesystem.exec.push(PathRule {
-        path: PathTemplate::parse(&tool.path.to_string_lossy())
-            .map_err(|_| PlanError::Nul(tool.path.display().to_string()))?,
-        optional: false,
-        origin: tool.origin.clone(),
-    });
+    let Some(plan) = session.tool_plans.get(&tool.name) else {
+        return Err(RunError::Io(std::io::Error::other(format!(
+            "tool `{}` has no planned sandbox",
+            tool.name
+        ))));
+    };
+    let (filesystem, network) = (&plan.filesystem, &plan.network);
     let limits = Limits::default();
     let confinement = Confinement {
-        filesystem: &filesystem,
-        network: &network,
+        filesystem,
+        network,
         syscall_deny: &[],
         limits: &limits,
         best_effort: session.profile.best_effort,
         exec_watch: ExecWatch::Off,
+        shadows: &plan.shadows,
+        shim: session.shim.as_deref(),
     };
     let mask = dir.0.join("mask");
     let confined = confine(&confinement, &values, &session.host, &mask, &|| {
         std::fs::create_dir(&mask)
     })?;
+    // Other tools are reached from here through the shim and the
+    // session's broker, like the agent reaches them.
     let mut full_env = vec![
         (
             "PATH".to_string(),
-            crate::sandbox::env::DEFAULT_PATH.to_string(),
+            format!(
+                "{}:{}",
+                session.root.join("bin").display(),
+                crate::sandbox::env::DEFAULT_PATH
+            ),
         ),
         ("HOME".to_string(), values.home.display().to_string()),
         ("TMPDIR".to_string(), values.tmp.display().to_string()),
+        (
+            crate::sandbox::env::SOCKET_VAR.to_string(),
+            session.root.join("broker.sock").display().to_string(),
+        ),
     ];
     full_env.extend(env.iter().cloned());
     if network.has_host_rules() {
@@ -298,6 +273,9 @@ pub fn run(
     let launched = process::launch(&confined, &command, io);
     wipe_secret_env(&mut command, plain_env);
     let mut running = launched?;
+    // From now until the call ends, its sandbox's processes may reach
+    // other tools through the broker.
+    let _registered = RunningCall::register(session, &running.init, call)?;
     // Only the tool holds the write ends now: the pumps see EOF when its
     // tree is gone.
     drop((stdin, out_w, err_w, secret_fds));
@@ -356,6 +334,41 @@ pub fn run(
         let _ = p.join();
     }
     Ok(ending)
+}
+
+/// A call listed among the session's running calls while it lives.
+struct RunningCall<'s> {
+    session: &'s Session,
+    init: i32,
+}
+
+impl<'s> RunningCall<'s> {
+    fn register(
+        session: &'s Session,
+        init: &crate::sys::process::Spawned,
+        call: u64,
+    ) -> std::io::Result<RunningCall<'s>> {
+        let pidfd = init.pidfd.try_clone()?;
+        session
+            .running_calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(init.pid, (call, pidfd));
+        Ok(RunningCall {
+            session,
+            init: init.pid,
+        })
+    }
+}
+
+impl Drop for RunningCall<'_> {
+    fn drop(&mut self) {
+        self.session
+            .running_calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.init);
+    }
 }
 
 /// A close-on-exec pipe whose ends are above 0..2.

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::argv;
 use super::grants::{covered_by, grants, Grants};
 use super::Observations;
-use crate::profile::{default_tool_sandbox, PathRule, Placeholders, Profile};
+use crate::profile::{PathRule, Placeholders, Profile};
 
 /// Examples kept per rule.
 const EXAMPLES: usize = 3;
@@ -282,7 +282,7 @@ pub fn write_profile(obs: &Observations, s: &Setting<'_>) -> Learned {
             let names: Vec<String> = s.secrets.iter().map(|n| q(n)).collect();
             let _ = writeln!(out, "secrets = [{}]", names.join(", "));
         }
-        tool_sandbox(&mut out, name, run, s.values);
+        tool_sandbox(&mut out, name, run, s.values, &g);
     }
 
     for secret in s.secrets {
@@ -357,20 +357,22 @@ fn host_rule(h: &super::HostSeen) -> String {
 }
 
 /// `[tools.NAME.sandbox]`: what the tool needed beyond cordon's default
-/// tool sandbox, if anything.
-fn tool_sandbox(out: &mut String, name: &str, run: &super::ToolRun, values: &Placeholders) {
-    let defaults = default_tool_sandbox();
+/// tool sandbox (the agent's grants, `agent`), if anything.
+fn tool_sandbox(
+    out: &mut String,
+    name: &str,
+    run: &super::ToolRun,
+    values: &Placeholders,
+    agent: &Grants,
+) {
     let mut g: Grants = grants(
         &run.access.read,
         &run.access.write,
         &run.access.exec,
         values,
     );
-    let (r, w, x) = (
-        templates(&defaults.read),
-        templates(&defaults.write),
-        templates(&defaults.exec),
-    );
+    let set = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();
+    let (r, w, x) = (set(&agent.read), set(&agent.write), set(&agent.exec));
     let any =
         |t: &str, lists: &[&Vec<String>]| lists.iter().any(|l| l.iter().any(|e| covered_by(t, e)));
     g.read.retain(|t| !any(t, &[&r, &w, &x]));

@@ -102,6 +102,8 @@ pub fn launch(plan: &Confined, command: &Command, io: Io<'_>) -> Result<Running,
             directory: &plan.mask_dir,
         }),
         masks: &plan.masks,
+        shim: plan.shim.as_deref(),
+        shadows: &plan.shadows,
         mount_proc: plan.mount_proc && plan.namespaces.pid && plan.namespaces.mount,
         landlock: plan.landlock.as_ref().map(|l| LandlockSpec {
             ruleset: l.ruleset.as_raw_fd(),

@@ -101,6 +101,12 @@ fn describe_stage(
             "preparing the deny masks".into()
         }
         Stage::MaskBind => format!("masking denied path{}", rule_path(&plan.mask_origins)),
+        Stage::ShimBind => format!(
+            "putting the broker's shim over the declared tool path `{}`",
+            plan.shadows
+                .get(index)
+                .map_or_else(String::new, |p| p.to_string_lossy().into_owned())
+        ),
         Stage::MountProc => "mounting /proc for the sandbox's pid namespace".into(),
         Stage::Fork => "forking the agent".into(),
         Stage::Rlimit => format!("setting resource limit #{index} from [limits]"),

@@ -32,6 +32,11 @@ pub struct Confinement<'a> {
     /// Report every execve to the supervisor (the agent: an exec outside
     /// the profile is divergence). Tools are not watched.
     pub exec_watch: ExecWatch,
+    /// The declared tools' real paths (and same-named programs on the
+    /// usual PATH) to cover with `shim` in this sandbox's mount namespace,
+    /// so however it names a tool, it reaches the broker.
+    pub shadows: &'a [PathBuf],
+    pub shim: Option<&'a Path>,
 }
 
 /// The kernel objects and mount plan for one confined process.
@@ -46,6 +51,9 @@ pub struct Confined {
     pub masks: Vec<MaskMount>,
     /// For error messages: origin of each mask, by index.
     pub mask_origins: Vec<(Location, PathBuf)>,
+    /// The shim, and the paths it is bound over.
+    pub shim: Option<CString>,
+    pub shadows: Vec<CString>,
     /// Mount a fresh /proc for the pid namespace (a grant reaches /proc).
     pub mount_proc: bool,
     pub landlock: Option<LandlockPlan>,
@@ -82,6 +90,16 @@ pub fn confine(
         })?;
     }
     let mount_proc = grants_proc(c.filesystem, values);
+    let (shim, shadows) = match c.shim {
+        Some(shim) if !c.shadows.is_empty() => (
+            Some(path_cstring(shim)?),
+            c.shadows
+                .iter()
+                .map(|p| path_cstring(p))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        _ => (None, Vec::new()),
+    };
     // Host rules: a network namespace of its own, whose only way out is
     // the proxy on its loopback (which Landlock must let it connect to).
     let host_rules = c.network.has_host_rules();
@@ -116,7 +134,7 @@ pub fn confine(
     let namespaces = Namespaces {
         user: !host.privileged,
         pid: true,
-        mount: !masks.is_empty() || mount_proc,
+        mount: !masks.is_empty() || mount_proc || !shadows.is_empty(),
         net: host_rules,
     };
     let (uid_map, gid_map) = id_maps(namespaces.user, host)?;
@@ -129,6 +147,8 @@ pub fn confine(
         mask_dir: path_cstring(&mask_dir.join("dir"))?,
         masks,
         mask_origins,
+        shim,
+        shadows,
         mount_proc,
         landlock,
         seccomp,

@@ -77,9 +77,31 @@ fn rule(path: &Path, why: &Path) -> Option<PathRule> {
     })
 }
 
+/// Files in a directory exec grant that are looked at for their loader's
+/// needs, at most: a small tool directory (`/usr/lib/git-core`) gets them,
+/// a library tree does not (grant what its programs need explicitly).
+pub const MAX_DIR_PROGRAMS: usize = 256;
+
+/// The regular files directly in `dir`, when there are few enough.
+fn programs_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    for e in entries.flatten() {
+        if files.len() >= MAX_DIR_PROGRAMS {
+            return Vec::new();
+        }
+        if e.file_type().is_ok_and(|t| t.is_file()) {
+            files.push(e.path());
+        }
+    }
+    files
+}
+
 /// The loader's grants for `programs` (paths as the sandbox names them;
-/// directories and missing files are skipped: a tree grant gives nothing
-/// extra, it is the profile's to say).
+/// a directory stands for the files directly in it, when there are at
+/// most [`MAX_DIR_PROGRAMS`]; missing paths are skipped).
 pub fn loader_grants<'a>(
     programs: impl IntoIterator<Item = &'a Path>,
     cache: &mut LoaderCache,
@@ -90,19 +112,24 @@ pub fn loader_grants<'a>(
         .collect();
     let mut exec = BTreeMap::new();
     let mut read = BTreeMap::new();
+    let mut files = Vec::new();
     for program in programs {
-        if !program.is_file() {
-            continue;
+        if program.is_dir() {
+            files.extend(programs_in(program));
+        } else if program.is_file() {
+            files.push(program.to_path_buf());
         }
+    }
+    for program in &files {
         let Some(needs) = cache.needs(program) else {
             continue;
         };
         if let Some(interp) = needs.interpreter {
             interpreters.insert(interp.clone());
-            exec.entry(interp).or_insert_with(|| program.to_path_buf());
+            exec.entry(interp).or_insert_with(|| program.clone());
         }
         for lib in needs.libraries {
-            read.entry(lib).or_insert_with(|| program.to_path_buf());
+            read.entry(lib).or_insert_with(|| program.clone());
         }
     }
     if !read.is_empty() {
@@ -142,6 +169,19 @@ mod tests {
             .any(|r| r.path.as_str().ends_with("/libc.so.6")));
         assert!(g.read.iter().any(|r| r.path.as_str() == "/etc/ld.so.cache"));
         assert!(g.exec[0].origin.to_string().contains("/usr/bin/ls"));
+    }
+
+    #[test]
+    fn a_small_program_directory_brings_its_programs_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy("/usr/bin/ls", dir.path().join("ls")).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a program").unwrap();
+        let g = loader_grants([dir.path()], &mut LoaderCache::default());
+        assert_eq!(g.exec.len(), 1, "{g:?}");
+        assert!(g
+            .read
+            .iter()
+            .any(|r| r.path.as_str().ends_with("/libc.so.6")));
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod loader;
 pub mod plan;
 pub mod seccomp;
 pub mod session_dir;
+pub mod shadow;
+pub mod tool_plan;
 
 pub use confine::{Confined, Confinement};
 pub use error::PlanError;

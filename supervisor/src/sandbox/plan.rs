@@ -185,7 +185,11 @@ pub fn build(
         );
     }
     exec_not_writable(&profile.filesystem, &values)?;
-    let exec_allowed = exec_allowed(&filesystem, &values);
+    let mut exec_allowed = exec_allowed(&filesystem, &values);
+    // The declared tools' paths are the shim in the agent's mount
+    // namespace: executing one is a brokered call.
+    let shadows = super::shadow::shadows(profile, None, request.shim.as_deref());
+    exec_allowed.extend(shadows.iter().cloned());
     // The loader's needs of every program the agent may run: its
     // interpreter (as an interpreter only) and libraries (read).
     let programs: Vec<PathBuf> = filesystem
@@ -221,6 +225,8 @@ pub fn build(
         exec_watch: ExecWatch::Notify {
             launch_path: Some(command.exe.as_ptr() as u64),
         },
+        shadows: &shadows,
+        shim: request.shim.as_deref(),
     };
     let confined = confine(&confinement, &values, host, &session.mask, &|| {
         session.create_mask_dir()
@@ -283,6 +289,8 @@ pub fn build_observed(
         mask_dir: path_cstring(&session.mask)?,
         masks: Vec::new(),
         mask_origins: Vec::new(),
+        shim: None,
+        shadows: Vec::new(),
         mount_proc: false,
         landlock: None,
         seccomp: super::seccomp::build_learn_program(),

@@ -56,9 +56,16 @@ pub(super) fn exec() -> Vec<Escape> {
             "exec.brokered-tool-directly",
             "execute a declared tool's real binary, bypassing the broker",
             |c| {
+                // The real path is the shim in the agent's mount namespace:
+                // the call reaches the broker and its deny rule.
                 let mut prof = brokered(c);
                 prof.read.push("/usr/bin".into());
-                run(c, &prof, &["exec", "/usr/bin/cat"]).killed_for("executed `/usr/bin/cat`");
+                let r = run(c, &prof, &["exec", "/usr/bin/cat", "/etc/shadow"]);
+                assert_eq!(r.code, Some(126), "{r:#?}");
+                assert!(
+                    r.stderr.contains("cordon: denied: denied by rule"),
+                    "{r:#?}"
+                );
             },
         ),
     ]

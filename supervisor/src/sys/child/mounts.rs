@@ -1,6 +1,7 @@
 //! A new mount namespace's set-up: private propagation, the deny masks
 //! (an empty read-only tmpfs bound over each denied path, every renamable
-//! ancestor pinned), and a fresh /proc.
+//! ancestor pinned), the shim bound over each declared tool's real paths,
+//! and a fresh /proc.
 
 use super::report::fail;
 use super::{ChildSpec, MaskKind, Stage};
@@ -83,6 +84,23 @@ pub(super) fn setup(spec: &ChildSpec<'_>) {
             } != 0
             {
                 fail(rfd, Stage::MaskBind, i);
+            }
+        }
+    }
+    if let Some(shim) = spec.shim {
+        for (i, target) in spec.shadows.iter().enumerate() {
+            // SAFETY: see above.
+            if unsafe {
+                libc::mount(
+                    shim.as_ptr(),
+                    target.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                )
+            } != 0
+            {
+                fail(rfd, Stage::ShimBind, i);
             }
         }
     }

@@ -48,6 +48,7 @@ stages! {
     MaskFiles,
     MaskRemount,
     MaskBind,
+    ShimBind,
     MountProc,
     Fork,
     Rlimit,

@@ -62,6 +62,10 @@ pub struct ChildSpec<'a> {
     pub private_mounts: bool,
     pub mask_source: Option<MaskSource<'a>>,
     pub masks: &'a [MaskMount],
+    /// The shim, bound over each of `shadows` (a declared tool's real
+    /// paths): in this mount namespace they run the broker's shim.
+    pub shim: Option<&'a CStr>,
+    pub shadows: &'a [std::ffi::CString],
     pub mount_proc: bool,
     pub landlock: Option<LandlockSpec<'a>>,
     pub seccomp: &'a [SockFilter],
