@@ -656,8 +656,9 @@ fn pending_approvals_of_daemon_sessions_show_in_ps_and_are_answered_with_cordon_
     std::fs::write(
         &profile,
         shell_profile(&format!(
-            "\n[tools.tp]\npath = \"{}\"\napprove = [[\"write\", \"*\"]]\n\n[approval]\nprompt = false\ntimeout = \"60s\"\n",
-            tp.display()
+            "\n[tools.tp]\npath = \"{}\"\napprove = [[\"write\", \"*\"]]\n\n[tools.tp.sandbox]\nwrite = [\"{}\"]\n\n[approval]\nprompt = false\ntimeout = \"60s\"\n",
+            tp.display(),
+            dir.display()
         )),
     )
     .unwrap();
