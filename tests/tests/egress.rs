@@ -342,9 +342,14 @@ fn a_tools_own_host_rules_govern_its_connections_and_are_recorded_with_it() {
     let up = Upstream::start();
     let c = Case::new();
     let mut p = client_profile();
-    // The tool is a copy of curl outside the agent's exec grants.
+    // The tool is curl outside the agent's exec grants, made a program of
+    // its own (bytes appended): an exact copy of the agent's own curl
+    // would be the same program, reachable without the broker (refused).
     let curl = c.dir.path().join("curl");
-    std::fs::copy("/usr/bin/curl", &curl).unwrap();
+    let mut bytes = std::fs::read("/usr/bin/curl").unwrap();
+    bytes.extend_from_slice(b"\0cordon: curl as a tool\n");
+    std::fs::write(&curl, bytes).unwrap();
+    std::fs::set_permissions(&curl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     p.extra = format!(
         r#"
 [tools.fetch]

@@ -79,6 +79,9 @@ pub struct SessionParts {
     pub shim: Option<PathBuf>,
     /// Operators can answer approvals (a control socket is served).
     pub operators: bool,
+    /// What the loader needs, as the agent's plan found it (the tools'
+    /// plans share most of it).
+    pub loader: LoaderCache,
 }
 
 /// Why a broker session could not be set up.
@@ -98,7 +101,7 @@ impl Session {
     /// the session's counters.
     pub fn new(parts: SessionParts) -> Result<Session, SessionError> {
         let policy = Policy::compile(&parts.profile)?;
-        let mut loader = LoaderCache::default();
+        let mut loader = parts.loader;
         let mut tool_plans = HashMap::new();
         for (name, tool) in &parts.profile.tools {
             let plan = tool_plan(

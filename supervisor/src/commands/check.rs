@@ -17,6 +17,26 @@ pub fn check(files: &[PathBuf], within: Option<&Path>) -> ExitCode {
     for file in files {
         match cordon::profile::load(file) {
             Ok(p) => {
+                // Checked on this host: no other way to a declared tool.
+                let reachable =
+                    cordon::sandbox::copies::check(&p, cordon::broker::shim_binary().as_deref());
+                if !reachable.is_empty() {
+                    ok = false;
+                    // A tree of hard links would be hundreds of lines:
+                    // the first few, then how many more.
+                    const SHOWN: usize = 5;
+                    for r in reachable.iter().take(SHOWN) {
+                        eprintln!("{r}");
+                    }
+                    if reachable.len() > SHOWN {
+                        eprintln!(
+                            "{}: ... and {} more such paths",
+                            file.display(),
+                            reachable.len() - SHOWN
+                        );
+                    }
+                    continue;
+                }
                 let wider = parent
                     .as_ref()
                     .map(|parent| cordon::profile::widenings(&p, parent, None))

@@ -112,6 +112,7 @@ pub fn learn(args: LearnArgs) -> ExitCode {
         invocation_dir,
         session_base: session_base(),
         shim: None,
+        scan_cache: None,
     };
     let signals = match supervised_signals() {
         Ok(fd) => fd,

@@ -294,41 +294,87 @@ fn expand_include(root: &Path, from: &Path, pattern: &str) -> Vec<PathBuf> {
 /// directories are `conf_dirs` (from [`ld_so_conf_dirs`]) then the system
 /// directories. `Ok(None)`: not an ELF file.
 pub fn needs(program: &Path, conf_dirs: &[PathBuf]) -> Result<Option<Needs>, ElfError> {
-    let Some(info) = read(program)? else {
-        return Ok(None);
-    };
-    let mut out = Needs {
-        interpreter: info
-            .interpreter
-            .as_ref()
-            .map(|i| std::fs::canonicalize(i).unwrap_or_else(|_| i.clone())),
-        ..Needs::default()
-    };
-    // Breadth first: (the object that needs it, its search path, the name).
-    let mut queue: Vec<(PathBuf, ElfInfo)> = vec![(program.to_path_buf(), info)];
-    let mut seen = BTreeSet::new();
-    while let Some((object, info)) = queue.pop() {
-        for name in &info.needed {
-            if !seen.insert(name.clone()) {
-                continue;
-            }
-            match find_library(&object, &info, name, conf_dirs) {
-                Some(lib) => {
-                    let canonical = std::fs::canonicalize(&lib).unwrap_or(lib);
-                    if out.libraries.len() >= MAX_LIBRARIES {
-                        return Ok(Some(out));
-                    }
-                    if out.libraries.insert(canonical.clone()) {
-                        if let Ok(Some(li)) = read(&canonical) {
-                            queue.push((canonical, li));
-                        }
-                    }
-                }
-                None => out.missing.push(name.clone()),
-            }
+    Resolver::new(conf_dirs.to_vec()).needs(program)
+}
+
+/// [`needs`] for many programs, each library read and each name searched
+/// once (programs of one sandbox share most of their libraries).
+#[derive(Debug, Default)]
+pub struct Resolver {
+    conf: Vec<PathBuf>,
+    infos: std::collections::HashMap<PathBuf, Option<ElfInfo>>,
+    /// Names found by the system search (no RPATH/RUNPATH involved).
+    system: std::collections::HashMap<String, Option<PathBuf>>,
+}
+
+impl Resolver {
+    pub fn new(conf: Vec<PathBuf>) -> Resolver {
+        Resolver {
+            conf,
+            ..Resolver::default()
         }
     }
-    Ok(Some(out))
+
+    fn info(&mut self, lib: &Path) -> Option<ElfInfo> {
+        if let Some(i) = self.infos.get(lib) {
+            return i.clone();
+        }
+        let i = read(lib).ok().flatten();
+        self.infos.insert(lib.to_path_buf(), i.clone());
+        i
+    }
+
+    fn find(&mut self, object: &Path, info: &ElfInfo, name: &str) -> Option<PathBuf> {
+        let system = info.rpath.is_empty() && info.runpath.is_empty() && !name.contains('/');
+        if system {
+            if let Some(found) = self.system.get(name) {
+                return found.clone();
+            }
+        }
+        let found = find_library(object, info, name, &self.conf)
+            .map(|lib| std::fs::canonicalize(&lib).unwrap_or(lib));
+        if system {
+            self.system.insert(name.to_string(), found.clone());
+        }
+        found
+    }
+
+    /// What `program` needs, recursively.
+    pub fn needs(&mut self, program: &Path) -> Result<Option<Needs>, ElfError> {
+        let Some(info) = read(program)? else {
+            return Ok(None);
+        };
+        let mut out = Needs {
+            interpreter: info
+                .interpreter
+                .as_ref()
+                .map(|i| std::fs::canonicalize(i).unwrap_or_else(|_| i.clone())),
+            ..Needs::default()
+        };
+        let mut queue: Vec<(PathBuf, ElfInfo)> = vec![(program.to_path_buf(), info)];
+        let mut seen = BTreeSet::new();
+        while let Some((object, info)) = queue.pop() {
+            for name in &info.needed {
+                if !seen.insert(name.clone()) {
+                    continue;
+                }
+                match self.find(&object, &info, name) {
+                    Some(lib) => {
+                        if out.libraries.len() >= MAX_LIBRARIES {
+                            return Ok(Some(out));
+                        }
+                        if out.libraries.insert(lib.clone()) {
+                            if let Some(li) = self.info(&lib) {
+                                queue.push((lib, li));
+                            }
+                        }
+                    }
+                    None => out.missing.push(name.clone()),
+                }
+            }
+        }
+        Ok(Some(out))
+    }
 }
 
 /// Where the loader would find `name` for `object`.

@@ -51,6 +51,10 @@ pub enum PlanError {
     Nul(String),
     #[error("the profile declares tools but cordon-shim was not found next to cordon; install both binaries together")]
     NoShim,
+    #[error("{0}")]
+    ToolReachable(Box<super::copies::Reachable>),
+    #[error("the read and exec grants hold more than {files} files; cordon could not check them all for copies of the declared tools; narrow the grants")]
+    ScanTruncated { files: usize },
     #[error("{origin}: {message} (here: {exec} lies in or contains {write})", exec = exec.display(), write = write.display())]
     ExecWritable {
         origin: Location,

@@ -40,7 +40,7 @@ pub struct LoaderGrants {
 /// agent and its tools share most libraries).
 #[derive(Debug, Default)]
 pub struct LoaderCache {
-    conf: Option<Vec<PathBuf>>,
+    resolver: Option<elf::Resolver>,
     needs: BTreeMap<PathBuf, Option<elf::Needs>>,
 }
 
@@ -49,10 +49,10 @@ impl LoaderCache {
         if let Some(n) = self.needs.get(program) {
             return n.clone();
         }
-        let conf = self
-            .conf
-            .get_or_insert_with(|| elf::ld_so_conf_dirs(Path::new("/")));
-        let found = match elf::needs(program, conf) {
+        let resolver = self
+            .resolver
+            .get_or_insert_with(|| elf::Resolver::new(elf::ld_so_conf_dirs(Path::new("/"))));
+        let found = match resolver.needs(program) {
             Ok(n) => n,
             Err(e) => {
                 // Not a program the loader can start either; the exec of it

@@ -4,6 +4,7 @@
 //! in `crate::sys`.
 
 pub mod confine;
+pub mod copies;
 mod cstr;
 pub mod env;
 pub mod error;

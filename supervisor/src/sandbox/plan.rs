@@ -29,6 +29,9 @@ pub struct Request {
     pub session_base: PathBuf,
     /// The `cordon-shim` binary, needed when the profile declares tools.
     pub shim: Option<PathBuf>,
+    /// Where clean scans for copies of the declared tools are kept
+    /// (`copies::default_cache_dir`); `None`: scan every time.
+    pub scan_cache: Option<PathBuf>,
 }
 
 /// The program to execute and how.
@@ -77,6 +80,8 @@ pub struct Plan {
     /// Canonical paths of the dynamic loaders: executable only as the
     /// interpreter of a program; executing one directly is divergence.
     pub interpreters: Vec<PathBuf>,
+    /// What the loader was found to need, kept for the tools' plans.
+    pub loader: LoaderCache,
 }
 
 /// Whether the session needs the broker (tools to run, or secrets the
@@ -185,6 +190,7 @@ pub fn build(
         );
     }
     exec_not_writable(&profile.filesystem, &values)?;
+    let t0 = std::time::Instant::now();
     let mut exec_allowed = exec_allowed(&filesystem, &values);
     // The declared tools' paths are the shim in the agent's mount
     // namespace: executing one is a brokered call.
@@ -192,17 +198,35 @@ pub fn build(
     exec_allowed.extend(shadows.iter().cloned());
     // The loader's needs of every program the agent may run: its
     // interpreter (as an interpreter only) and libraries (read).
+    let t_shadows = t0.elapsed();
     let programs: Vec<PathBuf> = filesystem
         .exec
         .iter()
         .map(|r| r.path.expand(&values))
         .collect();
-    let loader = loader_grants(
-        programs.iter().map(PathBuf::as_path),
-        &mut LoaderCache::default(),
-    );
+    let mut cache = LoaderCache::default();
+    let loader = loader_grants(programs.iter().map(PathBuf::as_path), &mut cache);
     filesystem.exec.extend(loader.exec);
     filesystem.read.extend(loader.read);
+    // No other way to a declared tool: none of its hard links or copies
+    // may be readable.
+    let t_loader = t0.elapsed();
+    let scan_cache = super::copies::usable_cache(request.scan_cache.clone(), &filesystem, &values);
+    let copies = super::copies::scan_cached(
+        profile,
+        &filesystem,
+        &values,
+        &shadows,
+        scan_cache.as_deref(),
+    );
+    if let Some(found) = copies.found.into_iter().next() {
+        return Err(PlanError::ToolReachable(Box::new(found)));
+    }
+    if copies.truncated {
+        return Err(PlanError::ScanTruncated {
+            files: super::copies::MAX_FILES,
+        });
+    }
     let agent_path = env
         .get("PATH")
         .cloned()
@@ -228,10 +252,18 @@ pub fn build(
         shadows: &shadows,
         shim: request.shim.as_deref(),
     };
+    let t_copies = t0.elapsed();
     let confined = confine(&confinement, &values, host, &session.mask, &|| {
         session.create_mask_dir()
     })?;
 
+    tracing::debug!(
+        shadows_us = t_shadows.as_micros(),
+        loader_us = (t_loader - t_shadows).as_micros(),
+        copies_us = (t_copies - t_loader).as_micros(),
+        confine_us = (t0.elapsed() - t_copies).as_micros(),
+        "plan: timings"
+    );
     Ok(Plan {
         session,
         confined,
@@ -240,6 +272,7 @@ pub fn build(
         env,
         exec_allowed,
         interpreters: loader.interpreters,
+        loader: cache,
     })
 }
 
@@ -306,6 +339,7 @@ pub fn build_observed(
         env,
         exec_allowed: Vec::new(),
         interpreters: Vec::new(),
+        loader: LoaderCache::default(),
     })
 }
 

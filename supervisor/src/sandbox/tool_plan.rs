@@ -79,6 +79,19 @@ pub fn tool_plan(
         .filter(|d| !own.unmask.iter().any(|u| u.path == d.path))
         .cloned()
         .collect();
+    // What the tool's table adds must not reach the other tools' bytes
+    // (the agent's own grants, which it inherits, were checked already).
+    let shadows = super::shadow::shadows(profile, Some(&tool.name), shim);
+    let extras = Filesystem {
+        read: own.read.clone(),
+        write: fs.write.clone(),
+        exec: own.exec.clone(),
+        deny: fs.deny.clone(),
+    };
+    let copies = super::copies::scan_except(profile, &extras, values, &shadows, Some(&tool.name));
+    if let Some(found) = copies.found.into_iter().next() {
+        return Err(PlanError::ToolReachable(Box::new(found)));
+    }
     let programs: Vec<PathBuf> = fs.exec.iter().map(|r| r.path.expand(values)).collect();
     let needs = loader_grants(programs.iter().map(PathBuf::as_path), loader);
     fs.exec.extend(needs.exec);
@@ -87,6 +100,6 @@ pub fn tool_plan(
         filesystem: fs,
         network: own.network(),
         interpreters: needs.interpreters,
-        shadows: super::shadow::shadows(profile, Some(&tool.name), shim),
+        shadows,
     })
 }

@@ -233,6 +233,7 @@ impl Started {
             shim,
             operators: start.approvers.operators
                 || parent.is_some_and(|p| p.approvals.has_operators()),
+            loader: std::mem::take(&mut self.plan.loader),
         })
         .map_err(|e| StartError::Broker(e.to_string()))?;
         if let Some(tty) = start.approvers.tty {

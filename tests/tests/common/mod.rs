@@ -184,10 +184,19 @@ impl Case {
 
     /// A copy of the probe outside every agent grant, to declare as a
     /// brokered tool (made once per case).
+    /// The probe as a brokered tool: a copy with a few bytes appended
+    /// (the loader ignores what follows an ELF file's segments), so it is
+    /// not the very program the agent may run (cordon refuses a profile
+    /// whose tool the agent could run without the broker).
     pub fn tool_probe(&self) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
         let path = self.dir.path().join("tool-probe");
         if !path.exists() {
-            std::fs::copy(probe(), &path).expect("copy the probe");
+            let mut bytes = std::fs::read(probe()).expect("read the probe");
+            bytes.extend_from_slice(b"\0cordon: the probe as a tool\n");
+            std::fs::write(&path, bytes).expect("write the tool probe");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .expect("make the tool probe executable");
         }
         path
     }

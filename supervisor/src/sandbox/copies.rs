@@ -1,0 +1,552 @@
+//! Other ways to a declared tool's bytes: its hard links, and copies of
+//! it (same size, same SHA-256), among the files a sandbox may read or
+//! run. A copy the agent can run through its exec grants bypasses the
+//! broker outright; one it can only read still runs through a loader it
+//! brings itself, with the agent's own rights (exec grants do not confine
+//! code the agent can read) but with none of the tool's: no secrets, no
+//! tool sandbox, no record. A profile that leaves either is refused, with
+//! the path, so the author can deny it or narrow the grant.
+//!
+//! What is walked: every read and exec grant, except trees the sandbox
+//! may write (what is there is the agent's own content, which runs with
+//! the agent's rights; an exec grant on one is refused anyway), denied
+//! paths (masked), the tools' shadowed paths (the shim there), and
+//! kernel filesystems. Symlinks are not followed: Landlock decides on the
+//! file a link reaches, whose own tree is walked if it is granted.
+
+use std::collections::BTreeSet;
+use std::fs::Metadata;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::profile::{Filesystem, Location, Placeholders, Profile};
+
+/// Trees never walked: the kernel's own, with no programs to copy.
+const PSEUDO: [&str; 3] = ["/proc", "/sys", "/dev"];
+/// Files walked per launch at most; past it the walk stops and says so.
+pub const MAX_FILES: usize = 500_000;
+
+/// A declared tool reachable another way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reachable {
+    pub tool: String,
+    pub path: PathBuf,
+    pub how: How,
+    /// The grant that reaches it.
+    pub grant: Location,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    HardLink,
+    Copy,
+}
+
+impl std::fmt::Display for Reachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = match self.how {
+            How::HardLink => "a hard link of",
+            How::Copy => "a copy of",
+        };
+        write!(
+            f,
+            "{}: `{}` is {how} declared tool `{}`'s binary, and the sandbox can read it, so the agent could run the tool without the broker (its rules, secrets and record); add it to [filesystem] deny or narrow the grant",
+            self.grant,
+            self.path.display(),
+            self.tool
+        )
+    }
+}
+
+/// What a scan found, and whether it stopped early.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    pub found: Vec<Reachable>,
+    pub files: usize,
+    /// The walk stopped at [`MAX_FILES`].
+    pub truncated: bool,
+    /// Every directory walked, as it was (for the cache).
+    dirs: Vec<DirStamp>,
+    /// The result came from the cache (no directory changed).
+    pub cached: bool,
+}
+
+/// A directory as the walk saw it: a changed one has another mtime or
+/// ctime (an entry added, removed or renamed).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct DirStamp {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl DirStamp {
+    fn of(path: &Path, m: &Metadata) -> DirStamp {
+        DirStamp {
+            path: path.to_path_buf(),
+            dev: m.dev(),
+            ino: m.ino(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    fn unchanged(&self) -> bool {
+        std::fs::symlink_metadata(&self.path).is_ok_and(|m| DirStamp::of(&self.path, &m) == *self)
+    }
+}
+
+struct Target {
+    name: String,
+    dev: u64,
+    ino: u64,
+    size: u64,
+    digest: Option<[u8; 32]>,
+    path: PathBuf,
+}
+
+fn digest(path: &Path) -> Option<[u8; 32]> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Some(h.finalize().into())
+}
+
+/// Walks `fs`'s read and exec grants (expanded with `values`) for hard
+/// links and copies of `profile`'s tools (but `except`, in whose own
+/// sandbox its copies are its own). `shadows` are the paths that are the
+/// shim in the sandbox.
+pub fn scan(
+    profile: &Profile,
+    fs: &Filesystem,
+    values: &Placeholders,
+    shadows: &[PathBuf],
+) -> Scan {
+    scan_except(profile, fs, values, shadows, None)
+}
+
+/// [`scan`] for the sandbox of tool `except`.
+pub fn scan_except(
+    profile: &Profile,
+    fs: &Filesystem,
+    values: &Placeholders,
+    shadows: &[PathBuf],
+    except: Option<&str>,
+) -> Scan {
+    let mut targets: Vec<Target> = profile
+        .tools
+        .iter()
+        .filter(|(name, _)| Some(name.as_str()) != except)
+        .filter_map(|(name, t)| {
+            let path = std::fs::canonicalize(&t.path).ok()?;
+            let m = std::fs::metadata(&path).ok()?;
+            Some(Target {
+                name: name.clone(),
+                dev: m.dev(),
+                ino: m.ino(),
+                size: m.size(),
+                digest: None,
+                path,
+            })
+        })
+        .collect();
+    let mut scan = Scan::default();
+    if targets.is_empty() {
+        return scan;
+    }
+    let canonical =
+        |r: &crate::profile::PathRule| std::fs::canonicalize(r.path.expand(values)).ok();
+    let writable: Vec<PathBuf> = fs.write.iter().filter_map(canonical).collect();
+    let denied: Vec<PathBuf> = fs.deny.iter().filter_map(canonical).collect();
+    let skip: BTreeSet<PathBuf> = shadows.iter().cloned().collect();
+    let mut roots: Vec<(PathBuf, Location)> = fs
+        .read
+        .iter()
+        .chain(&fs.exec)
+        .filter_map(|r| canonical(r).map(|p| (p, r.origin.clone())))
+        .collect();
+    // Outermost first, so a tree inside another is walked once.
+    roots.sort_by_key(|(p, _)| p.components().count());
+    let mut walked: Vec<PathBuf> = Vec::new();
+    for (root, origin) in roots {
+        if walked.iter().any(|w| root.starts_with(w)) {
+            continue;
+        }
+        walked.push(root.clone());
+        let mut stack = vec![root];
+        while let Some(path) = stack.pop() {
+            if writable.iter().any(|w| path.starts_with(w))
+                || denied.iter().any(|d| path.starts_with(d))
+                || PSEUDO.iter().any(|p| path.starts_with(p))
+            {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                if let Ok(entries) = std::fs::read_dir(&path) {
+                    scan.dirs.push(DirStamp::of(&path, &meta));
+                    stack.extend(entries.flatten().map(|e| e.path()));
+                }
+                continue;
+            }
+            if !meta.is_file() || skip.contains(&path) {
+                continue;
+            }
+            scan.files += 1;
+            if scan.files > MAX_FILES {
+                scan.truncated = true;
+                return scan;
+            }
+            check_file(&path, &meta, &mut targets, &origin, &mut scan.found);
+        }
+    }
+    scan
+}
+
+/// `cordon check`'s scan of a profile on this host, the agent's grants and
+/// each tool's own: placeholders stand for directories that do not exist
+/// yet (a session makes them), so only literal grants are walked.
+pub fn check(profile: &Profile, shim: Option<&Path>) -> Vec<Reachable> {
+    let unknown = PathBuf::from("/nonexistent/cordon-check");
+    let values = Placeholders {
+        workspace: unknown.join("workspace"),
+        home: unknown.join("home"),
+        tmp: unknown.join("tmp"),
+    };
+    let mut fs = profile.filesystem.clone();
+    let programs: Vec<PathBuf> = fs.exec.iter().map(|r| r.path.expand(&values)).collect();
+    let mut loader = super::loader::LoaderCache::default();
+    let needs = super::loader::loader_grants(programs.iter().map(PathBuf::as_path), &mut loader);
+    fs.exec.extend(needs.exec);
+    fs.read.extend(needs.read);
+    let shadows = super::shadow::shadows(profile, None, shim);
+    let mut found = scan(profile, &fs, &values, &shadows).found;
+    for (name, tool) in &profile.tools {
+        let extras = Filesystem {
+            read: tool.sandbox.read.clone(),
+            write: fs.write.clone(),
+            exec: tool.sandbox.exec.clone(),
+            deny: fs.deny.clone(),
+        };
+        let shadows = super::shadow::shadows(profile, Some(name), shim);
+        found.extend(scan_except(profile, &extras, &values, &shadows, Some(name)).found);
+    }
+    found
+}
+
+/// How long a clean scan is trusted while no walked directory changes: a
+/// file rewritten in place (its directory unchanged) is seen after this.
+pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedScan {
+    created: u64,
+    files: usize,
+    dirs: Vec<DirStamp>,
+}
+
+/// What a scan depends on besides the directories' contents: the roots,
+/// the skipped trees and the tools, as a file name.
+fn cache_key(
+    profile: &Profile,
+    fs: &Filesystem,
+    values: &Placeholders,
+    shadows: &[PathBuf],
+) -> String {
+    let mut h = Sha256::new();
+    let mut add = |s: &str| {
+        h.update(s.as_bytes());
+        h.update([0]);
+    };
+    // Rules as written: {home} and {tmp} are new, empty directories each
+    // session (and writable, so never walked); the workspace is named.
+    add(&values.workspace.display().to_string());
+    for (list, rules) in [
+        ("r", &fs.read),
+        ("x", &fs.exec),
+        ("w", &fs.write),
+        ("d", &fs.deny),
+    ] {
+        let mut paths: Vec<String> = rules.iter().map(|r| r.path.to_string()).collect();
+        paths.sort();
+        add(list);
+        paths.iter().for_each(|p| add(p));
+    }
+    add("s");
+    shadows.iter().for_each(|p| add(&p.display().to_string()));
+    for (name, t) in &profile.tools {
+        let m = std::fs::metadata(&t.path).ok();
+        add(&format!(
+            "t {name} {} {:?}",
+            t.path.display(),
+            m.map(|m| (
+                m.dev(),
+                m.ino(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime()
+            ))
+        ));
+    }
+    crate::audit::hex(&h.finalize())
+}
+
+/// [`scan`], answered from `cache_dir` when a clean scan of the same grants
+/// is there, younger than [`CACHE_TTL`], and none of its directories has
+/// changed since (only clean results are kept: a finding is found again).
+pub fn scan_cached(
+    profile: &Profile,
+    fs: &Filesystem,
+    values: &Placeholders,
+    shadows: &[PathBuf],
+    cache_dir: Option<&Path>,
+) -> Scan {
+    if profile.tools.is_empty() {
+        return Scan::default();
+    }
+    let Some(dir) = cache_dir else {
+        return scan(profile, fs, values, shadows);
+    };
+    let file = dir.join(format!("{}.json", cache_key(profile, fs, values, shadows)));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Some(c) = std::fs::read(&file)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<CachedScan>(&b).ok())
+    {
+        let fresh = now.saturating_sub(c.created) < CACHE_TTL.as_secs();
+        if fresh && c.dirs.iter().all(DirStamp::unchanged) {
+            return Scan {
+                files: c.files,
+                dirs: c.dirs,
+                cached: true,
+                ..Scan::default()
+            };
+        }
+    }
+    let s = scan(profile, fs, values, shadows);
+    if s.found.is_empty() && !s.truncated {
+        let c = CachedScan {
+            created: now,
+            files: s.files,
+            dirs: s.dirs.clone(),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&c) {
+            let _ = write_cache(dir, &file, &bytes);
+        }
+    }
+    s
+}
+
+/// Where clean scans are kept: `CORDON_CACHE_DIR`, else
+/// /var/cache/cordon for root, else $XDG_CACHE_HOME/cordon or
+/// ~/.cache/cordon; `copies/` below it.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = if let Some(d) = std::env::var_os("CORDON_CACHE_DIR") {
+        PathBuf::from(d)
+    } else if crate::sys::geteuid() == 0 {
+        PathBuf::from("/var/cache/cordon")
+    } else if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
+        PathBuf::from(x).join("cordon")
+    } else {
+        PathBuf::from(std::env::var_os("HOME")?).join(".cache/cordon")
+    };
+    Some(base.join("copies"))
+}
+
+/// The cache directory, unless the sandbox could write it (then it could
+/// plant a "clean" result): no cache at all then.
+pub fn usable_cache(
+    dir: Option<PathBuf>,
+    fs: &Filesystem,
+    values: &Placeholders,
+) -> Option<PathBuf> {
+    let dir = dir?;
+    let real = std::fs::canonicalize(&dir)
+        .or_else(|_| dir.parent().map_or(Ok(dir.clone()), std::fs::canonicalize))
+        .unwrap_or_else(|_| dir.clone());
+    let writable = fs.write.iter().any(|w| {
+        let w = w.path.expand(values);
+        let w = std::fs::canonicalize(&w).unwrap_or(w);
+        real.starts_with(&w)
+    });
+    (!writable).then_some(dir)
+}
+
+/// Writes the cache file atomically, in a 0700 directory of ours.
+fn write_cache(dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, file)
+}
+
+fn check_file(
+    path: &Path,
+    meta: &Metadata,
+    targets: &mut [Target],
+    origin: &Location,
+    found: &mut Vec<Reachable>,
+) {
+    let mut file_digest = None;
+    for t in targets.iter_mut() {
+        if *path == t.path {
+            continue;
+        }
+        let how = if meta.dev() == t.dev && meta.ino() == t.ino {
+            Some(How::HardLink)
+        } else if meta.size() == t.size {
+            let mine = *file_digest.get_or_insert_with(|| digest(path));
+            let theirs = *t
+                .digest
+                .get_or_insert_with(|| digest(&t.path).unwrap_or([0; 32]));
+            (mine == Some(theirs)).then_some(How::Copy)
+        } else {
+            None
+        };
+        if let Some(how) = how {
+            found.push(Reachable {
+                tool: t.name.clone(),
+                path: path.to_path_buf(),
+                how,
+                grant: origin.clone(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(tool: &Path, fs: &str) -> Profile {
+        crate::profile::load_text(
+            Path::new("c.toml"),
+            &format!(
+                "[profile]\nname = \"c\"\n[filesystem]\n{fs}\n[tools.t]\npath = \"{}\"\nallow = [[\"**\"]]\n",
+                tool.display()
+            ),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn hard_links_and_copies_are_found_writable_and_denied_trees_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().canonicalize().unwrap();
+        let bin = d.join("bin");
+        let lib = d.join("lib");
+        let rw = d.join("rw");
+        let hidden = d.join("lib/hidden");
+        for x in [&bin, &lib, &rw, &hidden] {
+            std::fs::create_dir_all(x).unwrap();
+        }
+        let tool = bin.join("tool");
+        std::fs::copy("/usr/bin/true", &tool).unwrap();
+        std::fs::hard_link(&tool, lib.join("linked")).unwrap();
+        std::fs::copy(&tool, lib.join("copied")).unwrap();
+        std::fs::copy(&tool, rw.join("mine")).unwrap();
+        std::fs::copy(&tool, hidden.join("masked")).unwrap();
+        // Same size, other bytes: not a copy.
+        let mut other = std::fs::read(&tool).unwrap();
+        let last = other.len() - 1;
+        other[last] ^= 0xff;
+        std::fs::write(lib.join("lookalike"), other).unwrap();
+        let p = profile(
+            &tool,
+            &format!(
+                "read = [\"{}\", \"{}\"]\nwrite = [\"{}\"]\ndeny = [\"{}\"]",
+                lib.display(),
+                d.display(),
+                rw.display(),
+                hidden.display()
+            ),
+        );
+        let values = Placeholders {
+            workspace: d.clone(),
+            home: d.clone(),
+            tmp: d.clone(),
+        };
+        let s = scan(&p, &p.filesystem, &values, &[]);
+        let mut got: Vec<(String, How)> = s
+            .found
+            .iter()
+            .map(|r| {
+                (
+                    r.path.file_name().unwrap().to_string_lossy().into_owned(),
+                    r.how,
+                )
+            })
+            .collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            got,
+            vec![
+                ("copied".into(), How::Copy),
+                ("linked".into(), How::HardLink)
+            ],
+            "{s:?}"
+        );
+        assert!(!s.truncated);
+        assert!(s.found[0]
+            .to_string()
+            .contains("add it to [filesystem] deny"));
+        // A shadowed path is the shim in the sandbox: not a way around.
+        let s = scan(
+            &p,
+            &p.filesystem,
+            &values,
+            &[lib.join("linked"), lib.join("copied")],
+        );
+        assert!(s.found.is_empty(), "{s:?}");
+    }
+
+    #[test]
+    fn a_clean_scan_is_cached_until_a_walked_directory_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().canonicalize().unwrap();
+        let (bin, lib, cache) = (d.join("bin"), d.join("lib/sub"), d.join("cache"));
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&lib).unwrap();
+        let tool = bin.join("tool");
+        std::fs::copy("/usr/bin/true", &tool).unwrap();
+        let p = profile(&tool, &format!("read = [\"{}\"]", d.join("lib").display()));
+        let values = Placeholders {
+            workspace: d.clone(),
+            home: d.clone(),
+            tmp: d.clone(),
+        };
+        let first = scan_cached(&p, &p.filesystem, &values, &[], Some(&cache));
+        assert!(first.found.is_empty() && !first.cached);
+        let second = scan_cached(&p, &p.filesystem, &values, &[], Some(&cache));
+        assert!(second.cached, "{second:?}");
+        // A copy appears in a walked directory: its mtime moves, the cache
+        // is not used, the copy is found.
+        std::fs::copy(&tool, lib.join("copy")).unwrap();
+        let third = scan_cached(&p, &p.filesystem, &values, &[], Some(&cache));
+        assert!(!third.cached && third.found.len() == 1, "{third:?}");
+        // Findings are not cached: still found.
+        let fourth = scan_cached(&p, &p.filesystem, &values, &[], Some(&cache));
+        assert!(!fourth.cached && fourth.found.len() == 1, "{fourth:?}");
+    }
+}
