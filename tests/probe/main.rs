@@ -125,8 +125,18 @@ fn main() -> ExitCode {
             a(2).parse::<u16>().unwrap_or(0),
         ))),
         "udp-send" => io_result(
-            std::net::UdpSocket::bind("0.0.0.0:0")
-                .and_then(|s| s.send_to(b"cordon-udp-escape", (a(1), a(2).parse().unwrap_or(0)))),
+            std::net::UdpSocket::bind(if a(1).contains(':') {
+                "[::]:0"
+            } else {
+                "0.0.0.0:0"
+            })
+            .and_then(|s| s.send_to(b"cordon-udp-escape", (a(1), a(2).parse().unwrap_or(0)))),
+        ),
+        "unix-connect-race" => net::unix_connect_race(a(1), a(2), a(3).parse().unwrap_or(1000)),
+        "connect-race" => net::connect_race(
+            a(1).parse().unwrap_or(0),
+            a(2).parse().unwrap_or(0),
+            a(3).parse().unwrap_or(1000),
         ),
         "socket" => net::raw_socket(a(1)),
         "egress-bench" => net::egress_bench(&args[1..]),

@@ -198,3 +198,117 @@ pub(crate) fn proxy_stall(seconds: u64) -> ExitCode {
         Err(e) => err(e.raw_os_error().unwrap_or(0)),
     }
 }
+
+/// `connect-race ALLOWED DENIED N`: connects N times to 127.0.0.1:ALLOWED
+/// from one sockaddr buffer while another thread keeps flipping its port
+/// to DENIED (the address the supervisor checks and the one the kernel
+/// would read again). Prints how many connects succeeded.
+pub(crate) fn connect_race(allowed: u16, denied: u16, n: usize) -> ExitCode {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use std::sync::Arc;
+    // SAFETY: sockaddr_in is plain data.
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as libc::sa_family_t;
+    sa.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+    sa.sin_port = allowed.to_be();
+    let sa = Box::leak(Box::new(sa));
+    let port = std::ptr::addr_of_mut!(sa.sin_port) as usize;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let p = port as *mut u16;
+            while !stop.load(Relaxed) {
+                // SAFETY: the leaked sockaddr lives for the whole process;
+                // racing writes to it are the point of this probe.
+                unsafe {
+                    std::ptr::write_volatile(p, denied.to_be());
+                    std::ptr::write_volatile(p, allowed.to_be());
+                }
+            }
+        })
+    };
+    let mut ok = 0;
+    for _ in 0..n {
+        // SAFETY: plain socket calls on a sockaddr that stays alive.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                continue;
+            }
+            let r = libc::connect(
+                fd,
+                (sa as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            );
+            if r == 0 {
+                ok += 1;
+            }
+            libc::close(fd);
+        }
+    }
+    stop.store(true, Relaxed);
+    let _ = flipper.join();
+    println!("connected {ok} of {n}");
+    ExitCode::SUCCESS
+}
+
+/// `unix-connect-race ALLOWED DENIED N`: like `connect-race`, for two
+/// pathname Unix sockets whose paths have the same length: another thread
+/// keeps rewriting the address between them.
+pub(crate) fn unix_connect_race(allowed: &str, denied: &str, n: usize) -> ExitCode {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use std::sync::Arc;
+    let (a, d) = (allowed.as_bytes().to_vec(), denied.as_bytes().to_vec());
+    if a.len() != d.len() || a.len() >= 108 {
+        eprintln!("the paths must have one length, under 108 bytes");
+        return ExitCode::from(2);
+    }
+    // SAFETY: sockaddr_un is plain data.
+    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (i, b) in a.iter().enumerate() {
+        sa.sun_path[i] = *b as libc::c_char;
+    }
+    let sa = Box::leak(Box::new(sa));
+    let path = sa.sun_path.as_mut_ptr() as usize;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let p = path as *mut u8;
+            while !stop.load(Relaxed) {
+                for src in [&d, &a] {
+                    for (i, b) in src.iter().enumerate() {
+                        // SAFETY: within the leaked sockaddr's sun_path;
+                        // racing writes are the point of this probe.
+                        unsafe { std::ptr::write_volatile(p.add(i), *b) };
+                    }
+                }
+            }
+        })
+    };
+    let mut ok = 0;
+    for _ in 0..n {
+        // SAFETY: plain socket calls on a sockaddr that stays alive.
+        unsafe {
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                continue;
+            }
+            let r = libc::connect(
+                fd,
+                (sa as *const libc::sockaddr_un).cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            );
+            if r == 0 {
+                ok += 1;
+            }
+            libc::close(fd);
+        }
+    }
+    stop.store(true, Relaxed);
+    let _ = flipper.join();
+    println!("connected {ok} of {n}");
+    ExitCode::SUCCESS
+}

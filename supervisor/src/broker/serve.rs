@@ -92,7 +92,14 @@ pub fn serve(session: &Arc<Session>, stream: UnixStream) {
 fn authenticated(session: &Session, mut stream: UnixStream) -> Option<Authenticated> {
     let since = Instant::now();
     let call_of = |pid: i32| session.call_of_init(pid);
-    match authenticate(&stream, session.uid, session.pid_ns, &call_of) {
+    let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
+    match authenticate(
+        &mut stream,
+        session.uid,
+        session.pid_ns,
+        &call_of,
+        &session.broker_nonce,
+    ) {
         Ok(p) => Some(Authenticated {
             stream,
             pid: p.pid,

@@ -190,6 +190,7 @@ fn run_sub(
         loud: false,
         approvers: Approvers::default(),
         egress: Egress::Profile,
+        control_socket: None,
     };
     let started = match planned.start(start) {
         Ok(s) => s,

@@ -202,6 +202,7 @@ pub fn run(
         exec_watch: ExecWatch::Off,
         shadows: &plan.shadows,
         shim: session.shim.as_deref(),
+        mediate: true,
     };
     let mask = dir.0.join("mask");
     let confined = confine(&confinement, &values, &session.host, &mask, &|| {
@@ -313,6 +314,10 @@ pub fn run(
         .flatten()
         .min(),
         loud: false,
+        net: Some(Arc::new(process::mediate::Mediator::new(
+            tool_net(session, plan, &values),
+            false,
+        ))),
     };
     // A follow-up frame (a cancel) must arrive whole promptly: a peer that
     // sends half of one and stalls is treated as gone, so the loop that
@@ -334,6 +339,23 @@ pub fn run(
         let _ = p.join();
     }
     Ok(ending)
+}
+
+/// Where a call's connects and addressed sends may go: the tool's grants
+/// (with the call's own directories) and the session's broker.
+fn tool_net(
+    session: &Session,
+    plan: &crate::sandbox::tool_plan::ToolPlan,
+    values: &Placeholders,
+) -> crate::sandbox::netpolicy::NetPolicy {
+    let root = std::fs::canonicalize(&session.root).unwrap_or_else(|_| session.root.clone());
+    crate::sandbox::netpolicy::NetPolicy::for_sandbox(
+        &plan.network,
+        &plan.filesystem,
+        values,
+        Some((root.join("broker.sock"), session.broker_nonce)),
+        crate::host::resolv::read(Path::new("/etc/resolv.conf")),
+    )
 }
 
 /// A call listed among the session's running calls while it lives.

@@ -160,6 +160,7 @@ pub fn learn(args: LearnArgs) -> ExitCode {
         loud: true,
         approvers: Approvers::default(),
         egress: egress.0,
+        control_socket: None,
     };
     let started = match planned.start(start) {
         Ok(s) => s,
@@ -172,6 +173,7 @@ pub fn learn(args: LearnArgs) -> ExitCode {
         exec: None,
         deadline: None,
         loud: true,
+        net: None,
     };
     let outcome = match started.supervise(Stops::Signals(&signals), policy) {
         Ok(o) => o,

@@ -185,7 +185,6 @@ pub fn run(args: RunArgs) -> ExitCode {
         Err(code) => return code,
     };
     let host = Host::probe();
-    warn_root_sockets(host.euid);
     let planned = match Planned::confined(std::sync::Arc::new(profile), &request, &host) {
         Ok(p) => p,
         Err(e) => return fail(&e, e.exit_code()),
@@ -229,6 +228,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         loud: true,
         approvers,
         egress: Egress::Profile,
+        control_socket: control.as_ref().map(|c| c.path().to_path_buf()),
     };
     let started = match planned.start(start) {
         Ok(s) => s,
@@ -306,33 +306,6 @@ fn approval_terminal(profile: &Profile, placeholders: &Placeholders) -> Option<s
             tracing::info!(reason = %why, "approvals: no terminal prompt");
             None
         }
-    }
-}
-
-/// Landlock (ABI 7) does not govern connecting to pathname Unix sockets,
-/// and an agent started by root runs as uid 0 (without capabilities), the
-/// owner of root's sockets. Say so when such a socket is on this host.
-fn warn_root_sockets(euid: u32) {
-    const SOCKETS: [&str; 5] = [
-        "/run/docker.sock",
-        "/var/run/docker.sock",
-        "/run/containerd/containerd.sock",
-        "/run/podman/podman.sock",
-        "/run/dbus/system_bus_socket",
-    ];
-    if euid != 0 {
-        return;
-    }
-    let present: Vec<&str> = SOCKETS
-        .iter()
-        .copied()
-        .filter(|s| Path::new(s).exists())
-        .collect();
-    if !present.is_empty() {
-        eprintln!(
-            "cordon: WARNING: running as root, the agent runs as uid 0 (no capabilities) and Landlock cannot stop it from connecting to root's Unix sockets such as {}; run cordon as an unprivileged user",
-            present.join(", ")
-        );
     }
 }
 

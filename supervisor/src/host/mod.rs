@@ -7,6 +7,7 @@ pub mod cgroup;
 pub mod elf;
 pub mod kernel;
 pub mod mountinfo;
+pub mod resolv;
 
 use crate::sandbox::landlock::{self as ll, UnknownRights, KNOWN_ABI};
 use crate::sys::{self, landlock, seccomp, Errno};

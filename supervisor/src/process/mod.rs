@@ -10,6 +10,7 @@
 pub mod exec_check;
 pub mod kill;
 pub mod launch;
+pub mod mediate;
 pub mod outcome;
 pub mod refusals;
 pub mod supervise;

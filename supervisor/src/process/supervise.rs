@@ -13,7 +13,7 @@ use super::outcome::{Outcome, Violation};
 use crate::profile::{DivergenceAction, OnViolation};
 use crate::sandbox::seccomp::{is_exec, syscall_name, AUDIT_ARCH};
 use crate::sys::child::{Report, ReportKind, Stage, REPORT_SIZE};
-use crate::sys::fd::{poll, read, read_signal, recv_fd};
+use crate::sys::fd::{poll, read, read_signal};
 use crate::sys::process::{pidfd_send_signal, try_wait, Exit};
 use crate::sys::seccomp::{Listener, Notification};
 use crate::sys::Errno;
@@ -51,6 +51,8 @@ pub struct Policy {
     /// Print violations on stderr (the agent's run); tool calls only
     /// report them through the outcome.
     pub loud: bool,
+    /// Makes the sandbox's connects and addressed sends.
+    pub net: Option<std::sync::Arc<super::mediate::Mediator>>,
 }
 
 /// What happened on the caller's control channel (a tool call's shim).
@@ -82,7 +84,7 @@ struct State<'k> {
     policy: Policy,
     killer: &'k Killer,
     timed_out: bool,
-    listener: Option<Listener>,
+    listener: Option<std::sync::Arc<Listener>>,
     listener_sock_open: bool,
     reports_open: bool,
     partial: Vec<u8>,
@@ -155,7 +157,7 @@ fn event_loop(
             } else {
                 -1
             }),
-            pollfd(st.listener.as_ref().map_or(-1, Listener::raw)),
+            pollfd(st.listener.as_ref().map_or(-1, |l| l.raw())),
         ];
         let next = [
             st.stop_deadline,
@@ -207,8 +209,8 @@ fn event_loop(
             st.listener = None;
         }
         if fds[3].revents != 0 {
-            if let Ok(Some(fd)) = recv_fd(running.listener_sock.as_raw_fd()) {
-                st.listener = Some(Listener::from_owned(fd));
+            if let Some(l) = take_listener(running) {
+                st.listener = Some(std::sync::Arc::new(l));
             }
             st.listener_sock_open = false;
         }
@@ -224,6 +226,38 @@ fn event_loop(
             }
         }
     }
+}
+
+/// Takes the seccomp listener from the agent (see `sys::child::agent`): it
+/// writes the listener's number and waits; we copy it with pidfd_getfd and
+/// answer one byte. `None` when the agent died first (its report says why)
+/// or the copy failed (the agent then fails its set-up).
+fn take_listener(running: &Running) -> Option<Listener> {
+    let sock = running.listener_sock.as_raw_fd();
+    let mut number = [0u8; 4];
+    if read(sock, &mut number).ok()? != 4 {
+        return None;
+    }
+    let fd = i32::from_ne_bytes(number);
+    let agent = only_child(running.init.pid)?;
+    let pidfd = crate::sys::process::pidfd_open(agent).ok()?;
+    let listener = crate::sys::sockets::pidfd_getfd(&pidfd, fd);
+    match listener {
+        Ok(l) => {
+            let _ = crate::sys::fd::write_all(sock, &[1]);
+            Some(Listener::from_owned(l))
+        }
+        Err(errno) => {
+            tracing::error!(%errno, "cannot copy the sandbox's seccomp listener");
+            None
+        }
+    }
+}
+
+/// The one child of `init` (the agent, while it sets itself up).
+fn only_child(init: i32) -> Option<i32> {
+    let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
 }
 
 fn pollfd(fd: i32) -> libc::pollfd {
@@ -277,7 +311,8 @@ fn request_stop(pidfd: &OwnedFd, st: &mut State<'_>, sig: i32, forward: bool) {
 
 fn handle_notification(st: &mut State<'_>) {
     let Some(listener) = &st.listener else { return };
-    let n = match listener.receive() {
+    let received = listener.receive();
+    let n = match received {
         Ok(n) => n,
         // ENOENT: the caller died before we looked; nothing to answer.
         Err(_) => return,
@@ -285,6 +320,21 @@ fn handle_notification(st: &mut State<'_>) {
     if let Some(observer) = &st.policy.observer {
         observer.observe(listener, &n);
         let _ = listener.respond_continue(n.id);
+        return;
+    }
+    if n.data.arch == AUDIT_ARCH && super::mediate::Mediator::handles(n.data.nr) {
+        match &st.policy.net {
+            Some(net) => {
+                if let Some(what) = net.handle(listener, &n) {
+                    st.killer
+                        .diverge(Violation { pid: n.pid, what }, st.policy.loud);
+                }
+            }
+            // Not mediated: the filter never sends these then.
+            None => {
+                let _ = listener.respond_error(n.id, libc::EACCES);
+            }
+        }
         return;
     }
     if n.data.arch == AUDIT_ARCH && is_exec(n.data.nr) {

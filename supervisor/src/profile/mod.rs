@@ -268,6 +268,8 @@ pub struct ToolSandbox {
     /// Host rules for the tool's own egress proxy, as in `[network]`.
     pub allow_hosts: Vec<HostRule>,
     pub deny_hosts: Vec<HostRule>,
+    /// Pathname Unix sockets the tool may connect and send to.
+    pub unix: Vec<PathRule>,
 }
 
 impl ToolSandbox {
@@ -278,6 +280,7 @@ impl ToolSandbox {
             bind_tcp: self.bind_tcp.clone(),
             allow_hosts: self.allow_hosts.clone(),
             deny_hosts: self.deny_hosts.clone(),
+            unix: self.unix.clone(),
         }
     }
 }
@@ -323,6 +326,10 @@ pub struct Network {
     pub allow_hosts: Vec<HostRule>,
     /// Rules the proxy refuses, whatever allows them.
     pub deny_hosts: Vec<HostRule>,
+    /// Pathname Unix sockets (or trees of them) the sandbox may connect
+    /// and send to, besides those in its write grants (its own) and the
+    /// session's broker. Every other one is refused.
+    pub unix: Vec<PathRule>,
 }
 
 impl Network {

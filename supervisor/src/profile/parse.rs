@@ -13,7 +13,7 @@ use super::layer::{Layer, Located};
 use super::walk::{did_you_mean, Value, Walker};
 use super::{
     approval, extends, secrets, sections, tools, validate, Diagnostic, DivergenceAction, HostRule,
-    OnViolation,
+    OnViolation, PathRule,
 };
 use super::{Profile, ProfileError, SyscallRule};
 
@@ -229,7 +229,13 @@ fn stop_grace(w: &mut Walker<'_>, v: &Value<'_>) -> Option<Duration> {
 }
 
 fn network(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
-    const KEYS: [&str; 4] = ["connect_tcp", "bind_tcp", "allow_hosts", "deny_hosts"];
+    const KEYS: [&str; 5] = [
+        "connect_tcp",
+        "bind_tcp",
+        "allow_hosts",
+        "deny_hosts",
+        "unix",
+    ];
     w.unknown_keys(t, &KEYS, "[network]");
     for (key, value) in t.iter() {
         let name = key.get_ref().as_ref();
@@ -238,9 +244,20 @@ fn network(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
             "bind_tcp" => layer.bind_tcp = ports(w, name, value),
             "allow_hosts" => layer.allow_hosts = host_rules(w, name, value),
             "deny_hosts" => layer.deny_hosts = host_rules(w, name, value),
+            "unix" => layer.unix = unix_rules(w, name, value),
             _ => {}
         }
     }
+}
+
+/// `unix`: pathname Unix sockets (or trees of them) the sandbox may
+/// connect and send to, as path entries.
+pub(super) fn unix_rules(w: &mut Walker<'_>, key: &str, value: &Value<'_>) -> Vec<PathRule> {
+    let expects = "an array of socket paths (strings, or { path = \"...\", optional = true })";
+    w.array(key, value, expects)
+        .iter()
+        .filter_map(|item| super::sections::path_rule(w, key, item))
+        .collect()
 }
 
 /// `allow_hosts` / `deny_hosts`: `HOST:PORT [via ADDR,...]` strings.

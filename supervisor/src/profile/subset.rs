@@ -208,6 +208,15 @@ impl Check<'_> {
             &parent.network.bind_tcp,
         );
         self.hosts("`[network]`", &child.network, &parent.network);
+        // A Unix socket the sub-agent may reach must be one the parent may:
+        // in its `unix` list or its write grants (its own sockets).
+        let reachable: Vec<&PathRule> = parent
+            .network
+            .unix
+            .iter()
+            .chain(&parent.filesystem.write)
+            .collect();
+        self.paths("`[network] unix`", &child.network.unix, &reachable);
     }
 
     /// Host rules. A sub-agent with them reaches, through its own proxy,
@@ -491,6 +500,8 @@ impl Check<'_> {
         );
         self.paths(&what("exec"), &c.exec, &p.exec.iter().collect::<Vec<_>>());
         self.paths(&what("cwd"), &c.cwd, &p.cwd.iter().collect::<Vec<_>>());
+        let sockets: Vec<&PathRule> = p.unix.iter().chain(&p.write).collect();
+        self.paths(&what("unix"), &c.unix, &sockets);
         self.paths(
             &what("unmask"),
             &c.unmask,

@@ -72,6 +72,7 @@ pub fn default_tool_sandbox(agent: &Filesystem) -> ToolSandbox {
         bind_tcp: Vec::new(),
         allow_hosts: Vec::new(),
         deny_hosts: Vec::new(),
+        unix: Vec::new(),
     }
 }
 

@@ -290,7 +290,7 @@ fn default_cwd(w: &Walker<'_>, at: &Value<'_>) -> Vec<PathRule> {
 }
 
 fn tool_sandbox(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> ToolSandbox {
-    const KEYS: [&str; 10] = [
+    const KEYS: [&str; 11] = [
         "inherit_defaults",
         "read",
         "write",
@@ -301,6 +301,7 @@ fn tool_sandbox(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>)
         "bind_tcp",
         "allow_hosts",
         "deny_hosts",
+        "unix",
     ];
     w.unknown_keys(t, &KEYS, &format!("[tools.{name}.sandbox]"));
     let mut sb = ToolSandbox {
@@ -330,6 +331,7 @@ fn tool_sandbox(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>)
                 sb.deny_hosts = host_rules(w, k, value);
                 continue;
             }
+            "unix" => &mut sb.unix,
             "read" => &mut sb.read,
             "write" => &mut sb.write,
             "exec" => &mut sb.exec,

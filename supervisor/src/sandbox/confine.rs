@@ -37,6 +37,8 @@ pub struct Confinement<'a> {
     /// so however it names a tool, it reaches the broker.
     pub shadows: &'a [PathBuf],
     pub shim: Option<&'a Path>,
+    /// The supervisor decides and makes every connect and addressed send.
+    pub mediate: bool,
 }
 
 /// The kernel objects and mount plan for one confined process.
@@ -127,6 +129,7 @@ pub fn confine(
         // Name resolution for direct TCP; behind the proxy, names are the
         // proxy's to resolve and UDP has nowhere to go.
         udp: !network.connect_tcp.is_empty() && !host_rules,
+        mediate: c.mediate,
     };
     let seccomp = seccomp::build_program(&extra, c.exec_watch, sockets)?;
     // A mount namespace is only needed to place masks or a fresh /proc;

@@ -10,6 +10,7 @@ pub mod env;
 pub mod error;
 pub mod landlock;
 pub mod loader;
+pub mod netpolicy;
 pub mod plan;
 pub mod seccomp;
 pub mod session_dir;

@@ -13,6 +13,7 @@ use super::cstr::{cstring, path_cstring};
 use super::env;
 use super::error::PlanError;
 use super::loader::{loader_grants, LoaderCache};
+use super::netpolicy::NetPolicy;
 use super::seccomp::ExecWatch;
 use super::session_dir::SessionDir;
 use crate::host::Host;
@@ -82,6 +83,9 @@ pub struct Plan {
     pub interpreters: Vec<PathBuf>,
     /// What the loader was found to need, kept for the tools' plans.
     pub loader: LoaderCache,
+    /// Where the agent's connects and addressed sends may go (the
+    /// supervisor makes each one: `process::mediate`).
+    pub net: NetPolicy,
 }
 
 /// Whether the session needs the broker (tools to run, or secrets the
@@ -96,6 +100,36 @@ fn exec_allowed(fs: &Filesystem, values: &Placeholders) -> Vec<PathBuf> {
         .iter()
         .filter_map(|r| std::fs::canonicalize(r.path.expand(values)).ok())
         .collect()
+}
+
+/// The agent's net policy: its grants, the host's name servers, and its
+/// session's broker with a fresh nonce.
+fn agent_net(
+    profile: &Profile,
+    fs: &Filesystem,
+    values: &Placeholders,
+    session: &SessionDir,
+    brokered: bool,
+) -> Result<NetPolicy, PlanError> {
+    let broker = if brokered {
+        let mut nonce = [0u8; 32];
+        crate::sys::getrandom(&mut nonce).map_err(|e| PlanError::Session {
+            base: session.root.clone(),
+            source: e.into(),
+        })?;
+        let root = std::fs::canonicalize(&session.root).unwrap_or_else(|_| session.root.clone());
+        Some((root.join("broker.sock"), nonce))
+    } else {
+        None
+    };
+    let dns = crate::host::resolv::read(Path::new("/etc/resolv.conf"));
+    Ok(NetPolicy::for_sandbox(
+        &profile.network,
+        fs,
+        values,
+        broker,
+        dns,
+    ))
 }
 
 /// `cordon check` compares exec and write grants as written; this
@@ -251,11 +285,13 @@ pub fn build(
         },
         shadows: &shadows,
         shim: request.shim.as_deref(),
+        mediate: true,
     };
     let t_copies = t0.elapsed();
     let confined = confine(&confinement, &values, host, &session.mask, &|| {
         session.create_mask_dir()
     })?;
+    let net = agent_net(profile, &filesystem, &values, &session, brokered)?;
 
     tracing::debug!(
         shadows_us = t_shadows.as_micros(),
@@ -273,6 +309,7 @@ pub fn build(
         exec_allowed,
         interpreters: loader.interpreters,
         loader: cache,
+        net,
     })
 }
 
@@ -340,6 +377,7 @@ pub fn build_observed(
         exec_allowed: Vec::new(),
         interpreters: Vec::new(),
         loader: LoaderCache::default(),
+        net: NetPolicy::default(),
     })
 }
 

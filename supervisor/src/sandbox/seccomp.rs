@@ -128,10 +128,18 @@ pub struct SocketPolicy {
     /// AF_INET/AF_INET6 SOCK_STREAM (the profile grants a TCP port).
     pub tcp: bool,
     /// AF_INET/AF_INET6 SOCK_DGRAM: name resolution needs UDP to reach the
-    /// resolver; allowed when the profile grants outgoing TCP. Landlock
-    /// cannot filter UDP by port: documented as open for such profiles.
+    /// resolver; allowed when the profile grants outgoing TCP (where each
+    /// datagram may go, the supervisor decides: `mediate`).
     pub udp: bool,
+    /// connect(), an addressed sendto(), sendmsg() and sendmmsg() go to
+    /// the supervisor, which makes the call itself with its own copy of
+    /// the address (`process::mediate`): the only way to decide where a
+    /// datagram or a Unix socket connection goes without a race.
+    pub mediate: bool,
 }
+
+/// The syscalls [`SocketPolicy::mediate`] sends to the supervisor.
+pub const MEDIATED: [&str; 4] = ["connect", "sendto", "sendmsg", "sendmmsg"];
 
 // Socket families, types and protocols as seccomp compares them (u32).
 const AF_UNIX: u32 = libc::AF_UNIX as u32;
@@ -275,6 +283,18 @@ impl Builder {
     fn jump(&mut self, code: u16, k: u32, jt: u8, jf: u8) {
         self.0.push(SockFilter { code, jt, jf, k });
     }
+    /// `if nr == n && args[arg] != 0 { notify }`: a pointer argument, both
+    /// halves compared (a non-NULL pointer may have a zero low half).
+    fn notify_if_pointer(&mut self, n: u32, arg: u32) {
+        self.jump(BPF_JEQ_K, n, 0, 6); // not n: past the block
+        self.stmt(BPF_LD_W_ABS, arg_lo(arg));
+        self.jump(BPF_JEQ_K, 0, 0, 2); // low half set: notify
+        self.stmt(BPF_LD_W_ABS, arg_lo(arg) + 4);
+        self.jump(BPF_JEQ_K, 0, 1, 0); // both halves zero: allow
+        self.stmt(BPF_RET_K, SECCOMP_RET_USER_NOTIF);
+        self.stmt(BPF_RET_K, RET_ALLOW);
+    }
+
     /// `if nr == n { return action }`
     fn deny_nr(&mut self, n: u32, action: u32) {
         self.jump(BPF_JEQ_K, n, 0, 1);
@@ -387,6 +407,18 @@ pub fn build_program(
         b.stmt(BPF_RET_K, RET_ALLOW);
         b.stmt(BPF_RET_K, RET_ERRNO | libc::EAFNOSUPPORT as u32);
     }
+    if sockets.mediate {
+        for name in ["connect", "sendmsg", "sendmmsg"] {
+            if let Some(n) = nr(name).filter(|n| !seen.contains(n)) {
+                b.deny_nr(n, SECCOMP_RET_USER_NOTIF);
+            }
+        }
+        // sendto without an address sends on a connected socket, whose
+        // destination was decided at connect: only addressed ones go up.
+        if let Some(n) = nr("sendto").filter(|n| !seen.contains(n)) {
+            b.notify_if_pointer(n, 4);
+        }
+    }
     b.stmt(BPF_RET_K, RET_ALLOW);
     if b.0.len() > 4096 {
         return Err(SeccompError::TooLong(b.0.len()));
@@ -497,6 +529,42 @@ mod tests {
 
     fn call(prog: &[SockFilter], name: &str, args: [u64; 6]) -> u32 {
         run(prog, AUDIT_ARCH, nr(name).unwrap(), args)
+    }
+
+    #[test]
+    fn mediated_calls_go_to_the_supervisor_unaddressed_sends_do_not() {
+        let on = SocketPolicy {
+            mediate: true,
+            ..SocketPolicy::default()
+        };
+        let p = build_program(&[], ExecWatch::Off, on).unwrap();
+        for name in ["connect", "sendmsg", "sendmmsg"] {
+            assert_eq!(
+                call(&p, name, [3, 0x1000, 16, 0, 0, 0]),
+                SECCOMP_RET_USER_NOTIF,
+                "{name}"
+            );
+        }
+        // sendto(fd, buf, len, flags, dest, destlen)
+        assert_eq!(call(&p, "sendto", [3, 0x1000, 5, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(
+            call(&p, "sendto", [3, 0x1000, 5, 0, 0x7ffd_0000, 16]),
+            SECCOMP_RET_USER_NOTIF
+        );
+        // A pointer whose low half is zero is still a pointer.
+        assert_eq!(
+            call(&p, "sendto", [3, 0x1000, 5, 0, 0x7f_0000_0000, 16]),
+            SECCOMP_RET_USER_NOTIF
+        );
+        for name in ["write", "read", "recvfrom", "getpid"] {
+            assert_eq!(
+                call(&p, name, [3, 0x1000, 5, 0, 0x7ffd_0000, 16]),
+                RET_ALLOW,
+                "{name}"
+            );
+        }
+        let off = build_program(&[], ExecWatch::Off, SocketPolicy::default()).unwrap();
+        assert_eq!(call(&off, "connect", [3, 0x1000, 16, 0, 0, 0]), RET_ALLOW);
     }
 
     #[test]
@@ -652,6 +720,7 @@ mod tests {
             SocketPolicy {
                 tcp: true,
                 udp: true,
+                mediate: false,
             },
         )
         .unwrap();

@@ -53,6 +53,8 @@ pub struct Start<'a> {
     pub loud: bool,
     pub approvers: Approvers,
     pub egress: Egress,
+    /// The session's approval control socket: reaching it is divergence.
+    pub control_socket: Option<std::path::PathBuf>,
 }
 
 /// An ended session; dropping it removes its session directory.
@@ -75,6 +77,7 @@ pub struct Started {
     broker: Option<broker::Broker>,
     loud: bool,
     records: bool,
+    control_socket: Option<std::path::PathBuf>,
 }
 
 impl Planned {
@@ -152,6 +155,7 @@ impl Planned {
             broker: None,
             loud: start.loud,
             records,
+            control_socket: start.control_socket.clone(),
         };
         if let Err(e) = started.serve(socket, refusals, start, host, shim) {
             started.abort();
@@ -227,6 +231,7 @@ impl Started {
             host,
             audit: Arc::clone(&self.audit),
             pid_ns,
+            broker_nonce: self.plan.net.broker_nonce,
             root: self.plan.session.root.clone(),
             refusals,
             chain: self.chain.clone(),
@@ -277,7 +282,21 @@ impl Started {
             }),
             deadline: None,
             loud: self.loud,
+            net: Some(Arc::new(process::mediate::Mediator::new(
+                self.net_policy(),
+                self.loud,
+            ))),
         }
+    }
+
+    /// The agent's net policy, with its control socket as divergence.
+    fn net_policy(&self) -> crate::sandbox::netpolicy::NetPolicy {
+        let mut net = self.plan.net.clone();
+        if let Some(c) = &self.control_socket {
+            net.divergent
+                .push(std::fs::canonicalize(c).unwrap_or_else(|_| c.clone()));
+        }
+        net
     }
 
     /// Supervises the sandbox until its whole tree is gone.

@@ -91,6 +91,23 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
     }
 }
 
+/// Writes all of `buf`, retrying on EINTR and short writes.
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), Errno> {
+    while !buf.is_empty() {
+        // SAFETY: the pointer and length describe the readable slice `buf`.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = Errno::last();
+            if e.0 == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n.unsigned_abs()..];
+    }
+    Ok(())
+}
+
 /// Sets O_NONBLOCK on `fd`.
 pub fn set_nonblocking(fd: RawFd) -> Result<(), Errno> {
     // SAFETY: F_GETFL/F_SETFL take and return plain integers.

@@ -17,11 +17,13 @@
 
 pub mod child;
 pub mod fd;
+pub mod in_sandbox;
 pub mod landlock;
 pub mod lock;
 pub mod probe;
 pub mod process;
 pub mod seccomp;
+pub mod sockets;
 pub mod spawn;
 pub mod tty;
 

@@ -146,6 +146,34 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// A pidfd for thread `tid` itself (PIDFD_THREAD, Linux 6.9): a seccomp
+/// notification names the calling thread, and only a thread pidfd lets
+/// `pidfd_getfd` read that thread's descriptor table (a thread may have
+/// unshared it). Older kernels: its thread group's leader, whose table a
+/// thread shares unless it unshared it (the descriptor taken is then the
+/// leader's, and that is the one decided and used).
+pub fn pidfd_open_thread(tid: i32) -> Result<OwnedFd, Errno> {
+    const PIDFD_THREAD: u32 = libc::O_EXCL as u32;
+    // SAFETY: pidfd_open takes a pid and flags, no memory.
+    match super::check_int(unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) }) {
+        // SAFETY: the kernel returned a fresh fd that we own.
+        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+        Err(Errno(libc::EINVAL)) => pidfd_open(thread_group(tid)?),
+        Err(e) => Err(e),
+    }
+}
+
+/// The thread group (process) thread `tid` belongs to.
+pub fn thread_group(tid: i32) -> Result<i32, Errno> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::ESRCH)))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or(Errno(libc::ESRCH))
+}
+
 /// The pid of this process.
 pub fn getpid() -> i32 {
     // SAFETY: getpid has no preconditions.
@@ -166,6 +194,30 @@ pub fn read_remote(pid: i32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
     // SAFETY: `local` describes the writable `buf`; the remote address is
     // only read by the kernel, in the other process.
     let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        return Err(Errno::last());
+    }
+    if n.unsigned_abs() != buf.len() {
+        return Err(Errno(libc::EFAULT));
+    }
+    Ok(())
+}
+
+/// Writes `buf` at `addr` in process `pid` (process_vm_writev); a short
+/// write is EFAULT.
+pub fn write_remote(pid: i32, addr: u64, buf: &[u8]) -> Result<(), Errno> {
+    let local = libc::iovec {
+        iov_base: buf.as_ptr().cast_mut().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` describes the readable `buf` (the kernel only reads
+    // it); the remote address is written by the kernel, in the other
+    // process, which is stopped in the syscall that handed it over.
+    let n = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
     if n < 0 {
         return Err(Errno::last());
     }

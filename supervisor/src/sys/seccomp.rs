@@ -179,6 +179,17 @@ impl Listener {
         })
     }
 
+    /// Answers the notified syscall with `val` as its return value (the
+    /// supervisor made the call itself).
+    pub fn respond_value(&self, id: u64, val: i64) -> Result<(), Errno> {
+        self.respond(NotificationResponse {
+            id,
+            val,
+            error: 0,
+            flags: 0,
+        })
+    }
+
     /// Fails the notified syscall with `errno`.
     pub fn respond_error(&self, id: u64, errno: i32) -> Result<(), Errno> {
         self.respond(NotificationResponse {

@@ -68,6 +68,8 @@ pub struct Profile {
     /// `[network] allow_hosts` / `deny_hosts` (egress through the proxy).
     pub allow_hosts: Vec<String>,
     pub deny_hosts: Vec<String>,
+    /// `[network] unix`: Unix sockets the sandbox may connect to.
+    pub unix: Vec<String>,
     pub syscalls_deny: Vec<String>,
     pub on_violation: &'static str,
     pub best_effort: bool,
@@ -94,6 +96,7 @@ impl Profile {
             bind_tcp: vec![],
             allow_hosts: vec![],
             deny_hosts: vec![],
+            unix: vec![],
             syscalls_deny: vec![],
             on_violation: "kill",
             best_effort: false,
@@ -113,7 +116,7 @@ impl Profile {
         format!(
             "[profile]\nname = {:?}\nbest_effort = {}\nstop_grace = {:?}\n\n\
              [filesystem]\nread = [{}]\nwrite = [{}]\nexec = [{}]\ndeny = [{}]\n\n\
-             [network]\nconnect_tcp = [{}]\nbind_tcp = [{}]\nallow_hosts = [{}]\ndeny_hosts = [{}]\n\n\
+             [network]\nconnect_tcp = [{}]\nbind_tcp = [{}]\nallow_hosts = [{}]\ndeny_hosts = [{}]\nunix = [{}]\n\n\
              [syscalls]\ndeny = [{}]\non_violation = {:?}\n\n{}\n",
             self.name,
             self.best_effort,
@@ -126,6 +129,7 @@ impl Profile {
             ports(&self.bind_tcp),
             list(&self.allow_hosts),
             list(&self.deny_hosts),
+            list(&self.unix),
             list(&self.syscalls_deny),
             self.on_violation,
             self.extra,

@@ -178,7 +178,13 @@ pub(super) fn network() -> Vec<Escape> {
                     &brokered(c),
                     &["shim-call", "--socket", &sock, "tp", "write", &p(&marker)],
                 );
-                reply_is(&r, 16, "not in this session's agent tree");
+                // Refused at connect (a Unix socket outside [network] unix),
+                // before the other broker could even see the peer.
+                refused(&r, &["EACCES"]);
+                assert!(
+                    r.stderr.contains("is not in [network] unix"),
+                    "no refusal line: {r:#?}"
+                );
                 assert!(!marker.exists(), "the other session ran the tool");
                 drop(b.stdin.take());
                 let _ = b.wait();

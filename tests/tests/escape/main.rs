@@ -21,6 +21,7 @@ mod common;
 use common::*;
 
 mod broker;
+mod bypass;
 mod egress;
 mod exec_net;
 mod fs;
@@ -184,6 +185,7 @@ fn battery() -> Vec<Escape> {
     all.extend(process::inherited());
     all.extend(process::survival());
     all.extend(broker::cases());
+    all.extend(bypass::cases());
     all
 }
 

@@ -63,7 +63,11 @@ fn reset_signals() {
     }
 }
 
-/// Installs the filter and hands its listener to the supervisor.
+/// Installs the filter and hands its listener to the supervisor. Not by
+/// SCM_RIGHTS: the filter may send sendmsg() to the supervisor, which
+/// does not hold the listener yet. The agent writes the listener's number
+/// and waits; the supervisor copies it (pidfd_getfd) and answers one byte;
+/// only then may the agent's own copy go.
 fn install_seccomp(spec: &ChildSpec<'_>) {
     let rfd = spec.report_fd;
     if !spec.seccomp.is_empty() {
@@ -71,8 +75,28 @@ fn install_seccomp(spec: &ChildSpec<'_>) {
             Ok(fd) => fd,
             Err(e) => fail_errno(rfd, Stage::Seccomp, 0, e.0 as u32),
         };
-        if let Err(e) = super::super::fd::send_fd(spec.listener_sock, listener) {
-            fail_errno(rfd, Stage::SendListener, 0, e.0 as u32);
+        // A non-dumpable process (a copy of a supervisor that holds
+        // secrets) cannot have its descriptors copied by an unprivileged
+        // supervisor; exec makes this process dumpable anyway.
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+        let number = listener.to_ne_bytes();
+        // SAFETY: writes four bytes from a live stack array.
+        let wrote = unsafe { libc::write(spec.listener_sock, number.as_ptr().cast(), 4) };
+        if wrote != 4 {
+            fail(rfd, Stage::SendListener, 0);
+        }
+        let mut ack = [0u8; 1];
+        loop {
+            // SAFETY: reads at most one byte into a live stack array.
+            let n = unsafe { libc::read(spec.listener_sock, ack.as_mut_ptr().cast(), 1) };
+            if n == 1 {
+                break;
+            }
+            if n < 0 && errno() == libc::EINTR as u32 {
+                continue;
+            }
+            fail(rfd, Stage::SendListener, 1);
         }
         // SAFETY: the supervisor holds its own copy now; close ours.
         unsafe { libc::close(listener) };

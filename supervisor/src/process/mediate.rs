@@ -1,0 +1,550 @@
+//! Connects and addressed sends of a sandboxed process, made by the
+//! supervisor: the seccomp filter sends connect(), sendto() with an
+//! address, sendmsg() and sendmmsg() here; the supervisor takes a copy of
+//! the process's socket (pidfd_getfd), reads the address (and data) into
+//! its own memory, decides with the sandbox's [`NetPolicy`], and makes the
+//! call itself on that copy with that address, then answers the process
+//! with its result. Nothing the process does meanwhile (rewrite the
+//! address, swap another socket onto the descriptor) changes where the
+//! call goes: the kernel never reads the process's arguments again. This
+//! is what makes `[network] unix` and "UDP only to the name servers" hold
+//! on kernels whose Landlock cannot say either.
+//!
+//! Calls that may block (a connect, a send on a full socket) run on a
+//! thread of their own, so the supervisor's loop never waits on them.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::sandbox::netpolicy::{parse_sockaddr, prelude, Addr, NetPolicy, NetVerdict};
+use crate::sandbox::seccomp::syscall_name;
+use crate::sys::in_sandbox;
+use crate::sys::process::{pidfd_open_thread, read_remote, write_remote};
+use crate::sys::seccomp::{Listener, Notification};
+use crate::sys::sockets::{
+    connect, connect_raw, open_path, pidfd_getfd, send, socket_kind, Outgoing,
+};
+use crate::sys::Errno;
+
+/// The most a mediated send carries (more is EMSGSIZE).
+const MAX_SEND: usize = 4 * 1024 * 1024;
+/// iovecs per message at most (the kernel's UIO_MAXIOV).
+const MAX_IOV: usize = 1024;
+/// Messages per sendmmsg at most (the kernel's UIO_MAXIOV).
+const MAX_MMSG: usize = 1024;
+/// Descriptors per SCM_RIGHTS message at most (the kernel's SCM_MAX_FD).
+const MAX_FDS: usize = 253;
+/// Mediated calls in flight per sandbox; past it a call fails with EAGAIN.
+const MAX_IN_FLIGHT: usize = 256;
+/// `struct sockaddr_storage`.
+const MAX_ADDR: usize = 128;
+/// Not an errno: [`Mediator::prepare`]'s way of saying divergence.
+const DIVERGED: i32 = -1;
+
+/// The mediation of one sandbox.
+#[derive(Debug)]
+pub struct Mediator {
+    policy: NetPolicy,
+    in_flight: Arc<AtomicUsize>,
+    /// Say refusals on stderr (the agent's run).
+    loud: bool,
+}
+
+/// One message, read from the process and ready to send.
+struct Message {
+    name: Vec<u8>,
+    data: Vec<u8>,
+    /// Descriptors to pass (SCM_RIGHTS), copied from the process.
+    fds: Vec<OwnedFd>,
+    /// The socket file `name` now names (`/proc/self/fd/N` of this).
+    hold: Option<OwnedFd>,
+}
+
+/// A decided call, ready to make.
+struct Prepared {
+    /// The caller's socket (a copy of its descriptor).
+    sock: OwnedFd,
+    call: Call,
+    /// The caller (a pidfd), when the call must be made as a process of
+    /// its sandbox (`sys::in_sandbox`).
+    caller: Option<OwnedFd>,
+}
+
+/// What the mediated call is, with its own copies of everything.
+enum Call {
+    Connect {
+        addr: Vec<u8>,
+        /// The socket file `addr` names (`/proc/self/fd/N` of this).
+        hold: Option<OwnedFd>,
+        /// The session's broker: send the on-behalf prelude after.
+        broker: bool,
+    },
+    Send {
+        msgs: Vec<Message>,
+        flags: i32,
+        many: Option<u64>,
+    },
+}
+
+impl Mediator {
+    /// The policy it decides with.
+    pub fn policy(&self) -> &NetPolicy {
+        &self.policy
+    }
+
+    pub fn new(policy: NetPolicy, loud: bool) -> Mediator {
+        Mediator {
+            policy,
+            in_flight: Arc::default(),
+            loud,
+        }
+    }
+
+    /// Whether `nr` is a call this mediates.
+    pub fn handles(nr: i32) -> bool {
+        syscall_name(nr).is_some_and(|n| crate::sandbox::seccomp::MEDIATED.contains(&n))
+    }
+
+    /// Decides and makes the call of notification `n`; answers it (now, or
+    /// from a worker thread when the call may block). A divergence is
+    /// returned unanswered: the caller kills the sandbox.
+    pub fn handle(&self, listener: &Arc<Listener>, n: &Notification) -> Option<String> {
+        match self.prepare(listener, n) {
+            Ok(Some(prepared)) => self.perform(listener, n, prepared),
+            Ok(None) => {}
+            Err((DIVERGED, why)) => return why,
+            Err((errno, why)) => {
+                if let Some(why) = why {
+                    if self.loud {
+                        eprintln!("cordon: denied: pid {} {why}", n.pid);
+                    }
+                    tracing::info!(pid = n.pid, %why, "network: refused");
+                }
+                let _ = listener.respond_error(n.id, errno);
+            }
+        }
+        None
+    }
+
+    /// Everything up to the call: the socket, the address, the data, the
+    /// decision. `Ok(None)`: the caller is gone (nothing to answer).
+    fn prepare(
+        &self,
+        listener: &Listener,
+        n: &Notification,
+    ) -> Result<Option<Prepared>, (i32, Option<String>)> {
+        let name = syscall_name(n.data.nr).unwrap_or("");
+        let pid = i32::try_from(n.pid).map_err(|_| (libc::ESRCH, None))?;
+        let pidfd = pidfd_open_thread(pid).map_err(|e| (e.0, None))?;
+        // The pid could have been reused before pidfd_open: only a still
+        // pending notification proves it is the caller.
+        if !listener.id_valid(n.id) {
+            return Ok(None);
+        }
+        let fd = low_int(n.data.args[0]);
+        let sock = pidfd_getfd(&pidfd, fd).map_err(|e| (e.0, None))?;
+        let (domain, kind) = socket_kind(&sock).map_err(|e| (e.0, None))?;
+        let call = match name {
+            "connect" => {
+                let addr = read_addr(pid, n.data.args[1], n.data.args[2])?;
+                Call::Connect {
+                    addr,
+                    hold: None,
+                    broker: false,
+                }
+            }
+            "sendto" => {
+                let len = usize::try_from(n.data.args[2]).unwrap_or(usize::MAX);
+                let msg = Message {
+                    name: read_addr(pid, n.data.args[4], n.data.args[5])?,
+                    data: read_data(pid, n.data.args[1], len)?,
+                    fds: Vec::new(),
+                    hold: None,
+                };
+                Call::Send {
+                    msgs: vec![msg],
+                    flags: low_int(n.data.args[3]),
+                    many: None,
+                }
+            }
+            "sendmsg" => {
+                let msg = read_msghdr(pid, &pidfd, n.data.args[1])?;
+                Call::Send {
+                    msgs: vec![msg],
+                    flags: low_int(n.data.args[2]),
+                    many: None,
+                }
+            }
+            "sendmmsg" => {
+                let count = usize::try_from(n.data.args[2] & 0xffff_ffff)
+                    .unwrap_or(0)
+                    .min(MAX_MMSG);
+                let mut msgs = Vec::with_capacity(count);
+                for i in 0..count {
+                    // struct mmsghdr: a msghdr, then unsigned msg_len, padded.
+                    let at = n.data.args[1].saturating_add(64 * i as u64);
+                    msgs.push(read_msghdr(pid, &pidfd, at)?);
+                }
+                Call::Send {
+                    msgs,
+                    flags: low_int(n.data.args[3]),
+                    many: Some(n.data.args[1]),
+                }
+            }
+            _ => return Err((libc::ENOSYS, None)),
+        };
+        // Every address the call names is decided, as the caller sees it.
+        let addrs: Vec<&[u8]> = match &call {
+            Call::Connect { addr, .. } => vec![addr.as_slice()],
+            Call::Send { msgs, .. } => msgs
+                .iter()
+                .map(|m| m.name.as_slice())
+                .filter(|a| !a.is_empty())
+                .collect(),
+        };
+        let mut broker = false;
+        let mut resolved = Vec::new();
+        for raw in addrs {
+            let addr = parse_sockaddr(raw).map_err(|e| (libc::EINVAL, Some(e.to_string())))?;
+            let target = match &addr {
+                Addr::UnixPath(p) => Some(resolve_unix(pid, p)?),
+                _ => None,
+            };
+            match self
+                .policy
+                .decide(domain, kind, &addr, target.as_ref().map(|t| t.1.as_path()))
+            {
+                NetVerdict::Perform => {}
+                NetVerdict::Broker if matches!(call, Call::Connect { .. }) => broker = true,
+                NetVerdict::Broker => {
+                    return Err((libc::EINVAL, Some("sent a datagram to the broker".into())))
+                }
+                NetVerdict::Refuse { errno, why } => return Err((errno, Some(why))),
+                NetVerdict::Diverge { why } => return Err((DIVERGED, Some(why))),
+            }
+            resolved.push(target);
+        }
+        // A pathname address is replaced by the file the supervisor
+        // resolved (as `/proc/self/fd/N` of an O_PATH descriptor it holds).
+        let mut call = rewrite_unix(call, resolved);
+        if let Call::Connect { broker: b, .. } = &mut call {
+            *b = broker;
+        }
+        // A Unix socket's peer learns who connected or sent: that must be
+        // a process of the sandbox, never the supervisor. Only the broker
+        // (which reads the prelude) and a connection to it are exempt.
+        let as_caller = domain == libc::AF_UNIX
+            && match &call {
+                Call::Connect { broker, .. } => !broker,
+                Call::Send { .. } => !self.peer_is_broker(&sock),
+            };
+        Ok(Some(Prepared {
+            sock,
+            call,
+            caller: as_caller.then_some(pidfd),
+        }))
+    }
+
+    /// Whether connected socket `sock`'s peer is the session's broker.
+    fn peer_is_broker(&self, sock: &OwnedFd) -> bool {
+        let Some(broker) = &self.policy.broker else {
+            return false;
+        };
+        use std::os::unix::ffi::OsStrExt;
+        let peer = crate::sys::sockets::peer_name(sock);
+        matches!(parse_sockaddr(&peer), Ok(Addr::UnixPath(p)) if std::path::Path::new(std::ffi::OsStr::from_bytes(&p)) == broker.as_path())
+    }
+
+    /// Makes the call on a worker thread and answers from there.
+    fn perform(&self, listener: &Arc<Listener>, n: &Notification, prepared: Prepared) {
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            let _ = listener.respond_error(n.id, libc::EAGAIN);
+            return;
+        }
+        let (listener, id, pid) = (Arc::clone(listener), n.id, n.pid);
+        let in_flight = Arc::clone(&self.in_flight);
+        let nonce = self.policy.broker_nonce;
+        let spawned = std::thread::Builder::new()
+            .name("cordon-net".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let result = run(prepared, pid, &nonce);
+                let _ = match result {
+                    Ok(v) => listener.respond_value(id, v),
+                    Err(e) => listener.respond_error(id, e.0),
+                };
+                in_flight.fetch_sub(1, Ordering::AcqRel);
+            });
+        if spawned.is_err() {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Makes the call (as the caller, when it has one); its return value.
+fn run(prepared: Prepared, pid: u32, nonce: &[u8; 32]) -> Result<i64, Errno> {
+    let Prepared { sock, call, caller } = prepared;
+    let own_user_ns = caller.is_some() && same_user_namespace(pid);
+    let sock = &sock;
+    let raw = sock.as_raw_fd();
+    match call {
+        Call::Connect { addr, hold, broker } => {
+            match &caller {
+                Some(caller) => {
+                    in_sandbox::run(caller, own_user_ns, &|| match connect_raw(raw, &addr) {
+                        Ok(()) => 0,
+                        Err(e) => -i64::from(e.0),
+                    })?;
+                }
+                None => connect(sock, &addr)?,
+            }
+            drop(hold);
+            if broker {
+                // The broker admits processes: name the caller's, not the
+                // thread that connected.
+                let tid = i32::try_from(pid).map_err(|_| Errno(libc::ESRCH))?;
+                let process = crate::sys::process::thread_group(tid)?;
+                let p = prelude(nonce, process.unsigned_abs());
+                send(sock, &[&p], libc::MSG_NOSIGNAL, &[], &[])?;
+            }
+            Ok(0)
+        }
+        Call::Send { msgs, flags, many } => {
+            let mut sent = 0i64;
+            for (i, m) in msgs.into_iter().enumerate() {
+                let fds: Vec<i32> = m.fds.iter().map(AsRawFd::as_raw_fd).collect();
+                let data = [m.data.as_slice()];
+                let out = Outgoing::new(&data, &m.name, &fds)?;
+                let done = match &caller {
+                    Some(caller) => {
+                        in_sandbox::run(caller, own_user_ns, &|| match out.send(raw, flags) {
+                            Ok(n) => i64::try_from(n).unwrap_or(i64::MAX),
+                            Err(e) => -i64::from(e.0),
+                        })
+                        .map(|n| usize::try_from(n).unwrap_or(0))
+                    }
+                    None => out.send(raw, flags),
+                };
+                // The resolved socket file was needed until now.
+                drop(m.hold);
+                match done {
+                    Ok(bytes) => {
+                        if let Some(base) = many {
+                            // sendmmsg reports each message's length in it.
+                            let at = base.saturating_add(64 * i as u64 + 56);
+                            let len = u32::try_from(bytes).unwrap_or(u32::MAX);
+                            let _ = write_remote(
+                                i32::try_from(pid).unwrap_or(0),
+                                at,
+                                &len.to_ne_bytes(),
+                            );
+                            sent += 1;
+                        } else {
+                            sent = i64::try_from(bytes).unwrap_or(i64::MAX);
+                        }
+                    }
+                    // sendmmsg: what was sent counts; the error only if
+                    // nothing was.
+                    Err(e) if many.is_some() && i > 0 => {
+                        let _ = e;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(sent)
+        }
+    }
+}
+
+/// Whether process `pid` is in this process's user namespace.
+fn same_user_namespace(pid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
+    matches!((ns("/proc/self/ns/user"), ns(&format!("/proc/{pid}/ns/user"))), (Ok(a), Ok(b)) if a == b)
+}
+
+/// The low 32 bits of an argument as the C int the kernel reads.
+fn low_int(arg: u64) -> i32 {
+    i32::from_ne_bytes(u32::try_from(arg & 0xffff_ffff).unwrap_or(0).to_ne_bytes())
+}
+
+fn read_addr(pid: i32, addr: u64, len: u64) -> Result<Vec<u8>, (i32, Option<String>)> {
+    if addr == 0 {
+        return Ok(Vec::new());
+    }
+    let len = usize::try_from(len & 0xffff_ffff).unwrap_or(usize::MAX);
+    if len > MAX_ADDR {
+        return Err((libc::EINVAL, None));
+    }
+    let mut buf = vec![0u8; len];
+    read_remote(pid, addr, &mut buf).map_err(|e| (e.0, None))?;
+    Ok(buf)
+}
+
+fn read_data(pid: i32, addr: u64, len: usize) -> Result<Vec<u8>, (i32, Option<String>)> {
+    if len > MAX_SEND {
+        return Err((libc::EMSGSIZE, None));
+    }
+    let mut buf = vec![0u8; len];
+    if len > 0 {
+        read_remote(pid, addr, &mut buf).map_err(|e| (e.0, None))?;
+    }
+    Ok(buf)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u64::from_ne_bytes)
+}
+
+/// Reads a `struct msghdr` at `at`: its name, its data gathered from the
+/// iovecs, and the descriptors of an SCM_RIGHTS control message (copied
+/// from the process). Any other control message is refused: the
+/// supervisor would send it with its own credentials.
+fn read_msghdr(pid: i32, pidfd: &OwnedFd, at: u64) -> Result<Message, (i32, Option<String>)> {
+    let mut h = [0u8; 56];
+    read_remote(pid, at, &mut h).map_err(|e| (e.0, None))?;
+    let (name_ptr, name_len) = (u64_at(&h, 0), u64_at(&h, 8) & 0xffff_ffff);
+    let (iov_ptr, iov_len) = (u64_at(&h, 16), u64_at(&h, 24));
+    let (ctl_ptr, ctl_len) = (u64_at(&h, 32), u64_at(&h, 40));
+    let iov_len = usize::try_from(iov_len).unwrap_or(usize::MAX);
+    if iov_len > MAX_IOV {
+        return Err((libc::EMSGSIZE, None));
+    }
+    let mut iovs = vec![0u8; iov_len * 16];
+    if iov_len > 0 {
+        read_remote(pid, iov_ptr, &mut iovs).map_err(|e| (e.0, None))?;
+    }
+    let mut data = Vec::new();
+    for i in 0..iov_len {
+        let (base, len) = (u64_at(&iovs, i * 16), u64_at(&iovs, i * 16 + 8));
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if data.len().saturating_add(len) > MAX_SEND {
+            return Err((libc::EMSGSIZE, None));
+        }
+        data.extend(read_data(pid, base, len)?);
+    }
+    let fds = read_rights(pid, pidfd, ctl_ptr, ctl_len)?;
+    Ok(Message {
+        name: read_addr(pid, name_ptr, name_len)?,
+        data,
+        fds,
+        hold: None,
+    })
+}
+
+/// The descriptors of the control messages at `ptr`: SCM_RIGHTS only.
+fn read_rights(
+    pid: i32,
+    pidfd: &OwnedFd,
+    ptr: u64,
+    len: u64,
+) -> Result<Vec<OwnedFd>, (i32, Option<String>)> {
+    if ptr == 0 || len == 0 {
+        return Ok(Vec::new());
+    }
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    if len > 64 * 1024 {
+        return Err((libc::EINVAL, None));
+    }
+    let mut c = vec![0u8; len];
+    read_remote(pid, ptr, &mut c).map_err(|e| (e.0, None))?;
+    let mut fds = Vec::new();
+    let mut at = 0;
+    // struct cmsghdr: size_t len, int level, int type, then data, 8-aligned.
+    while at + 16 <= c.len() {
+        let clen = usize::try_from(u64_at(&c, at)).unwrap_or(usize::MAX);
+        let level = i32::from_ne_bytes(c[at + 8..at + 12].try_into().unwrap_or([0; 4]));
+        let kind = i32::from_ne_bytes(c[at + 12..at + 16].try_into().unwrap_or([0; 4]));
+        if clen < 16 || at + clen > c.len() {
+            return Err((libc::EINVAL, None));
+        }
+        if level != libc::SOL_SOCKET || kind != libc::SCM_RIGHTS {
+            return Err((
+                libc::EOPNOTSUPP,
+                Some(format!(
+                    "sent a control message (level {level}, type {kind}) only SCM_RIGHTS may carry"
+                )),
+            ));
+        }
+        for i in (at + 16..at + clen).step_by(4) {
+            let Some(b) = c.get(i..i + 4) else { break };
+            let fd = i32::from_ne_bytes(b.try_into().unwrap_or([0; 4]));
+            if fds.len() >= MAX_FDS {
+                return Err((libc::ETOOMANYREFS, None));
+            }
+            fds.push(pidfd_getfd(pidfd, fd).map_err(|e| (e.0, None))?);
+        }
+        at += clen.div_ceil(8) * 8;
+    }
+    Ok(fds)
+}
+
+/// The socket file a pathname address names, as the caller sees it (its
+/// root and working directory, its mount namespace's masks), opened by
+/// the supervisor: (the descriptor, its canonical path).
+fn resolve_unix(pid: i32, path: &[u8]) -> Result<(OwnedFd, PathBuf), (i32, Option<String>)> {
+    use std::os::unix::ffi::OsStrExt;
+    let rel = std::ffi::OsStr::from_bytes(path);
+    let base = if path.first() == Some(&b'/') {
+        PathBuf::from(format!("/proc/{pid}/root"))
+    } else {
+        PathBuf::from(format!("/proc/{pid}/cwd"))
+    };
+    let full = base.join(
+        std::path::Path::new(rel)
+            .strip_prefix("/")
+            .unwrap_or(std::path::Path::new(rel)),
+    );
+    let c =
+        std::ffi::CString::new(full.as_os_str().as_bytes()).map_err(|_| (libc::EINVAL, None))?;
+    let fd = open_path(&c).map_err(|e| (e.0, None))?;
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|e| (e.raw_os_error().unwrap_or(libc::EINVAL), None))?;
+    Ok((fd, real))
+}
+
+/// Replaces each pathname address by `/proc/self/fd/N` of the descriptor
+/// the supervisor resolved, which the call then holds until it is made.
+fn rewrite_unix(call: Call, resolved: Vec<Option<(OwnedFd, PathBuf)>>) -> Call {
+    let mut resolved = resolved.into_iter();
+    let mut next = |addr: Vec<u8>| -> (Vec<u8>, Option<OwnedFd>) {
+        match resolved.next().flatten() {
+            Some((fd, _)) => (unix_proc_addr(fd.as_raw_fd()), Some(fd)),
+            None => (addr, None),
+        }
+    };
+    match call {
+        Call::Connect { addr, broker, .. } => {
+            let (addr, hold) = next(addr);
+            Call::Connect { addr, hold, broker }
+        }
+        Call::Send { msgs, flags, many } => {
+            let msgs = msgs
+                .into_iter()
+                .map(|m| {
+                    if m.name.is_empty() {
+                        return m;
+                    }
+                    let (name, hold) = next(m.name);
+                    Message { name, hold, ..m }
+                })
+                .collect();
+            Call::Send { msgs, flags, many }
+        }
+    }
+}
+
+/// A `sockaddr_un` for `/proc/self/fd/N`.
+fn unix_proc_addr(fd: i32) -> Vec<u8> {
+    #[allow(clippy::cast_possible_truncation)] // AF_UNIX is 1
+    let mut b = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+    b.extend_from_slice(format!("/proc/self/fd/{fd}").as_bytes());
+    b.push(0);
+    b
+}

@@ -1,0 +1,447 @@
+//! What a sandbox's connects and addressed sends may reach, decided by the
+//! supervisor for each one (`process::mediate` makes the call itself,
+//! with its own copy of the address; this module only decides, pure).
+//!
+//! - TCP: the ports the profile grants (what Landlock's port rules say).
+//! - UDP: name resolution only: port 53 of the host's name servers.
+//! - Unix sockets by path: the profile's `unix` list, the sandbox's own
+//!   write grants (sockets it made itself), and the session's broker;
+//!   never a denied path. Abstract names are refused (Landlock scopes
+//!   them, but a connect the supervisor makes would not be scoped).
+//! - Netlink (routing lookups only, by the socket filter): as asked.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// A socket address, as bytes of a `sockaddr_*` read from the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Addr {
+    /// AF_UNSPEC: dissolve a datagram association.
+    Unspec,
+    Inet(SocketAddr),
+    /// A pathname, as written (relative to the caller's cwd, or absolute).
+    UnixPath(Vec<u8>),
+    UnixAbstract(Vec<u8>),
+    /// An unnamed Unix address (autobind).
+    UnixUnnamed,
+    Netlink,
+    /// Another family (the socket filter refuses creating those).
+    Other(u16),
+}
+
+const SUN_PATH: usize = 108;
+
+/// Parses a `sockaddr` of `bytes.len()` bytes (as the caller passed it).
+pub fn parse_sockaddr(b: &[u8]) -> Result<Addr, &'static str> {
+    let family = b
+        .get(..2)
+        .map(|f| u16::from_ne_bytes([f[0], f[1]]))
+        .ok_or("address shorter than its family")?;
+    let at = |lo: usize, hi: usize| b.get(lo..hi).ok_or("address too short for its family");
+    #[allow(clippy::cast_possible_truncation)] // the families are small constants
+    let (unspec, unix, inet, inet6, netlink) = (
+        libc::AF_UNSPEC as u16,
+        libc::AF_UNIX as u16,
+        libc::AF_INET as u16,
+        libc::AF_INET6 as u16,
+        libc::AF_NETLINK as u16,
+    );
+    Ok(match family {
+        f if f == unspec => Addr::Unspec,
+        f if f == inet => {
+            let port = u16::from_be_bytes(at(2, 4)?.try_into().map_err(|_| "short port")?);
+            let ip: [u8; 4] = at(4, 8)?.try_into().map_err(|_| "short address")?;
+            Addr::Inet(SocketAddr::new(IpAddr::from(ip), port))
+        }
+        f if f == inet6 => {
+            let port = u16::from_be_bytes(at(2, 4)?.try_into().map_err(|_| "short port")?);
+            let ip: [u8; 16] = at(8, 24)?.try_into().map_err(|_| "short address")?;
+            Addr::Inet(SocketAddr::new(IpAddr::from(ip), port))
+        }
+        f if f == unix => {
+            let path = b.get(2..).unwrap_or(&[]);
+            if path.len() > SUN_PATH {
+                return Err("Unix socket path longer than sun_path");
+            }
+            match path.first() {
+                None => Addr::UnixUnnamed,
+                Some(0) => Addr::UnixAbstract(path[1..].to_vec()),
+                Some(_) => {
+                    let end = path.iter().position(|&c| c == 0).unwrap_or(path.len());
+                    Addr::UnixPath(path[..end].to_vec())
+                }
+            }
+        }
+        f if f == netlink => Addr::Netlink,
+        other => Addr::Other(other),
+    })
+}
+
+/// The supervisor's decision on one connect or addressed send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetVerdict {
+    /// Make the call as asked (with the supervisor's copy of the address).
+    Perform,
+    /// A connect to the session's broker: make it, then send the broker
+    /// the on-behalf prelude naming the caller.
+    Broker,
+    /// Fail it with this errno; `why` is for the log.
+    Refuse { errno: i32, why: String },
+    /// A socket no sandbox has any business with (the session's approval
+    /// control socket: reaching it is trying to answer its own request):
+    /// divergence.
+    Diverge { why: String },
+}
+
+fn refuse(errno: i32, why: impl Into<String>) -> NetVerdict {
+    NetVerdict::Refuse {
+        errno,
+        why: why.into(),
+    }
+}
+
+/// What one sandbox may reach.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetPolicy {
+    /// TCP ports (any host), as the profile grants them.
+    pub tcp: Vec<u16>,
+    /// Whether UDP sockets exist at all (the socket filter decides).
+    pub udp: bool,
+    /// Name servers: UDP goes to port 53 of these only.
+    pub dns: Vec<IpAddr>,
+    /// Canonical socket paths or trees the sandbox may reach.
+    pub unix: Vec<PathBuf>,
+    /// Canonical paths that stay unreachable inside those (denied).
+    pub unix_denied: Vec<PathBuf>,
+    /// The session's broker socket (canonical).
+    pub broker: Option<PathBuf>,
+    /// Sockets whose connect is divergence (the approval control socket).
+    pub divergent: Vec<PathBuf>,
+    /// What a connect the supervisor makes to the broker on the sandbox's
+    /// behalf says first, so the broker can tell it from a forged one
+    /// (the sandbox never sees it).
+    pub broker_nonce: [u8; 32],
+}
+
+/// The first bytes of a connection the supervisor made to the broker for
+/// a sandboxed process: `CDNB`, the session's nonce, the process's pid.
+pub const PRELUDE_LEN: usize = 4 + 32 + 4;
+
+/// The prelude naming `pid`.
+pub fn prelude(nonce: &[u8; 32], pid: u32) -> [u8; PRELUDE_LEN] {
+    let mut p = [0u8; PRELUDE_LEN];
+    p[..4].copy_from_slice(b"CDNB");
+    p[4..36].copy_from_slice(nonce);
+    p[36..].copy_from_slice(&pid.to_le_bytes());
+    p
+}
+
+/// The pid a prelude names, if it carries `nonce`.
+pub fn prelude_pid(nonce: &[u8; 32], p: &[u8; PRELUDE_LEN]) -> Option<u32> {
+    let ok = &p[..4] == b"CDNB"
+        && p[4..36]
+            .iter()
+            .zip(nonce)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    ok.then(|| u32::from_le_bytes([p[36], p[37], p[38], p[39]]))
+}
+
+impl NetPolicy {
+    /// The policy of a sandbox with these grants (`values` expanded), the
+    /// host's name servers, and `broker` (its session's socket).
+    pub fn for_sandbox(
+        network: &crate::profile::Network,
+        fs: &crate::profile::Filesystem,
+        values: &crate::profile::Placeholders,
+        broker: Option<(PathBuf, [u8; 32])>,
+        dns: Vec<IpAddr>,
+    ) -> NetPolicy {
+        let canonical = |r: &crate::profile::PathRule| {
+            let p = r.path.expand(values);
+            std::fs::canonicalize(&p).unwrap_or(p)
+        };
+        let host_rules = network.has_host_rules();
+        let mut tcp = network.connect_tcp.clone();
+        if host_rules && !tcp.contains(&crate::profile::hosts::PROXY_PORT) {
+            tcp.push(crate::profile::hosts::PROXY_PORT);
+        }
+        let (broker, broker_nonce) = match broker {
+            Some((path, nonce)) => (Some(path), nonce),
+            None => (None, [0; 32]),
+        };
+        NetPolicy {
+            udp: !network.connect_tcp.is_empty() && !host_rules,
+            tcp,
+            dns,
+            unix: network
+                .unix
+                .iter()
+                .chain(&fs.write)
+                .map(canonical)
+                .collect(),
+            unix_denied: fs.deny.iter().map(canonical).collect(),
+            broker,
+            divergent: Vec::new(),
+            broker_nonce,
+        }
+    }
+}
+
+impl NetPolicy {
+    /// Decides a connect (or addressed send) of a socket of `domain` and
+    /// `kind` to `addr`. `unix_target` is the canonical file a pathname
+    /// address names, as the caller sees it (None: it does not resolve).
+    pub fn decide(
+        &self,
+        domain: i32,
+        kind: i32,
+        addr: &Addr,
+        unix_target: Option<&Path>,
+    ) -> NetVerdict {
+        let stream = kind == libc::SOCK_STREAM;
+        match (domain, addr) {
+            (_, Addr::Unspec) => NetVerdict::Perform,
+            (libc::AF_INET | libc::AF_INET6, Addr::Inet(sa)) if stream => {
+                if self.tcp.contains(&sa.port()) {
+                    NetVerdict::Perform
+                } else {
+                    refuse(
+                        libc::EACCES,
+                        format!("TCP to {sa}: port {} is not granted", sa.port()),
+                    )
+                }
+            }
+            (libc::AF_INET | libc::AF_INET6, Addr::Inet(sa)) if kind == libc::SOCK_DGRAM => {
+                let ip = crate::egress::address::canonical(sa.ip());
+                if self.udp && sa.port() == 53 && self.dns.contains(&ip) {
+                    NetVerdict::Perform
+                } else {
+                    refuse(
+                        libc::EACCES,
+                        format!("UDP to {sa}: only name resolution (port 53 of the host's name servers) is open"),
+                    )
+                }
+            }
+            (libc::AF_UNIX, Addr::UnixPath(p)) => {
+                let shown = String::from_utf8_lossy(p).into_owned();
+                let Some(target) = unix_target else {
+                    return refuse(
+                        libc::ENOENT,
+                        format!("Unix socket `{shown}` does not exist"),
+                    );
+                };
+                if self.broker.as_deref() == Some(target) {
+                    return NetVerdict::Broker;
+                }
+                if self.divergent.iter().any(|d| d == target) {
+                    return NetVerdict::Diverge {
+                        why: format!(
+                            "connected to the operator control socket {} (an attempt to answer its own approval request)",
+                            target.display()
+                        ),
+                    };
+                }
+                if self.unix_denied.iter().any(|d| target.starts_with(d)) {
+                    return refuse(
+                        libc::EACCES,
+                        format!("Unix socket {} is denied", target.display()),
+                    );
+                }
+                if self.unix.iter().any(|u| target.starts_with(u)) {
+                    NetVerdict::Perform
+                } else {
+                    refuse(
+                        libc::EACCES,
+                        format!("Unix socket {} is not in [network] unix", target.display()),
+                    )
+                }
+            }
+            // EPERM: what Landlock's abstract-socket scope answers, so
+            // a program sees the same error either way.
+            (libc::AF_UNIX, Addr::UnixAbstract(name)) => refuse(
+                libc::EPERM,
+                format!(
+                    "abstract Unix socket `@{}`: connecting to abstract sockets is refused",
+                    String::from_utf8_lossy(name)
+                ),
+            ),
+            (libc::AF_UNIX, Addr::UnixUnnamed) => refuse(libc::EINVAL, "an unnamed Unix address"),
+            (libc::AF_NETLINK, Addr::Netlink) => NetVerdict::Perform,
+            (d, a) => refuse(
+                libc::EAFNOSUPPORT,
+                format!("a socket of family {d} addressed as {a:?}"),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // address families fit u16
+mod tests {
+    use super::*;
+
+    fn inet(s: &str) -> Vec<u8> {
+        let sa: SocketAddr = s.parse().unwrap();
+        let mut b = vec![0u8; 28];
+        match sa {
+            SocketAddr::V4(a) => {
+                b[0..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+                b[2..4].copy_from_slice(&a.port().to_be_bytes());
+                b[4..8].copy_from_slice(&a.ip().octets());
+                b.truncate(16);
+            }
+            SocketAddr::V6(a) => {
+                b[0..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+                b[2..4].copy_from_slice(&a.port().to_be_bytes());
+                b[8..24].copy_from_slice(&a.ip().octets());
+            }
+        }
+        b
+    }
+
+    fn unix(path: &[u8]) -> Vec<u8> {
+        let mut b = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
+        b.extend_from_slice(path);
+        b
+    }
+
+    fn policy() -> NetPolicy {
+        NetPolicy {
+            tcp: vec![443],
+            udp: true,
+            dns: vec!["10.0.0.2".parse().unwrap()],
+            unix: vec!["/run/user/1000/agent.sock".into(), "/w/ws".into()],
+            unix_denied: vec!["/w/ws/.private".into()],
+            broker: Some("/dev/shm/cordon-x/broker.sock".into()),
+            divergent: vec!["/run/cordon/approvals/s.sock".into()],
+            broker_nonce: [7; 32],
+        }
+    }
+
+    #[test]
+    fn a_prelude_names_its_pid_only_with_the_nonce() {
+        let p = prelude(&[7; 32], 4242);
+        assert_eq!(prelude_pid(&[7; 32], &p), Some(4242));
+        assert_eq!(prelude_pid(&[8; 32], &p), None);
+        let mut forged = p;
+        forged[0] = b'X';
+        assert_eq!(prelude_pid(&[7; 32], &forged), None);
+    }
+
+    #[test]
+    fn addresses_parse_from_their_bytes() {
+        assert_eq!(
+            parse_sockaddr(&inet("1.2.3.4:443")).unwrap(),
+            Addr::Inet("1.2.3.4:443".parse().unwrap())
+        );
+        assert_eq!(
+            parse_sockaddr(&inet("[::1]:53")).unwrap(),
+            Addr::Inet("[::1]:53".parse().unwrap())
+        );
+        assert_eq!(
+            parse_sockaddr(&unix(b"/run/x.sock\0junk")).unwrap(),
+            Addr::UnixPath(b"/run/x.sock".to_vec())
+        );
+        assert_eq!(
+            parse_sockaddr(&unix(b"\0abstract")).unwrap(),
+            Addr::UnixAbstract(b"abstract".to_vec())
+        );
+        assert_eq!(parse_sockaddr(&unix(b"")).unwrap(), Addr::UnixUnnamed);
+        assert!(parse_sockaddr(&[2]).is_err());
+        assert!(parse_sockaddr(&inet("1.2.3.4:1")[..6]).is_err());
+        assert!(parse_sockaddr(&unix(&[b'a'; 200])).is_err());
+    }
+
+    #[test]
+    fn tcp_by_port_udp_to_the_resolver_only() {
+        let p = policy();
+        let d = |dom, kind, a: &str| p.decide(dom, kind, &parse_sockaddr(&inet(a)).unwrap(), None);
+        assert_eq!(
+            d(libc::AF_INET, libc::SOCK_STREAM, "1.2.3.4:443"),
+            NetVerdict::Perform
+        );
+        assert!(matches!(
+            d(libc::AF_INET, libc::SOCK_STREAM, "1.2.3.4:22"),
+            NetVerdict::Refuse { .. }
+        ));
+        assert_eq!(
+            d(libc::AF_INET, libc::SOCK_DGRAM, "10.0.0.2:53"),
+            NetVerdict::Perform
+        );
+        // The resolver as an IPv4-mapped IPv6 address is the resolver.
+        assert_eq!(
+            d(libc::AF_INET6, libc::SOCK_DGRAM, "[::ffff:10.0.0.2]:53"),
+            NetVerdict::Perform
+        );
+        for a in ["10.0.0.2:5353", "8.8.8.8:53", "1.2.3.4:443"] {
+            assert!(
+                matches!(d(libc::AF_INET, libc::SOCK_DGRAM, a), NetVerdict::Refuse { errno, .. } if errno == libc::EACCES),
+                "{a}"
+            );
+        }
+        let no_udp = NetPolicy {
+            udp: false,
+            ..policy()
+        };
+        assert!(matches!(
+            no_udp.decide(
+                libc::AF_INET,
+                libc::SOCK_DGRAM,
+                &parse_sockaddr(&inet("10.0.0.2:53")).unwrap(),
+                None
+            ),
+            NetVerdict::Refuse { .. }
+        ));
+    }
+
+    #[test]
+    fn unix_sockets_by_their_resolved_target() {
+        let p = policy();
+        let d = |target: Option<&str>| {
+            p.decide(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM,
+                &Addr::UnixPath(b"whatever-was-written".to_vec()),
+                target.map(Path::new),
+            )
+        };
+        assert_eq!(d(Some("/run/user/1000/agent.sock")), NetVerdict::Perform);
+        assert_eq!(d(Some("/w/ws/tmp/mine.sock")), NetVerdict::Perform);
+        assert_eq!(d(Some("/dev/shm/cordon-x/broker.sock")), NetVerdict::Broker);
+        assert!(matches!(
+            d(Some("/run/cordon/approvals/s.sock")),
+            NetVerdict::Diverge { .. }
+        ));
+        for refused in [
+            "/run/docker.sock",
+            "/w/ws/.private/x.sock",
+            "/run/user/1000/agent.sockx",
+        ] {
+            assert!(
+                matches!(d(Some(refused)), NetVerdict::Refuse { .. }),
+                "{refused}"
+            );
+        }
+        assert!(matches!(d(None), NetVerdict::Refuse { errno, .. } if errno == libc::ENOENT));
+        assert!(matches!(
+            p.decide(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM,
+                &Addr::UnixAbstract(b"x".to_vec()),
+                None
+            ),
+            NetVerdict::Refuse { .. }
+        ));
+        // An address of another family than its socket is refused.
+        assert!(matches!(
+            p.decide(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM,
+                &parse_sockaddr(&inet("1.2.3.4:443")).unwrap(),
+                None
+            ),
+            NetVerdict::Refuse { .. }
+        ));
+    }
+}
