@@ -26,7 +26,10 @@ mkdir -m 755 "$dir/static"
 for b in cordon cordon-shim; do cp "$repo/target/$host/release/$b" "$dir/static/"; done
 # The same program twice: a copy the agent may exec directly, and the
 # system's, which the agent can only reach through the broker.
-cp /usr/bin/echo "$dir/echo-direct"
+# (A few bytes appended: an exact copy would be refused as a way around
+# the broker.)
+{ cat /usr/bin/echo; printf '\0bench: a copy of echo\n'; } >"$dir/echo-direct"
+chmod 755 "$dir/echo-direct"
 cat >"$dir/bench.toml" <<TOML
 [profile]
 name = "bench"

@@ -52,7 +52,11 @@ done
 # One probe for both (it only measures from inside).
 cp "$repo/target/release/cordon-probe" "$dir/"
 cp "$repo/profiles/minimal.toml" "$dir/"
-cp /usr/bin/echo "$dir/echo-direct"
+# The same program twice: a copy the agent may exec directly (a few bytes
+# appended, or cordon would rightly refuse it as a copy of the tool), and
+# the system's, which the agent reaches only through the broker.
+{ cat /usr/bin/echo; printf '\0bench: a copy of echo\n'; } >"$dir/echo-direct"
+chmod 755 "$dir/echo-direct"
 chmod -R a+rX "$dir"
 
 cat >"$dir/call.toml" <<TOML

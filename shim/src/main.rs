@@ -156,12 +156,13 @@ fn spawn_request(args: &[OsString]) -> Result<Request, String> {
 fn call(socket: &OsString, request: Request) -> std::io::Result<ExitCode> {
     let signals = sys::stop_signals()?;
     let mut stream = UnixStream::connect(socket)?;
-    let cwd_fd = sys::open_cwd()?;
     let frame = match request.encode() {
         Ok(f) => f,
         Err(e) => return Ok(denied(format_args!("request too large: {e}"))),
     };
-    if let Err(e) = sys::send_with_fds(stream.as_raw_fd(), &frame, &[0, 1, 2, cwd_fd.as_raw_fd()]) {
+    // Only bytes: cordon takes this process's stdin, stdout, stderr and
+    // working directory for the call itself.
+    if let Err(e) = stream.write_all(&frame) {
         // A refusal that needs no request (a peer from another session)
         // may have come and the connection closed before the request went
         // out: report the supervisor's answer, not the broken pipe.
@@ -170,7 +171,6 @@ fn call(socket: &OsString, request: Request) -> std::io::Result<ExitCode> {
             _ => return Err(e),
         });
     }
-    drop(cwd_fd);
     loop {
         let [sock_ready, sig_ready] =
             sys::wait_readable(&[stream.as_raw_fd(), signals.as_raw_fd()])?;

@@ -13,19 +13,21 @@
 //! disconnected without reading further. Inside a payload, integers are
 //! little-endian, and a byte string is a u32 length then the bytes.
 //!
-//! A call is: the shim sends [`Request::Exec`] (with its stdin, stdout,
-//! stderr and working directory attached as SCM_RIGHTS descriptors on the
-//! frame's first byte), then may send [`Request::Cancel`]; the supervisor
-//! answers with exactly one final [`Reply`]: `Denied`, `Exited`,
-//! `Signaled` or `Error`, and closes.
+//! A call is: the shim sends [`Request::Exec`], then may send
+//! [`Request::Cancel`]; the supervisor answers with exactly one final
+//! [`Reply`]: `Denied`, `Exited`, `Signaled` or `Error`, and closes.
+//! Frames are bytes only: the supervisor takes the caller's stdin, stdout,
+//! stderr and working directory from the calling process itself
+//! (pidfd_getfd), and refuses a frame that carries descriptors.
 //!
-//! Version 1. The version travels in `Exec`; a supervisor that does not
-//! speak it replies `Error` naming the versions it does.
+//! Version 2 (version 1 attached the descriptors as SCM_RIGHTS). The
+//! version travels in every first frame; a supervisor that does not speak
+//! it replies `Error` naming the version it does.
 
 use std::fmt;
 
 /// The protocol version this crate speaks.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 /// The largest frame (kind + payload) either side accepts: 1 MiB, enough
 /// for an argv near Linux's usual 128 KiB per-string limit times a few, and
@@ -44,9 +46,6 @@ pub mod kind {
     pub const ERROR: u8 = 19;
     pub const VALUE: u8 = 20;
 }
-
-/// Descriptors attached to an `Exec` frame, in this order.
-pub const EXEC_FDS: usize = 4;
 
 /// What the shim asks.
 #[derive(Debug, Clone, PartialEq, Eq)]

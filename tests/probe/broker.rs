@@ -58,13 +58,15 @@ pub(crate) fn flood(n: usize, secs: u64) -> ExitCode {
 }
 
 /// Acts as a forged shim: `shim-call [--socket PATH] [--cwd DIR]
-/// [--version N] TOOL ARGS...` sends an exec request with descriptors
-/// 0, 1, 2 and the working directory, and prints the reply as
-/// `reply <kind> <text>` (or `closed`).
+/// [--version N] [--with-fds] TOOL ARGS...` sends an exec request (cordon
+/// takes this process's descriptors 0, 1, 2 and working directory;
+/// `--with-fds` attaches 0, 1, 2 anyway, as SCM_RIGHTS), and prints the
+/// reply as `reply <kind> <text>` (or `closed`).
 pub(crate) fn shim_call(args: &[String]) -> ExitCode {
     use cordon_shim::protocol::{Reply, Request, VERSION};
     let mut socket = std::env::var_os("CORDON_SOCKET").unwrap_or_default();
     let mut version = VERSION;
+    let mut with_fds = false;
     let mut rest = args;
     loop {
         match rest {
@@ -80,6 +82,10 @@ pub(crate) fn shim_call(args: &[String]) -> ExitCode {
             }
             [flag, value, tail @ ..] if flag == "--version" => {
                 version = value.parse().unwrap_or(0);
+                rest = tail;
+            }
+            [flag, tail @ ..] if flag == "--with-fds" => {
+                with_fds = true;
                 rest = tail;
             }
             _ => break,
@@ -102,21 +108,14 @@ pub(crate) fn shim_call(args: &[String]) -> ExitCode {
     }
     .encode()
     .expect("a small request encodes");
-    // O_PATH, as the shim does: Landlock does not check it.
-    let dir = unsafe {
-        libc::open(
-            c".".as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if dir < 0 {
-        return err(errno());
-    }
-    use std::os::fd::AsRawFd;
     // A refusal that needs no request (a foreign peer) may already have
     // come, and the connection closed (EPIPE): the reply is still there.
-    let sent = send_with_fds(s.as_raw_fd(), &frame, &[0, 1, 2, dir]);
-    unsafe { libc::close(dir) };
+    let sent = if with_fds {
+        use std::os::fd::AsRawFd;
+        send_with_fds(s.as_raw_fd(), &frame, &[0, 1, 2])
+    } else {
+        s.write_all(&frame)
+    };
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     if let (Err(e), None | Some(Err(_))) = (&sent, buf.get(4..).map(Reply::decode)) {

@@ -4,8 +4,6 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use crate::broker::send_with_fds;
-
 /// For benchmarks only: runs `argv` `n` times (spawn and wait, no shell)
 /// and prints the median, p90 and p99 wall time per run in microseconds,
 /// then every sample (`samples_us=a,b,...`, in the order they ran).
@@ -59,7 +57,15 @@ pub(crate) fn flood_broker(tool: &str, threads: usize, hold: usize, oversized: b
         .write(true)
         .open("/dev/null")
         .expect("/dev/null");
-    let null = Arc::new(null);
+    // Calls run with this process's stdout and stderr (cordon takes them
+    // from the caller): point both at /dev/null, and report on a copy of
+    // the real stdout.
+    let mut report = unsafe {
+        let out = libc::dup(1);
+        libc::dup2(null.as_raw_fd(), 1);
+        libc::dup2(null.as_raw_fd(), 2);
+        <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(out)
+    };
     let frame = Request::Exec {
         version: VERSION,
         tool: tool.as_bytes().to_vec(),
@@ -71,27 +77,19 @@ pub(crate) fn flood_broker(tool: &str, threads: usize, hold: usize, oversized: b
     .expect("a small request encodes");
     let mut handles = Vec::new();
     for _ in 0..threads {
-        let (stop, counts, null, frame, socket) = (
+        let (stop, counts, frame, socket) = (
             Arc::clone(&stop),
             Arc::clone(&counts),
-            Arc::clone(&null),
             frame.clone(),
             socket.clone(),
         );
         handles.push(std::thread::spawn(move || {
-            let cwd = unsafe {
-                libc::open(
-                    c".".as_ptr(),
-                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                )
-            };
-            let n = null.as_raw_fd();
             while !stop.load(Relaxed) {
                 let Ok(mut s) = std::os::unix::net::UnixStream::connect(&socket) else {
                     counts[5].fetch_add(1, Relaxed);
                     continue;
                 };
-                if send_with_fds(s.as_raw_fd(), &frame, &[n, n, n, cwd]).is_err() {
+                if s.write_all(&frame).is_err() {
                     counts[3].fetch_add(1, Relaxed);
                     continue;
                 }
@@ -150,8 +148,8 @@ pub(crate) fn flood_broker(tool: &str, threads: usize, hold: usize, oversized: b
             }
         }));
     }
-    println!("flooding");
-    let _ = std::io::stdout().flush();
+    let _ = writeln!(report, "flooding");
+    let _ = report.flush();
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);
     stop.store(true, Relaxed);
@@ -159,9 +157,40 @@ pub(crate) fn flood_broker(tool: &str, threads: usize, hold: usize, oversized: b
         let _ = h.join();
     }
     let c: Vec<u64> = counts.iter().map(|a| a.load(Relaxed)).collect();
-    println!(
+    let _ = writeln!(
+        report,
         "flood sent={} calls_ok={} refused={} errors={} closed={} oversized_answered={} connect_failed={} held={}",
         c[7], c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+    );
+    ExitCode::SUCCESS
+}
+
+/// `bench-connect tcp PORT N` / `bench-connect unix PATH N`: times N
+/// connects (socket, connect, close) to 127.0.0.1:PORT or to the Unix
+/// socket PATH; prints the median like `bench-exec`.
+pub(crate) fn bench_connect(kind: &str, target: &str, n: usize) -> ExitCode {
+    let mut times = Vec::with_capacity(n);
+    let mut failures = 0;
+    for _ in 0..n {
+        let start = std::time::Instant::now();
+        let ok = match kind {
+            "tcp" => target
+                .parse::<u16>()
+                .ok()
+                .and_then(|p| std::net::TcpStream::connect(("127.0.0.1", p)).ok())
+                .is_some(),
+            "unix" => std::os::unix::net::UnixStream::connect(target).is_ok(),
+            _ => return ExitCode::from(2),
+        };
+        times.push(start.elapsed().as_micros());
+        failures += usize::from(!ok);
+    }
+    times.sort_unstable();
+    let q = |p: usize| times.get(times.len() * p / 100).copied().unwrap_or(0);
+    println!(
+        "runs={n} failures={failures} median_us={} p90_us={}",
+        q(50),
+        q(90)
     );
     ExitCode::SUCCESS
 }

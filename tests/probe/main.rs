@@ -192,6 +192,7 @@ fn main() -> ExitCode {
         "unix-send" => broker::unix_send(a(1), a(2)),
         "send-raw-fds" => broker::send_raw_fds(a(1)),
         "flood" => broker::flood(a(1).parse().unwrap_or(0), a(2).parse().unwrap_or(1)),
+        "bench-connect" => load::bench_connect(a(1), a(2), a(3).parse().unwrap_or(1000)),
         "bench-exec" => load::bench_exec(a(1).parse().unwrap_or(100), &args[2.min(args.len())..]),
         "secret-forms" => secret_forms(a(1)),
         "cat-env-file" => io_result(

@@ -249,14 +249,14 @@ fn with_sub_agent_kill_a_sub_agents_divergence_kills_the_parent_too() {
 fn a_hand_made_spawn_frame_without_a_command_is_refused_and_the_broker_lives() {
     let c = Case::new();
     let p = parent(&c);
-    // SPAWN, version 1, empty name, profile and intent, argc 0, empty cwd,
-    // with the four descriptors: refused by name; then a normal call is
-    // still served (the supervisor did not fall over).
-    let frame = "170000000401000000000000000000000000000000000000000000";
+    // SPAWN, version 2, empty name, profile and intent, argc 0, empty cwd:
+    // refused by name; then a normal call is still served (the supervisor
+    // did not fall over).
+    let frame = "170000000402000000000000000000000000000000000000000000";
     let r = c.shell(
         &p,
         &format!(
-            "{} send-raw-fds {frame}; tp read /dev/null; echo rc=$?",
+            "{} send-raw {frame}; tp read /dev/null; echo rc=$?",
             probe().display()
         ),
     );

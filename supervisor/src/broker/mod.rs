@@ -13,6 +13,7 @@ mod approve;
 pub mod control;
 mod exec;
 mod expose;
+pub mod handoff;
 mod peer;
 pub mod prompt;
 mod pump;
@@ -122,21 +123,19 @@ pub fn start(prepared: Prepared, session: Arc<Session>) -> std::io::Result<Broke
 
 fn accept_loop(listener: &UnixListener, session: &Arc<Session>, in_flight: &Arc<AtomicUsize>) {
     let acceptor = std::thread::current();
+    let handoff = Arc::clone(&session.handoff);
     loop {
         // Backpressure: with every slot taken, accept nothing. Further
         // connections wait in the kernel's listen queue (and, once it is
-        // full, in their connect()), costing the supervisor no CPU; a
+        // full, in their connect()) or in the handoff queue (then their
+        // connect fails with EAGAIN), costing the supervisor no CPU; a
         // flooding agent's threads sleep instead of spinning through
         // refusals. A call that ends wakes this thread.
         while in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
             std::thread::park_timeout(std::time::Duration::from_millis(50));
         }
-        let stream = match listener.accept() {
-            Ok((s, _)) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "broker: accept failed");
-                continue;
-            }
+        let Some(incoming) = next_incoming(listener, &handoff) else {
+            continue;
         };
         // Only this thread adds, so `already` < MAX_IN_FLIGHT.
         let already = in_flight.fetch_add(1, Ordering::AcqRel);
@@ -152,7 +151,7 @@ fn accept_loop(listener: &UnixListener, session: &Arc<Session>, in_flight: &Arc<
                         tracing::warn!(error = %e, "broker: cannot lower a call's priority");
                     }
                 }
-                serve::serve(&session, stream);
+                serve::serve(&session, incoming);
                 if counter.fetch_sub(1, Ordering::AcqRel) == MAX_IN_FLIGHT {
                     acceptor.unpark();
                 }
@@ -160,6 +159,46 @@ fn accept_loop(listener: &UnixListener, session: &Arc<Session>, in_flight: &Arc<
         if let Err(e) = spawned {
             in_flight.fetch_sub(1, Ordering::AcqRel);
             tracing::warn!(error = %e, "broker: cannot start a call thread");
+        }
+    }
+}
+
+/// The next connection: a handed one first (its caller is waiting on a
+/// connect that already returned), else one accepted on the socket.
+fn next_incoming(listener: &UnixListener, handoff: &handoff::Handoff) -> Option<serve::Incoming> {
+    use std::os::fd::AsRawFd;
+    if let Some(h) = handoff.take() {
+        return Some(serve::Incoming::Handed(h));
+    }
+    let mut fds = [
+        libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: handoff.wake_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    if let Err(e) = crate::sys::fd::poll(&mut fds, -1) {
+        tracing::warn!(error = %e, "broker: poll failed");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        return None;
+    }
+    if fds[1].revents != 0 {
+        handoff.clear();
+        return handoff.take().map(serve::Incoming::Handed);
+    }
+    if fds[0].revents == 0 {
+        return None;
+    }
+    match listener.accept() {
+        Ok((s, _)) => Some(serve::Incoming::Accepted(s)),
+        Err(e) => {
+            tracing::warn!(error = %e, "broker: accept failed");
+            None
         }
     }
 }

@@ -15,6 +15,8 @@ use crate::sys::fd::peer_cred;
 #[derive(Debug)]
 pub struct Peer {
     pub pid: u32,
+    /// Pins the peer process (its descriptors and cwd are taken from it).
+    pub pidfd: OwnedFd,
     /// A process of a running tool call's sandbox (a tool reaching another
     /// tool through the broker): that call's id.
     pub via_call: Option<u64>,
@@ -31,8 +33,6 @@ pub enum PeerError {
     Foreign(i32),
     #[error("peer pid {0} exited while being checked")]
     Gone(i32),
-    #[error("a connection cordon made for a sandboxed process did not say which (its prelude)")]
-    Prelude,
 }
 
 /// The inode of a process's pid namespace (`/proc/<pid>/ns/pid`).
@@ -136,34 +136,21 @@ fn call_ancestor(proc_root: &Path, pid: i32, call_of: &dyn Fn(i32) -> Option<u64
 /// session's running tool calls (`call_of` maps a call's init pid to its
 /// id; a tool reaches other tools only through the broker). Everything
 /// read from /proc is trusted only once the peer's pidfd shows it is
-/// still the same live process.
+/// still the same live process. (A sandboxed process's connect is
+/// mediated and reaches the broker through `handoff` instead; this is the
+/// path of processes whose connects are not: `cordon learn`'s.)
 pub fn authenticate(
-    sock: &mut (impl AsRawFd + std::io::Read),
+    sock: &impl AsRawFd,
     uid: u32,
     session_ns: u64,
     call_of: &dyn Fn(i32) -> Option<u64>,
-    nonce: &[u8; 32],
 ) -> Result<Peer, PeerError> {
-    use crate::sandbox::netpolicy::{prelude_pid, PRELUDE_LEN};
     let proc_root = Path::new("/proc");
     let cred = peer_cred(sock.as_raw_fd()).map_err(PeerError::Cred)?;
-    // A connect the supervisor made itself, for a sandboxed process whose
-    // connect it mediated (`process::mediate`): the prelude it wrote first
-    // names that process, with the session's nonce (which no sandboxed
-    // process holds).
-    let (pid, pidfd) = if cred.pid == crate::sys::process::getpid() {
-        let mut p = [0u8; PRELUDE_LEN];
-        sock.read_exact(&mut p).map_err(|_| PeerError::Prelude)?;
-        let pid = prelude_pid(nonce, &p).ok_or(PeerError::Prelude)?;
-        let pid = i32::try_from(pid).map_err(|_| PeerError::Prelude)?;
-        let pidfd = crate::sys::process::pidfd_open(pid).map_err(|_| PeerError::Gone(pid))?;
-        (pid, pidfd)
-    } else {
-        if cred.uid != uid {
-            return Err(PeerError::Uid(cred.uid));
-        }
-        (cred.pid, cred.pidfd)
-    };
+    if cred.uid != uid {
+        return Err(PeerError::Uid(cred.uid));
+    }
+    let (pid, pidfd) = (cred.pid, cred.pidfd);
     let ns = pid_namespace(proc_root, pid);
     let via_call = if ns == Some(session_ns) {
         None
@@ -178,6 +165,7 @@ pub fn authenticate(
     }
     Ok(Peer {
         pid: pid.unsigned_abs(),
+        pidfd,
         via_call,
     })
 }
@@ -191,41 +179,26 @@ mod tests {
         let me = std::process::id() as i32;
         let ns = pid_namespace(Path::new("/proc"), me).expect("own pid namespace");
         assert!(ns > 0);
-        let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         let none = |_: i32| None;
-        // A pair of our own: we are the supervisor here, so a prelude is
-        // expected; write one naming us.
-        let nonce = [3u8; 32];
-        use std::io::Write;
-        let p = crate::sandbox::netpolicy::prelude(&nonce, me.unsigned_abs());
-        b.write_all(&p).unwrap();
-        let peer = authenticate(&mut a, crate::sys::geteuid(), ns, &none, &nonce).unwrap();
+        let peer = authenticate(&a, crate::sys::geteuid(), ns, &none).unwrap();
         assert_eq!(peer.pid, me.unsigned_abs());
         assert_eq!(peer.via_call, None);
-        // The same process is foreign to any other namespace.
-        a.write_all(&p).unwrap();
+        // The same process is foreign to any other namespace...
         assert!(matches!(
-            authenticate(&mut b, crate::sys::geteuid(), ns + 1, &none, &nonce),
+            authenticate(&a, crate::sys::geteuid(), ns + 1, &none),
             Err(PeerError::Foreign(_))
         ));
         // ...unless it descends from a running call's init: our parent
         // plays one here.
-        a.write_all(&p).unwrap();
         let parent = parent_of(Path::new("/proc"), me).unwrap();
         let call_of = |pid: i32| (pid == parent).then_some(7);
-        let peer = authenticate(&mut b, crate::sys::geteuid(), ns + 1, &call_of, &nonce).unwrap();
+        let peer = authenticate(&a, crate::sys::geteuid(), ns + 1, &call_of).unwrap();
         assert_eq!(peer.via_call, Some(7));
-        // A prelude without the nonce, or none at all, names nobody.
-        a.write_all(&crate::sandbox::netpolicy::prelude(&[4; 32], 1))
-            .unwrap();
+        // Another uid is refused before anything else.
         assert!(matches!(
-            authenticate(&mut b, crate::sys::geteuid(), ns, &none, &nonce),
-            Err(PeerError::Prelude)
-        ));
-        drop(a);
-        assert!(matches!(
-            authenticate(&mut b, crate::sys::geteuid(), ns, &none, &nonce),
-            Err(PeerError::Prelude)
+            authenticate(&a, crate::sys::geteuid() + 1, ns, &none),
+            Err(PeerError::Uid(_))
         ));
     }
 }

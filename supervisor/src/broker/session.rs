@@ -30,9 +30,9 @@ pub struct Session {
     pub uid: u32,
     /// The agent's pid namespace: only processes in it are served.
     pub pid_ns: u64,
-    /// What the supervisor's on-behalf connects say first (see
-    /// `sandbox::netpolicy::prelude`).
-    pub broker_nonce: [u8; 32],
+    /// Connections the supervisor made for sandboxed processes (their
+    /// mediated connects), on their way to the accept loop.
+    pub handoff: Arc<super::handoff::Handoff>,
     /// Canonical directories each tool's calls may run in.
     pub tool_cwds: HashMap<String, Vec<PathBuf>>,
     /// Each tool's sandbox, planned once for the session.
@@ -76,7 +76,6 @@ pub struct SessionParts {
     pub host: Host,
     pub audit: Arc<AuditLog>,
     pub pid_ns: u64,
-    pub broker_nonce: [u8; 32],
     pub root: PathBuf,
     pub refusals: Refusals,
     pub chain: Vec<String>,
@@ -98,6 +97,8 @@ pub enum SessionError {
         tool: String,
         source: crate::sandbox::PlanError,
     },
+    #[error("creating the broker's handoff queue: {0}")]
+    Handoff(crate::sys::Errno),
 }
 
 impl Session {
@@ -136,7 +137,7 @@ impl Session {
             audit: parts.audit,
             uid: crate::sys::geteuid(),
             pid_ns: parts.pid_ns,
-            broker_nonce: parts.broker_nonce,
+            handoff: Arc::new(super::handoff::Handoff::new().map_err(SessionError::Handoff)?),
             root: parts.root,
             next_call: AtomicU64::new(0),
             refusals: parts.refusals,

@@ -314,10 +314,10 @@ pub fn run(
         .flatten()
         .min(),
         loud: false,
-        net: Some(Arc::new(process::mediate::Mediator::new(
-            tool_net(session, plan, &values),
-            false,
-        ))),
+        net: Some(Arc::new(
+            process::mediate::Mediator::new(tool_net(session, plan, &values), false)
+                .with_broker(Arc::clone(&session.handoff), Some(call)),
+        )),
     };
     // A follow-up frame (a cancel) must arrive whole promptly: a peer that
     // sends half of one and stalls is treated as gone, so the loop that
@@ -353,7 +353,7 @@ fn tool_net(
         &plan.network,
         &plan.filesystem,
         values,
-        Some((root.join("broker.sock"), session.broker_nonce)),
+        Some(root.join("broker.sock")),
         crate::host::resolv::read(Path::new("/etc/resolv.conf")),
     )
 }

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
-use cordon_shim::protocol::{frame_length, DecodeError, Reply, Request, EXEC_FDS};
+use cordon_shim::protocol::{frame_length, DecodeError, Reply, Request};
 
 use crate::sys::fd::recv_with_fds;
 
@@ -17,20 +17,22 @@ pub enum WireError {
     Io(#[from] std::io::Error),
     #[error("malformed request: {0}")]
     Decode(#[from] DecodeError),
-    #[error(
-        "expected {EXEC_FDS} descriptors (stdin, stdout, stderr, cwd) with the request, got {0}"
-    )]
+    #[error("{0} descriptor(s) sent with the request: cordon takes the caller's own stdin, stdout, stderr and working directory, and accepts none")]
     Fds(usize),
     #[error("descriptors must arrive with the first frame")]
     LateFds,
 }
+
+/// Descriptors collected from a frame at most (any is an error; more are
+/// closed by the kernel).
+const MAX_FDS: usize = 4;
 
 /// Reads one frame, collecting descriptors sent with its first byte.
 /// Reading stops at the header when it announces more than MAX_FRAME, so
 /// a 4 GiB length costs nothing.
 pub fn read_frame(stream: &mut UnixStream) -> Result<(Vec<u8>, Vec<OwnedFd>), WireError> {
     let mut header = [0u8; 4];
-    let (mut got, fds) = recv_with_fds(stream.as_raw_fd(), &mut header, EXEC_FDS)
+    let (mut got, fds) = recv_with_fds(stream.as_raw_fd(), &mut header, MAX_FDS)
         .map_err(|e| WireError::Io(e.into()))?;
     if got == 0 {
         return Err(WireError::Closed);
@@ -51,19 +53,15 @@ pub fn read_frame(stream: &mut UnixStream) -> Result<(Vec<u8>, Vec<OwnedFd>), Wi
     Ok((body, fds))
 }
 
-/// Reads the first request: an `Exec` with its four descriptors, or a
-/// `Secret` with none.
-pub fn read_first(stream: &mut UnixStream) -> Result<(Request, Vec<OwnedFd>), WireError> {
+/// Reads the first request: an `Exec`, `Secret` or `Spawn`, with no
+/// descriptors (the caller's own are taken from it, `serve::caller_fds`).
+pub fn read_first(stream: &mut UnixStream) -> Result<Request, WireError> {
     let (body, fds) = read_frame(stream)?;
     let req = Request::decode(&body)?;
-    let want = match req {
-        Request::Exec { .. } | Request::Spawn { .. } => EXEC_FDS,
-        _ => 0,
-    };
-    if fds.len() != want {
+    if !fds.is_empty() {
         return Err(WireError::Fds(fds.len()));
     }
-    Ok((req, fds))
+    Ok(req)
 }
 
 /// Reads a follow-up request (a cancel); descriptors here are an error.

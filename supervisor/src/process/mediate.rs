@@ -12,20 +12,24 @@
 //!
 //! Calls that may block (a connect, a send on a full socket) run on a
 //! thread of their own, so the supervisor's loop never waits on them.
+//!
+//! A connect to the session's broker is not made at all: the process gets
+//! one end of a new socket pair in place of its socket (SECCOMP_IOCTL_
+//! NOTIF_ADDFD) and the broker the other, with the caller known from the
+//! notification (`broker::handoff`).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::sandbox::netpolicy::{parse_sockaddr, prelude, Addr, NetPolicy, NetVerdict};
+use crate::broker::handoff::{Handed, Handoff};
+use crate::sandbox::netpolicy::{parse_sockaddr, Addr, NetPolicy, NetVerdict};
 use crate::sandbox::seccomp::syscall_name;
 use crate::sys::in_sandbox;
 use crate::sys::process::{pidfd_open_thread, read_remote, write_remote};
 use crate::sys::seccomp::{Listener, Notification};
-use crate::sys::sockets::{
-    connect, connect_raw, open_path, pidfd_getfd, send, socket_kind, Outgoing,
-};
+use crate::sys::sockets::{connect, connect_raw, open_path, pidfd_getfd, socket_kind, Outgoing};
 use crate::sys::Errno;
 
 /// The most a mediated send carries (more is EMSGSIZE).
@@ -50,6 +54,16 @@ pub struct Mediator {
     in_flight: Arc<AtomicUsize>,
     /// Say refusals on stderr (the agent's run).
     loud: bool,
+    /// Where connections to the broker go, and the call whose sandbox this
+    /// is (a tool's: its processes' calls are nested in it).
+    broker: Option<(Arc<Handoff>, Option<u64>)>,
+}
+
+/// What `prepare` found the call to be.
+enum Decided {
+    Make(Prepared),
+    /// A connect to the session's broker, on this socket of the caller.
+    Broker(OwnedFd),
 }
 
 /// One message, read from the process and ready to send.
@@ -78,8 +92,6 @@ enum Call {
         addr: Vec<u8>,
         /// The socket file `addr` names (`/proc/self/fd/N` of this).
         hold: Option<OwnedFd>,
-        /// The session's broker: send the on-behalf prelude after.
-        broker: bool,
     },
     Send {
         msgs: Vec<Message>,
@@ -99,7 +111,16 @@ impl Mediator {
             policy,
             in_flight: Arc::default(),
             loud,
+            broker: None,
         }
+    }
+
+    /// Connects to the broker go to `handoff`, as nested in `via_call`
+    /// when this is a tool call's sandbox.
+    #[must_use]
+    pub fn with_broker(mut self, handoff: Arc<Handoff>, via_call: Option<u64>) -> Mediator {
+        self.broker = Some((handoff, via_call));
+        self
     }
 
     /// Whether `nr` is a call this mediates.
@@ -112,7 +133,12 @@ impl Mediator {
     /// returned unanswered: the caller kills the sandbox.
     pub fn handle(&self, listener: &Arc<Listener>, n: &Notification) -> Option<String> {
         match self.prepare(listener, n) {
-            Ok(Some(prepared)) => self.perform(listener, n, prepared),
+            Ok(Some(Decided::Make(prepared))) => self.perform(listener, n, prepared),
+            Ok(Some(Decided::Broker(sock))) => {
+                if let Err(errno) = self.hand_to_broker(listener, n, &sock) {
+                    let _ = listener.respond_error(n.id, errno);
+                }
+            }
             Ok(None) => {}
             Err((DIVERGED, why)) => return why,
             Err((errno, why)) => {
@@ -134,7 +160,7 @@ impl Mediator {
         &self,
         listener: &Listener,
         n: &Notification,
-    ) -> Result<Option<Prepared>, (i32, Option<String>)> {
+    ) -> Result<Option<Decided>, (i32, Option<String>)> {
         let name = syscall_name(n.data.nr).unwrap_or("");
         let pid = i32::try_from(n.pid).map_err(|_| (libc::ESRCH, None))?;
         let pidfd = pidfd_open_thread(pid).map_err(|e| (e.0, None))?;
@@ -149,11 +175,7 @@ impl Mediator {
         let call = match name {
             "connect" => {
                 let addr = read_addr(pid, n.data.args[1], n.data.args[2])?;
-                Call::Connect {
-                    addr,
-                    hold: None,
-                    broker: false,
-                }
+                Call::Connect { addr, hold: None }
             }
             "sendto" => {
                 let len = usize::try_from(n.data.args[2]).unwrap_or(usize::MAX);
@@ -228,33 +250,61 @@ impl Mediator {
         }
         // A pathname address is replaced by the file the supervisor
         // resolved (as `/proc/self/fd/N` of an O_PATH descriptor it holds).
-        let mut call = rewrite_unix(call, resolved);
-        if let Call::Connect { broker: b, .. } = &mut call {
-            *b = broker;
+        if broker && self.broker.is_some() {
+            return Ok(Some(Decided::Broker(sock)));
         }
+        let call = rewrite_unix(call, resolved);
         // A Unix socket's peer learns who connected or sent: that must be
-        // a process of the sandbox, never the supervisor. Only the broker
-        // (which reads the prelude) and a connection to it are exempt.
-        let as_caller = domain == libc::AF_UNIX
-            && match &call {
-                Call::Connect { broker, .. } => !broker,
-                Call::Send { .. } => !self.peer_is_broker(&sock),
-            };
-        Ok(Some(Prepared {
+        // a process of the sandbox, never the supervisor.
+        let as_caller = domain == libc::AF_UNIX;
+        Ok(Some(Decided::Make(Prepared {
             sock,
             call,
             caller: as_caller.then_some(pidfd),
-        }))
+        })))
     }
 
-    /// Whether connected socket `sock`'s peer is the session's broker.
-    fn peer_is_broker(&self, sock: &OwnedFd) -> bool {
-        let Some(broker) = &self.policy.broker else {
-            return false;
+    /// Gives the caller a connection to the broker in place of its socket
+    /// `sock` (keeping its O_NONBLOCK and close-on-exec flags) and the
+    /// broker the other end, then answers the connect. Nothing here
+    /// blocks. An errno when the connect must fail.
+    fn hand_to_broker(
+        &self,
+        listener: &Listener,
+        n: &Notification,
+        sock: &OwnedFd,
+    ) -> Result<(), i32> {
+        let Some((handoff, via_call)) = &self.broker else {
+            return Err(libc::ECONNREFUSED);
         };
-        use std::os::unix::ffi::OsStrExt;
-        let peer = crate::sys::sockets::peer_name(sock);
-        matches!(parse_sockaddr(&peer), Ok(Addr::UnixPath(p)) if std::path::Path::new(std::ffi::OsStr::from_bytes(&p)) == broker.as_path())
+        let tid = i32::try_from(n.pid).map_err(|_| libc::ESRCH)?;
+        let fd = low_int(n.data.args[0]);
+        let pid = crate::sys::process::thread_group(tid).map_err(|e| e.0)?;
+        let pidfd = crate::sys::process::pidfd_open(pid).map_err(|e| e.0)?;
+        // Still pending: the thread is the caller, so `pid` is its process.
+        if !listener.id_valid(n.id) {
+            return Ok(());
+        }
+        let (mine, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        let flags = crate::sys::fd::status_flags(sock.as_raw_fd()).map_err(|e| e.0)?;
+        if flags & libc::O_NONBLOCK != 0 {
+            crate::sys::fd::set_nonblocking(theirs.as_raw_fd()).map_err(|e| e.0)?;
+        }
+        let cloexec = fd_cloexec(tid, fd);
+        handoff
+            .hand(Handed {
+                stream: mine,
+                pid: pid.unsigned_abs(),
+                pidfd,
+                via_call: *via_call,
+            })
+            .map_err(|_| libc::EAGAIN)?;
+        // (Should this fail, the broker's end sees the connection closed.)
+        listener
+            .add_fd_at(n.id, theirs.as_raw_fd(), fd, cloexec)
+            .map_err(|e| e.0)?;
+        listener.respond_value(n.id, 0).map_err(|e| e.0)
     }
 
     /// Makes the call on a worker thread and answers from there.
@@ -266,12 +316,11 @@ impl Mediator {
         }
         let (listener, id, pid) = (Arc::clone(listener), n.id, n.pid);
         let in_flight = Arc::clone(&self.in_flight);
-        let nonce = self.policy.broker_nonce;
         let spawned = std::thread::Builder::new()
             .name("cordon-net".into())
             .stack_size(64 * 1024)
             .spawn(move || {
-                let result = run(prepared, pid, &nonce);
+                let result = run(prepared, pid);
                 let _ = match result {
                     Ok(v) => listener.respond_value(id, v),
                     Err(e) => listener.respond_error(id, e.0),
@@ -285,13 +334,13 @@ impl Mediator {
 }
 
 /// Makes the call (as the caller, when it has one); its return value.
-fn run(prepared: Prepared, pid: u32, nonce: &[u8; 32]) -> Result<i64, Errno> {
+fn run(prepared: Prepared, pid: u32) -> Result<i64, Errno> {
     let Prepared { sock, call, caller } = prepared;
     let own_user_ns = caller.is_some() && same_user_namespace(pid);
     let sock = &sock;
     let raw = sock.as_raw_fd();
     match call {
-        Call::Connect { addr, hold, broker } => {
+        Call::Connect { addr, hold } => {
             match &caller {
                 Some(caller) => {
                     in_sandbox::run(caller, own_user_ns, &|| match connect_raw(raw, &addr) {
@@ -302,14 +351,6 @@ fn run(prepared: Prepared, pid: u32, nonce: &[u8; 32]) -> Result<i64, Errno> {
                 None => connect(sock, &addr)?,
             }
             drop(hold);
-            if broker {
-                // The broker admits processes: name the caller's, not the
-                // thread that connected.
-                let tid = i32::try_from(pid).map_err(|_| Errno(libc::ESRCH))?;
-                let process = crate::sys::process::thread_group(tid)?;
-                let p = prelude(nonce, process.unsigned_abs());
-                send(sock, &[&p], libc::MSG_NOSIGNAL, &[], &[])?;
-            }
             Ok(0)
         }
         Call::Send { msgs, flags, many } => {
@@ -520,9 +561,9 @@ fn rewrite_unix(call: Call, resolved: Vec<Option<(OwnedFd, PathBuf)>>) -> Call {
         }
     };
     match call {
-        Call::Connect { addr, broker, .. } => {
+        Call::Connect { addr, .. } => {
             let (addr, hold) = next(addr);
-            Call::Connect { addr, hold, broker }
+            Call::Connect { addr, hold }
         }
         Call::Send { msgs, flags, many } => {
             let msgs = msgs
@@ -547,4 +588,17 @@ fn unix_proc_addr(fd: i32) -> Vec<u8> {
     b.extend_from_slice(format!("/proc/self/fd/{fd}").as_bytes());
     b.push(0);
     b
+}
+
+/// Whether descriptor `fd` of thread `tid` is close-on-exec (the `flags:`
+/// of its fdinfo, octal). Unknown: yes (what a shim asks for).
+fn fd_cloexec(tid: i32, fd: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}"))
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|v| i64::from_str_radix(v.trim(), 8).ok())
+        })
+        .is_none_or(|flags| flags & i64::from(libc::O_CLOEXEC) != 0)
 }

@@ -82,8 +82,8 @@ pub fn parse_sockaddr(b: &[u8]) -> Result<Addr, &'static str> {
 pub enum NetVerdict {
     /// Make the call as asked (with the supervisor's copy of the address).
     Perform,
-    /// A connect to the session's broker: make it, then send the broker
-    /// the on-behalf prelude naming the caller.
+    /// A connect to the session's broker: hand the broker a connection
+    /// made for the caller (`broker::handoff`).
     Broker,
     /// Fail it with this errno; `why` is for the log.
     Refuse { errno: i32, why: String },
@@ -117,34 +117,6 @@ pub struct NetPolicy {
     pub broker: Option<PathBuf>,
     /// Sockets whose connect is divergence (the approval control socket).
     pub divergent: Vec<PathBuf>,
-    /// What a connect the supervisor makes to the broker on the sandbox's
-    /// behalf says first, so the broker can tell it from a forged one
-    /// (the sandbox never sees it).
-    pub broker_nonce: [u8; 32],
-}
-
-/// The first bytes of a connection the supervisor made to the broker for
-/// a sandboxed process: `CDNB`, the session's nonce, the process's pid.
-pub const PRELUDE_LEN: usize = 4 + 32 + 4;
-
-/// The prelude naming `pid`.
-pub fn prelude(nonce: &[u8; 32], pid: u32) -> [u8; PRELUDE_LEN] {
-    let mut p = [0u8; PRELUDE_LEN];
-    p[..4].copy_from_slice(b"CDNB");
-    p[4..36].copy_from_slice(nonce);
-    p[36..].copy_from_slice(&pid.to_le_bytes());
-    p
-}
-
-/// The pid a prelude names, if it carries `nonce`.
-pub fn prelude_pid(nonce: &[u8; 32], p: &[u8; PRELUDE_LEN]) -> Option<u32> {
-    let ok = &p[..4] == b"CDNB"
-        && p[4..36]
-            .iter()
-            .zip(nonce)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    ok.then(|| u32::from_le_bytes([p[36], p[37], p[38], p[39]]))
 }
 
 impl NetPolicy {
@@ -154,7 +126,7 @@ impl NetPolicy {
         network: &crate::profile::Network,
         fs: &crate::profile::Filesystem,
         values: &crate::profile::Placeholders,
-        broker: Option<(PathBuf, [u8; 32])>,
+        broker: Option<PathBuf>,
         dns: Vec<IpAddr>,
     ) -> NetPolicy {
         let canonical = |r: &crate::profile::PathRule| {
@@ -166,10 +138,6 @@ impl NetPolicy {
         if host_rules && !tcp.contains(&crate::profile::hosts::PROXY_PORT) {
             tcp.push(crate::profile::hosts::PROXY_PORT);
         }
-        let (broker, broker_nonce) = match broker {
-            Some((path, nonce)) => (Some(path), nonce),
-            None => (None, [0; 32]),
-        };
         NetPolicy {
             udp: !network.connect_tcp.is_empty() && !host_rules,
             tcp,
@@ -183,7 +151,6 @@ impl NetPolicy {
             unix_denied: fs.deny.iter().map(canonical).collect(),
             broker,
             divergent: Vec::new(),
-            broker_nonce,
         }
     }
 }
@@ -315,18 +282,7 @@ mod tests {
             unix_denied: vec!["/w/ws/.private".into()],
             broker: Some("/dev/shm/cordon-x/broker.sock".into()),
             divergent: vec!["/run/cordon/approvals/s.sock".into()],
-            broker_nonce: [7; 32],
         }
-    }
-
-    #[test]
-    fn a_prelude_names_its_pid_only_with_the_nonce() {
-        let p = prelude(&[7; 32], 4242);
-        assert_eq!(prelude_pid(&[7; 32], &p), Some(4242));
-        assert_eq!(prelude_pid(&[8; 32], &p), None);
-        let mut forged = p;
-        forged[0] = b'X';
-        assert_eq!(prelude_pid(&[7; 32], &forged), None);
     }
 
     #[test]

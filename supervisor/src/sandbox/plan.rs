@@ -103,7 +103,7 @@ fn exec_allowed(fs: &Filesystem, values: &Placeholders) -> Vec<PathBuf> {
 }
 
 /// The agent's net policy: its grants, the host's name servers, and its
-/// session's broker with a fresh nonce.
+/// session's broker.
 fn agent_net(
     profile: &Profile,
     fs: &Filesystem,
@@ -111,17 +111,10 @@ fn agent_net(
     session: &SessionDir,
     brokered: bool,
 ) -> Result<NetPolicy, PlanError> {
-    let broker = if brokered {
-        let mut nonce = [0u8; 32];
-        crate::sys::getrandom(&mut nonce).map_err(|e| PlanError::Session {
-            base: session.root.clone(),
-            source: e.into(),
-        })?;
+    let broker = brokered.then(|| {
         let root = std::fs::canonicalize(&session.root).unwrap_or_else(|_| session.root.clone());
-        Some((root.join("broker.sock"), nonce))
-    } else {
-        None
-    };
+        root.join("broker.sock")
+    });
     let dns = crate::host::resolv::read(Path::new("/etc/resolv.conf"));
     Ok(NetPolicy::for_sandbox(
         &profile.network,

@@ -231,7 +231,6 @@ impl Started {
             host,
             audit: Arc::clone(&self.audit),
             pid_ns,
-            broker_nonce: self.plan.net.broker_nonce,
             root: self.plan.session.root.clone(),
             refusals,
             chain: self.chain.clone(),
@@ -282,10 +281,13 @@ impl Started {
             }),
             deadline: None,
             loud: self.loud,
-            net: Some(Arc::new(process::mediate::Mediator::new(
-                self.net_policy(),
-                self.loud,
-            ))),
+            net: Some(Arc::new({
+                let m = process::mediate::Mediator::new(self.net_policy(), self.loud);
+                match self.broker_session() {
+                    Some(s) => m.with_broker(Arc::clone(&s.handoff), None),
+                    None => m,
+                }
+            })),
         }
     }
 

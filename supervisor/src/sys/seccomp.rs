@@ -190,6 +190,23 @@ impl Listener {
         })
     }
 
+    /// Installs `fd` in the notifying process as its descriptor `target`
+    /// (replacing what was there, as dup2 would; close-on-exec when
+    /// `cloexec`), before the notification is answered.
+    pub fn add_fd_at(&self, id: u64, fd: RawFd, target: i32, cloexec: bool) -> Result<(), Errno> {
+        let add = libc::seccomp_notif_addfd {
+            id,
+            flags: u32::try_from(libc::SECCOMP_ADDFD_FLAG_SETFD).unwrap_or(1),
+            srcfd: u32::try_from(fd).map_err(|_| Errno(libc::EBADF))?,
+            newfd: u32::try_from(target).map_err(|_| Errno(libc::EBADF))?,
+            newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+        };
+        // SAFETY: `add` is a live seccomp_notif_addfd; the kernel only
+        // reads it.
+        let ret = unsafe { libc::ioctl(self.raw(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &add) };
+        check(ret.into()).map(drop)
+    }
+
     /// Fails the notified syscall with `errno`.
     pub fn respond_error(&self, id: u64, errno: i32) -> Result<(), Errno> {
         self.respond(NotificationResponse {

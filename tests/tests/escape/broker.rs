@@ -18,11 +18,17 @@ pub(super) fn cases() -> Vec<Escape> {
             reply_is(&r, 19, "outside 1..=");
         }),
         case(
-            "broker.exec-without-descriptors",
-            "send an exec request without its descriptors",
+            "broker.descriptors-attached",
+            "attach descriptors of the agent's choosing to an exec request",
             |c| {
-                let r = run(c, &brokered(c), &["send-raw", "0700000001010003000000"]);
-                reply_is(&r, 19, "");
+                let marker = c.workspace.join("ran");
+                let r = run(
+                    c,
+                    &brokered(c),
+                    &["shim-call", "--with-fds", "tp", "write", &p(&marker)],
+                );
+                reply_is(&r, 19, "descriptor(s) sent with the request");
+                assert!(!marker.exists(), "the tool ran");
             },
         ),
         case(
