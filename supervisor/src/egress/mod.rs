@@ -17,9 +17,12 @@
 //! - [`proxy`]: the server.
 
 pub mod address;
+pub mod h1;
 pub mod http;
+pub mod inject;
 pub mod proxy;
 pub mod rules;
+pub mod tls;
 
 #[cfg(test)]
 mod proxy_tests;
