@@ -265,6 +265,7 @@ fn run_sub(
                 },
                 resolve: crate::egress::proxy::system_resolver,
                 loud: false,
+                inject: None,
             };
             match listener.and_then(|l| crate::egress::proxy::start(l, ctx)) {
                 Ok(p) => Some(p),

@@ -237,6 +237,7 @@ pub fn run(
                 },
                 resolve: crate::egress::proxy::system_resolver,
                 loud: false,
+                inject: None,
             };
             Some(crate::egress::proxy::start(listener, ctx)?)
         }

@@ -298,6 +298,7 @@ fn recording_proxy(
         },
         resolve: cordon::egress::proxy::system_resolver,
         loud: true,
+        inject: None,
     };
     let proxy = cordon::egress::proxy::start(listener, ctx).map_err(|e| e.to_string())?;
     Ok((proxy, log))

@@ -326,6 +326,7 @@ pub fn run(args: RunArgs) -> ExitCode {
                 refusals: refusals.clone(),
                 resolve: cordon::egress::proxy::system_resolver,
                 loud: true,
+                inject: None,
             };
             match listener.and_then(|l| cordon::egress::proxy::start(l, ctx)) {
                 Ok(p) => Some(p),

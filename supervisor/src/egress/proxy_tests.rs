@@ -87,6 +87,7 @@ impl Fixture {
             },
             resolve: scripted,
             loud: false,
+            inject: None,
         };
         Fixture {
             proxy: Some(start(listener, ctx).unwrap()),
