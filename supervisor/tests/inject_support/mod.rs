@@ -32,6 +32,8 @@ use rustls::{ClientConnection, RootCertStore, ServerConnection, StreamOwned};
 pub struct Seen {
     pub head: String,
     pub body: Vec<u8>,
+    /// The application protocol the connection agreed on.
+    pub alpn: Option<Vec<u8>>,
 }
 
 /// What the real host answers: status, extra headers, body.
@@ -72,7 +74,8 @@ pub struct Upstream {
 
 impl Upstream {
     /// Serves `names` (certificate SANs) with `handler`; ALPN offers h2
-    /// too, so a test shows the proxy never takes it.
+    /// first, so a test shows the proxy never takes it (the server itself
+    /// speaks HTTP/1.1 whatever was agreed).
     pub fn start(names: &[&str], handler: Handler) -> Upstream {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -149,6 +152,7 @@ fn serve(
         log.lock().unwrap().push(Seen {
             head: String::from_utf8_lossy(&head).into_owned(),
             body: body.clone(),
+            alpn: s.conn.alpn_protocol().map(<[u8]>::to_vec),
         });
         if req.target == "/stream" {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
