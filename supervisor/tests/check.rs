@@ -360,10 +360,18 @@ fn garbage_files_are_errors_not_crashes() {
 #[test]
 fn proxy_secret_mistakes_are_located() {
     let file = "bad/secret-proxy.toml";
-    assert_bad(file, "18:10", "`hosts`: `*.github.com:443` is a wildcard: name each host exactly");
+    assert_bad(
+        file,
+        "18:10",
+        "`hosts`: `*.github.com:443` is a wildcard: name each host exactly",
+    );
     assert_bad(file, "7:20", "tool `git`: secret `FILE` has deliver = \"proxy\": the tool gets a placeholder in its environment, so `as = \"file\"` makes no sense");
     assert_bad(file, "7:20", "secret `FILE` (deliver = \"proxy\") goes to tool `git`, whose host rules refuse its host `api.github.com:443`");
-    assert_bad(file, "13:12", "[environment] secrets: `RAW` is delivered raw, and the agent must never hold a value");
+    assert_bad(
+        file,
+        "13:12",
+        "[environment] secrets: `RAW` is delivered raw, and the agent must never hold a value",
+    );
 }
 
 #[test]

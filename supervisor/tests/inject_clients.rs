@@ -77,11 +77,24 @@ fn curl_gets_its_bearer_token_injected_and_never_sees_it() {
             .unwrap()
     };
     let out = run("/echo", &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("Authorization: Bearer [cordon: redacted]"), "{stdout}");
+    assert!(
+        stdout.contains("Authorization: Bearer [cordon: redacted]"),
+        "{stdout}"
+    );
     let seen = up.seen();
-    assert!(seen[0].head.contains(&format!("Authorization: Bearer {API_VALUE}")), "{}", seen[0].head);
+    assert!(
+        seen[0]
+            .head
+            .contains(&format!("Authorization: Bearer {API_VALUE}")),
+        "{}",
+        seen[0].head
+    );
     // `-v` prints what curl sent and got: the placeholder, never the value.
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("Authorization: Bearer {ph}")));
     assert_never_held(&p, "curl", &[&out.stdout, &out.stderr]);
@@ -90,16 +103,30 @@ fn curl_gets_its_bearer_token_injected_and_never_sees_it() {
     // (--http1.1: the test server, reached directly there, offers h2
     // but speaks only HTTP/1.1.)
     let out = run("/redirect", &["-L", "--location-trusted", "--http1.1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let to_other: Vec<_> = up.seen().into_iter().filter(|s| s.head.contains("Host: other.test")).collect();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let to_other: Vec<_> = up
+        .seen()
+        .into_iter()
+        .filter(|s| s.head.contains("Host: other.test"))
+        .collect();
     assert_eq!(to_other.len(), 1);
-    assert!(to_other[0].head.contains(&ph) && !to_other[0].head.contains(API_VALUE), "{}", to_other[0].head);
+    assert!(
+        to_other[0].head.contains(&ph) && !to_other[0].head.contains(API_VALUE),
+        "{}",
+        to_other[0].head
+    );
     assert_never_held(&p, "curl", &[&out.stdout, &out.stderr]);
 }
 
 #[test]
 fn python_holds_a_placeholder_in_its_environment_and_proc_while_the_proxy_injects() {
-    let Some(python) = have("python3") else { return };
+    let Some(python) = have("python3") else {
+        return;
+    };
     // The interpreter itself, not a version manager's shim, so /proc/PID
     // is python's.
     let exe = Command::new(&python)
@@ -133,7 +160,12 @@ sys.stdin.read()
         .env("HTTPS_PROXY", format!("http://{}", p.addr))
         .env("SSL_CERT_FILE", p.bundle())
         .env("REQUESTS_CA_BUNDLE", p.bundle())
-        .args(["-c", script, &url, if has_requests { "requests" } else { "urllib" }])
+        .args([
+            "-c",
+            script,
+            &url,
+            if has_requests { "requests" } else { "urllib" },
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -159,11 +191,26 @@ sys.stdin.read()
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(status.success(), "{stderr}");
     let requests = if has_requests { 2 } else { 1 };
-    assert_eq!(printed.matches("Authorization: Bearer [cordon: redacted]").count(), requests, "{printed}");
+    assert_eq!(
+        printed
+            .matches("Authorization: Bearer [cordon: redacted]")
+            .count(),
+        requests,
+        "{printed}"
+    );
     let seen = up.seen();
     assert_eq!(seen.len(), requests);
-    assert!(seen.iter().all(|s| s.head.contains(&format!("Authorization: Bearer {API_VALUE}"))), "{seen:#?}");
-    assert_never_held(&p, "python", &[&environ, &cmdline, printed.as_bytes(), stderr.as_bytes()]);
+    assert!(
+        seen.iter().all(|s| s
+            .head
+            .contains(&format!("Authorization: Bearer {API_VALUE}"))),
+        "{seen:#?}"
+    );
+    assert_never_held(
+        &p,
+        "python",
+        &[&environ, &cmdline, printed.as_bytes(), stderr.as_bytes()],
+    );
     if !has_requests {
         eprintln!("note: python's requests is not installed; urllib only");
     }
@@ -174,14 +221,29 @@ static GIT_ROOT: OnceLock<PathBuf> = OnceLock::new();
 
 /// A smart-HTTP git server: `git http-backend` as CGI, behind a check of
 /// the credential the proxy must have injected.
-fn git_handler(req: &h1::Request, body: &[u8], _port: u16) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let want = format!("Basic {}", STANDARD.encode(format!("x-access-token:{GIT_VALUE}")));
+fn git_handler(
+    req: &h1::Request,
+    body: &[u8],
+    _port: u16,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let want = format!(
+        "Basic {}",
+        STANDARD.encode(format!("x-access-token:{GIT_VALUE}"))
+    );
     if h1::values(&req.headers, "authorization").next() != Some(want.as_str()) {
-        let challenge = ("WWW-Authenticate".to_string(), "Basic realm=\"test\"".to_string());
+        let challenge = (
+            "WWW-Authenticate".to_string(),
+            "Basic realm=\"test\"".to_string(),
+        );
         return (401, vec![challenge], b"credentials, please\n".to_vec());
     }
     let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
-    let header = |n: &str| h1::values(&req.headers, n).next().unwrap_or_default().to_string();
+    let header = |n: &str| {
+        h1::values(&req.headers, n)
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
     let mut cgi = Command::new("git")
         .arg("http-backend")
         .env_clear()
@@ -203,7 +265,10 @@ fn git_handler(req: &h1::Request, body: &[u8], _port: u16) -> (u16, Vec<(String,
         .unwrap();
     cgi.stdin.take().unwrap().write_all(body).unwrap();
     let out = cgi.wait_with_output().unwrap().stdout;
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4))
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
         .or_else(|| out.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)))
         .unwrap();
     let head = String::from_utf8_lossy(&out[..split.0]).into_owned();
@@ -252,7 +317,12 @@ fn git_pushes_over_https_with_a_token_only_the_proxy_holds() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         o
     };
-    ok(git(&root, &home, &["init", "-q", "--bare", "repo.git"], &[]));
+    ok(git(
+        &root,
+        &home,
+        &["init", "-q", "--bare", "repo.git"],
+        &[],
+    ));
     let up = Upstream::start(&["git.test"], git_handler);
     let p = proxied(&up, 10);
     let ph = p.placeholder("GIT_TOKEN");
@@ -270,22 +340,52 @@ fn git_pushes_over_https_with_a_token_only_the_proxy_holds() {
     let proxy = format!("http.proxy=http://{}", p.addr);
     let ca = format!("http.sslCAInfo={}", p.bundle().display());
     // Recipe 1: a credential helper that prints the placeholder.
-    let helper = "credential.helper=!f() { echo username=x-access-token; echo \"password=$GIT_TOKEN\"; }; f";
-    let push1 = ok(git(&repo, &home, &["-c", &proxy, "-c", &ca, "-c", helper, "push", "-q", &remote, "main"], &[("GIT_TOKEN", &ph)]));
+    let helper =
+        "credential.helper=!f() { echo username=x-access-token; echo \"password=$GIT_TOKEN\"; }; f";
+    let push1 = ok(git(
+        &repo,
+        &home,
+        &[
+            "-c", &proxy, "-c", &ca, "-c", helper, "push", "-q", &remote, "main",
+        ],
+        &[("GIT_TOKEN", &ph)],
+    ));
     // Recipe 2: the header itself, with the placeholder in it.
     std::fs::write(repo.join("f"), "two\n").unwrap();
     ok(git(&repo, &home, &["commit", "-qam", "two"], &who));
-    let header = format!("http.extraHeader=Authorization: Basic {}", STANDARD.encode(format!("x-access-token:{ph}")));
-    let push2 = ok(git(&repo, &home, &["-c", &proxy, "-c", &ca, "-c", &header, "push", "-q", &remote, "main"], &[]));
-    let log = ok(git(&root.join("repo.git"), &home, &["log", "--format=%s", "main"], &[]));
+    let header = format!(
+        "http.extraHeader=Authorization: Basic {}",
+        STANDARD.encode(format!("x-access-token:{ph}"))
+    );
+    let push2 = ok(git(
+        &repo,
+        &home,
+        &[
+            "-c", &proxy, "-c", &ca, "-c", &header, "push", "-q", &remote, "main",
+        ],
+        &[],
+    ));
+    let log = ok(git(
+        &root.join("repo.git"),
+        &home,
+        &["log", "--format=%s", "main"],
+        &[],
+    ));
     assert_eq!(String::from_utf8_lossy(&log.stdout), "two\none\n");
     let injected = p
         .records()
         .into_iter()
         .filter(|r| r["kind"] == "inject" && r["decision"] == "allow")
         .count();
-    assert!(injected >= 4, "info/refs and receive-pack, twice: {injected}");
-    assert_never_held(&p, "git", &[&push1.stdout, &push1.stderr, &push2.stdout, &push2.stderr]);
+    assert!(
+        injected >= 4,
+        "info/refs and receive-pack, twice: {injected}"
+    );
+    assert_never_held(
+        &p,
+        "git",
+        &[&push1.stdout, &push1.stderr, &push2.stdout, &push2.stderr],
+    );
     // Nothing in the clone's config or anywhere git wrote holds the value.
     for entry in walk(&repo).into_iter().chain(walk(&home)) {
         let bytes = std::fs::read(&entry).unwrap_or_default();

@@ -60,7 +60,11 @@ fn a_bearer_placeholder_is_swapped_only_in_its_header_and_an_echo_is_masked() {
     );
     assert!(!seen[0].head.contains(&ph));
     assert!(seen[0].head.contains("Accept-Encoding: identity\r\n"));
-    assert_eq!(seen[0].alpn.as_deref(), Some(&b"http/1.1"[..]), "the proxy never takes h2 upstream");
+    assert_eq!(
+        seen[0].alpn.as_deref(),
+        Some(&b"http/1.1"[..]),
+        "the proxy never takes h2 upstream"
+    );
     // The host echoed the header; the client gets it masked.
     assert!(
         a.text()

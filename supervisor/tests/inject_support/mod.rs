@@ -154,6 +154,26 @@ fn serve(
             body: body.clone(),
             alpn: s.conn.alpn_protocol().map(<[u8]>::to_vec),
         });
+        if let Some(n) = req
+            .target
+            .strip_prefix("/bytes/")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            // A large body, written in 64 KiB pieces (benchmarks).
+            let _ =
+                s.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n").as_bytes());
+            let piece = vec![b'x'; 64 * 1024];
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(piece.len());
+                if s.write_all(&piece[..k]).is_err() {
+                    return;
+                }
+                left -= k;
+            }
+            let _ = s.flush();
+            continue;
+        }
         if req.target == "/stream" {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
             for i in 0..3 {
