@@ -372,6 +372,59 @@ fn git_pushes_over_https_with_a_token_only_the_proxy_holds() {
         &[],
     ));
     assert_eq!(String::from_utf8_lossy(&log.stdout), "two\none\n");
+    // The attacks of issue 13 against a raw token, here against the
+    // placeholder: the agent wrote the repository's config, so git runs
+    // its fsmonitor (which writes git's environment into the workspace)
+    // and a credential helper that leaves a setsid'd child behind, which
+    // writes its environment after the call.
+    let hostile = "credential.helper=!f() { setsid sh -c 'sleep 0.2; env > ../late-env.txt' >/dev/null 2>&1 & echo username=x-access-token; echo \"password=$GIT_TOKEN\"; }; f";
+    ok(git(&repo, &home, &["config", "core.fsmonitor", "[ -n \"$GIT_TOKEN\" ] && env > ../fsmonitor-env.txt && printf '%s' \"$GIT_TOKEN\" > ../leak.txt; false"], &[]));
+    ok(git(
+        &repo,
+        &home,
+        &["status", "--short"],
+        &[("GIT_TOKEN", &ph)],
+    ));
+    std::fs::write(repo.join("f"), "three\n").unwrap();
+    ok(git(&repo, &home, &["commit", "-qam", "three"], &who));
+    let push3 = ok(git(
+        &repo,
+        &home,
+        &[
+            "-c", &proxy, "-c", &ca, "-c", hostile, "push", "-q", &remote, "main",
+        ],
+        &[("GIT_TOKEN", &ph)],
+    ));
+    let late = work.path().join("late-env.txt");
+    for _ in 0..500 {
+        if std::fs::read_to_string(&late).is_ok_and(|t| t.contains("GIT_TOKEN=")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("leak.txt")).unwrap(),
+        ph,
+        "the hostile config ran and got the placeholder"
+    );
+    assert!(
+        std::fs::read_to_string(&late)
+            .unwrap()
+            .contains(&format!("GIT_TOKEN={ph}")),
+        "the lingering child ran"
+    );
+    let log = ok(git(
+        &root.join("repo.git"),
+        &home,
+        &["log", "-1", "--format=%s", "main"],
+        &[],
+    ));
+    assert_eq!(
+        String::from_utf8_lossy(&log.stdout),
+        "three\n",
+        "and the push still worked"
+    );
+    assert_never_held(&p, "git", &[&push3.stdout, &push3.stderr]);
     let injected = p
         .records()
         .into_iter()
@@ -386,8 +439,10 @@ fn git_pushes_over_https_with_a_token_only_the_proxy_holds() {
         "git",
         &[&push1.stdout, &push1.stderr, &push2.stdout, &push2.stderr],
     );
-    // Nothing in the clone's config or anywhere git wrote holds the value.
-    for entry in walk(&repo).into_iter().chain(walk(&home)) {
+    // Nothing in the workspace, its neighbours or anywhere git wrote holds
+    // the value (the bare repository's objects are compressed: its refs,
+    // config and logs are what could hold it in clear).
+    for entry in walk(work.path()) {
         let bytes = std::fs::read(&entry).unwrap_or_default();
         assert_never_held(&p, &entry.display().to_string(), &[&bytes]);
     }

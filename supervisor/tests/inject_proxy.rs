@@ -488,3 +488,64 @@ impl Alive for Proxied {
                 .contains(") Z ")
     }
 }
+
+#[test]
+fn stop_cuts_an_intercepted_connection_and_records_its_end() {
+    let up = upstream();
+    let mut p = proxied(&up, 10);
+    let ph = p.placeholder("API_KEY");
+    let mut t = p.tls_client("api.test", up.port, &[b"http/1.1"]).unwrap();
+    assert_eq!(
+        t.get("api.test", up.port, "/", Some(&format!("Bearer {ph}")))
+            .unwrap()
+            .status,
+        200
+    );
+    // The client keeps the connection open; the proxy waits for its next
+    // request (for up to 120 s) until stop cuts it.
+    p.proxy
+        .take()
+        .unwrap()
+        .stop(std::time::Duration::from_secs(5));
+    let last = p.records().last().cloned().unwrap();
+    assert_eq!(last["kind"], "connect_end", "{last}");
+    assert_eq!(last["host"], "api.test");
+    assert!(t.read().is_none(), "the connection is closed");
+}
+
+#[test]
+fn a_host_that_drops_a_kept_alive_connection_makes_the_client_retry_not_fail() {
+    let up = upstream();
+    let p = proxied(&up, 10);
+    let auth = format!("Bearer {}", p.placeholder("API_KEY"));
+    let mut t = p.tls_client("api.test", up.port, &[b"http/1.1"]).unwrap();
+    assert_eq!(
+        t.get("api.test", up.port, "/close-after", Some(&auth))
+            .unwrap()
+            .status,
+        200
+    );
+    // The host has closed its side (the socket is dropped when `serve`
+    // returns, and on loopback its FIN is there at once).
+    assert!(eventually(|| up
+        .ended
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 1));
+    assert!(
+        t.get("api.test", up.port, "/", Some(&auth)).is_none(),
+        "closed, not a 502"
+    );
+    assert_eq!(
+        up.seen().len(),
+        1,
+        "the second request was not sent on a dead connection"
+    );
+    let mut fresh = p.tls_client("api.test", up.port, &[b"http/1.1"]).unwrap();
+    assert_eq!(
+        fresh
+            .get("api.test", up.port, "/", Some(&auth))
+            .unwrap()
+            .status,
+        200
+    );
+}

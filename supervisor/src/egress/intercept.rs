@@ -183,6 +183,13 @@ impl Connection<'_> {
                 )
             }
         };
+        if moved.up > 0 && readable(up) {
+            // The host closed the kept-alive connection (or sent something
+            // unasked) while the client was idle: close without an answer,
+            // so the client retries on a fresh connection, as it would with
+            // the host itself.
+            return Next::Close;
+        }
         let parsed = h1::parse_request(&head).and_then(|r| r.framing().map(|f| (r, f)));
         let (req, framing) = match parsed {
             Ok(p) => p,
@@ -500,15 +507,21 @@ fn relay_response_body(
 
 /// Whether the host has sent nothing that is waiting to be read.
 fn idle(up: &Upstream) -> bool {
-    if !up.conn.wants_read() {
-        return false;
-    }
+    up.conn.wants_read() && !socket_readable(up)
+}
+
+/// Whether the host has sent something (or closed) between exchanges.
+fn readable(up: &Upstream) -> bool {
+    !up.conn.wants_read() || socket_readable(up)
+}
+
+fn socket_readable(up: &Upstream) -> bool {
     let mut fds = [libc::pollfd {
         fd: up.sock.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     }];
-    matches!(crate::sys::fd::poll(&mut fds, 0), Ok(0))
+    !matches!(crate::sys::fd::poll(&mut fds, 0), Ok(0))
 }
 
 /// The response head for the client: hop-by-hop headers dropped; a body

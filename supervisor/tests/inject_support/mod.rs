@@ -70,6 +70,8 @@ pub struct Upstream {
     pub ca_pem: String,
     pub ca_der: rustls::pki_types::CertificateDer<'static>,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// Connections the server has closed.
+    pub ended: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Upstream {
@@ -105,11 +107,16 @@ impl Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let log = Arc::clone(&seen);
+        let ended: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let (log, count) = (Arc::clone(&seen), Arc::clone(&ended));
         std::thread::spawn(move || {
             for tcp in listener.incoming().flatten() {
-                let (config, log) = (Arc::clone(&config), Arc::clone(&log));
-                std::thread::spawn(move || serve(tcp, config, log, handler, port));
+                let (config, log, count) =
+                    (Arc::clone(&config), Arc::clone(&log), Arc::clone(&count));
+                std::thread::spawn(move || {
+                    serve(tcp, config, log, handler, port);
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                });
             }
         });
         Upstream {
@@ -117,6 +124,7 @@ impl Upstream {
             ca_pem: ca_cert.pem(),
             ca_der: ca_cert.der().clone(),
             seen,
+            ended,
         }
     }
 
@@ -196,7 +204,10 @@ fn serve(
         if !req.method.eq_ignore_ascii_case("HEAD") {
             bytes.extend_from_slice(&reply);
         }
-        if s.write_all(&bytes).and_then(|()| s.flush()).is_err() || req.wants_close() {
+        // `/close-after`: a host that ends a kept-alive connection without
+        // saying so (an idle timeout on its side).
+        let ends = req.wants_close() || req.target == "/close-after";
+        if s.write_all(&bytes).and_then(|()| s.flush()).is_err() || ends {
             s.conn.send_close_notify();
             let _ = s.flush();
             return;
