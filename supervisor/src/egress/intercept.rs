@@ -183,7 +183,8 @@ impl Connection<'_> {
                 )
             }
         };
-        if moved.up > 0 && readable(up) {
+        let reused = moved.up > 0;
+        if reused && readable(up) {
             // The host closed the kept-alive connection (or sent something
             // unasked) while the client was idle: close without an answer,
             // so the client retries on a fresh connection, as it would with
@@ -242,29 +243,31 @@ impl Connection<'_> {
         if up.flush().is_err() {
             return Next::Close;
         }
-        match self.relay_response(redactor, &req, down, up, host, port, moved) {
+        match self.relay_response(redactor, &req, (down, up), (host, port), reused, moved) {
             Some(false) if !rw.close => Next::Again,
             _ => Next::Close,
         }
     }
 
     /// Relays the response (and any interim 1xx before it). `Some(close)`
-    /// when it was relayed whole; `None` when the connection broke.
-    #[allow(clippy::too_many_arguments)]
+    /// when it was relayed whole; `None` when the connection broke. On a
+    /// `reused` connection that the host closed before answering, the
+    /// client's connection is closed without an answer, as the host's own
+    /// would be, so the client retries.
     fn relay_response(
         &self,
         redactor: Option<&Redactor>,
         req: &Request,
-        down: &mut Client,
-        up: &mut Upstream,
-        host: &str,
-        port: u16,
+        (down, up): (&mut Client, &mut Upstream),
+        (host, port): (&str, u16),
+        reused: bool,
         moved: &mut Moved,
     ) -> Option<bool> {
         let mask = |b: &[u8]| redactor.map_or_else(|| b.to_vec(), |r| r.redact(b));
         let (resp, framing) = loop {
             let head = match h1::read_head(up, h1::MAX_RESPONSE_HEAD) {
                 Ok(Some(h)) => h,
+                Ok(None) | Err(ReadError::Io(_)) if reused => return None,
                 Ok(None) | Err(_) => {
                     let msg =
                         format!("{host}:{port} closed the connection or sent no valid response");
