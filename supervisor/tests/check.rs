@@ -207,7 +207,7 @@ fn secret_errors() {
     assert_bad(
         "bad/secret-unused.toml",
         "4:1",
-        "secret `GITHUB_TOKEN` is never used (no tool lists it and expose = false)",
+        "secret `GITHUB_TOKEN` is never used (no tool lists it, it is not in [environment] secrets, and expose = false)",
     );
     assert_bad("bad/secret-bad-from.toml", "5:8", "`from` must start with `env:`, `file:`, `credential:` or `command:` (the value is not shown");
     assert_bad(
@@ -355,4 +355,30 @@ fn garbage_files_are_errors_not_crashes() {
             stderr(&out)
         );
     }
+}
+
+#[test]
+fn proxy_secret_mistakes_are_located() {
+    let file = "bad/secret-proxy.toml";
+    assert_bad(
+        file,
+        "18:10",
+        "`hosts`: `*.github.com:443` is a wildcard: name each host exactly",
+    );
+    assert_bad(file, "7:20", "tool `git`: secret `FILE` has deliver = \"proxy\": the tool gets a placeholder in its environment, so `as = \"file\"` makes no sense");
+    assert_bad(file, "7:20", "secret `FILE` (deliver = \"proxy\") goes to tool `git`, whose host rules refuse its host `api.github.com:443`");
+    assert_bad(
+        file,
+        "13:12",
+        "[environment] secrets: `RAW` is delivered raw, and the agent must never hold a value",
+    );
+}
+
+#[test]
+fn the_proxy_secret_examples_check() {
+    let out = check(&[
+        "../examples/proxy-secrets/claude-code.toml",
+        "../examples/proxy-secrets/git-push.toml",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

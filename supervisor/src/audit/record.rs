@@ -28,6 +28,9 @@ pub enum Kind {
     Connect,
     /// The end of an allowed connection: bytes each way, duration.
     ConnectEnd,
+    /// A secret injected by the egress proxy into one request (names,
+    /// host, request line; never the value), or a request refused there.
+    Inject,
     /// A call put to approvers (`pending`), or an attempt to answer one
     /// from inside the sandbox.
     Approval,
@@ -90,6 +93,7 @@ impl fmt::Display for Kind {
             Kind::Secret => "secret",
             Kind::Connect => "connect",
             Kind::ConnectEnd => "connect_end",
+            Kind::Inject => "inject",
             Kind::Approval => "approval",
             Kind::SessionEnd => "session_end",
         };

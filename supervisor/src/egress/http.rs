@@ -7,7 +7,7 @@
 /// Longest request head accepted.
 pub const MAX_HEAD: usize = 16 * 1024;
 /// Most header lines accepted.
-const MAX_HEADERS: usize = 100;
+pub const MAX_HEADERS: usize = 100;
 
 /// What a client asked the proxy for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,12 +132,14 @@ pub fn parse(head: &[u8]) -> Result<Request, HeadError> {
     })
 }
 
-fn is_token(b: u8) -> bool {
+pub(super) fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Header lines as (name, value), checked.
-fn headers<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Vec<(&'a str, &'a str)>, HeadError> {
+pub(super) fn headers<'a>(
+    lines: impl Iterator<Item = &'a str>,
+) -> Result<Vec<(&'a str, &'a str)>, HeadError> {
     let mut out = Vec::new();
     for line in lines {
         if out.len() >= MAX_HEADERS {
@@ -215,7 +217,7 @@ fn authority(auth: &str, default_port: Option<u16>) -> Result<(String, u16), Hea
 }
 
 /// Headers that concern only the hop to the proxy.
-const HOP_BY_HOP: [&str; 8] = [
+pub(super) const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "proxy-connection",
     "keep-alive",

@@ -15,17 +15,28 @@
 //! - [`address`]: which addresses are internal (pure).
 //! - [`http`]: request heads (pure).
 //! - [`proxy`]: the server.
+//!
+//! Proxy-delivered secrets (`deliver = "proxy"`): for a CONNECT to a host
+//! such a secret names, the proxy terminates TLS with a per-session CA
+//! ([`tls`]), reads each HTTP/1.1 request ([`h1`]) and swaps the
+//! secret's placeholder for its value ([`inject`]); every other host
+//! stays a plain tunnel.
 
 pub mod address;
+pub mod h1;
 pub mod http;
+pub mod inject;
 pub mod proxy;
 pub mod rules;
+pub mod tls;
 
 #[cfg(test)]
 mod proxy_tests;
 
+pub use inject::{InjectSecret, Injector};
 pub use proxy::{Context, Proxy};
 pub use rules::Rules;
+pub use tls::Tls;
 
 pub use crate::profile::hosts::PROXY_PORT;
 

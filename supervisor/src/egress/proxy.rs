@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::http::{self, Request};
+use super::inject::Injector;
 use super::rules::{Refusal, Rules, Target};
 use crate::audit::{AuditLog, Decision, Kind, Record};
 use crate::process::Refusals;
@@ -57,6 +58,10 @@ pub struct Context {
     pub resolve: Resolver,
     /// Say refusals on stderr (the agent's proxy, in `cordon run`).
     pub loud: bool,
+    /// Proxy-delivered secrets of this sandbox: TLS to their hosts is
+    /// terminated and their placeholders swapped (see [`super::inject`]).
+    /// `None`: every CONNECT is a plain tunnel.
+    pub inject: Option<Arc<Injector>>,
 }
 
 impl Context {
@@ -79,7 +84,16 @@ impl Context {
             refusals,
             resolve: system_resolver,
             loud: false,
+            inject: None,
         }
+    }
+
+    /// Terminate TLS to the hosts `inject`'s secrets name and swap their
+    /// placeholders there.
+    #[must_use]
+    pub fn injecting(mut self, inject: Arc<Injector>) -> Context {
+        self.inject = Some(inject);
+        self
     }
 
     /// The proxy of one call of `tool` instead.
@@ -232,6 +246,9 @@ enum HeadRead {
     TooLarge,
 }
 
+#[path = "intercept.rs"]
+mod intercept;
+
 struct Connection<'a> {
     shared: &'a Shared,
     id: u64,
@@ -281,6 +298,18 @@ impl Connection<'_> {
                 return;
             }
         };
+        if let (Request::Forward { .. }, Some(inj)) = (&request, &self.ctx().inject) {
+            if let Some(secret) = inj.find_placeholder(&buf[..head_len]) {
+                let msg = format!("the placeholder of secret `{secret}` is in a plain-HTTP request to {target}:{port}; placeholders are swapped only inside TLS to the secret's own hosts");
+                let rec = self
+                    .record(Kind::Inject)
+                    .host(host.clone())
+                    .port(port)
+                    .secrets(vec![secret.to_string()]);
+                self.refuse(&client, rec, forbidden, &msg);
+                return;
+            }
+        }
         let rules = &self.ctx().rules;
         let admitted = match rules.admit(&target, port) {
             Ok(a) => a,
@@ -336,7 +365,21 @@ impl Connection<'_> {
         let address = upstream
             .peer_addr()
             .map_or_else(|_| String::new(), |a| a.ip().to_string());
-        let (up, down) = self.relay(client, upstream, &request, &buf[head_len..]);
+        let intercepting = match (&request, &target, &self.ctx().inject) {
+            (Request::Connect { .. }, Target::Name(name), Some(inj))
+                if inj.intercepts(name, port) =>
+            {
+                Some((Arc::clone(inj), name.clone()))
+            }
+            _ => None,
+        };
+        let (up, down) = match intercepting {
+            Some((inj, name)) => {
+                let m = self.intercept(&inj, client, upstream, &name, port, &buf[head_len..]);
+                (m.up, m.down)
+            }
+            None => self.relay(client, upstream, &request, &buf[head_len..]),
+        };
         let rec = end
             .address(address)
             .bytes_up(up)

@@ -63,6 +63,8 @@ pub(super) struct Layer {
     pub env_pass: Vec<Located<String>>,
     /// Keyed by variable name; the location is the key's.
     pub env_set: BTreeMap<String, Located<String>>,
+    /// `[environment] secrets`: placeholders the agent holds.
+    pub env_secrets: Vec<Located<String>>,
     pub limits: Limits,
     /// `[tools.NAME]`, each whole (a child's replaces the parent's).
     pub tools: BTreeMap<String, Tool>,
@@ -98,6 +100,7 @@ impl Layer {
             sub_agent: None,
             env_pass: Vec::new(),
             env_set: BTreeMap::new(),
+            env_secrets: Vec::new(),
             limits: Limits::default(),
             tools: BTreeMap::new(),
             secrets: BTreeMap::new(),
@@ -149,6 +152,7 @@ impl Layer {
                 set.extend(child.env_set);
                 set
             },
+            env_secrets: concat_unique(p.env_secrets, child.env_secrets, |l| l.value.clone()),
             limits: Limits {
                 nofile: child.limits.nofile.or(p.limits.nofile),
                 nproc: child.limits.nproc.or(p.limits.nproc),
@@ -211,6 +215,7 @@ impl Layer {
                     .into_iter()
                     .map(|(k, v)| (k, v.value))
                     .collect(),
+                secrets: self.env_secrets.into_iter().map(|l| l.value).collect(),
             },
             limits: self.limits,
             tools: self.tools,

@@ -7,6 +7,7 @@
 //! into kernel objects.
 
 mod approval;
+mod deliver;
 mod diagnostic;
 mod extends;
 pub mod hosts;
@@ -19,12 +20,14 @@ mod subset;
 mod tool_defaults;
 mod tools;
 mod validate;
+mod validate_proxy;
 pub(crate) mod walk;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use deliver::DEFAULT_HEADER;
 pub use diagnostic::{Diagnostic, Location, ProfileError};
 pub use paths::{ExpandError, PathTemplate, Placeholders};
 pub use subset::{pattern_within, widenings, Widening};
@@ -146,7 +149,53 @@ pub struct SecretSpec {
     pub cache: bool,
     /// How long a provider may take before the call is refused.
     pub fetch_timeout: Duration,
+    /// `deliver = "proxy"`: processes get a placeholder, and cordon's
+    /// egress proxy puts the value into requests to the secret's hosts.
+    /// `None`: `deliver = "raw"`, the value itself in the tool process
+    /// (environment or file, per tool).
+    pub proxy: Option<ProxyDelivery>,
     pub origin: Location,
+}
+
+/// `deliver = "proxy"`: where and how the egress proxy injects a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyDelivery {
+    /// `hosts`: exact `NAME:PORT` rules (no wildcard, no `via`); the value
+    /// is sent to these and nowhere else.
+    pub hosts: Vec<HostRule>,
+    /// The request header that carries the secret, as written (HTTP
+    /// header names are compared without regard to case).
+    pub header: String,
+    pub form: Presentation,
+}
+
+impl ProxyDelivery {
+    /// The hosts as (lower-case name, port).
+    pub fn targets(&self) -> Vec<(String, u16)> {
+        use crate::profile::hosts::{HostPattern, PortPattern};
+        self.hosts
+            .iter()
+            .filter_map(|r| match (&r.host, r.port) {
+                (HostPattern::Name(n), PortPattern::Is(p)) => Some((n.clone(), p)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// How a proxy-delivered secret appears in its header. The process
+/// writes the header with its placeholder in the secret's place; the
+/// proxy swaps it only when the whole value has exactly this shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presentation {
+    /// `format = "Bearer {}"`: the header's value is `before`, the
+    /// secret, `after` (an authentication scheme word before a space is
+    /// matched without regard to case, as HTTP says).
+    Format { before: String, after: String },
+    /// `basic = { user = "x-access-token" }`: `Authorization: Basic`
+    /// with base64 of `user:secret` (what git and curl send for
+    /// `https://user:secret@host` URLs and credential helpers).
+    Basic { user: String },
 }
 
 /// The `from = "..."` of a secret.
@@ -410,6 +459,11 @@ pub struct Environment {
     pub pass: Vec<String>,
     /// Fixed values; placeholders are expanded.
     pub set: BTreeMap<String, String>,
+    /// `secrets`: proxy-delivered secrets whose placeholder the agent
+    /// itself holds, in the variable named after each (its own API key,
+    /// say). Only `deliver = "proxy"` secrets: the agent never holds a
+    /// value.
+    pub secrets: Vec<String>,
 }
 
 /// `[limits]`: resource limits (soft = hard) applied to the agent.

@@ -69,7 +69,7 @@ fn name_problem(name: &str) -> Option<String> {
 /// One `[secrets.NAME]` table. Its spec is `None` when any of its values
 /// was wrong (each one reported).
 fn secret(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> LayerSecret {
-    const KEYS: [&str; 7] = [
+    const KEYS: [&str; 12] = [
         "from",
         "revoke",
         "ttl",
@@ -77,7 +77,13 @@ fn secret(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> La
         "expose",
         "cache",
         "fetch_timeout",
+        "deliver",
+        "hosts",
+        "header",
+        "format",
+        "basic",
     ];
+    debug_assert!(super::deliver::KEYS.iter().all(|k| KEYS.contains(k)));
     let section = format!("[secrets.{name}]");
     let errors_before = w.diags.len();
     w.unknown_keys(t, &KEYS, &section);
@@ -126,6 +132,7 @@ fn secret(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> La
             )
         })
         .unwrap_or(DEFAULT_FETCH_TIMEOUT);
+    let proxy = super::deliver::delivery(w, name, t);
     let valid = w.diags.len() == errors_before;
     let spec = match (valid, source) {
         (true, Some(source)) => Some(SecretSpec {
@@ -137,6 +144,7 @@ fn secret(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> La
             expose,
             cache,
             fetch_timeout,
+            proxy,
             origin: origin.clone(),
         }),
         _ => None,

@@ -89,7 +89,28 @@ pub(super) fn path_rule(w: &mut Walker<'_>, key: &str, item: &Value<'_>) -> Opti
 }
 
 pub(super) fn environment(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
-    w.unknown_keys(t, &["pass", "set"], "[environment]");
+    w.unknown_keys(t, &["pass", "set", "secrets"], "[environment]");
+    if let Some(v) = t.get("secrets") {
+        let expects = "an array of names of deliver = \"proxy\" secrets";
+        for item in w.array("secrets", v, expects) {
+            let Some(name) = w.string("secrets", item, "secret names") else {
+                continue;
+            };
+            let origin = w.loc(&item.span());
+            if layer.env_secrets.iter().any(|s| s.value == name) {
+                let msg = format!(
+                    "secret `{}` is listed twice in [environment] secrets",
+                    name.escape_debug()
+                );
+                w.error(&item.span(), msg);
+                continue;
+            }
+            layer.env_secrets.push(Located {
+                value: name,
+                origin,
+            });
+        }
+    }
     if let Some(v) = t.get("pass") {
         for item in w.array("pass", v, "an array of variable names") {
             let Some(name) = w.string("pass", item, "variable names") else {

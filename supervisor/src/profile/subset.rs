@@ -354,6 +354,15 @@ impl Check<'_> {
                 );
             }
         }
+        for name in &child.environment.secrets {
+            if !parent.environment.secrets.contains(name) {
+                self.push(
+                    None,
+                    format!("`[environment] secrets` entry `{name}`"),
+                    "gives the sub-agent a placeholder the parent's agent does not hold",
+                );
+            }
+        }
     }
 
     fn tools(&mut self, child: &Profile, parent: &Profile) {
@@ -605,7 +614,37 @@ fn secret_wider(c: &SecretSpec, p: &SecretSpec) -> Option<String> {
     {
         return Some("may be used more often than the parent's `max_uses`".into());
     }
-    None
+    proxy_wider(c, p)
+}
+
+/// Why a sub-profile's delivery gives more than the parent's, if it does:
+/// raw where the parent injects, another shape, or more hosts.
+fn proxy_wider(c: &SecretSpec, p: &SecretSpec) -> Option<String> {
+    match (&c.proxy, &p.proxy) {
+        (None, None) | (Some(_), None) => None,
+        (None, Some(_)) => Some(
+            "is delivered raw where the parent's is injected by the proxy (deliver = \"proxy\")"
+                .into(),
+        ),
+        (Some(cp), Some(pp)) => {
+            if !cp.header.eq_ignore_ascii_case(&pp.header) || cp.form != pp.form {
+                return Some("is injected in another header or shape than the parent's".into());
+            }
+            let parent = pp.targets();
+            let extra: Vec<String> = cp
+                .targets()
+                .into_iter()
+                .filter(|t| !parent.contains(t))
+                .map(|(h, port)| format!("{h}:{port}"))
+                .collect();
+            (!extra.is_empty()).then(|| {
+                format!(
+                    "is injected toward hosts the parent's is not: {}",
+                    list(&extra)
+                )
+            })
+        }
+    }
 }
 
 /// True when every argv the pattern `inner` matches, `outer` matches too.

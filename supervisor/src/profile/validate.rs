@@ -58,6 +58,7 @@ pub(super) fn check_profile(merged: &Layer, diags: &mut Vec<Diagnostic>) {
     env_source_not_passed(merged, diags);
     secret_sources_not_agent_reachable(merged, diags);
     secret_commands_not_agent_writable(merged, diags);
+    super::validate_proxy::check(merged, diags);
 }
 
 /// A template compared by meaning: `{workspace}/` is `{workspace}`.
@@ -322,11 +323,12 @@ fn secrets_used(merged: &Layer, diags: &mut Vec<Diagnostic>) {
         let used = merged
             .tools
             .values()
-            .any(|t| t.secrets.iter().any(|s| s.name == *name));
+            .any(|t| t.secrets.iter().any(|s| s.name == *name))
+            || merged.env_secrets.iter().any(|s| s.value == *name);
         if !used && !spec.expose {
             diags.push(Diagnostic {
                 location: secret.origin.clone(),
-                message: format!("secret `{name}` is never used (no tool lists it and expose = false); list it in a tool's `secrets` or remove it"),
+                message: format!("secret `{name}` is never used (no tool lists it, it is not in [environment] secrets, and expose = false); list it in a tool's `secrets` or remove it"),
             });
         }
     }

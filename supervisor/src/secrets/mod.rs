@@ -6,13 +6,17 @@
 //!   it catches and what it cannot.
 //!
 //! - [`provider`]: fetching a value when a call needs it, and revoking it.
+//! - [`placeholder`]: what a process holds instead of a secret that
+//!   cordon's egress proxy injects (`deliver = "proxy"`).
 //!
 //! `value`, `forms` and `redact` are pure: no kernel calls, no I/O.
 
 mod forms;
+pub mod placeholder;
 pub mod provider;
 pub mod redact;
 mod value;
 
+pub use placeholder::Placeholder;
 pub use redact::{RedactError, RedactStream, Redactor, MARKER, MIN_MASKED_LEN};
 pub use value::SecretValue;

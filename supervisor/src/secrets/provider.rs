@@ -43,11 +43,42 @@ pub enum FetchError {
     Empty,
     #[error("the value is larger than {MAX_VALUE} bytes")]
     TooLarge,
+    #[error("`{0}` has deliver = \"proxy\": its value goes only to cordon's egress proxy, never into a process (the process gets a placeholder)")]
+    ProxyOnly(String),
+    #[error("`{0}` is delivered raw (no deliver = \"proxy\"), so the egress proxy has nothing to inject")]
+    NotProxied(String),
 }
 
-/// Fetches `spec`'s value now. `env` reads cordon's own environment;
-/// `credentials` is `$CREDENTIALS_DIRECTORY` when set.
+/// Fetches `spec`'s value now, to hand to a process (a tool's environment
+/// or file, or the agent for `expose`). A `deliver = "proxy"` secret is
+/// refused: its value must never reach a process, whatever the caller
+/// does with it. `env` reads cordon's own environment; `credentials` is
+/// `$CREDENTIALS_DIRECTORY` when set.
 pub fn fetch(
+    spec: &SecretSpec,
+    env: &dyn Fn(&str) -> Option<OsString>,
+    credentials: Option<&Path>,
+) -> Result<SecretValue, FetchError> {
+    if spec.proxy.is_some() {
+        return Err(FetchError::ProxyOnly(spec.name.clone()));
+    }
+    fetch_value(spec, env, credentials)
+}
+
+/// Fetches the value of a `deliver = "proxy"` secret for the egress
+/// proxy's injector (see `egress::inject`); refuses a raw secret.
+pub fn fetch_for_proxy(
+    spec: &SecretSpec,
+    env: &dyn Fn(&str) -> Option<OsString>,
+    credentials: Option<&Path>,
+) -> Result<SecretValue, FetchError> {
+    if spec.proxy.is_none() {
+        return Err(FetchError::NotProxied(spec.name.clone()));
+    }
+    fetch_value(spec, env, credentials)
+}
+
+fn fetch_value(
     spec: &SecretSpec,
     env: &dyn Fn(&str) -> Option<OsString>,
     credentials: Option<&Path>,
@@ -219,5 +250,41 @@ pub fn revoke(argv: &[String], value: &SecretValue, limit: Duration) -> Result<(
             status: s.to_string(),
         }),
         Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: &str) -> SecretSpec {
+        let text = format!(
+            "[profile]\nname = \"p\"\n[network]\nallow_hosts = [\"api.test:443\"]\n[environment]\nsecrets = [\"S\"]\n[secrets.S]\nfrom = \"env:S\"\n{extra}\n"
+        );
+        let p =
+            crate::profile::load_text(Path::new("p.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+        p.secrets["S"].clone()
+    }
+
+    #[test]
+    fn a_proxy_secret_is_never_fetched_for_a_process_and_a_raw_one_never_for_the_proxy() {
+        let env = |_: &str| Some(OsString::from("the-value"));
+        let proxied =
+            spec("deliver = \"proxy\"\nhosts = [\"api.test:443\"]\nformat = \"Bearer {}\"");
+        let e = fetch(&proxied, &env, None).err().map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.contains("never into a process")),
+            "{e:?}"
+        );
+        let v = fetch_for_proxy(&proxied, &env, None).map(|v| v.expose().to_vec());
+        assert_eq!(v.ok().as_deref(), Some(&b"the-value"[..]));
+        let mut raw = proxied.clone();
+        raw.proxy = None;
+        assert!(fetch(&raw, &env, None).is_ok());
+        assert!(matches!(
+            fetch_for_proxy(&raw, &env, None),
+            Err(FetchError::NotProxied(_))
+        ));
     }
 }

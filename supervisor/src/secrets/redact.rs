@@ -255,6 +255,14 @@ impl RedactStream<'_> {
         self.emit(out, false);
     }
 
+    /// Appends everything held back to `out` now, for a stream whose
+    /// reader would otherwise wait (an idle server-sent event stream, say).
+    /// A value split exactly across a flush is no longer recognised as a
+    /// whole: flush only when nothing more is available to read.
+    pub fn flush(&mut self, out: &mut Vec<u8>) {
+        self.emit(out, true);
+    }
+
     /// Ends the stream: appends the rest to `out`. The stream is then
     /// empty and may be reused for a new one.
     pub fn finish(&mut self, out: &mut Vec<u8>) {

@@ -268,3 +268,21 @@ fn split<'a>(hay: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
     parts.push(&hay[from..]);
     parts
 }
+
+#[test]
+fn flush_emits_what_is_held_back_and_masks_whole_values_in_it() {
+    let r = redactor(&[TOKEN]);
+    let mut stream = r.stream();
+    let mut out = Vec::new();
+    let mut input = b"data: ".to_vec();
+    input.extend_from_slice(TOKEN);
+    input.extend_from_slice(b"\n\n");
+    stream.push(&input, &mut out);
+    assert!(out.len() < input.len(), "a stream holds back a tail");
+    stream.flush(&mut out);
+    assert_eq!(out, b"data: [cordon: redacted]\n\n");
+    // The stream goes on after a flush.
+    stream.push(TOKEN, &mut out);
+    stream.finish(&mut out);
+    assert_eq!(out, b"data: [cordon: redacted]\n\n[cordon: redacted]");
+}
