@@ -55,6 +55,7 @@ fn tool(name: String) -> Tool {
         env: Vec::new(),
         secrets: Vec::new(),
         sandbox: ToolSandbox::default(),
+        grammar: None,
         origin: rule(&[]).origin,
     }
 }

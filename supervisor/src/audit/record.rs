@@ -79,6 +79,11 @@ pub struct Record {
     /// Escaped with [`argv_text`] so any bytes survive as valid JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argv: Option<Vec<String>>,
+    /// The same call in the canonical form of the tool's grammar (what the
+    /// rules were matched against), escaped the same way; absent for a
+    /// tool without a grammar, or a call it could not classify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canonical: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
     /// `allow`, `deny`, `approve` or `kill`.
@@ -167,6 +172,7 @@ impl Record {
             call: None,
             tool: None,
             argv: None,
+            canonical: None,
             cwd: None,
             decision: None,
             rule: None,
@@ -204,8 +210,17 @@ impl Record {
         self
     }
 
+    /// Sets `canonical` from the canonical argument bytes, escaped by
+    /// [`argv_text`].
+    #[must_use]
+    pub fn canonical_bytes(mut self, args: &[Vec<u8>]) -> Self {
+        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        self.canonical = Some(argv_text(&args));
+        self
+    }
+
     setters! {
-        intent: String, chain: Vec<String>, call: u64, tool: String, argv: Vec<String>,
+        intent: String, chain: Vec<String>, call: u64, tool: String, argv: Vec<String>, canonical: Vec<String>,
         cwd: String, decision: String, rule: String, reason: String,
         approver: String, approved_at: String, approval: String, secrets: Vec<String>, pid: u32,
         duration_ms: u64, exit: i32, signal: i32, detail: String, connection: u64, host: String,

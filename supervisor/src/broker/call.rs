@@ -159,6 +159,11 @@ pub fn serve(session: &Session, mut stream: UnixStream) {
         return;
     };
     let decision = session.policy.decide(&name_text, &args);
+    // The exact argv stays in `argv`; the form the rules saw goes beside it.
+    let base = match &decision.canonical {
+        Some(c) => base.canonical_bytes(c),
+        None => base,
+    };
     let rule = decision.rule.as_ref().map(|r| {
         format!(
             "tools.{name_text}.{}[{}] {} ({})",

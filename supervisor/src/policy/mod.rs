@@ -5,11 +5,16 @@
 //! docs/profiles.md; deny beats approve beats allow, whatever the order the
 //! rules are written in, and a call no rule matches is denied.
 
+mod canonical;
 mod decide;
+pub mod grammar;
 mod pattern;
 mod seq;
+mod values;
 
-pub use decide::{Decision, Policy, RuleRef, Verdict};
+pub use decide::{Decision, Policy, PolicyError, RuleRef, Verdict};
+pub use values::{check_option_rule, CompiledGrammar, OptionRuleError};
+pub use canonical::{canonicalize, Canonical, Hit, Unclassified, Why};
 pub use pattern::{compile_pattern, Pattern, PatternError};
 
 pub(crate) use decide::render_tokens;

@@ -53,6 +53,7 @@ fn tool(allow: Vec<ArgvRule>, approve: Vec<ArgvRule>, deny: Vec<ArgvRule>) -> To
         env: Vec::new(),
         secrets: Vec::new(),
         sandbox: ToolSandbox::default(),
+        grammar: None,
         origin: at(5),
     }
 }
