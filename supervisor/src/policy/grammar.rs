@@ -238,9 +238,10 @@ pub fn parse_spec(spec: &str, style: Style) -> Result<OptSpec, SpecError> {
             }
             return Err(err(&format!("`{word}` is neither a value `<...>` nor a flag")));
         }
+        // find's `,` operator is a name, not a separator.
         let (name, more) = match word.strip_suffix(',') {
-            Some(n) => (n, true),
-            None => (*word, false),
+            Some(n) if !n.is_empty() => (n, true),
+            _ => (*word, false),
         };
         // A value attached to the name: `--x=<v>`, `--x[=<v>]`, `-x<v>`, `-x[<v>]`.
         let (bare, tail) = split_attached(name);
@@ -343,7 +344,7 @@ fn classify_name(name: &str, style: Style) -> Option<Name> {
         return (style == Style::Gnu && word_ok(rest)).then(|| Name::Negatable(format!("--{rest}")));
     }
     if let Some(rest) = name.strip_prefix("--") {
-        return (style == Style::Gnu && word_ok(rest)).then(|| Name::Long(name.to_string()));
+        return word_ok(rest).then(|| Name::Long(name.to_string()));
     }
     if let Some(rest) = name.strip_prefix('-') {
         let b = rest.as_bytes();

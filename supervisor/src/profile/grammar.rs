@@ -236,7 +236,7 @@ pub(super) fn grammar_table(
         ..Syntax::default()
     };
     let main_syntax = syntax(w, t, base);
-    let main = command(w, t, at, name.clone(), main_syntax)?;
+    let main = command(w, t, None, at, name.clone(), main_syntax)?;
     let defaults = match t.get("defaults") {
         Some(v) => {
             let dt = w.table(v, "`defaults`")?;
@@ -257,11 +257,31 @@ pub(super) fn grammar_table(
             let Some(sub_t) = w.table(sv, &what) else {
                 continue;
             };
-            let mut sub_keys = vec!["options", "digits", "description"];
+            let mut sub_keys = vec!["options", "digits", "description", "like"];
             sub_keys.extend(SYNTAX_KEYS);
             w.unknown_keys(sub_t, &sub_keys, &what);
+            // `like = "log"`: the options of that subcommand, then these.
+            let like = match sub_t.get("like") {
+                None => None,
+                Some(lv) => {
+                    let other = w.string("like", lv, "the name of another subcommand")?;
+                    let found = st
+                        .get(other.as_str())
+                        .and_then(|o| match o.get_ref() {
+                            DeValue::Table(ot) if ot.get("like").is_none() => ot.get("options"),
+                            _ => None,
+                        });
+                    if found.is_none() {
+                        let msg = format!("`like = {other:?}`: no subcommand `{other}` with `options` (and no `like` of its own) in this grammar");
+                        w.error(&lv.span(), msg);
+                        continue;
+                    }
+                    found
+                }
+            };
             let s = syntax(w, sub_t, defaults);
-            if let Some(c) = command(w, sub_t, sv.span(), format!("{name} {sub}"), s) {
+            let full = format!("{name} {sub}");
+            if let Some(c) = command(w, sub_t, like, sv.span(), full, s) {
                 subcommands.push((sub, c));
             }
         }
@@ -275,17 +295,18 @@ pub(super) fn grammar_table(
     })
 }
 
-/// `options` and `digits` of one command.
+/// `options` and `digits` of one command; `like`: options to start with.
 fn command(
     w: &mut Walker<'_>,
     t: &DeTable<'_>,
+    like: Option<&Value<'_>>,
     at: Range<usize>,
     name: String,
     s: Syntax,
 ) -> Option<Command> {
     let mut options = Vec::new();
     let mut ok = true;
-    if let Some(v) = t.get("options") {
+    for v in like.into_iter().chain(t.get("options")) {
         for (spec, span) in string_array(w, "options", v, "an array of option specs")? {
             match parse_spec(&spec, s.style) {
                 Ok(o) => options.push(o),
