@@ -151,7 +151,10 @@ mod tests {
         let mut r = Record::new(Kind::Call, "s").argv(argv).canonical(canonical);
         let line = fit(&mut r, encode).unwrap().unwrap();
         assert!(line.len() <= MAX_LINE);
-        assert_eq!(r.canonical.unwrap().last().map(String::as_str), Some(ARGS_MARK));
+        assert_eq!(
+            r.canonical.unwrap().last().map(String::as_str),
+            Some(ARGS_MARK)
+        );
     }
 
     #[test]

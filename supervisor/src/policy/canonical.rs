@@ -337,7 +337,13 @@ impl<'g, 'a> Parser<'g, 'a> {
         let digits = self.cmd.digits_target();
         if let Some(d) = digits {
             if body.iter().all(u8::is_ascii_digit) {
-                self.emit(Target { option: d, negated: false }, Some(body));
+                self.emit(
+                    Target {
+                        option: d,
+                        negated: false,
+                    },
+                    Some(body),
+                );
                 return Ok(());
             }
         }
@@ -350,7 +356,13 @@ impl<'g, 'a> Parser<'g, 'a> {
                     .iter()
                     .position(|b| !b.is_ascii_digit())
                     .map_or(body.len(), |k| j + k);
-                self.emit(Target { option: d, negated: false }, Some(&body[j..end]));
+                self.emit(
+                    Target {
+                        option: d,
+                        negated: false,
+                    },
+                    Some(&body[j..end]),
+                );
                 j = end;
                 continue;
             }
@@ -427,7 +439,8 @@ impl<'g, 'a> Parser<'g, 'a> {
 
     /// find: leading options, paths, then the expression.
     fn find(&mut self) -> Result<(), Why> {
-        let operator = |a: &[u8]| a.first() == Some(&b'-') || matches!(a, b"(" | b")" | b"!" | b",");
+        let operator =
+            |a: &[u8]| a.first() == Some(&b'-') || matches!(a, b"(" | b")" | b"!" | b",");
         // Leading options.
         while let Some(a) = self.peek() {
             let Some((t, value)) = self.find_name(a) else {
@@ -475,8 +488,11 @@ impl<'g, 'a> Parser<'g, 'a> {
         }
         let (name, rest) = (a.get(..2)?, a.get(2..)?);
         let t = self.cmd.exact(name)?;
-        matches!(self.cmd.option(t).takes, Takes::Value { attached: true, .. })
-            .then_some((t, Some(rest)))
+        matches!(
+            self.cmd.option(t).takes,
+            Takes::Value { attached: true, .. }
+        )
+        .then_some((t, Some(rest)))
     }
 
     fn find_option(&mut self, t: Target, attached: Option<&[u8]>) -> Result<(), Why> {

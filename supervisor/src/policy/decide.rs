@@ -16,7 +16,7 @@ pub enum PolicyError {
     #[error("tool `{tool}`, [tools.{tool}.options] {source}")]
     Options {
         tool: String,
-        source: OptionRuleError,
+        source: Box<OptionRuleError>,
     },
 }
 
@@ -124,12 +124,14 @@ impl Policy {
             };
             let grammar = match &tool.grammar {
                 None => None,
-                Some(tg) => Some(CompiledGrammar::compile(tg).map_err(|source| {
-                    PolicyError::Options {
-                        tool: name.clone(),
-                        source,
-                    }
-                })?),
+                Some(tg) => {
+                    Some(
+                        CompiledGrammar::compile(tg).map_err(|e| PolicyError::Options {
+                            tool: name.clone(),
+                            source: Box::new(e),
+                        })?,
+                    )
+                }
             };
             let compiled = CompiledTool {
                 grammar,

@@ -89,10 +89,15 @@ pub enum Takes {
     Nothing,
     /// A required value; `attached` allows `--opt=v` / `-ov`, `separate`
     /// allows `--opt v` / `-o v`.
-    Value { attached: bool, separate: bool },
+    Value {
+        attached: bool,
+        separate: bool,
+    },
     /// An optional value, attached only, unless the next argument looks
     /// like a number (make's `-j 4`, `-l 2.5`).
-    Optional { next: NextValue },
+    Optional {
+        next: NextValue,
+    },
     /// find's `-exec`: every argument up to `;`, or up to `+` right after
     /// `{}`.
     Command,
@@ -113,7 +118,9 @@ impl NextValue {
         match self {
             NextValue::Never => false,
             NextValue::Digits => !arg.is_empty() && arg.iter().all(u8::is_ascii_digit),
-            NextValue::Float => arg.first().is_some_and(|b| b.is_ascii_digit() || *b == b'.'),
+            NextValue::Float => arg
+                .first()
+                .is_some_and(|b| b.is_ascii_digit() || *b == b'.'),
         }
     }
 }
@@ -236,7 +243,9 @@ pub fn parse_spec(spec: &str, style: Style) -> Result<OptSpec, SpecError> {
             if *word == "[<n>]" || (word.starts_with("[<") && word.ends_with(">]")) {
                 return Err(err("an optional value is attached: write `-j[<n>] !numeric` or `--jobs[=<n>] !numeric`"));
             }
-            return Err(err(&format!("`{word}` is neither a value `<...>` nor a flag")));
+            return Err(err(&format!(
+                "`{word}` is neither a value `<...>` nor a flag"
+            )));
         }
         // find's `,` operator is a name, not a separator.
         let (name, more) = match word.strip_suffix(',') {
@@ -297,7 +306,9 @@ pub fn parse_spec(spec: &str, style: Style) -> Result<OptSpec, SpecError> {
         return Err(err("`!numeric`/`!float` apply to an optional value only"));
     }
     if (has("!separate") || has("!attached")) && !matches!(takes, Takes::Value { .. }) {
-        return Err(err("`!separate`/`!attached` apply to a value written ` <v>`"));
+        return Err(err(
+            "`!separate`/`!attached` apply to a value written ` <v>`",
+        ));
     }
     if has("!separate") && has("!attached") {
         return Err(err("`!separate` and `!attached` exclude each other"));
@@ -341,7 +352,8 @@ fn classify_name(name: &str, style: Style) -> Option<Name> {
             && !w.starts_with('-')
     };
     if let Some(rest) = name.strip_prefix("--[no-]") {
-        return (style == Style::Gnu && word_ok(rest)).then(|| Name::Negatable(format!("--{rest}")));
+        return (style == Style::Gnu && word_ok(rest))
+            .then(|| Name::Negatable(format!("--{rest}")));
     }
     if let Some(rest) = name.strip_prefix("--") {
         return word_ok(rest).then(|| Name::Long(name.to_string()));
@@ -408,11 +420,23 @@ impl Command {
             let option = u16::try_from(i).unwrap_or(u16::MAX);
             for l in &o.longs {
                 claim(l, i)?;
-                long.insert(l.as_bytes().into(), Target { option, negated: false });
+                long.insert(
+                    l.as_bytes().into(),
+                    Target {
+                        option,
+                        negated: false,
+                    },
+                );
             }
             for neg in &o.negations {
                 claim(neg, i)?;
-                long.insert(neg.as_bytes().into(), Target { option, negated: true });
+                long.insert(
+                    neg.as_bytes().into(),
+                    Target {
+                        option,
+                        negated: true,
+                    },
+                );
             }
             for &c in &o.shorts {
                 claim(&format!("-{}", char::from(c)), i)?;
@@ -496,8 +520,7 @@ impl Command {
     /// included): what a rule token may name.
     pub fn spellings(&self) -> impl Iterator<Item = (&str, &OptSpec)> {
         self.options.iter().flat_map(|o| {
-            std::iter::once((o.canonical.as_str(), o))
-                .chain(o.negation.as_deref().map(|n| (n, o)))
+            std::iter::once((o.canonical.as_str(), o)).chain(o.negation.as_deref().map(|n| (n, o)))
         })
     }
 
@@ -542,11 +565,47 @@ impl Grammar {
         Some((scope, &self.subcommands[i].1))
     }
 
-    /// Why a rule token can never match a canonical argv of this grammar,
-    /// if it cannot: an option not written by its canonical spelling
-    /// (`-f` where the canonical form has `--force`). Tokens that do not
-    /// start with `-` are operands and are not checked.
-    pub fn token_problem(&self, token: &str) -> Option<String> {
+    /// Why some token of a rule can never match a canonical argv of this
+    /// grammar, if one cannot: an option not written by its canonical
+    /// spelling (`-f` where the canonical form has `--force`). Returns the
+    /// token's index and the reason. Tokens that do not start with `-`
+    /// are operands and are not checked, nor is anything after a `--`.
+    /// Tokens before the first one naming a subcommand are checked against
+    /// the main command, those after it against that subcommand; without
+    /// one, against every command.
+    pub fn rule_problem(&self, tokens: &[String]) -> Option<(usize, String)> {
+        let sub = tokens
+            .iter()
+            .position(|t| self.subcommand(t.as_bytes()).is_some());
+        // Without a subcommand named, the options a rule starts with are
+        // still the main command's (the first operand is the subcommand).
+        let leading = match (sub, self.subcommands.is_empty()) {
+            (None, false) => tokens.iter().take_while(|t| t.starts_with('-')).count(),
+            _ => 0,
+        };
+        for (i, t) in tokens.iter().enumerate() {
+            if t == "--" {
+                break;
+            }
+            let scope: Vec<(&str, &Command)> = match sub {
+                None if i < leading => vec![("", &self.main)],
+                Some(k) if i < k => vec![("", &self.main)],
+                Some(k) if i > k => self
+                    .subcommand(tokens[k].as_bytes())
+                    .map(|(_, c)| (tokens[k].as_str(), c))
+                    .into_iter()
+                    .collect(),
+                Some(_) => continue,
+                None => self.commands().collect(),
+            };
+            if let Some(why) = self.token_problem(&scope, t) {
+                return Some((i, why));
+            }
+        }
+        None
+    }
+
+    fn token_problem(&self, scope: &[(&str, &Command)], token: &str) -> Option<String> {
         if !token.starts_with('-') || matches!(token, "-" | "--" | "--end-of-options") {
             return None;
         }
@@ -554,15 +613,19 @@ impl Grammar {
         let valued = |o: &OptSpec, s: &str| {
             s == o.canonical && !matches!(o.takes, Takes::Nothing | Takes::Command)
         };
-        let mut spellings = self.commands().flat_map(|(_, c)| c.spellings());
+        // A spelling that may stand alone: a flag, a negation, an option
+        // whose value is optional (a required value is always attached).
+        let bare =
+            |o: &OptSpec, s: &str| s != o.canonical || !matches!(o.takes, Takes::Value { .. });
+        let mut spellings = scope.iter().flat_map(|(_, c)| c.spellings());
         let ok = match token.split_once('=') {
             Some((name, _)) if !wild(name) => spellings.any(|(s, o)| s == name && valued(o, s)),
-            _ if !wild(token) => spellings.any(|(s, _)| s == token),
+            _ if !wild(token) => spellings.any(|(s, o)| s == token && bare(o, s)),
             _ => match compile_pattern(&[token.to_string()]) {
                 // A broken glob is reported where patterns are compiled.
                 Err(_) => true,
                 Ok(p) => spellings.any(|(s, o)| {
-                    p.matches(&[s.as_bytes()])
+                    (bare(o, s) && p.matches(&[s.as_bytes()]))
                         || (valued(o, s) && p.matches(&[format!("{s}=").as_bytes()]))
                 }),
             },
@@ -572,15 +635,21 @@ impl Grammar {
         }
         let name = token.split('=').next().unwrap_or(token);
         let mut hints: Vec<String> = Vec::new();
-        for (scope, c) in self.commands() {
+        for (scope, c) in scope {
             let named = c.options.iter().find(|o| {
                 o.longs.iter().any(|l| l == name)
-                    || o.shorts.iter().any(|&b| name.len() == 2 && name.as_bytes()[1] == b)
+                    || o.shorts
+                        .iter()
+                        .any(|&b| name.len() == 2 && name.as_bytes()[1] == b)
             });
             if let Some(o) = named {
-                let hint = match scope {
-                    "" => format!("`{}`", o.canonical),
-                    _ => format!("`{}` in {scope}", o.canonical),
+                let spelled = match o.takes {
+                    Takes::Value { .. } => format!("`{}=...`", o.canonical),
+                    _ => format!("`{}`", o.canonical),
+                };
+                let hint = match *scope {
+                    "" => spelled,
+                    _ => format!("{spelled} in {scope}"),
                 };
                 if !hints.contains(&hint) {
                     hints.push(hint);
@@ -588,10 +657,14 @@ impl Grammar {
             }
         }
         hints.truncate(4);
+        let whose = match scope {
+            [("", _)] => format!("grammar {}'s main command", self.name),
+            [(s, _)] => format!("{} {s}", self.name),
+            _ => format!("grammar {}", self.name),
+        };
         Some(if hints.is_empty() {
             format!(
-                "`{token}` can never match: no option of grammar {} is spelled so in the canonical form (options are written by their canonical names, values attached with `=`)",
-                self.name
+                "`{token}` can never match: no option of {whose} is spelled so in the canonical form (options are written by their canonical names, values attached with `=`)"
             )
         } else {
             format!(
@@ -627,18 +700,51 @@ mod tests {
                 separate: true
             }
         );
-        assert_eq!(gnu("--format=<fmt>").takes, Takes::Value { attached: true, separate: false });
+        assert_eq!(
+            gnu("--format=<fmt>").takes,
+            Takes::Value {
+                attached: true,
+                separate: false
+            }
+        );
         let o = gnu("-u, --[no-]untracked-files[=<mode>]");
-        assert_eq!(o.takes, Takes::Optional { next: NextValue::Never });
+        assert_eq!(
+            o.takes,
+            Takes::Optional {
+                next: NextValue::Never
+            }
+        );
         assert_eq!(o.canonical, "--untracked-files");
         assert_eq!(
             gnu("-j, --jobs[=<n>] !numeric").takes,
-            Takes::Optional { next: NextValue::Digits }
+            Takes::Optional {
+                next: NextValue::Digits
+            }
         );
-        assert_eq!(gnu("-C <path> !separate").takes, Takes::Value { attached: false, separate: true });
+        assert_eq!(
+            gnu("-C <path> !separate").takes,
+            Takes::Value {
+                attached: false,
+                separate: true
+            }
+        );
         let o = gnu("-l<n>");
-        assert_eq!((o.canonical.as_str(), o.takes), ("-l", Takes::Value { attached: true, separate: false }));
-        assert_eq!(gnu("-O[<type>]").takes, Takes::Optional { next: NextValue::Never });
+        assert_eq!(
+            (o.canonical.as_str(), o.takes),
+            (
+                "-l",
+                Takes::Value {
+                    attached: true,
+                    separate: false
+                }
+            )
+        );
+        assert_eq!(
+            gnu("-O[<type>]").takes,
+            Takes::Optional {
+                next: NextValue::Never
+            }
+        );
         assert!(gnu("-K, --config <file> !opaque").opaque);
         let o = gnu("-f, --file, --makefile <file>");
         assert_eq!(o.longs, ["--file", "--makefile"]);
@@ -666,19 +772,46 @@ mod tests {
 
     #[test]
     fn duplicate_names_are_refused_and_lookups_work() {
-        let opts = vec![gnu("-f, --[no-]force"), gnu("--force-with-lease[=<x>]"), gnu("--follow-tags")];
+        let opts = vec![
+            gnu("-f, --[no-]force"),
+            gnu("--force-with-lease[=<x>]"),
+            gnu("--follow-tags"),
+        ];
         let c = Command::new("git push".into(), Syntax::default(), opts, None).unwrap();
-        assert_eq!(c.exact(b"--no-force"), Some(Target { option: 0, negated: true }));
+        assert_eq!(
+            c.exact(b"--no-force"),
+            Some(Target {
+                option: 0,
+                negated: true
+            })
+        );
         let p: Vec<&[u8]> = c.prefixed(b"--fo").map(|(k, _)| k).collect();
-        assert_eq!(p, [&b"--follow-tags"[..], b"--force", b"--force-with-lease"]);
-        assert_eq!(c.short(b'f'), Some(Target { option: 0, negated: false }));
+        assert_eq!(
+            p,
+            [&b"--follow-tags"[..], b"--force", b"--force-with-lease"]
+        );
+        assert_eq!(
+            c.short(b'f'),
+            Some(Target {
+                option: 0,
+                negated: false
+            })
+        );
         assert_eq!(c.short(b'x'), None);
         assert_eq!(c.by_spelling("--no-force").map(|(i, _)| i), Some(0));
         assert_eq!(c.by_spelling("-f"), None, "-f is not canonical");
         let dup = vec![gnu("-f, --force"), gnu("-f, --file <x>")];
         let err = Command::new("make".into(), Syntax::default(), dup, None).unwrap_err();
-        assert_eq!(err.to_string(), "`-f` is declared twice in make (options 0 and 1)");
-        let err = Command::new("x".into(), Syntax::default(), vec![gnu("--a")], Some("--a".into()));
+        assert_eq!(
+            err.to_string(),
+            "`-f` is declared twice in make (options 0 and 1)"
+        );
+        let err = Command::new(
+            "x".into(),
+            Syntax::default(),
+            vec![gnu("--a")],
+            Some("--a".into()),
+        );
         assert!(matches!(err, Err(SpecError::Digits(_))));
     }
 }

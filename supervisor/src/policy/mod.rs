@@ -12,13 +12,15 @@ mod pattern;
 mod seq;
 mod values;
 
-pub use decide::{Decision, Policy, PolicyError, RuleRef, Verdict};
-pub use values::{check_option_rule, CompiledGrammar, OptionRuleError};
 pub use canonical::{canonicalize, Canonical, Hit, Unclassified, Why};
+pub use decide::{Decision, Policy, PolicyError, RuleRef, Verdict};
 pub use pattern::{compile_pattern, Pattern, PatternError};
+pub use values::{check_option_rule, CompiledGrammar, OptionRuleError};
 
 pub(crate) use decide::render_tokens;
 
+#[cfg(test)]
+mod canonical_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

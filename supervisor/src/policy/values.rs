@@ -170,12 +170,20 @@ impl CompiledGrammar {
     /// left out), or why no argv rule would be consulted.
     pub fn rule_view(&self, args: &[&[u8]]) -> Result<Vec<Vec<u8>>, String> {
         match self.prepare(args) {
-            Prepared::Unclassified(u) => Err(format!("grammar {} cannot classify it ({u})", self.grammar.name)),
-            Prepared::Classified { values: Values::Deny { index, shown }, .. } => Err(format!(
+            Prepared::Unclassified(u) => Err(format!(
+                "grammar {} cannot classify it ({u})",
+                self.grammar.name
+            )),
+            Prepared::Classified {
+                values: Values::Deny { index, shown },
+                ..
+            } => Err(format!(
                 "`{shown}` is refused by the option rule {} first",
                 self.rules[index].rendered
             )),
-            Prepared::Classified { canonical, hidden, .. } => Ok(visible(&canonical.tokens, &hidden)
+            Prepared::Classified {
+                canonical, hidden, ..
+            } => Ok(visible(&canonical.tokens, &hidden)
                 .into_iter()
                 .map(<[u8]>::to_vec)
                 .collect()),
@@ -210,8 +218,10 @@ fn compile_rule(
             .options
             .iter()
             .find(|o| {
-                o.longs.iter().any(|l| *l == r.option)
-                    || o.shorts.iter().any(|c| format!("-{}", char::from(*c)) == r.option)
+                o.longs.contains(&r.option)
+                    || o.shorts
+                        .iter()
+                        .any(|c| format!("-{}", char::from(*c)) == r.option)
             })
             .map(|o| format!(" (`{}` is written `{}`)", r.option, o.canonical))
             .unwrap_or_default();
@@ -229,7 +239,8 @@ fn compile_rule(
     };
     let negated = spec.negation.as_deref() == Some(r.option.as_str()) && spec.canonical != r.option;
     let takes_value = !negated && !matches!(spec.takes, Takes::Nothing | Takes::Command);
-    if !takes_value && !(r.allow.is_empty() && r.approve.is_empty()) {
+    let has_values = !r.allow.is_empty() || !r.approve.is_empty();
+    if !takes_value && has_values {
         return Err(OptionRuleError::FlagWithValues {
             key,
             option: r.option.clone(),

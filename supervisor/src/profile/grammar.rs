@@ -45,9 +45,7 @@ pub fn shipped_grammar(name: &str) -> Option<Result<Arc<Grammar>, String>> {
             .map(|(name, src)| (*name, parse_shipped(name, src)))
             .collect()
     });
-    all.iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, g)| g.clone())
+    all.iter().find(|(n, _)| *n == name).map(|(_, g)| g.clone())
 }
 
 fn parse_shipped(name: &str, src: &str) -> Result<Arc<Grammar>, String> {
@@ -81,7 +79,10 @@ pub(super) fn tool_grammar(w: &mut Walker<'_>, tool: &str, t: &DeTable<'_>) -> O
         DeValue::String(name) => match shipped_grammar(name) {
             Some(Ok(g)) => (g, Some(name.to_string())),
             Some(Err(e)) => {
-                w.error(&gv.span(), format!("the shipped grammar `{name}` is broken: {e}"));
+                w.error(
+                    &gv.span(),
+                    format!("the shipped grammar `{name}` is broken: {e}"),
+                );
                 return None;
             }
             None => {
@@ -97,7 +98,10 @@ pub(super) fn tool_grammar(w: &mut Walker<'_>, tool: &str, t: &DeTable<'_>) -> O
         },
         DeValue::Table(gt) => (Arc::new(grammar_table(w, gt, gv.span(), tool)?), None),
         _ => {
-            let msg = format!("`grammar` expects the name of a shipped grammar (\"git\") or a table, got {}", super::walk::article(gv.get_ref()));
+            let msg = format!(
+                "`grammar` expects the name of a shipped grammar (\"git\") or a table, got {}",
+                super::walk::article(gv.get_ref())
+            );
             w.error(&gv.span(), msg);
             return None;
         }
@@ -177,11 +181,14 @@ fn option_rule(
         w.error(&v.span(), msg);
         return None;
     }
+    if !ok {
+        return None;
+    }
     if let Err(e) = check_option_rule(g, &rule) {
         w.error(key_span, e.to_string());
         return None;
     }
-    ok.then_some(rule)
+    Some(rule)
 }
 
 /// Keys of a command's syntax.
@@ -236,7 +243,9 @@ pub(super) fn grammar_table(
         ..Syntax::default()
     };
     let main_syntax = syntax(w, t, base);
-    let main = command(w, t, None, at, name.clone(), main_syntax)?;
+    // Without its main command the grammar is unusable, but the mistakes
+    // of its subcommands are still worth reporting.
+    let main = command(w, t, None, at, name.clone(), main_syntax);
     let defaults = match t.get("defaults") {
         Some(v) => {
             let dt = w.table(v, "`defaults`")?;
@@ -265,12 +274,10 @@ pub(super) fn grammar_table(
                 None => None,
                 Some(lv) => {
                     let other = w.string("like", lv, "the name of another subcommand")?;
-                    let found = st
-                        .get(other.as_str())
-                        .and_then(|o| match o.get_ref() {
-                            DeValue::Table(ot) if ot.get("like").is_none() => ot.get("options"),
-                            _ => None,
-                        });
+                    let found = st.get(other.as_str()).and_then(|o| match o.get_ref() {
+                        DeValue::Table(ot) if ot.get("like").is_none() => ot.get("options"),
+                        _ => None,
+                    });
                     if found.is_none() {
                         let msg = format!("`like = {other:?}`: no subcommand `{other}` with `options` (and no `like` of its own) in this grammar");
                         w.error(&lv.span(), msg);
@@ -290,7 +297,7 @@ pub(super) fn grammar_table(
     Some(Grammar {
         name,
         description,
-        main,
+        main: main?,
         subcommands,
     })
 }

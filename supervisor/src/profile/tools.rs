@@ -224,15 +224,10 @@ fn argv_rule(
             None
         }
     };
-    if let Some(g) = grammar {
-        // After a `--` every argument is an operand, whatever it looks like.
-        let options = tokens.iter().zip(&spans).take_while(|(t, _)| *t != "--");
-        for (token, span) in options {
-            if let Some(why) = g.grammar().token_problem(token) {
-                w.error(span, format!("rule {list}[{index}]: {why}"));
-                pattern = None;
-            }
-        }
+    if let Some((i, why)) = grammar.and_then(|g| g.grammar().rule_problem(&tokens)) {
+        let span = spans.get(i).cloned().unwrap_or(argv.span());
+        w.error(&span, format!("rule {list}[{index}]: {why}"));
+        pattern = None;
     }
     let mut rule = ArgvRule {
         tokens,
@@ -273,12 +268,18 @@ fn argv_rule(
                     Err(_) => false,
                 };
                 if let (true, Err(why)) = (want, &seen) {
-                    let msg = format!("example {} never reaches rule {name}: {why}", render_tokens(&args));
+                    let msg = format!(
+                        "example {} never reaches rule {name}: {why}",
+                        render_tokens(&args)
+                    );
                     w.error(&example.span(), msg);
                 } else if matched != want {
                     let shown = match &seen {
                         Ok(Some(view)) => {
-                            let text: Vec<String> = view.iter().map(|t| String::from_utf8_lossy(t).into_owned()).collect();
+                            let text: Vec<String> = view
+                                .iter()
+                                .map(|t| String::from_utf8_lossy(t).into_owned())
+                                .collect();
                             format!(" (canonical form {})", render_tokens(&text))
                         }
                         _ => String::new(),
