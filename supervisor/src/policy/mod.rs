@@ -20,6 +20,10 @@ pub use values::{check_option_rule, CompiledGrammar, OptionRuleError};
 pub(crate) use decide::render_tokens;
 
 #[cfg(test)]
+mod argv_tests;
+#[cfg(test)]
+mod canonical_proptests;
+#[cfg(test)]
 mod canonical_tests;
 #[cfg(test)]
 mod proptests;
