@@ -523,3 +523,164 @@ fn the_git_grammar_agrees_with_both_installed_gits() {
         .collect();
     assert!(surprising.is_empty(), "unverified: {surprising:#?}");
 }
+
+/// `TOOL OPT s1 s2 ...` in a scratch directory: did the tool take `s1` as
+/// the option's value, or report it (or the option itself) as unknown?
+fn tool_takes_next(tool: &str, dir: &Path, opt: &str, before: &[&str], after: &[&str]) -> Next {
+    const S1: &str = "--cordon-sentinel-one";
+    const S2: &str = "--cordon-sentinel-two";
+    let run = |value: &str| {
+        let out = Command::new(tool)
+            .args(before)
+            .args([opt, value, S2])
+            .args(after)
+            .current_dir(dir)
+            .env("HOME", dir)
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(S1);
+    // Named as an option (or a predicate), in the words of each tool.
+    let named = |err: &str, a: &str| {
+        let short = a.strip_prefix('-').filter(|r| r.len() == 1);
+        err.lines().any(|l| {
+            l.contains(&format!("option '{a}'"))
+                || l.contains(&format!("option {a}: is unknown"))
+                || l.contains(&format!("predicate `{a}'"))
+                || short.is_some_and(|c| l.contains(&format!("invalid option -- '{c}'")))
+        })
+    };
+    let as_option = |a: &str| named(&err, a);
+    if as_option(opt) {
+        return Next::Absent;
+    }
+    if as_option(S1) {
+        return Next::Taken(false);
+    }
+    // Any other mention of the sentinel is about it as a value.
+    if err.contains(S1) || as_option(S2) {
+        return Next::Taken(true);
+    }
+    // curl: "option --max-time: expected a proper numerical parameter".
+    let bad_value = ["expected", "unsupported", "not a valid", "is not"];
+    if err
+        .lines()
+        .any(|l| l.contains(&format!("option {opt}: ")) && bad_value.iter().any(|b| l.contains(b)))
+    {
+        return Next::Taken(true);
+    }
+    // A value the tool accepts, then the sentinel: is that one next?
+    for value in [
+        "1",
+        "x",
+        "1.2",
+        "1.2.3.4",
+        "0123456789abcdef0123456789abcdef",
+    ] {
+        if named(&run(value), S2) {
+            return Next::Taken(true);
+        }
+    }
+    Next::Unobserved
+}
+
+/// make, grep, find and curl agree with their shipped grammars about which
+/// options take the next argument as their value.
+#[test]
+fn the_make_grep_find_and_curl_grammars_agree_with_the_tools() {
+    let c = Case::new();
+    let dir = &c.workspace;
+    std::fs::write(dir.join("Makefile"), "all:\n\t@:\n").unwrap();
+    std::fs::write(dir.join("target"), "").unwrap();
+    let target = dir.join("target");
+    let target = target.to_str().unwrap();
+    type ToolCase<'a> = (&'a str, &'a str, &'a [&'a str], &'a [&'a str]);
+    let cases: [ToolCase; 4] = [
+        ("make", "/usr/bin/make", &[], &[]),
+        ("grep", "/usr/bin/grep", &[], &["x", "/dev/null"]),
+        ("curl", "/usr/bin/curl", &[], &[]),
+        ("find", "/usr/bin/find", &[target, "-maxdepth", "0"], &[]),
+    ];
+    for (name, bin, before, after) in cases {
+        let g = cordon::profile::shipped_grammar(name).unwrap().unwrap();
+        let mut checked = 0;
+        let mut unobserved = Vec::new();
+        for o in &g.main.options {
+            let spelling = o
+                .longs
+                .first()
+                .cloned()
+                .unwrap_or_else(|| o.canonical.clone());
+            let skip = o.leading
+                || o.arity > 1
+                || o.takes == Takes::Command
+                || matches!(
+                    spelling.as_str(),
+                    "--help"
+                        | "--version"
+                        | "-help"
+                        | "-version"
+                        | "--manual"
+                        | "("
+                        | ")"
+                        | ","
+                        | "-not"
+                        | "-and"
+                        | "-or"
+                )
+                || (name == "find" && spelling == "-delete")
+                // find refuses birth-time comparisons where it cannot read
+                // birth times ("This system does not provide a way...").
+                || (spelling.starts_with("-newer") && spelling[6..].contains('B'));
+            if skip {
+                continue;
+            }
+            let want = matches!(o.takes, Takes::Value { separate: true, .. });
+            match tool_takes_next(bin, dir, &spelling, before, after) {
+                Next::Taken(got) => {
+                    assert_eq!(got, want, "{name} {spelling}: the tool takes the next argument: {got}, the grammar: {want}");
+                    checked += 1;
+                }
+                Next::Absent => panic!("{name}: `{spelling}` is not an option of {bin}"),
+                Next::Unobserved => unobserved.push(spelling),
+            }
+            // A negatable option's negation exists too.
+            if let Some(neg) = &o.negation {
+                assert_ne!(
+                    tool_takes_next(bin, dir, neg, before, after),
+                    Next::Absent,
+                    "{name}: `{neg}` is not an option of {bin}"
+                );
+            }
+        }
+        assert!(checked >= 30, "{name}: {checked} checked");
+        // Options that check their value before anything else, so that
+        // what they do with the next argument cannot be seen.
+        let known: &[&str] = match name {
+            "find" => &["-context", "-size", "-type", "-xtype"],
+            "grep" => &["--max-count", "--binary-files", "--devices"],
+            // Options this build of curl does not support, or that it
+            // refuses as "badly used here" whatever the value.
+            "curl" => &[
+                "--dns-interface",
+                "--dns-ipv4-addr",
+                "--dns-ipv6-addr",
+                "--dns-servers",
+                "--form",
+                "--form-string",
+                "--http3",
+                "--http3-only",
+                "--local-port",
+                "--metalink",
+                "--proxy-tlsauthtype",
+                "--tlsauthtype",
+            ],
+            _ => &[],
+        };
+        unobserved.retain(|u| !known.contains(&u.as_str()));
+        assert!(unobserved.is_empty(), "{name}: unobserved {unobserved:?}");
+    }
+}
