@@ -82,9 +82,21 @@ pub struct Unclassified {
     pub partial: Vec<Vec<u8>>,
 }
 
-fn shown(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).escape_debug().to_string()
+/// An argument in a message: escaped, and cut after [`SHOWN`] characters
+/// (the agent chooses its length).
+pub(super) fn shown(b: &[u8]) -> String {
+    let text = String::from_utf8_lossy(b).escape_debug().to_string();
+    match text.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
 }
+
+/// The most of one argument a message shows.
+const SHOWN: usize = 80;
+
+/// The most candidates of an ambiguous prefix a message lists.
+const CANDIDATES: usize = 6;
 
 impl fmt::Display for Unclassified {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -94,12 +106,18 @@ impl fmt::Display for Unclassified {
             Why::Ambiguous {
                 written,
                 candidates,
-            } => write!(
-                f,
-                "{c}: `{}` is an ambiguous abbreviation ({})",
-                shown(written),
-                candidates.join(", ")
-            ),
+            } => {
+                let mut list = candidates
+                    .iter()
+                    .take(CANDIDATES)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if candidates.len() > CANDIDATES {
+                    list.push_str(&format!(", and {} more", candidates.len() - CANDIDATES));
+                }
+                write!(f, "{c}: `{}` is an ambiguous abbreviation ({list})", shown(written))
+            }
             Why::MissingValue(o) => write!(f, "{c}: `{o}` needs a value"),
             Why::UnexpectedValue(o) => write!(f, "{c}: `{o}` takes no value"),
             Why::UnknownSubcommand(s) => {

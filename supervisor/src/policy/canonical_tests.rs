@@ -349,3 +349,15 @@ fn non_utf8_and_empty_arguments_are_plain_bytes() {
     let g2 = shipped("find");
     assert_eq!(g2.main.syntax.style, Style::Find);
 }
+
+#[test]
+fn messages_about_hostile_arguments_stay_short() {
+    let g = shipped("git");
+    let huge = [b"--".to_vec(), vec![b'x'; 100_000]].concat();
+    let args: [&[u8]; 2] = [b"push", &huge];
+    let msg = canonicalize(&g, &args).unwrap_err().to_string();
+    assert!(msg.len() < 200 && msg.contains('…'), "{}", msg.len());
+    let args: [&[u8]; 2] = [b"push", b"--no-"];
+    let msg = canonicalize(&g, &args).unwrap_err().to_string();
+    assert!(msg.contains("more)"), "{msg}");
+}

@@ -291,7 +291,8 @@ fn compile_rule(
     ))
 }
 
-/// One argument for a reason: printable ASCII as is, other bytes escaped.
+/// One argument for a reason: escaped, and cut to a length a message can
+/// carry.
 pub(super) fn render_bytes(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).escape_debug().to_string()
+    super::canonical::shown(b)
 }
