@@ -8,8 +8,10 @@
 mod canonical;
 mod decide;
 pub mod grammar;
+mod lint;
 mod pattern;
 mod seq;
+mod spec;
 mod values;
 
 pub use canonical::{canonicalize, Canonical, Hit, Unclassified, Why};
