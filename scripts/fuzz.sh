@@ -18,7 +18,7 @@ export RUSTC_BOOTSTRAP=1
 cargo fuzz build -s none
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for t in profile protocol pattern redact egress subset; do
+for t in profile protocol pattern redact egress subset canonical; do
     mkdir -p "fuzz/corpus/$t"
     echo "== fuzz $t (${SECONDS_PER_TARGET}s)"
     if ! cargo fuzz run -s none "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \

@@ -290,6 +290,13 @@ fn tool_errors() {
 }
 
 #[test]
+fn grammar_errors() {
+    assert_bad("bad/grammar.toml", "7:59", "example [\"status\", \"--frob\"] never reaches rule allow[0] [\"status\", \"**\"]: grammar git cannot classify it (git status: unknown option `--frob`)");
+    assert_bad("bad/grammar.toml", "8:24", "rule deny[0]: `-f` can never match: grammar git writes that option `--force` in push in the canonical form");
+    assert_bad("bad/grammar.toml", "11:1", "`commit -m`: git commit has no option spelled `-m` in the canonical form (`-m` is written `--message`)");
+}
+
+#[test]
 fn coding_agent_profile_checks() {
     let out = check(&["../profiles/coding-agent.toml"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -1,7 +1,7 @@
 //! Keeping a record under [`MAX_LINE`] without dropping it.
 //!
 //! Only fields whose size the agent controls are shortened: `detail`,
-//! `argv`, `intent`, `reason` and `cwd`. Each cut string ends with
+//! `argv` (and its `canonical` form), `intent`, `reason` and `cwd`. Each cut string ends with
 //! [`CUT_MARK`]; an argv with too many elements keeps its first half and
 //! gains a last element [`ARGS_MARK`]. The record stays valid JSON and its
 //! reader can see that it was cut, and where.
@@ -44,7 +44,15 @@ fn shrink(rec: &mut Record, excess: usize) -> bool {
         cut(s, keep);
         return true;
     }
-    match rec.argv.as_mut() {
+    // The longer of the two argv forms loses its tail first.
+    let argv_len = rec.argv.as_ref().map_or(0, Vec::len);
+    let canonical_len = rec.canonical.as_ref().map_or(0, Vec::len);
+    let list = if canonical_len > argv_len {
+        rec.canonical.as_mut()
+    } else {
+        rec.argv.as_mut()
+    };
+    match list {
         Some(argv) if argv.len() > 1 => {
             if argv.last().is_some_and(|a| a == ARGS_MARK) {
                 argv.pop();
@@ -59,7 +67,11 @@ fn shrink(rec: &mut Record, excess: usize) -> bool {
 
 /// The longest shortenable string, if it is worth cutting.
 fn longest(rec: &mut Record) -> Option<&mut String> {
-    let argv = rec.argv.iter_mut().flatten();
+    let argv = rec
+        .argv
+        .iter_mut()
+        .flatten()
+        .chain(rec.canonical.iter_mut().flatten());
     let fields = [
         &mut rec.detail,
         &mut rec.intent,
@@ -130,6 +142,19 @@ mod tests {
         let argv = r.argv.unwrap();
         assert_eq!(argv[0], "a0");
         assert_eq!(argv.last().map(String::as_str), Some(ARGS_MARK));
+    }
+
+    #[test]
+    fn a_long_canonical_argv_is_shortened_too() {
+        let argv: Vec<String> = (0..40_000).map(|i| format!("a{i}")).collect();
+        let canonical: Vec<String> = argv.iter().map(|a| format!("--x={a}")).collect();
+        let mut r = Record::new(Kind::Call, "s").argv(argv).canonical(canonical);
+        let line = fit(&mut r, encode).unwrap().unwrap();
+        assert!(line.len() <= MAX_LINE);
+        assert_eq!(
+            r.canonical.unwrap().last().map(String::as_str),
+            Some(ARGS_MARK)
+        );
     }
 
     #[test]

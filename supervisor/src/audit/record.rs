@@ -141,6 +141,11 @@ pub struct Record {
     pub argv_len: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argv_sha256: Option<String>,
+    /// The same call in the canonical form of the tool's grammar (what the
+    /// rules were matched against), escaped the same way; absent for a
+    /// tool without a grammar, or a call it could not classify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canonical: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
     /// SHA-256 (hex) of the exact bytes of `cwd`.
@@ -235,6 +240,7 @@ impl Record {
             argc: None,
             argv_len: None,
             argv_sha256: None,
+            canonical: None,
             cwd: None,
             cwd_sha256: None,
             decision: None,
@@ -293,8 +299,17 @@ impl Record {
         self
     }
 
+    /// Sets `canonical` from the canonical argument bytes, escaped by
+    /// [`argv_text`].
+    #[must_use]
+    pub fn canonical_bytes(mut self, args: &[Vec<u8>]) -> Self {
+        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        self.canonical = Some(argv_text(&args));
+        self
+    }
+
     setters! {
-        intent: String, chain: Vec<String>, call: u64, via_call: u64, tool: String, argv: Vec<String>,
+        intent: String, chain: Vec<String>, call: u64, via_call: u64, tool: String, argv: Vec<String>, canonical: Vec<String>,
         cwd: String, decision: Decision, rule: String, reason: String,
         approver: String, approved_at: String, approval: String, secrets: Vec<String>, pid: u32,
         duration_ms: u64, exit: i32, signal: i32, detail: String, connection: u64, host: String,

@@ -193,6 +193,10 @@ fn decide(mut received: Received<'_>) -> StageResult<Decided<'_>> {
     let decision = session
         .policy
         .decide(&received.name, &received.arg_slices());
+    // The exact argv stays in `argv`; the form the rules saw goes beside it.
+    if let Some(c) = &decision.canonical {
+        received.base = received.base.clone().canonical_bytes(c);
+    }
     if let Some(r) = &decision.rule {
         received.base = received.base.clone().rule(format!(
             "tools.{}.{}[{}] {} ({})",

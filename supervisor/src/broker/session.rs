@@ -11,7 +11,7 @@ use super::secrets::SessionSecrets;
 use crate::approval::Queue;
 use crate::audit::{AuditError, AuditLog, Record};
 use crate::host::Host;
-use crate::policy::{PatternError, Policy};
+use crate::policy::{Policy, PolicyError};
 use crate::process::{Killer, Refusals};
 use crate::profile::{Placeholders, Profile};
 use crate::sandbox::loader::LoaderCache;
@@ -91,7 +91,7 @@ pub struct SessionParts {
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("compiling the argv rules: {0}")]
-    Policy(#[from] PatternError),
+    Policy(#[from] PolicyError),
     #[error("planning the sandbox of tool `{tool}`: {source}")]
     ToolPlan {
         tool: String,

@@ -5,7 +5,20 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::pattern::{compile_pattern, Pattern, PatternError};
-use crate::profile::{ArgvRule, Location, Profile, Risk};
+use super::values::{visible, CompiledGrammar, OptionRuleError, Prepared, Values};
+use crate::profile::{ArgvRule, Location, Profile, Risk, Unknown};
+
+/// Why a profile's rules cannot be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    #[error("tool `{tool}`, [tools.{tool}.options] {source}")]
+    Options {
+        tool: String,
+        source: Box<OptionRuleError>,
+    },
+}
 
 /// The compiled rules of every tool of a profile.
 #[derive(Debug, Clone)]
@@ -19,6 +32,8 @@ struct CompiledTool {
     lists: [(&'static str, Verdict, Vec<CompiledRule>); 3],
     /// Some allow rule has a risk tag that asks for approval.
     risky: bool,
+    /// The tool's grammar: rules see the canonical argv.
+    grammar: Option<CompiledGrammar>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,11 +89,15 @@ pub struct Decision {
     pub verdict: Verdict,
     pub rule: Option<RuleRef>,
     pub reason: String,
+    /// The canonical argv the rules were matched against (options the
+    /// profile made neutral included), when the tool has a grammar that
+    /// could classify the call.
+    pub canonical: Option<Vec<Vec<u8>>>,
 }
 
 impl Policy {
     /// Compiles the argv rules of every tool of `profile`.
-    pub fn compile(profile: &Profile) -> Result<Policy, PatternError> {
+    pub fn compile(profile: &Profile) -> Result<Policy, PolicyError> {
         let mut tools = HashMap::with_capacity(profile.tools.len());
         for (name, tool) in &profile.tools {
             let list = |list: &'static str, rules: &[ArgvRule]| {
@@ -103,7 +122,19 @@ impl Policy {
                     })
                     .collect::<Result<Vec<_>, PatternError>>()
             };
+            let grammar = match &tool.grammar {
+                None => None,
+                Some(tg) => {
+                    Some(
+                        CompiledGrammar::compile(tg).map_err(|e| PolicyError::Options {
+                            tool: name.clone(),
+                            source: Box::new(e),
+                        })?,
+                    )
+                }
+            };
             let compiled = CompiledTool {
+                grammar,
                 risky: tool
                     .allow
                     .iter()
@@ -129,15 +160,61 @@ impl Policy {
                     "`{}` is not a declared tool",
                     render_arg(tool.as_bytes(), false)
                 ),
+                canonical: None,
             };
         };
-        for (list, verdict, rules) in &compiled.lists {
+        let Some(g) = &compiled.grammar else {
+            return compiled.match_rules(tool, args);
+        };
+        match g.prepare(args) {
+            Prepared::Unclassified(u) => compiled.unclassified(g, tool, args, &u),
+            Prepared::Classified {
+                canonical,
+                hidden,
+                values,
+            } => {
+                let seen = visible(&canonical.tokens, &hidden);
+                let mut d = match &values {
+                    Values::Deny { index, shown } => {
+                        let rule = value_rule_ref(g, *index);
+                        Decision {
+                            verdict: Verdict::Deny,
+                            reason: format!(
+                                "`{shown}` is not a value allowed by {} ({})",
+                                rule.pattern, rule.origin
+                            ),
+                            rule: Some(rule),
+                            canonical: None,
+                        }
+                    }
+                    _ => compiled.match_rules(tool, &seen),
+                };
+                if let (Values::Approve { index, shown }, Verdict::Allow) = (&values, d.verdict) {
+                    let rule = value_rule_ref(g, *index);
+                    d.reason = format!(
+                        "approval required (`{shown}` needs approval by {} ({}))",
+                        rule.pattern, rule.origin
+                    );
+                    d.verdict = Verdict::Approve;
+                    d.rule = Some(rule);
+                }
+                d.canonical = Some(canonical.tokens);
+                d
+            }
+        }
+    }
+}
+
+impl CompiledTool {
+    /// The argv rules alone: deny beats approve beats allow.
+    fn match_rules(&self, tool: &str, args: &[&[u8]]) -> Decision {
+        for (list, verdict, rules) in &self.lists {
             // Among allow rules, one that asks for approval wins over one
             // that does not, whatever their order: a risk tag is never
             // shadowed by a broader rule written first.
             let asks = |r: &CompiledRule| r.risk.is_some() && !r.pre_approved;
             let hit = match verdict {
-                Verdict::Allow if compiled.risky => rules
+                Verdict::Allow if self.risky => rules
                     .iter()
                     .enumerate()
                     .find(|(_, r)| asks(r) && r.pattern.matches(args))
@@ -178,6 +255,7 @@ impl Policy {
                         origin: rule.origin.clone(),
                     }),
                     reason,
+                    canonical: None,
                 };
             }
         }
@@ -185,7 +263,82 @@ impl Policy {
             verdict: Verdict::Deny,
             rule: None,
             reason: format!("no rule allows `{}`", render_call(tool, args)),
+            canonical: None,
         }
+    }
+
+    /// A call the grammar cannot classify: a deny rule that matches it as
+    /// written, or as far as it was canonicalised, still denies it; else
+    /// the profile's `unknown` decides. Never an allow.
+    fn unclassified(
+        &self,
+        g: &CompiledGrammar,
+        tool: &str,
+        args: &[&[u8]],
+        u: &super::Unclassified,
+    ) -> Decision {
+        let partial: Vec<&[u8]> = u.partial.iter().map(Vec::as_slice).collect();
+        let (_, _, deny) = &self.lists[0];
+        let hit = deny
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.pattern.matches(args) || r.pattern.matches(&partial));
+        if let Some((index, rule)) = hit {
+            return Decision {
+                verdict: Verdict::Deny,
+                reason: format!(
+                    "denied by rule deny[{index}] {} ({}); {u}",
+                    rule.rendered, rule.origin
+                ),
+                rule: Some(RuleRef {
+                    list: "deny",
+                    index,
+                    pattern: rule.rendered.clone(),
+                    risk: rule.risk,
+                    origin: rule.origin.clone(),
+                }),
+                canonical: None,
+            };
+        }
+        let grammar = &g.grammar().name;
+        match g.unknown {
+            Unknown::Deny => Decision {
+                verdict: Verdict::Deny,
+                rule: None,
+                reason: format!(
+                    "{u}; grammar {grammar} cannot classify `{}`, so it is refused",
+                    render_call(tool, args)
+                ),
+                canonical: None,
+            },
+            Unknown::Approve => Decision {
+                verdict: Verdict::Approve,
+                reason: format!(
+                    "approval required ({u}; unknown = \"approve\" ({}))",
+                    g.unknown_origin
+                ),
+                rule: Some(RuleRef {
+                    list: "unknown",
+                    index: 0,
+                    pattern: "unknown = \"approve\"".to_string(),
+                    risk: None,
+                    origin: g.unknown_origin.clone(),
+                }),
+                canonical: None,
+            },
+        }
+    }
+}
+
+/// The rule behind a value verdict: `tools.git.options[0] "-c" allow [...]`.
+fn value_rule_ref(g: &CompiledGrammar, index: usize) -> RuleRef {
+    let rule = &g.rules[index];
+    RuleRef {
+        list: "options",
+        index,
+        pattern: rule.rendered.clone(),
+        risk: None,
+        origin: rule.origin.clone(),
     }
 }
 

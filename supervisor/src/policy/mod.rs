@@ -5,15 +5,28 @@
 //! docs/profiles.md; deny beats approve beats allow, whatever the order the
 //! rules are written in, and a call no rule matches is denied.
 
+mod canonical;
 mod decide;
+pub mod grammar;
+mod lint;
 mod pattern;
 mod seq;
+mod spec;
+mod values;
 
-pub use decide::{Decision, Policy, RuleRef, Verdict};
+pub use canonical::{canonicalize, Canonical, Hit, Unclassified, Why};
+pub use decide::{Decision, Policy, PolicyError, RuleRef, Verdict};
 pub use pattern::{compile_pattern, Pattern, PatternError};
+pub use values::{check_option_rule, CompiledGrammar, OptionRuleError};
 
 pub(crate) use decide::render_tokens;
 
+#[cfg(test)]
+mod argv_tests;
+#[cfg(test)]
+mod canonical_proptests;
+#[cfg(test)]
+mod canonical_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -63,6 +63,7 @@ pub(super) fn tool(
         env: Vec::new(),
         secrets: Vec::new(),
         sandbox: ToolSandbox::default(),
+        grammar: None,
         origin: rule(&[], 1).origin,
     }
 }
@@ -285,6 +286,7 @@ fn long_calls_are_shortened_in_reasons() {
 
 #[test]
 fn compile_reports_the_rule_of_a_bad_pattern() {
+    use super::decide::PolicyError;
     let p = profile(vec![tool(
         "git",
         vec![rule(&["ok"], 3), rule(&["[x"], 4)],
@@ -292,7 +294,10 @@ fn compile_reports_the_rule_of_a_bad_pattern() {
         vec![],
     )]);
     let err = Policy::compile(&p).unwrap_err();
-    assert_eq!(err.index(), 0);
+    let PolicyError::Pattern(pattern) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(pattern.index(), 0);
     assert!(
         err.to_string()
             .starts_with("tool `git`, rule allow[1]: token 0"),

@@ -10,6 +10,7 @@ mod approval;
 mod deliver;
 mod diagnostic;
 mod extends;
+mod grammar;
 pub mod hosts;
 mod layer;
 mod parse;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 pub use deliver::DEFAULT_HEADER;
 pub use diagnostic::{Diagnostic, Location, ProfileError};
+pub use grammar::{shipped_grammar, SHIPPED_GRAMMARS};
 pub use paths::{ExpandError, PathTemplate, Placeholders};
 pub use subset::{pattern_within, widenings, Widening};
 pub use tool_defaults::{default_tool_sandbox, DEFAULT_TOOL_SANDBOX_FILE};
@@ -107,8 +109,77 @@ pub struct Tool {
     pub secrets: Vec<ToolSecret>,
     /// The sandbox the tool process runs in.
     pub sandbox: ToolSandbox,
+    /// `grammar = ...`: the argv is canonicalised with it before rules are
+    /// matched. None: rules match the argv as written.
+    pub grammar: Option<ToolGrammar>,
     /// Where `[tools.NAME]` was written.
     pub origin: Location,
+}
+
+/// A tool's option grammar and what the profile says about options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolGrammar {
+    pub grammar: std::sync::Arc<crate::policy::grammar::Grammar>,
+    /// The shipped grammar's name (`grammar = "git"`); None for one
+    /// written in the profile.
+    pub shipped: Option<String>,
+    /// `unknown = "deny" | "approve"`: what happens to an argv the grammar
+    /// cannot classify.
+    pub unknown: Unknown,
+    /// Where `unknown` was written (else where `grammar` was).
+    pub unknown_origin: Location,
+    /// `[tools.NAME.options]`: value rules and neutral flags.
+    pub options: Vec<OptionRule>,
+    /// Where `grammar` was written.
+    pub origin: Location,
+}
+
+/// What happens to an argv a tool's grammar cannot classify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unknown {
+    Deny,
+    /// A person decides, seeing the exact argv; deny rules still apply.
+    Approve,
+}
+
+impl Unknown {
+    pub const ALL: [(&'static str, Unknown); 2] =
+        [("deny", Unknown::Deny), ("approve", Unknown::Approve)];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unknown::Deny => "deny",
+            Unknown::Approve => "approve",
+        }
+    }
+}
+
+/// One entry of `[tools.NAME.options]`: `"-c" = { allow = [...] }`.
+///
+/// An occurrence of the option whose value an `allow` glob matches (or of
+/// a `neutral` flag) is accepted and left out of the argv the rules see;
+/// an `approve` glob asks a person; any other value is denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionRule {
+    /// `""` for the main command's options, else the subcommand (`push`).
+    pub scope: String,
+    /// The option's canonical spelling (`-c`, `--no-optional-locks`).
+    pub option: String,
+    pub allow: Vec<String>,
+    pub approve: Vec<String>,
+    pub neutral: bool,
+    pub origin: Location,
+}
+
+impl OptionRule {
+    /// `"push --push-option"`, as written as the key.
+    pub fn key(&self) -> String {
+        if self.scope.is_empty() {
+            self.option.clone()
+        } else {
+            format!("{} {}", self.scope, self.option)
+        }
+    }
 }
 
 /// A secret a tool receives, and how.

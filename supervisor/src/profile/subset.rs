@@ -435,8 +435,86 @@ impl Check<'_> {
                 );
             }
         }
+        self.grammar(name, c, p);
         self.rules(name, c, p);
         self.tool_sandbox(name, &c.sandbox, &p.sandbox, &c.origin);
+    }
+
+    /// The grammar: the same as the parent's (the rules of both then see
+    /// the same canonical argv), `unknown` no looser, and the option rules
+    /// each within the parent's for the same option: a value the parent
+    /// refuses or asks about must not become allowed, and no option the
+    /// parent's rules see may be hidden from the sub-agent's.
+    fn grammar(&mut self, name: &str, c: &Tool, p: &Tool) {
+        let what = format!("`[tools.{name}] grammar`");
+        let (cg, pg) = match (&c.grammar, &p.grammar) {
+            (None, None) => return,
+            (Some(cg), Some(pg)) => (cg, pg),
+            (Some(cg), None) => {
+                let why = format!("canonicalises the argv with grammar {} while the parent's tool matches it as written; drop the grammar or give the parent the same", cg.grammar.name);
+                self.push(Some(&cg.origin), what, why);
+                return;
+            }
+            (None, Some(pg)) => {
+                let why = format!("is missing: the parent's tool canonicalises the argv with grammar {} ({}), and the sub-agent's rules would see other spellings", pg.grammar.name, pg.origin);
+                self.push(Some(&c.origin), what, why);
+                return;
+            }
+        };
+        if cg.grammar != pg.grammar {
+            let why = format!(
+                "is grammar {}, not the parent's grammar {} ({})",
+                cg.grammar.name, pg.grammar.name, pg.origin
+            );
+            self.push(Some(&cg.origin), what, why);
+            return;
+        }
+        if cg.unknown == super::Unknown::Approve && pg.unknown == super::Unknown::Deny {
+            self.push(
+                Some(&cg.unknown_origin),
+                format!("`[tools.{name}] unknown = \"approve\"`"),
+                "asks a person about calls the parent refuses (its `unknown` is \"deny\")",
+            );
+        }
+        let within_all = |inner: &[String], outer: &[&String]| {
+            inner
+                .iter()
+                .all(|g| outer.iter().any(|o| token_within(g, o)))
+        };
+        for pr in &pg.options {
+            let Some(cr) = cg.options.iter().find(|r| r.key() == pr.key()) else {
+                self.push(
+                    Some(&cg.origin),
+                    format!("`[tools.{name}.options]` (missing {:?})", pr.key()),
+                    format!("drops the parent's option rule ({})", pr.origin),
+                );
+                continue;
+            };
+            let allow: Vec<&String> = pr.allow.iter().collect();
+            let asked: Vec<&String> = pr.allow.iter().chain(&pr.approve).collect();
+            let ok = within_all(&cr.allow, &allow)
+                && within_all(&cr.approve, &asked)
+                && (!cr.neutral || pr.neutral);
+            if !ok {
+                self.push(
+                    Some(&cr.origin),
+                    format!("`[tools.{name}.options]` {:?}", cr.key()),
+                    format!(
+                        "accepts values the parent's rule ({}) refuses or asks about",
+                        pr.origin
+                    ),
+                );
+            }
+        }
+        for cr in &cg.options {
+            if !pg.options.iter().any(|r| r.key() == cr.key()) {
+                self.push(
+                    Some(&cr.origin),
+                    format!("`[tools.{name}.options]` {:?}", cr.key()),
+                    "is not an option rule of the parent (it would hide arguments the parent's rules see)",
+                );
+            }
+        }
     }
 
     /// Argv rules, so that for every argv the sub-agent's decision is at

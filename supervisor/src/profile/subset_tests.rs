@@ -53,6 +53,7 @@ fn tool(allow: Vec<ArgvRule>, approve: Vec<ArgvRule>, deny: Vec<ArgvRule>) -> To
         env: Vec::new(),
         secrets: Vec::new(),
         sandbox: ToolSandbox::default(),
+        grammar: None,
         origin: at(5),
     }
 }
@@ -523,4 +524,109 @@ fn host_rules_may_only_narrow() {
     assert!(parts(&widenings(&c, &ports, None))
         .iter()
         .any(|p| p.contains("any host on port 443")));
+}
+
+fn grammar(
+    name: &str,
+    unknown: crate::profile::Unknown,
+    options: Vec<crate::profile::OptionRule>,
+) -> Option<crate::profile::ToolGrammar> {
+    Some(crate::profile::ToolGrammar {
+        grammar: crate::profile::shipped_grammar(name).unwrap().unwrap(),
+        shipped: Some(name.into()),
+        unknown,
+        unknown_origin: at(9),
+        options,
+        origin: at(8),
+    })
+}
+
+fn dash_c(allow: &[&str]) -> crate::profile::OptionRule {
+    crate::profile::OptionRule {
+        scope: String::new(),
+        option: "-c".into(),
+        allow: allow.iter().map(|s| s.to_string()).collect(),
+        approve: Vec::new(),
+        neutral: false,
+        origin: at(11),
+    }
+}
+
+#[test]
+fn a_sub_agent_keeps_its_parents_grammar_unknown_and_option_rules() {
+    use crate::profile::Unknown;
+    let with = |g| Tool {
+        grammar: g,
+        ..tool(vec![rule(&["status", "**"])], vec![], vec![])
+    };
+    let parent = profile(vec![with(grammar(
+        "git",
+        Unknown::Deny,
+        vec![dash_c(&["core.hooksPath=/dev/null", "core.fsmonitor=*"])],
+    ))]);
+    let same = profile(vec![with(grammar(
+        "git",
+        Unknown::Deny,
+        vec![dash_c(&["core.fsmonitor="])],
+    ))]);
+    assert!(
+        widenings(&same, &parent, None).is_empty(),
+        "{:?}",
+        parts(&widenings(&same, &parent, None))
+    );
+    let cases = [
+        (
+            with(None),
+            "`[tools.git] grammar` is missing: the parent's tool canonicalises",
+        ),
+        (
+            with(grammar("make", Unknown::Deny, vec![])),
+            "is grammar make, not the parent's grammar git",
+        ),
+        (
+            with(grammar(
+                "git",
+                Unknown::Approve,
+                vec![dash_c(&["core.fsmonitor="])],
+            )),
+            "asks a person about calls the parent refuses",
+        ),
+        (
+            with(grammar("git", Unknown::Deny, vec![])),
+            "(missing \"-c\") drops the parent's option rule",
+        ),
+        (
+            with(grammar("git", Unknown::Deny, vec![dash_c(&["*"])])),
+            "accepts values the parent's rule",
+        ),
+        (
+            with(grammar(
+                "git",
+                Unknown::Deny,
+                vec![
+                    dash_c(&[]),
+                    crate::profile::OptionRule {
+                        option: "--no-pager".into(),
+                        neutral: true,
+                        ..dash_c(&[])
+                    },
+                ],
+            )),
+            "is not an option rule of the parent",
+        ),
+    ];
+    for (t, want) in cases {
+        let child = profile(vec![t]);
+        let w = parts(&widenings(&child, &parent, None));
+        assert!(w.iter().any(|x| x.contains(want)), "{want}: {w:#?}");
+    }
+    // And no grammar below a parent without one.
+    let plain = profile(vec![with(None)]);
+    let w = parts(&widenings(&same, &plain, None));
+    assert!(
+        w.iter().any(|x| x.contains(
+            "canonicalises the argv with grammar git while the parent's tool matches it as written"
+        )),
+        "{w:#?}"
+    );
 }

@@ -14,7 +14,7 @@ use super::secrets::tool_secrets;
 use super::sections::{env_name_ok, path_rule};
 use super::walk::{article, string_array, Value, Walker};
 use super::{ArgvRule, PathRule, PathTemplate, Risk, Tool, ToolSandbox};
-use crate::policy::{compile_pattern, render_tokens};
+use crate::policy::{compile_pattern, render_tokens, CompiledGrammar};
 
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 const MAX_MAX_CALLS: u64 = 1_000_000;
@@ -48,7 +48,7 @@ fn valid_tool_name(name: &str) -> bool {
 }
 
 fn tool(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> Option<Tool> {
-    const KEYS: [&str; 9] = [
+    const KEYS: [&str; 12] = [
         "path",
         "allow",
         "approve",
@@ -58,6 +58,9 @@ fn tool(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> Opti
         "env",
         "secrets",
         "sandbox",
+        "grammar",
+        "unknown",
+        "options",
     ];
     let section = format!("[tools.{name}]");
     w.unknown_keys(t, &KEYS, &section);
@@ -70,6 +73,11 @@ fn tool(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> Opti
             None
         }
     };
+    let grammar = super::grammar::tool_grammar(w, name, t);
+    // Problems of the option rules were reported where they were written.
+    let compiled = grammar
+        .as_ref()
+        .and_then(|g| CompiledGrammar::compile(g).ok());
     let mut lists: [Vec<ArgvRule>; 3] = Default::default();
     let mut written = [0usize; 3];
     for (i, list) in RULE_LISTS.iter().enumerate() {
@@ -79,7 +87,7 @@ fn tool(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> Opti
         let items = w.array(list, v, expects);
         written[i] = items.len();
         for (index, item) in items.iter().enumerate() {
-            if let Some(rule) = argv_rule(w, list, index, item) {
+            if let Some(rule) = argv_rule(w, list, index, item, compiled.as_ref()) {
                 lists[i].push(rule);
             }
         }
@@ -130,6 +138,7 @@ fn tool(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> Opti
         env,
         secrets,
         sandbox,
+        grammar,
         origin: w.loc(&at.span()),
     })
 }
@@ -173,8 +182,16 @@ fn strings(w: &mut Walker<'_>, key: &str, v: &Value<'_>) -> Option<Vec<(String, 
 }
 
 /// One rule: `["push", "**"]` or `{ argv = [...], examples = {...} }`.
-/// Its pattern is compiled and its examples checked here.
-fn argv_rule(w: &mut Walker<'_>, list: &str, index: usize, item: &Value<'_>) -> Option<ArgvRule> {
+/// Its pattern is compiled and its examples checked here: with a grammar,
+/// against their canonical form, and each option token of the rule must be
+/// spelled canonically (else the rule could never match).
+fn argv_rule(
+    w: &mut Walker<'_>,
+    list: &str,
+    index: usize,
+    item: &Value<'_>,
+    grammar: Option<&CompiledGrammar>,
+) -> Option<ArgvRule> {
     let mut risk = None;
     let mut pre_approved = false;
     let (argv, examples) = match item.get_ref() {
@@ -199,7 +216,7 @@ fn argv_rule(w: &mut Walker<'_>, list: &str, index: usize, item: &Value<'_>) -> 
     let tokens = strings(w, "argv", argv)?;
     let (tokens, spans): (Vec<String>, Vec<Range<usize>>) = tokens.into_iter().unzip();
     let name = format!("{list}[{index}] {}", render_tokens(&tokens));
-    let pattern = match compile_pattern(&tokens) {
+    let mut pattern = match compile_pattern(&tokens) {
         Ok(p) => Some(p),
         Err(e) => {
             let span = spans.get(e.index()).cloned().unwrap_or(argv.span());
@@ -207,6 +224,11 @@ fn argv_rule(w: &mut Walker<'_>, list: &str, index: usize, item: &Value<'_>) -> 
             None
         }
     };
+    if let Some((i, why)) = grammar.and_then(|g| g.grammar().rule_problem(&tokens)) {
+        let span = spans.get(i).cloned().unwrap_or(argv.span());
+        w.error(&span, format!("rule {list}[{index}]: {why}"));
+        pattern = None;
+    }
     let mut rule = ArgvRule {
         tokens,
         examples_match: Vec::new(),
@@ -231,11 +253,41 @@ fn argv_rule(w: &mut Walker<'_>, list: &str, index: usize, item: &Value<'_>) -> 
             let args: Vec<String> = args.into_iter().map(|(s, _)| s).collect();
             if let Some(p) = &pattern {
                 let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-                if p.matches(&bytes) != want {
+                let seen = match grammar.map(|g| g.rule_view(&bytes)) {
+                    None => Ok(None),
+                    Some(Ok(view)) => Ok(Some(view)),
+                    Some(Err(why)) => Err(why),
+                };
+                let matched = match &seen {
+                    Ok(None) => p.matches(&bytes),
+                    Ok(Some(view)) => {
+                        let view: Vec<&[u8]> = view.iter().map(Vec::as_slice).collect();
+                        p.matches(&view)
+                    }
+                    // Refused before any rule: it matches none.
+                    Err(_) => false,
+                };
+                if let (true, Err(why)) = (want, &seen) {
+                    let msg = format!(
+                        "example {} never reaches rule {name}: {why}",
+                        render_tokens(&args)
+                    );
+                    w.error(&example.span(), msg);
+                } else if matched != want {
+                    let shown = match &seen {
+                        Ok(Some(view)) => {
+                            let text: Vec<String> = view
+                                .iter()
+                                .map(|t| String::from_utf8_lossy(t).into_owned())
+                                .collect();
+                            format!(" (canonical form {})", render_tokens(&text))
+                        }
+                        _ => String::new(),
+                    };
                     let msg = if want {
-                        format!("example {} is not matched by rule {name}; fix the rule or move the example to `no_match`", render_tokens(&args))
+                        format!("example {}{shown} is not matched by rule {name}; fix the rule or move the example to `no_match`", render_tokens(&args))
                     } else {
-                        format!("example {} is matched by rule {name}; fix the rule or move the example to `match`", render_tokens(&args))
+                        format!("example {}{shown} is matched by rule {name}; fix the rule or move the example to `match`", render_tokens(&args))
                     };
                     w.error(&example.span(), msg);
                 }
