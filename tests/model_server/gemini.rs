@@ -54,7 +54,7 @@ pub fn response_schema(body: &Value) -> Option<&Value> {
 }
 
 /// A value that satisfies `schema`: the first enum value, empty strings,
-/// the minimum or zero, false; `next_speaker` is always "user", so the CLI ends its turn.
+/// the minimum or 1 (scores are often 1-100), false; `next_speaker` is always "user", so the CLI ends its turn.
 pub fn fill(schema: &Value, key: &str) -> Value {
     if key == "next_speaker" {
         return json!("user");
@@ -73,7 +73,7 @@ pub fn fill(schema: &Value, key: &str) -> Value {
         .to_ascii_lowercase();
     match ty.as_str() {
         "string" => json!("scripted"),
-        "number" | "integer" => schema.get("minimum").cloned().unwrap_or(json!(0)),
+        "number" | "integer" => schema.get("minimum").cloned().unwrap_or(json!(1)),
         "boolean" => json!(false),
         "array" => json!([]),
         _ => {
