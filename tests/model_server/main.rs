@@ -68,7 +68,9 @@ fn parse_args() -> Result<Args, String> {
             }
             "--idle-exit" => {
                 let v = value()?;
-                idle_exit = v.parse().map_err(|_| format!("--idle-exit {v}: not seconds"))?;
+                idle_exit = v
+                    .parse()
+                    .map_err(|_| format!("--idle-exit {v}: not seconds"))?;
             }
             _ => return Err(format!("unknown argument {flag:?}\n{USAGE}")),
         }
@@ -163,7 +165,13 @@ fn serve(server: &Server, stream: &TcpStream) -> std::io::Result<()> {
     http::write_reply(stream, &reply)
 }
 
-type Routed = (&'static str, &'static str, Option<usize>, Option<Action>, Reply);
+type Routed = (
+    &'static str,
+    &'static str,
+    Option<usize>,
+    Option<Action>,
+    Reply,
+);
 
 fn route(server: &Server, req: &Request, body: &Value, seq: u64) -> Routed {
     let path = req.path();
@@ -179,7 +187,13 @@ fn route(server: &Server, req: &Request, body: &Value, seq: u64) -> Routed {
         return ("anthropic", "other", None, None, r);
     }
     if post && path.ends_with(":countTokens") {
-        return ("gemini", "other", None, None, Reply::Json(200, json!({"totalTokens": 10})));
+        return (
+            "gemini",
+            "other",
+            None,
+            None,
+            Reply::Json(200, json!({"totalTokens": 10})),
+        );
     }
     if post && path.ends_with("/messages") {
         let tools = anthropic::tools(body);

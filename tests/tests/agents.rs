@@ -140,7 +140,10 @@ fn claude(clis: &Path, port: u16) -> Agent {
             exe = path_str(&pkg.join("bin/claude.exe")),
         ),
         env: vec![
-            ("ANTHROPIC_BASE_URL".into(), format!("http://127.0.0.1:{port}")),
+            (
+                "ANTHROPIC_BASE_URL".into(),
+                format!("http://127.0.0.1:{port}"),
+            ),
             ("ANTHROPIC_API_KEY".into(), "sk-ant-scripted".into()),
         ],
     }
@@ -210,7 +213,10 @@ fn gemini(clis: &Path, port: u16, workspace: &Path) -> Agent {
             js = path_str(&modules.join("@google/gemini-cli/bundle/gemini.js")),
         ),
         env: vec![
-            ("GOOGLE_GEMINI_BASE_URL".into(), format!("http://127.0.0.1:{port}")),
+            (
+                "GOOGLE_GEMINI_BASE_URL".into(),
+                format!("http://127.0.0.1:{port}"),
+            ),
             ("GEMINI_API_KEY".into(), "scripted".into()),
         ],
     }
@@ -345,13 +351,19 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> Run {
         stdout: out.join().unwrap(),
         stderr: err.join().unwrap(),
     };
-    assert!(finished, "the session did not end within {limit:?}: {run:#?}");
+    assert!(
+        finished,
+        "the session did not end within {limit:?}: {run:#?}"
+    );
     run
 }
 
 impl Session {
     fn main_requests(&self) -> Vec<&serde_json::Value> {
-        self.requests.iter().filter(|r| r["kind"] == "main").collect()
+        self.requests
+            .iter()
+            .filter(|r| r["kind"] == "main")
+            .collect()
     }
 
     /// The assertions every CLI's session must pass.
@@ -404,7 +416,8 @@ impl Session {
             self.audit
         );
         assert!(
-            self.audit.contains(r#""argv":["log","--oneline","-n","1"]"#),
+            self.audit
+                .contains(r#""argv":["log","--oneline","-n","1"]"#),
             "the brokered git log is not in the audit log: {}",
             self.audit
         );
@@ -456,7 +469,8 @@ fn codex_runs_a_scripted_session_with_its_git_probes_refused() {
     );
     s.check();
     assert!(
-        s.audit.contains(r#""argv":["-c","safe.bareRepository=explicit""#),
+        s.audit
+            .contains(r#""argv":["-c","safe.bareRepository=explicit""#),
         "Codex's git probes should be refused calls on record: {}",
         s.audit
     );
