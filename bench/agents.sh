@@ -111,7 +111,10 @@ declare -A argv=(
     [codex]="'$m/@openai/codex/bin/codex.js' exec --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox -c features.plugins=false -c analytics.enabled=false -c model_provider=scripted -c model=scripted -c '$provider' 'Run the scripted steps.'"
     [gemini-cli]="'$m/@google/gemini-cli/bundle/gemini.js' -p 'Run the scripted steps.' --approval-mode yolo"
 )
-envs="ANTHROPIC_BASE_URL=$url ANTHROPIC_API_KEY=sk-ant-bench OPENAI_API_KEY=sk-bench GOOGLE_GEMINI_BASE_URL=$url GEMINI_API_KEY=bench GEMINI_CLI_TRUST_WORKSPACE=true"
+# The bare runs get what the profiles set for the agent too
+# (claude-code.toml [environment] set), so both sides run the same CLI.
+envs="CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS=1 DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 DISABLE_AUTOUPDATER=1 CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1"
+envs="$envs ANTHROPIC_BASE_URL=$url ANTHROPIC_API_KEY=sk-ant-bench OPENAI_API_KEY=sk-bench GOOGLE_GEMINI_BASE_URL=$url GEMINI_API_KEY=bench GEMINI_CLI_TRUST_WORKSPACE=true"
 for cli in claude-code codex gemini-cli; do
     cat >"$dir/$cli-bare.sh" <<SH
 #!/bin/bash
@@ -137,13 +140,16 @@ echo "== agent sessions: $(uname -r), $(nproc) cores, $RUNS runs each, cordon fr
 results=$dir/results.tsv
 : >"$results"
 for cli in claude-code codex gemini-cli; do
-    for mode in bare cordon; do
-        if command -v hyperfine >/dev/null; then
-            hyperfine -N --runs "$RUNS" --warmup 1 --prepare "rm -rf $dir/home && mkdir $dir/home" \
-                --export-json "$dir/$cli-$mode.json" --command-name "$cli-$mode" "$dir/$cli-$mode.sh" >/dev/null
-            python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print(sys.argv[2], sys.argv[3], r["median"]*1000, sep="\t")' \
-                "$dir/$cli-$mode.json" "$cli" "$mode" >>"$results"
-        else
+    if command -v hyperfine >/dev/null; then
+        # Both sides of one CLI in one hyperfine run: the same machine state.
+        hyperfine -N --runs "$RUNS" --warmup 1 --prepare "rm -rf $dir/home && mkdir $dir/home" \
+            --export-json "$dir/$cli.json" \
+            --command-name bare "$dir/$cli-bare.sh" --command-name cordon "$dir/$cli-cordon.sh" >/dev/null
+        python3 -c 'import json,sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(sys.argv[2], r["command"], r["median"] * 1000, sep="\t")' "$dir/$cli.json" "$cli" >>"$results"
+    else
+        for mode in bare cordon; do
             times=()
             for _ in $(seq "$RUNS"); do
                 rm -rf "$dir/home" && mkdir "$dir/home"
@@ -152,8 +158,8 @@ for cli in claude-code codex gemini-cli; do
                 times+=($(( ($(date +%s%N) - t0) / 1000 )))
             done
             printf '%s\n' "${times[@]}" | python3 -c 'import statistics,sys; print(sys.argv[1], sys.argv[2], statistics.median(int(l) for l in sys.stdin)/1000, sep="\t")' "$cli" "$mode" >>"$results"
-        fi
-    done
+        done
+    fi
 done
 python3 - "$results" <<'PY'
 import sys
