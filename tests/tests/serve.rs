@@ -458,10 +458,23 @@ fn a_session_past_the_stop_timeout_is_killed_and_the_daemon_still_exits_0() {
         );
     let d = Daemon::start(dir, &config, &[]);
     let tool = stubborn.display().to_string();
-    assert!(wait_until(Duration::from_secs(20), || !processes_with(
+    // Running is not enough: the stop must come after the probe ignores
+    // SIGTERM (its SigIgn mask in /proc says so), or it dies of the
+    // SIGTERM and the test proves nothing about stop_timeout.
+    let ignores_term = |pid: &i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                let mask = s.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+                u64::from_str_radix(mask.trim(), 16).ok()
+            })
+            .is_some_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0)
+    };
+    assert!(wait_until(Duration::from_secs(20), || processes_with(
         &tool
     )
-    .is_empty()));
+    .iter()
+    .any(ignores_term)));
     // The tool ignores SIGTERM for good: the daemon exits only because it
     // killed the session after stop_timeout, which its log says.
     let (code, log) = d.stop();
