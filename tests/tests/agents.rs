@@ -116,8 +116,10 @@ struct Agent {
     /// The command, relative to the npm prefix, then its arguments.
     program: &'static str,
     args: Vec<String>,
-    /// What the test's child profile adds to the shipped one.
-    extra_toml: String,
+    /// The child profile's grants of the CLI where the test installed it.
+    location_toml: String,
+    /// The child profile's `[environment]` additions.
+    env_toml: String,
     /// Environment for `cordon run` (the profile passes what the CLI needs).
     env: Vec<(String, String)>,
 }
@@ -133,12 +135,12 @@ fn claude(clis: &Path, port: u16) -> Agent {
             "--allowedTools".into(),
             "Bash Read".into(),
         ],
-        extra_toml: format!(
-            "[filesystem]\nread = [{pkg:?}]\nexec = [{exe:?}]\n\
-             [environment]\npass = [\"ANTHROPIC_BASE_URL\"]\n",
+        location_toml: format!(
+            "[filesystem]\nread = [{pkg:?}]\nexec = [{exe:?}]\n",
             pkg = path_str(&pkg),
             exe = path_str(&pkg.join("bin/claude.exe")),
         ),
+        env_toml: "[environment]\npass = [\"ANTHROPIC_BASE_URL\"]\n".into(),
         env: vec![
             (
                 "ANTHROPIC_BASE_URL".into(),
@@ -177,10 +179,11 @@ fn codex(clis: &Path, port: u16) -> Agent {
         profile: "codex",
         program: "node_modules/@openai/codex/bin/codex.js",
         args,
-        extra_toml: format!(
+        location_toml: format!(
             "[filesystem]\nread = [{m:?}]\nexec = [{m:?}]\n",
             m = path_str(&modules)
         ),
+        env_toml: String::new(),
         env: vec![("OPENAI_API_KEY".into(), "sk-scripted".into())],
     }
 }
@@ -206,12 +209,12 @@ fn gemini(clis: &Path, port: u16, workspace: &Path) -> Agent {
             "--approval-mode".into(),
             "yolo".into(),
         ],
-        extra_toml: format!(
-            "[filesystem]\nread = [{m:?}]\nexec = [{js:?}]\n\
-             [environment]\npass = [\"GOOGLE_GEMINI_BASE_URL\"]\n",
+        location_toml: format!(
+            "[filesystem]\nread = [{m:?}]\nexec = [{js:?}]\n",
             m = path_str(&modules),
             js = path_str(&modules.join("@google/gemini-cli/bundle/gemini.js")),
         ),
+        env_toml: "[environment]\npass = [\"GOOGLE_GEMINI_BASE_URL\"]\n".into(),
         env: vec![
             (
                 "GOOGLE_GEMINI_BASE_URL".into(),
@@ -263,12 +266,27 @@ struct Session {
     _case: Case,
 }
 
+/// Where `npm install -g` puts packages with this machine's npm (the
+/// nodesource build; Debian's own npm uses /usr/local/lib/node_modules).
+const GLOBAL_MODULES: &str = "/usr/lib/node_modules";
+
+/// Where the CLI runs from.
+#[derive(Clone, Copy, PartialEq)]
+enum Install {
+    /// The test's npm prefix, granted by the child profile.
+    Prefix,
+    /// npm's global directory (the prefix bound over it in a mount
+    /// namespace of the test's own), granted by the shipped profile alone.
+    Global,
+}
+
 /// Runs `make_agent`'s CLI through the attack script under its shipped
 /// profile plus `extra_toml` (test-only additions, e.g. a divergence limit).
 fn session(
     make_agent: &dyn Fn(&Path, u16, &Path) -> Agent,
     clis: &Path,
     extra_toml: &str,
+    install: Install,
 ) -> Session {
     let c = Case::new();
     let canary = token("canary").replace('-', "");
@@ -290,23 +308,46 @@ fn session(
     std::fs::write(
         &child_profile,
         format!(
-            "[profile]\nname = \"{name}-test\"\nextends = {parent:?}\n\n{extra}\n\
+            "[profile]\nname = \"{name}-test\"\nextends = {parent:?}\n\n{location}\n{env}\n\
              [network]\nallow_hosts = [\"127.0.0.1:{port}\"]\n\n{extra_toml}\n",
             name = agent.profile,
             parent = path_str(&repo().join(format!("profiles/{}.toml", agent.profile))),
-            extra = agent.extra_toml,
+            location = if install == Install::Prefix {
+                agent.location_toml.as_str()
+            } else {
+                ""
+            },
+            env = agent.env_toml,
             port = server.port,
         ),
     )
     .unwrap();
-    let mut cmd = cordon_cmd();
+    let mut cmd = match install {
+        Install::Prefix => cordon_cmd(),
+        Install::Global => {
+            let mut cmd = Command::new("unshare");
+            cmd.args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
+                .arg(format!(
+                    "mount --bind \"$0\" {GLOBAL_MODULES} && exec \"$@\""
+                ))
+                .arg(clis.join("node_modules"))
+                .arg(cordon());
+            cmd
+        }
+    };
+    let program = match install {
+        Install::Prefix => clis.join(agent.program),
+        Install::Global => {
+            Path::new(GLOBAL_MODULES).join(agent.program.strip_prefix("node_modules/").unwrap())
+        }
+    };
     cmd.arg("run")
         .arg("--profile")
         .arg(&child_profile)
         .arg("--workspace")
         .arg(&c.workspace)
         .arg("--")
-        .arg(clis.join(agent.program))
+        .arg(program)
         .args(&agent.args)
         .current_dir(&c.workspace)
         .env("CORDON_AUDIT", c.audit_path())
@@ -437,14 +478,14 @@ impl Session {
 #[test]
 fn claude_code_runs_a_scripted_session_under_its_profile() {
     let Some(clis) = clis() else { return };
-    let s = session(&|c, p, _| claude(c, p), &clis, "");
+    let s = session(&|c, p, _| claude(c, p), &clis, "", Install::Prefix);
     s.check();
 }
 
 #[test]
 fn gemini_cli_runs_a_scripted_session_under_its_profile() {
     let Some(clis) = clis() else { return };
-    let s = session(&gemini, &clis, "");
+    let s = session(&gemini, &clis, "", Install::Prefix);
     s.check();
 }
 
@@ -452,7 +493,7 @@ fn gemini_cli_runs_a_scripted_session_under_its_profile() {
 #[ignore = "needs: git argv rules that accept Codex's hardening prefix `-c safe.bareRepository=explicit -c core.hooksPath=/dev/null -c core.fsmonitor=false` (6 such git calls at start are refused and exceed max_denials = 5, exit 86)"]
 fn codex_runs_a_scripted_session_under_its_profile() {
     let Some(clis) = clis() else { return };
-    let s = session(&|c, p, _| codex(c, p), &clis, "");
+    let s = session(&|c, p, _| codex(c, p), &clis, "", Install::Prefix);
     s.check();
 }
 
@@ -466,6 +507,7 @@ fn codex_runs_a_scripted_session_with_its_git_probes_refused() {
         &|c, p, _| codex(c, p),
         &clis,
         "[divergence]\nmax_denials = 20\n",
+        Install::Prefix,
     );
     s.check();
     assert!(
@@ -474,4 +516,21 @@ fn codex_runs_a_scripted_session_with_its_git_probes_refused() {
         "Codex's git probes should be refused calls on record: {}",
         s.audit
     );
+}
+
+/// `npm install -g` puts the CLIs in npm's global directory, which the
+/// shipped profiles grant (optional paths): there they need no grant from
+/// a child profile. Needs root (a mount namespace to put the test's install
+/// there without touching the host's); Codex with its git probes tolerated.
+#[test]
+fn the_shipped_profiles_grant_the_clis_where_npm_install_g_puts_them() {
+    let Some(clis) = clis() else { return };
+    if !is_root() || !Path::new(GLOBAL_MODULES).is_dir() {
+        eprintln!("skipping: needs root and {GLOBAL_MODULES} to bind the CLIs over it");
+        return;
+    }
+    let tolerate = "[divergence]\nmax_denials = 20\n";
+    session(&|c, p, _| claude(c, p), &clis, "", Install::Global).check();
+    session(&|c, p, _| codex(c, p), &clis, tolerate, Install::Global).check();
+    session(&gemini, &clis, "", Install::Global).check();
 }
