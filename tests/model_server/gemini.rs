@@ -105,3 +105,33 @@ pub fn reply(action: &Action, stream: bool) -> Reply {
         Reply::Json(200, resp)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn side_questions_get_an_answer_their_schema_accepts() {
+        let schema = json!({"type": "OBJECT", "properties": {
+            "next_speaker": {"type": "STRING", "enum": ["model", "user"]},
+            "complexity_score": {"type": "INTEGER"},
+            "confidence": {"type": "NUMBER", "minimum": 0.5},
+            "flag": {"type": "BOOLEAN"},
+            "mode": {"type": "STRING", "enum": ["fast", "slow"]}}});
+        assert_eq!(
+            fill(&schema, ""),
+            json!({"next_speaker": "user", "complexity_score": 1, "confidence": 0.5,
+                   "flag": false, "mode": "fast"})
+        );
+    }
+
+    #[test]
+    fn calls_made_counts_the_model_function_calls_only() {
+        let body = json!({"contents": [
+            {"role": "user", "parts": [{"text": "go"}]},
+            {"role": "model", "parts": [{"functionCall": {"name": "a", "args": {}}}]},
+            {"role": "user", "parts": [{"functionResponse": {"name": "a", "response": {}}}]},
+            {"role": "model", "parts": [{"text": "hm"}, {"functionCall": {"name": "b", "args": {}}}]}]});
+        assert_eq!(calls_made(&body), 2);
+    }
+}

@@ -153,3 +153,93 @@ fn read_call(tools: &[ToolDecl], path: &str) -> Option<Action> {
         args: json!({ key: path }),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(name: &str, schema: Value) -> ToolDecl {
+        ToolDecl {
+            name: name.into(),
+            schema,
+        }
+    }
+
+    fn args(a: Action) -> (String, Value) {
+        match a {
+            Action::Call { name, args } => (name, args),
+            Action::Text(t) => panic!("expected a call, got text {t:?}"),
+        }
+    }
+
+    #[test]
+    fn a_shell_step_is_shaped_by_the_declared_tool_schema() {
+        let s = Scenario::parse(r#"{"steps": [{"shell": "git status"}]}"#).unwrap();
+        // Codex: exec_command {cmd}.
+        let codex = [tool(
+            "exec_command",
+            json!({"properties": {"cmd": {"type": "string"}}}),
+        )];
+        assert_eq!(
+            args(s.next(&codex, 0)),
+            ("exec_command".into(), json!({"cmd": "git status"}))
+        );
+        // The older Codex shell tool takes an argv array.
+        let argv = [tool(
+            "shell",
+            json!({"properties": {"command": {"type": "array"}}}),
+        )];
+        assert_eq!(
+            args(s.next(&argv, 0)).1,
+            json!({"command": ["bash", "-lc", "git status"]})
+        );
+        // Claude Code: Bash {command, description}, chosen over other tools.
+        let claude = [
+            tool("Read", json!({"properties": {"file_path": {}}})),
+            tool(
+                "Bash",
+                json!({"properties": {"command": {"type": "string"}, "description": {}}}),
+            ),
+        ];
+        let (name, a) = args(s.next(&claude, 0));
+        assert_eq!(name, "Bash");
+        assert_eq!(a["command"], "git status");
+    }
+
+    #[test]
+    fn a_read_step_uses_the_file_tool_or_falls_back_to_cat() {
+        let s = Scenario::parse(r#"{"steps": [{"read": "/w/.env"}]}"#).unwrap();
+        let gemini = [
+            tool(
+                "run_shell_command",
+                json!({"properties": {"command": {"type": "STRING"}}}),
+            ),
+            tool("read_file", json!({"properties": {"absolute_path": {}}})),
+        ];
+        assert_eq!(
+            args(s.next(&gemini, 0)),
+            ("read_file".into(), json!({"absolute_path": "/w/.env"}))
+        );
+        let codex = [tool("exec_command", json!({"properties": {"cmd": {}}}))];
+        assert_eq!(args(s.next(&codex, 0)).1, json!({"cmd": "cat '/w/.env'"}));
+    }
+
+    #[test]
+    fn after_the_last_step_the_model_answers_with_the_final_text() {
+        let s = Scenario::parse(r#"{"steps": [{"shell": "ls"}], "final": "bye"}"#).unwrap();
+        let t = [tool("Bash", json!({}))];
+        assert!(matches!(s.next(&t, 1), Action::Text(ref x) if x == "bye"));
+        // No shell tool: the model says so instead of calling one.
+        assert!(matches!(s.next(&[], 0), Action::Text(ref x) if x.contains("no shell tool")));
+    }
+
+    #[test]
+    fn a_bad_scenario_names_the_step() {
+        let e = Scenario::parse(r#"{"steps": [{"shell": "ls"}, {"run": "x"}]}"#).unwrap_err();
+        assert!(e.contains("steps[1]"), "{e}");
+        assert!(Scenario::parse(r#"{"final": "x"}"#)
+            .unwrap_err()
+            .contains("`steps`"));
+        assert!(Scenario::parse("not json").is_err());
+    }
+}
