@@ -10,6 +10,22 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
+/// Spawns `cmd`, whose program was copied just now. A test thread that
+/// forks while the copy's write descriptor is open gives the child that
+/// descriptor until its exec, and executing the copy meanwhile fails with
+/// ETXTBSY ("Text file busy"): try again, a bounded number of times.
+fn spawn_fresh_copy(cmd: &mut Command) -> Child {
+    for _ in 0..100 {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other.expect("spawn cordon serve"),
+        }
+    }
+    cmd.spawn().expect("spawn cordon serve (text file busy)")
+}
+
 /// A daemon under test, with its directory, config and logs.
 pub struct Daemon {
     pub child: Child,
@@ -71,7 +87,7 @@ impl Daemon {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("spawn cordon serve");
+        let child = spawn_fresh_copy(&mut cmd);
         let d = Daemon {
             child,
             socket,
