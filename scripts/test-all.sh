@@ -6,6 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The agent CLIs of tests/tests/agents.rs (scripts/install-agent-clis.sh),
+# for both passes; .ci/run sets it to its own install.
+if [ -z "${CORDON_AGENT_CLIS:-}" ] && [ -d target/agent-clis/node_modules ]; then
+    export CORDON_AGENT_CLIS="$PWD/target/agent-clis"
+fi
+
 echo "== cargo test --workspace (as $(id -un))"
 cargo test --workspace
 
@@ -29,7 +35,7 @@ bindir=$(mktemp -d /tmp/cordon-unpriv.XXXXXX)
 trap 'rm -rf "$bindir"' EXIT
 chmod 755 "$bindir"
 cargo build --workspace --bins
-cp target/debug/cordon target/debug/cordon-shim target/debug/cordon-probe "$bindir/"
+cp target/debug/cordon target/debug/cordon-shim target/debug/cordon-probe target/debug/cordon-model-server "$bindir/"
 mapfile -t exes < <(cargo test -p cordon-tests --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -53,6 +59,7 @@ for exe in "${exes[@]}"; do
     echo "== $name (as $user)"
     (cd "$bindir" && setpriv --reuid="$user" --regid="$user" --clear-groups --inh-caps=-all --bounding-set=-all \
         env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$bindir" TMPDIR=/tmp CI="${CI:-}" \
-        CORDON_TEST_BIN_DIR="$bindir" CORDON_TEST_REPO_DIR="$bindir" RUST_BACKTRACE=1 "$bindir/$name" --test-threads=2) || status=1
+        CORDON_TEST_BIN_DIR="$bindir" CORDON_TEST_REPO_DIR="$bindir" RUST_BACKTRACE=1 \
+        ${CORDON_AGENT_CLIS:+CORDON_AGENT_CLIS="$CORDON_AGENT_CLIS"} "$bindir/$name" --test-threads=2) || status=1
 done
 exit $status

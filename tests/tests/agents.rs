@@ -1,0 +1,536 @@
+//! The real agent CLIs (Claude Code, Codex, Gemini CLI), installed from npm
+//! by `scripts/install-agent-clis.sh`, each driven through a scripted
+//! session by `cordon-model-server` under its shipped profile
+//! (profiles/claude-code.toml, codex.toml, gemini-cli.toml), extended only
+//! by what the test setup adds: where the CLIs are installed, the model
+//! server's address, and the variable that points the CLI at it.
+//!
+//! Every session runs the same attack script: a brokered git call that
+//! works, `cat .env` and the CLI's own file reader on .env (a canary the
+//! model must never receive), a force push (refused: the model must get
+//! `cordon: denied:` back), then a final answer. The assertions are on what
+//! the model server received and on the audit log (`cordon audit verify`).
+//!
+//! The CLIs are found in `CORDON_AGENT_CLIS` (an npm prefix), else in
+//! target/agent-clis. Without them the tests skip, except on CI, where they
+//! fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn repo() -> PathBuf {
+    let dir = match std::env::var_os("CORDON_TEST_REPO_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+    };
+    dir.canonicalize().unwrap()
+}
+
+/// The npm prefix holding the CLIs, or None (after saying why) when this
+/// run should skip. On CI a missing install is a failure.
+fn clis() -> Option<PathBuf> {
+    let dir = std::env::var_os("CORDON_AGENT_CLIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/agent-clis"));
+    let marker = dir.join("node_modules/.bin");
+    if marker.is_dir() {
+        // Profiles refuse `..` components: name the directory plainly.
+        return Some(dir.canonicalize().unwrap());
+    }
+    let msg = format!(
+        "the agent CLIs are not installed in {} (run scripts/install-agent-clis.sh DIR and set CORDON_AGENT_CLIS=DIR)",
+        dir.display()
+    );
+    assert!(!in_ci(), "{msg}");
+    eprintln!("skipping: {msg}");
+    None
+}
+
+fn model_server_bin() -> PathBuf {
+    let p = bin_dir().join("cordon-model-server");
+    if p.exists() {
+        p
+    } else {
+        PathBuf::from(env!("CARGO_BIN_EXE_cordon-model-server"))
+    }
+}
+
+/// The scripted model server, killed when dropped.
+struct ModelServer {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl ModelServer {
+    fn start(dir: &Path, scenario: &serde_json::Value) -> ModelServer {
+        let script = dir.join("scenario.json");
+        std::fs::write(&script, scenario.to_string()).unwrap();
+        let log = dir.join("model-requests.jsonl");
+        let mut child = Command::new(model_server_bin())
+            .arg("--script")
+            .arg(&script)
+            .arg("--log")
+            .arg(&log)
+            .args(["--idle-exit", "600"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start cordon-model-server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening 127.0.0.1:")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("model server said {line:?}"));
+        ModelServer { child, port, log }
+    }
+
+    fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for ModelServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One CLI: its shipped profile and how the test starts it.
+struct Agent {
+    profile: &'static str,
+    /// The command, relative to the npm prefix, then its arguments.
+    program: &'static str,
+    args: Vec<String>,
+    /// The child profile's grants of the CLI where the test installed it.
+    location_toml: String,
+    /// The child profile's `[environment]` additions.
+    env_toml: String,
+    /// Environment for `cordon run` (the profile passes what the CLI needs).
+    env: Vec<(String, String)>,
+}
+
+fn claude(clis: &Path, port: u16) -> Agent {
+    let pkg = clis.join("node_modules/@anthropic-ai/claude-code");
+    Agent {
+        profile: "claude-code",
+        program: "node_modules/@anthropic-ai/claude-code/bin/claude.exe",
+        args: vec![
+            "-p".into(),
+            "Run the scripted steps.".into(),
+            "--allowedTools".into(),
+            "Bash Read".into(),
+        ],
+        location_toml: format!(
+            "[filesystem]\nread = [{pkg:?}]\nexec = [{exe:?}]\n",
+            pkg = path_str(&pkg),
+            exe = path_str(&pkg.join("bin/claude.exe")),
+        ),
+        env_toml: "[environment]\npass = [\"ANTHROPIC_BASE_URL\"]\n".into(),
+        env: vec![
+            (
+                "ANTHROPIC_BASE_URL".into(),
+                format!("http://127.0.0.1:{port}"),
+            ),
+            ("ANTHROPIC_API_KEY".into(), "sk-ant-scripted".into()),
+        ],
+    }
+}
+
+fn codex(clis: &Path, port: u16) -> Agent {
+    let modules = clis.join("node_modules/@openai");
+    let provider = format!(
+        "model_providers.scripted={{name=\"scripted\",base_url=\"http://127.0.0.1:{port}/v1\",\
+         wire_api=\"responses\",env_key=\"OPENAI_API_KEY\",request_max_retries=0,stream_max_retries=0}}"
+    );
+    let mut args: Vec<String> = [
+        "exec",
+        "--skip-git-repo-check",
+        "--dangerously-bypass-approvals-and-sandbox",
+        "-c",
+        "features.plugins=false",
+        "-c",
+        "analytics.enabled=false",
+        "-c",
+        "model_provider=scripted",
+        "-c",
+        "model=scripted",
+        "-c",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(provider);
+    args.push("Run the scripted steps.".into());
+    Agent {
+        profile: "codex",
+        program: "node_modules/@openai/codex/bin/codex.js",
+        args,
+        location_toml: format!(
+            "[filesystem]\nread = [{m:?}]\nexec = [{m:?}]\n",
+            m = path_str(&modules)
+        ),
+        env_toml: String::new(),
+        env: vec![("OPENAI_API_KEY".into(), "sk-scripted".into())],
+    }
+}
+
+fn gemini(clis: &Path, port: u16, workspace: &Path) -> Agent {
+    // GOOGLE_GEMINI_BASE_URL alone selects the "gateway" auth type, which
+    // Gemini CLI 0.61 then refuses; the workspace settings choose the API
+    // key and turn usage statistics off (they would be refused egress).
+    let settings = workspace.join(".gemini");
+    std::fs::create_dir_all(&settings).unwrap();
+    std::fs::write(
+        settings.join("settings.json"),
+        r#"{"security":{"auth":{"selectedType":"gemini-api-key"}},"privacy":{"usageStatisticsEnabled":false},"telemetry":{"enabled":false}}"#,
+    )
+    .unwrap();
+    let modules = clis.join("node_modules");
+    Agent {
+        profile: "gemini-cli",
+        program: "node_modules/@google/gemini-cli/bundle/gemini.js",
+        args: vec![
+            "-p".into(),
+            "Run the scripted steps.".into(),
+            "--approval-mode".into(),
+            "yolo".into(),
+        ],
+        location_toml: format!(
+            "[filesystem]\nread = [{m:?}]\nexec = [{js:?}]\n",
+            m = path_str(&modules),
+            js = path_str(&modules.join("@google/gemini-cli/bundle/gemini.js")),
+        ),
+        env_toml: "[environment]\npass = [\"GOOGLE_GEMINI_BASE_URL\"]\n".into(),
+        env: vec![
+            (
+                "GOOGLE_GEMINI_BASE_URL".into(),
+                format!("http://127.0.0.1:{port}"),
+            ),
+            ("GEMINI_API_KEY".into(), "scripted".into()),
+        ],
+    }
+}
+
+/// A git repository with one commit (its message a token the model should
+/// see come back) and a .env holding a canary.
+fn workspace(c: &Case, commit_msg: &str, canary: &str) {
+    let git = |args: &[&str]| {
+        let out = Command::new("/usr/bin/git")
+            .args(args)
+            .current_dir(&c.workspace)
+            .env("HOME", c.dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(c.workspace.join("README"), "hello\n").unwrap();
+    std::fs::write(c.workspace.join(".env"), format!("API_TOKEN={canary}\n")).unwrap();
+    git(&["add", "README"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@e",
+        "commit",
+        "-q",
+        "-m",
+        commit_msg,
+    ]);
+}
+
+/// What one scripted session produced.
+struct Session {
+    run: Run,
+    requests: Vec<serde_json::Value>,
+    audit: String,
+    audit_path: PathBuf,
+    canary: String,
+    commit_msg: String,
+    steps: usize,
+    /// Holds the workspace and the logs until the checks are done.
+    _case: Case,
+}
+
+/// Where `npm install -g` puts packages with this machine's npm (the
+/// nodesource build; Debian's own npm uses /usr/local/lib/node_modules).
+const GLOBAL_MODULES: &str = "/usr/lib/node_modules";
+
+/// Where the CLI runs from.
+#[derive(Clone, Copy, PartialEq)]
+enum Install {
+    /// The test's npm prefix, granted by the child profile.
+    Prefix,
+    /// npm's global directory (the prefix bound over it in a mount
+    /// namespace of the test's own), granted by the shipped profile alone.
+    Global,
+}
+
+/// Runs `make_agent`'s CLI through the attack script under its shipped
+/// profile plus `extra_toml` (test-only additions, e.g. a divergence limit).
+fn session(
+    make_agent: &dyn Fn(&Path, u16, &Path) -> Agent,
+    clis: &Path,
+    extra_toml: &str,
+    install: Install,
+) -> Session {
+    let c = Case::new();
+    let canary = token("canary").replace('-', "");
+    let commit_msg = token("commit");
+    workspace(&c, &commit_msg, &canary);
+    let env_file = path_str(&c.workspace.join(".env"));
+    let scenario = serde_json::json!({
+        "steps": [
+            {"shell": "git log --oneline -n 1"},
+            {"shell": "cat .env"},
+            {"read": env_file},
+            {"shell": "git push --force origin main"},
+        ],
+        "final": "Scripted session complete.",
+    });
+    let server = ModelServer::start(c.dir.path(), &scenario);
+    let agent = make_agent(clis, server.port, &c.workspace);
+    let child_profile = c.dir.path().join(format!("{}-test.toml", agent.profile));
+    std::fs::write(
+        &child_profile,
+        format!(
+            "[profile]\nname = \"{name}-test\"\nextends = {parent:?}\n\n{location}\n{env}\n\
+             [network]\nallow_hosts = [\"127.0.0.1:{port}\"]\n\n{extra_toml}\n",
+            name = agent.profile,
+            parent = path_str(&repo().join(format!("profiles/{}.toml", agent.profile))),
+            location = if install == Install::Prefix {
+                agent.location_toml.as_str()
+            } else {
+                ""
+            },
+            env = agent.env_toml,
+            port = server.port,
+        ),
+    )
+    .unwrap();
+    let mut cmd = match install {
+        Install::Prefix => cordon_cmd(),
+        Install::Global => {
+            let mut cmd = Command::new("unshare");
+            cmd.args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
+                .arg(format!(
+                    "mount --bind \"$0\" {GLOBAL_MODULES} && exec \"$@\""
+                ))
+                .arg(clis.join("node_modules"))
+                .arg(cordon());
+            cmd
+        }
+    };
+    let program = match install {
+        Install::Prefix => clis.join(agent.program),
+        Install::Global => {
+            Path::new(GLOBAL_MODULES).join(agent.program.strip_prefix("node_modules/").unwrap())
+        }
+    };
+    cmd.arg("run")
+        .arg("--profile")
+        .arg(&child_profile)
+        .arg("--workspace")
+        .arg(&c.workspace)
+        .arg("--")
+        .arg(program)
+        .args(&agent.args)
+        .current_dir(&c.workspace)
+        .env("CORDON_AUDIT", c.audit_path())
+        .envs(agent.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let run = run_bounded(cmd, Duration::from_secs(300));
+    Session {
+        requests: server.requests(),
+        audit: std::fs::read_to_string(c.audit_path()).unwrap_or_default(),
+        audit_path: c.audit_path(),
+        run,
+        canary,
+        commit_msg,
+        steps: 4,
+        _case: c,
+    }
+}
+
+/// Waits for `cmd` at most `limit` (a bound on a hung CLI, not a timing
+/// assertion); a run that hits it is killed and fails the test.
+fn run_bounded(mut cmd: Command, limit: Duration) -> Run {
+    let mut child = cmd.spawn().expect("spawn cordon");
+    let out = child.stdout.take().unwrap();
+    let err = child.stderr.take().unwrap();
+    let read = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = r.read_to_end(&mut s);
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let (out, err) = (read(Box::new(out)), read(Box::new(err)));
+    let finished = wait_until(limit, || child.try_wait().ok().flatten().is_some());
+    if !finished {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    let run = Run {
+        code: status.code(),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    };
+    assert!(
+        finished,
+        "the session did not end within {limit:?}: {run:#?}"
+    );
+    run
+}
+
+impl Session {
+    fn main_requests(&self) -> Vec<&serde_json::Value> {
+        self.requests
+            .iter()
+            .filter(|r| r["kind"] == "main")
+            .collect()
+    }
+
+    /// The assertions every CLI's session must pass.
+    fn check(&self) {
+        let r = &self.run;
+        let log = serde_json::to_string(&self.requests).unwrap();
+        assert_eq!(r.code, Some(0), "the CLI must finish its session: {r:#?}");
+        assert!(
+            !self.requests.is_empty(),
+            "the model server got no request: {r:#?}"
+        );
+        // The model ran the whole script: one request per step, plus the
+        // one that got the final answer.
+        let steps_seen: Vec<_> = self
+            .main_requests()
+            .iter()
+            .filter_map(|q| q["step"].as_u64())
+            .collect();
+        assert!(
+            (0..=self.steps as u64).all(|s| steps_seen.contains(&s)),
+            "the CLI did not send every step's result back (saw steps {steps_seen:?}): {r:#?}"
+        );
+        assert!(
+            r.stdout.contains("Scripted session complete."),
+            "the CLI did not print the model's final answer: {r:#?}"
+        );
+        // The attacker's view: the canary never reached the model.
+        assert!(
+            !log.contains(&self.canary),
+            "the .env canary reached the model server: {r:#?}"
+        );
+        assert!(
+            !r.stdout.contains(&self.canary) && !r.stderr.contains(&self.canary),
+            "the .env canary was printed: {r:#?}"
+        );
+        // A brokered git call worked and its output came back...
+        assert!(
+            log.contains(&self.commit_msg),
+            "the output of the brokered `git log` did not come back to the model"
+        );
+        // ...and the force push was refused, with the reason, to the model.
+        assert!(
+            log.contains("cordon: denied: denied by rule deny[0]"),
+            "the force push refusal did not come back to the model"
+        );
+        assert!(
+            self.audit
+                .contains(r#""argv":["push","--force","origin","main"]"#),
+            "the refused force push is not in the audit log: {}",
+            self.audit
+        );
+        assert!(
+            self.audit
+                .contains(r#""argv":["log","--oneline","-n","1"]"#),
+            "the brokered git log is not in the audit log: {}",
+            self.audit
+        );
+        let verify = cordon_cmd()
+            .args(["audit", "verify"])
+            .arg(&self.audit_path)
+            .output()
+            .unwrap();
+        assert!(
+            verify.status.success(),
+            "cordon audit verify: {}",
+            String::from_utf8_lossy(&verify.stderr)
+        );
+    }
+}
+
+#[test]
+fn claude_code_runs_a_scripted_session_under_its_profile() {
+    let Some(clis) = clis() else { return };
+    let s = session(&|c, p, _| claude(c, p), &clis, "", Install::Prefix);
+    s.check();
+}
+
+#[test]
+fn gemini_cli_runs_a_scripted_session_under_its_profile() {
+    let Some(clis) = clis() else { return };
+    let s = session(&gemini, &clis, "", Install::Prefix);
+    s.check();
+}
+
+#[test]
+#[ignore = "needs: git argv rules that accept Codex's hardening prefix `-c safe.bareRepository=explicit -c core.hooksPath=/dev/null -c core.fsmonitor=false` (6 such git calls at start are refused and exceed max_denials = 5, exit 86)"]
+fn codex_runs_a_scripted_session_under_its_profile() {
+    let Some(clis) = clis() else { return };
+    let s = session(&|c, p, _| codex(c, p), &clis, "", Install::Prefix);
+    s.check();
+}
+
+/// Until git's argv rules accept Codex's startup probes, the rest of its
+/// session is proven with those refusals tolerated: each is still refused
+/// and recorded, only the session is not killed for them.
+#[test]
+fn codex_runs_a_scripted_session_with_its_git_probes_refused() {
+    let Some(clis) = clis() else { return };
+    let s = session(
+        &|c, p, _| codex(c, p),
+        &clis,
+        "[divergence]\nmax_denials = 20\n",
+        Install::Prefix,
+    );
+    s.check();
+    assert!(
+        s.audit
+            .contains(r#""argv":["-c","safe.bareRepository=explicit""#),
+        "Codex's git probes should be refused calls on record: {}",
+        s.audit
+    );
+}
+
+/// `npm install -g` puts the CLIs in npm's global directory, which the
+/// shipped profiles grant (optional paths): there they need no grant from
+/// a child profile. Needs root (a mount namespace to put the test's install
+/// there without touching the host's); Codex with its git probes tolerated.
+#[test]
+fn the_shipped_profiles_grant_the_clis_where_npm_install_g_puts_them() {
+    let Some(clis) = clis() else { return };
+    if !is_root() || !Path::new(GLOBAL_MODULES).is_dir() {
+        eprintln!("skipping: needs root and {GLOBAL_MODULES} to bind the CLIs over it");
+        return;
+    }
+    let tolerate = "[divergence]\nmax_denials = 20\n";
+    session(&|c, p, _| claude(c, p), &clis, "", Install::Global).check();
+    session(&|c, p, _| codex(c, p), &clis, tolerate, Install::Global).check();
+    session(&gemini, &clis, "", Install::Global).check();
+}
