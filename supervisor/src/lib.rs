@@ -29,6 +29,7 @@ pub mod broker;
 pub mod daemon;
 pub mod egress;
 pub mod host;
+pub mod identity;
 pub mod learn;
 pub mod policy;
 pub mod process;

@@ -5,12 +5,13 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use super::secrets::SessionSecrets;
 use crate::approval::Queue;
 use crate::audit::{AuditError, AuditLog, Record};
 use crate::host::Host;
+use crate::identity::Issuer;
 use crate::policy::{PatternError, Policy};
 use crate::process::{Killer, Refusals};
 use crate::profile::{Placeholders, Profile};
@@ -52,6 +53,8 @@ pub struct Session {
     pub shim: Option<PathBuf>,
     /// Sub-agent sessions running now.
     pub subs: Mutex<Vec<Weak<Session>>>,
+    /// cordon's identity issuer, loaded at the first identity secret.
+    issuer: OnceLock<Result<Arc<Issuer>, String>>,
 }
 
 /// What makes one session differ from another; the rest of a [`Session`]
@@ -101,8 +104,23 @@ impl Session {
             chain: parts.chain,
             shim: parts.shim,
             subs: Mutex::default(),
+            issuer: OnceLock::new(),
             profile: parts.profile,
         })
+    }
+
+    /// The identity issuer: cordon's signing key (the systemd credential
+    /// `identity-key`, else the state directory's, created on first use),
+    /// loaded once per session; why not, if it cannot be.
+    pub fn issuer(&self) -> Result<&Arc<Issuer>, &String> {
+        self.issuer
+            .get_or_init(|| {
+                crate::identity::key::KeyLocation::for_this_process()
+                    .and_then(crate::identity::SigningKey::load_or_create)
+                    .map(|k| Arc::new(Issuer::new(k)))
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
     }
 
     /// Kills the agent's whole tree (divergence).

@@ -10,6 +10,7 @@ mod approval;
 mod diagnostic;
 mod extends;
 pub mod hosts;
+mod identity;
 mod layer;
 mod parse;
 mod paths;
@@ -160,6 +161,26 @@ pub enum SecretSource {
     Credential(String),
     /// `command:ARGV`: stdout of a command (trailing newline removed).
     Command(Vec<String>),
+    /// `identity:jwt?aud=...`: a token minted with cordon's workload
+    /// identity, valid for the secret's `ttl`.
+    Identity(IdentitySource),
+}
+
+/// What an `identity:` secret mints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentitySource {
+    /// `aud` of the token (one or more).
+    pub audiences: Vec<String>,
+    pub bind: IdentityBind,
+}
+
+/// What an identity token is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityBind {
+    /// Minted per call, naming the call (id, tool, argument digest).
+    Call,
+    /// Names the session only; may be cached for its `ttl`.
+    Session,
 }
 
 /// One argv pattern of a tool's allow/approve/deny list.

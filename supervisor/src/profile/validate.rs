@@ -474,6 +474,10 @@ fn source_path(spec: &SecretSpec, credentials: Option<&Path>) -> Option<PathBuf>
     match &spec.source {
         SecretSource::File(p) => Some(p.clone()),
         SecretSource::Credential(n) => credentials.map(|d| d.join(n)),
+        // Whoever reads the signing key can mint any session's identity.
+        SecretSource::Identity(_) => crate::identity::key::KeyLocation::for_this_process()
+            .ok()
+            .map(|l| l.path().to_path_buf()),
         SecretSource::Env(_) | SecretSource::Command(_) => None,
     }
 }

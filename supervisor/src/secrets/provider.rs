@@ -10,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::value::SecretValue;
-use crate::profile::{SecretSource, SecretSpec};
+use crate::identity::{Binding, Issuer, MintError};
+use crate::profile::{IdentityBind, SecretSource, SecretSpec};
 
 /// The most a provider may print: a secret is small; anything larger is a
 /// misconfigured command, not a value.
@@ -41,18 +42,48 @@ pub enum FetchError {
     Timeout { program: String, limit: Duration },
     #[error("the value is empty")]
     Empty,
+    #[error("cordon's identity key is not available here ({0})")]
+    NoIssuer(String),
+    #[error("the token is bound to a call, and this request names none; use `bind=session` for a token that names only the session")]
+    Unbound,
+    #[error("minting the token: {0}")]
+    Mint(#[from] MintError),
     #[error("the value is larger than {MAX_VALUE} bytes")]
     TooLarge,
 }
 
-/// Fetches `spec`'s value now. `env` reads cordon's own environment;
-/// `credentials` is `$CREDENTIALS_DIRECTORY` when set.
-pub fn fetch(
-    spec: &SecretSpec,
-    env: &dyn Fn(&str) -> Option<OsString>,
-    credentials: Option<&Path>,
-) -> Result<SecretValue, FetchError> {
+/// Where a fetch may look.
+pub struct Sources<'a> {
+    /// cordon's own environment (never the agent's).
+    pub env: &'a dyn Fn(&str) -> Option<OsString>,
+    /// `$CREDENTIALS_DIRECTORY`, when set.
+    pub credentials: Option<&'a Path>,
+    /// For `identity:` secrets: the issuer (or why there is none) and
+    /// what the token is bound to.
+    pub identity: Option<(Result<&'a Issuer, &'a str>, Binding<'a>)>,
+}
+
+/// Fetches `spec`'s value now.
+pub fn fetch(spec: &SecretSpec, sources: &Sources<'_>) -> Result<SecretValue, FetchError> {
+    let (env, credentials) = (sources.env, sources.credentials);
     let bytes = match &spec.source {
+        SecretSource::Identity(id) => {
+            let Some((issuer, binding)) = &sources.identity else {
+                return Err(FetchError::NoIssuer("no session to mint for".into()));
+            };
+            let issuer = issuer.map_err(|e| FetchError::NoIssuer(e.to_string()))?;
+            let mut binding = *binding;
+            match id.bind {
+                IdentityBind::Session => binding.call = None,
+                IdentityBind::Call if binding.call.is_none() => return Err(FetchError::Unbound),
+                IdentityBind::Call => {}
+            }
+            // The profile requires a ttl for identity secrets.
+            let ttl = spec.ttl.unwrap_or(Duration::from_secs(60));
+            let (token, _) =
+                issuer.mint(&binding, &id.audiences, ttl, crate::identity::unix_now())?;
+            token.into_bytes()
+        }
         SecretSource::Env(name) => {
             use std::os::unix::ffi::OsStringExt;
             env(name)
