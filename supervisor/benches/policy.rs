@@ -86,6 +86,7 @@ fn profile() -> Profile {
         secrets: Default::default(),
         audit: Audit::default(),
         approval: Default::default(),
+        mcp: Default::default(),
     }
 }
 

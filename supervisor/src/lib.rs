@@ -31,6 +31,7 @@ pub mod egress;
 pub mod host;
 pub mod identity;
 pub mod learn;
+pub mod mcp;
 pub mod policy;
 pub mod process;
 pub mod profile;

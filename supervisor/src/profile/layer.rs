@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use super::{
     Approval, Audit, Divergence, DivergenceAction, Environment, Filesystem, HostRule, Limits,
-    Location, Network, OnViolation, PathRule, PathTemplate, Profile, SecretSpec, SyscallRule,
-    Syscalls, Tool, DEFAULT_STOP_GRACE,
+    Location, McpServer, Network, OnViolation, PathRule, PathTemplate, Profile, SecretSpec,
+    SyscallRule, Syscalls, Tool, DEFAULT_STOP_GRACE,
 };
 
 /// A value and where it was written.
@@ -70,6 +70,8 @@ pub(super) struct Layer {
     pub audit_path: Option<PathTemplate>,
     /// `[approval]`, whole (a child's replaces the parent's).
     pub approval: Option<Approval>,
+    /// `[mcp.NAME]`, each whole (a child's replaces the parent's).
+    pub mcp: BTreeMap<String, McpServer>,
 }
 
 impl Layer {
@@ -101,6 +103,7 @@ impl Layer {
             secrets: BTreeMap::new(),
             audit_path: None,
             approval: None,
+            mcp: BTreeMap::new(),
         }
     }
 
@@ -166,6 +169,11 @@ impl Layer {
             },
             audit_path: child.audit_path.or(p.audit_path),
             approval: child.approval.or(p.approval),
+            mcp: {
+                let mut mcp = p.mcp;
+                mcp.extend(child.mcp);
+                mcp
+            },
         }
     }
 
@@ -219,6 +227,7 @@ impl Layer {
                 path: self.audit_path,
             },
             approval: self.approval.unwrap_or_default(),
+            mcp: self.mcp,
         }
     }
 }

@@ -22,7 +22,7 @@ const MAX_STOP_GRACE: Duration = Duration::from_secs(600);
 const MAX_MAX_DENIALS: u64 = 1_000_000;
 
 /// Sections a profile may have.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "profile",
     "filesystem",
     "network",
@@ -34,6 +34,7 @@ const SECTIONS: [&str; 11] = [
     "secrets",
     "audit",
     "approval",
+    "mcp",
 ];
 
 pub(super) fn load_file(path: &Path) -> Result<Profile, ProfileError> {
@@ -128,6 +129,7 @@ pub(super) fn parse_layer(
         match name {
             "secrets" => secrets::secrets(&mut w, value, &mut layer),
             "tools" => tools::tools(&mut w, value, &mut layer),
+            "mcp" => super::mcp::mcp(&mut w, value, &mut layer),
             _ if SECTIONS.contains(&name) => {
                 let Some(t) = w.table(value, &format!("`{name}`")) else {
                     continue;

@@ -366,11 +366,12 @@ fn strings(w: &mut Walker<'_>, key: &str, v: &Value<'_>) -> Option<Vec<(String, 
     string_array(w, key, v, "an array of strings (a command, program first)")
 }
 
-/// A tool's `secrets = ["A", { name = "B", as = "file" }]`. `env` is the
-/// tool's own `env` list: a name in both would have two sources.
+/// A tool's `secrets = ["A", { name = "B", as = "file" }]` (`section`
+/// names the tool's table, e.g. `[tools.git]`). `env` is the tool's own
+/// `env` list: a name in both would have two sources.
 pub(super) fn tool_secrets(
     w: &mut Walker<'_>,
-    tool: &str,
+    section: &str,
     v: &Value<'_>,
     env: &[String],
 ) -> Vec<ToolSecret> {
@@ -383,12 +384,12 @@ pub(super) fn tool_secrets(
         let name = &secret.name;
         if let Some(first) = out.iter().find(|s| s.name == *name) {
             let msg = format!(
-                "secret `{name}` is listed twice in the `secrets` of [tools.{tool}] (first at line {}); remove one",
+                "secret `{name}` is listed twice in the `secrets` of {section} (first at line {}); remove one",
                 first.origin.line
             );
             w.error(&item.span(), msg);
         } else if env.contains(name) {
-            let msg = format!("secret `{name}` is also in the `env` of [tools.{tool}]: the variable would come both from the agent's call and from the secret; remove it from one");
+            let msg = format!("secret `{name}` is also in the `env` of {section}: the variable would come both from the agent's call and from the secret; remove it from one");
             w.error(&item.span(), msg);
         } else {
             out.push(secret);

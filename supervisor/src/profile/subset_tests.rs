@@ -74,6 +74,7 @@ fn profile(tools: Vec<Tool>) -> Profile {
         secrets: Default::default(),
         audit: Audit::default(),
         approval: Approval::default(),
+        mcp: Default::default(),
     }
 }
 

@@ -293,8 +293,16 @@ fn under(a: &str, b: &str) -> bool {
 
 /// A tool's `secrets` must name a `[secrets.NAME]` of the merged profile.
 fn tool_secrets_declared(merged: &Layer, diags: &mut Vec<Diagnostic>) {
-    for tool in merged.tools.values() {
-        for secret in &tool.secrets {
+    let tools = merged
+        .tools
+        .values()
+        .map(|t| (format!("tool `{}`", t.name), &t.secrets));
+    let servers = merged
+        .mcp
+        .values()
+        .map(|s| (format!("MCP server `{}`", s.name), &s.secrets));
+    for (owner, secrets) in tools.chain(servers) {
+        for secret in secrets {
             if merged.secrets.contains_key(&secret.name) {
                 continue;
             }
@@ -304,8 +312,7 @@ fn tool_secrets_declared(merged: &Layer, diags: &mut Vec<Diagnostic>) {
             diags.push(Diagnostic {
                 location: secret.origin.clone(),
                 message: format!(
-                    "tool `{}`: secret `{}` is not declared; {hint}declare it in a [secrets.{}] section",
-                    tool.name,
+                    "{owner}: secret `{}` is not declared; {hint}declare it in a [secrets.{}] section",
                     secret.name.escape_debug(),
                     secret.name.escape_debug()
                 ),
@@ -322,11 +329,13 @@ fn secrets_used(merged: &Layer, diags: &mut Vec<Diagnostic>) {
         let used = merged
             .tools
             .values()
-            .any(|t| t.secrets.iter().any(|s| s.name == *name));
+            .map(|t| &t.secrets)
+            .chain(merged.mcp.values().map(|s| &s.secrets))
+            .any(|list| list.iter().any(|s| s.name == *name));
         if !used && !spec.expose {
             diags.push(Diagnostic {
                 location: secret.origin.clone(),
-                message: format!("secret `{name}` is never used (no tool lists it and expose = false); list it in a tool's `secrets` or remove it"),
+                message: format!("secret `{name}` is never used (no tool or MCP server lists it and expose = false); list it in a tool's `secrets` or remove it"),
             });
         }
     }
