@@ -87,6 +87,7 @@ fn profile() -> Profile {
         audit: Audit::default(),
         approval: Default::default(),
         mcp: Default::default(),
+        policy: Default::default(),
     }
 }
 

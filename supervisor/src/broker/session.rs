@@ -12,6 +12,7 @@ use crate::approval::Queue;
 use crate::audit::{AuditError, AuditLog, Record};
 use crate::host::Host;
 use crate::identity::Issuer;
+use crate::policy::cedar::Engine;
 use crate::policy::{PatternError, Policy};
 use crate::process::{Killer, Refusals};
 use crate::profile::{Placeholders, Profile};
@@ -55,6 +56,8 @@ pub struct Session {
     pub subs: Mutex<Vec<Weak<Session>>>,
     /// cordon's identity issuer, loaded at the first identity secret.
     issuer: OnceLock<Result<Arc<Issuer>, String>>,
+    /// The profile's Cedar policies, compiled at their first use.
+    cedar: OnceLock<Option<Result<Engine, String>>>,
 }
 
 /// What makes one session differ from another; the rest of a [`Session`]
@@ -105,8 +108,32 @@ impl Session {
             shim: parts.shim,
             subs: Mutex::default(),
             issuer: OnceLock::new(),
+            cedar: OnceLock::new(),
             profile: parts.profile,
         })
+    }
+
+    /// The profile's Cedar policies (`None` without `[policy] cedar`), or
+    /// why they do not compile (they were checked when the profile was
+    /// loaded, so only a file changed since; every decision then denies).
+    pub fn cedar(&self) -> Option<Result<&Engine, &String>> {
+        self.cedar
+            .get_or_init(|| {
+                let file = self.profile.policy.cedar.as_ref()?;
+                let name = crate::profile::policy_file_name(&file.path);
+                Some(Engine::compile(&name, &file.text).map_err(|problems| {
+                    let first = problems
+                        .first()
+                        .map(|p| p.message.clone())
+                        .unwrap_or_default();
+                    format!(
+                        "the Cedar policies of {} do not compile: {first}",
+                        file.path.display()
+                    )
+                }))
+            })
+            .as_ref()
+            .map(|r| r.as_ref())
     }
 
     /// The identity issuer: cordon's signing key (the systemd credential

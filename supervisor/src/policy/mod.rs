@@ -5,6 +5,7 @@
 //! docs/profiles.md; deny beats approve beats allow, whatever the order the
 //! rules are written in, and a call no rule matches is denied.
 
+pub mod cedar;
 mod decide;
 mod pattern;
 mod seq;

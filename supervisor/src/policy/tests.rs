@@ -44,6 +44,7 @@ pub(super) fn profile(tools: Vec<Tool>) -> Profile {
         audit: Audit::default(),
         approval: Default::default(),
         mcp: Default::default(),
+        policy: Default::default(),
     }
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use super::{
     Approval, Audit, Divergence, DivergenceAction, Environment, Filesystem, HostRule, Limits,
-    Location, McpServer, Network, OnViolation, PathRule, PathTemplate, Profile, SecretSpec,
-    SyscallRule, Syscalls, Tool, DEFAULT_STOP_GRACE,
+    Location, McpServer, Network, OnViolation, PathRule, PathTemplate, PolicyConfig, Profile,
+    SecretSpec, SyscallRule, Syscalls, Tool, DEFAULT_STOP_GRACE,
 };
 
 /// A value and where it was written.
@@ -72,6 +72,8 @@ pub(super) struct Layer {
     pub approval: Option<Approval>,
     /// `[mcp.NAME]`, each whole (a child's replaces the parent's).
     pub mcp: BTreeMap<String, McpServer>,
+    /// `[policy]`, whole (a child's replaces the parent's).
+    pub policy: Option<PolicyConfig>,
 }
 
 impl Layer {
@@ -104,6 +106,7 @@ impl Layer {
             audit_path: None,
             approval: None,
             mcp: BTreeMap::new(),
+            policy: None,
         }
     }
 
@@ -174,6 +177,7 @@ impl Layer {
                 mcp.extend(child.mcp);
                 mcp
             },
+            policy: child.policy.or(p.policy),
         }
     }
 
@@ -228,6 +232,7 @@ impl Layer {
             },
             approval: self.approval.unwrap_or_default(),
             mcp: self.mcp,
+            policy: self.policy.unwrap_or_default(),
         }
     }
 }

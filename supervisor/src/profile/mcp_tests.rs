@@ -185,3 +185,65 @@ fn server_secrets_must_be_declared_and_count_as_used() {
     );
     assert!(!e.contains("secret `T` is never used"), "{e}");
 }
+
+#[test]
+fn policy_files_are_read_and_their_errors_placed_in_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("team.cedar"),
+        "@id(\"ok\")\nforbid (principal, action, resource) when { context.intent == \"x\" };\n\npermit (principal, action, resource) when { context.nope };\n",
+    )
+    .unwrap();
+    let p = dir.path().join("p.toml");
+    std::fs::write(
+        &p,
+        "[profile]\nname = \"m\"\n[policy]\ncedar = \"team.cedar\"\nunmatched = \"deny\"\n",
+    )
+    .unwrap();
+    let e = crate::profile::load(&p).unwrap_err();
+    assert_eq!(e.diagnostics.len(), 1, "{e}");
+    let d = &e.diagnostics[0];
+    assert!(d.location.file.ends_with("team.cedar"), "{e}");
+    assert_eq!((d.location.line, d.location.column), (4, 45), "{e}");
+    assert!(
+        d.message.starts_with("Cedar: ") && d.message.contains("nope"),
+        "{e}"
+    );
+    std::fs::write(
+        dir.path().join("team.cedar"),
+        "forbid (principal, action, resource) when { context.intent == \"x\" };\n",
+    )
+    .unwrap();
+    let profile = crate::profile::load(&p).unwrap();
+    let cedar = profile.policy.cedar.unwrap();
+    assert!(cedar.path.ends_with("team.cedar"));
+    assert_eq!(
+        profile.policy.unmatched,
+        crate::policy::cedar::Unmatched::Deny
+    );
+    // A missing file is an error at the key.
+    std::fs::write(
+        &p,
+        "[profile]\nname = \"m\"\n[policy]\ncedar = \"missing.cedar\"\n",
+    )
+    .unwrap();
+    let e = crate::profile::load(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("p.toml:4:9: cannot read the Cedar policy file"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_sub_agent_names_no_policy_file() {
+    let e = crate::profile::load_text(
+        Path::new("sub.toml"),
+        "[profile]\nname = \"s\"\n[policy]\ncedar = \"/etc/shadow\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("sub.toml:4:9: a sub-agent's profile cannot name a policy file"),
+        "{e}"
+    );
+}

@@ -15,9 +15,11 @@ mod layer;
 mod mcp;
 mod parse;
 mod paths;
+mod policy;
 mod secrets;
 mod sections;
 mod subset;
+mod subset_mcp;
 mod tool_defaults;
 mod tools;
 mod validate;
@@ -37,6 +39,7 @@ pub use hosts::HostRule;
 pub use mcp::{
     with_example_workspace, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_MESSAGE, EXAMPLE_WORKSPACE,
 };
+pub use policy::file_name as policy_file_name;
 /// Loads a sub-agent's profile from its text (`name` is for messages);
 /// `extends` is refused.
 pub fn load_text(name: &Path, text: &str) -> Result<Profile, ProfileError> {
@@ -77,6 +80,26 @@ pub struct Profile {
     pub approval: Approval,
     /// `[mcp.NAME]`: MCP servers the agent reaches through cordon, by name.
     pub mcp: BTreeMap<String, McpServer>,
+    /// `[policy]`: Cedar policies on the decision path.
+    pub policy: PolicyConfig,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// `cedar = "FILE"`: the policy file, read and validated at load.
+    pub cedar: Option<CedarFile>,
+    /// What a request no policy speaks to gets.
+    pub unmatched: crate::policy::cedar::Unmatched,
+}
+
+/// A Cedar policy file as loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CedarFile {
+    pub path: PathBuf,
+    pub text: String,
+    /// The `cedar = ...` value.
+    pub origin: Location,
 }
 
 impl Profile {

@@ -75,6 +75,7 @@ fn profile(tools: Vec<Tool>) -> Profile {
         audit: Audit::default(),
         approval: Approval::default(),
         mcp: Default::default(),
+        policy: Default::default(),
     }
 }
 
