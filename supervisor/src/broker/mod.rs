@@ -13,6 +13,8 @@ mod approve;
 pub mod control;
 mod exec;
 mod expose;
+mod mcp;
+mod mcp_call;
 mod peer;
 pub mod prompt;
 mod pump;

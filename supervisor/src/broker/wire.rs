@@ -51,15 +51,12 @@ pub fn read_frame(stream: &mut UnixStream) -> Result<(Vec<u8>, Vec<OwnedFd>), Wi
     Ok((body, fds))
 }
 
-/// Reads the first request: an `Exec` with its four descriptors, or a
-/// `Secret` with none.
+/// Reads the first request: an `Exec`, `Spawn` or `Mcp` with its four
+/// descriptors, or a `Secret` with none.
 pub fn read_first(stream: &mut UnixStream) -> Result<(Request, Vec<OwnedFd>), WireError> {
     let (body, fds) = read_frame(stream)?;
     let req = Request::decode(&body)?;
-    let want = match req {
-        Request::Exec { .. } | Request::Spawn { .. } => EXEC_FDS,
-        _ => 0,
-    };
+    let want = if req.carries_fds() { EXEC_FDS } else { 0 };
     if fds.len() != want {
         return Err(WireError::Fds(fds.len()));
     }

@@ -54,9 +54,10 @@ pub enum AgentStep {
     Refused {
         reply: Option<Vec<u8>>,
         reason: String,
-        /// A call of an undeclared tool (the profile's `undeclared_tool`
-        /// action applies, not `denied_action`).
-        undeclared: bool,
+        /// The undeclared tool called, when that is the refusal (the
+        /// profile's `undeclared_tool` action applies, not
+        /// `denied_action`).
+        undeclared: Option<String>,
     },
     /// A `tools/call` to decide: `decision` is the profile's verdict;
     /// the caller records it, asks a person if needed, then calls
@@ -79,11 +80,10 @@ pub struct ToolCall {
 }
 
 impl ToolCall {
-    /// SHA-256 (hex) of the canonical JSON of the arguments (keys sorted,
-    /// no whitespace): what an audit record or a token pins.
-    pub fn arguments_sha256(&self) -> String {
-        use sha2::{Digest, Sha256};
-        crate::audit::hex(&Sha256::digest(canonical(&self.arguments).as_bytes()))
+    /// The canonical JSON of the arguments (keys sorted, no whitespace):
+    /// the call's one "argument" in its audit record.
+    pub fn canonical_arguments(&self) -> String {
+        canonical(&self.arguments)
     }
 }
 
@@ -111,6 +111,8 @@ pub struct Ended {
     pub tool: String,
     /// The server reported a failure (`isError` or a JSON-RPC error).
     pub failed: bool,
+    /// When it was admitted.
+    pub since: Instant,
 }
 
 /// A call the server did not answer in time: tell the agent, cancel it
@@ -204,9 +206,9 @@ impl Relay {
                         reply: None,
                         reason: format!(
                             "sent an MCP response to id {} that no server request has",
-                            message::line(&id).escape_ascii()
+                            String::from_utf8_lossy(&message::line(&id)).trim_end()
                         ),
-                        undeclared: false,
+                        undeclared: None,
                     },
                 }
             }
@@ -283,7 +285,7 @@ impl Relay {
             return AgentStep::Refused {
                 reply: Some(denied_line(&id, &reason)),
                 reason,
-                undeclared: true,
+                undeclared: Some(tool),
             };
         }
         AgentStep::Call(Box::new(ToolCall {
@@ -420,7 +422,7 @@ impl Relay {
         let Some(pending) = id.as_u64().and_then(|n| self.pending.remove(&n)) else {
             return ServerStep::Dropped(format!(
                 "an answer to id {}, which cordon never sent",
-                message::line(&id).escape_ascii()
+                String::from_utf8_lossy(&message::line(&id)).trim_end()
             ));
         };
         let agent_id = pending.agent_id;
@@ -429,12 +431,20 @@ impl Relay {
             (Kind::Initialize, Outcome::Result(r)) => {
                 (Outcome::Result(without_server_extras(r)), None)
             }
-            (Kind::Call { call, tool, .. }, outcome) => {
+            (Kind::Call { call, tool, since }, outcome) => {
                 let failed = match &outcome {
                     Outcome::Error(_) => true,
                     Outcome::Result(r) => r.get("isError") == Some(&Value::Bool(true)),
                 };
-                (outcome, Some(Ended { call, tool, failed }))
+                (
+                    outcome,
+                    Some(Ended {
+                        call,
+                        tool,
+                        failed,
+                        since,
+                    }),
+                )
             }
             (_, outcome) => (outcome, None),
         };
@@ -466,6 +476,23 @@ impl Relay {
             true
         });
         result
+    }
+
+    /// The calls still waiting when the server is gone: forgotten, and
+    /// returned so their ends can be recorded.
+    pub fn abandon(&mut self) -> Vec<Ended> {
+        let mut out = Vec::new();
+        for (_, p) in self.pending.drain() {
+            if let Kind::Call { call, tool, since } = p.kind {
+                out.push(Ended {
+                    call,
+                    tool,
+                    failed: true,
+                    since,
+                });
+            }
+        }
+        out
     }
 
     /// Calls waiting longer than `timeout` at `now`: each is answered to
@@ -513,7 +540,7 @@ fn refused(id: Option<&Value>, code: i64, reason: &str) -> AgentStep {
             None,
         )),
         reason: reason.to_string(),
-        undeclared: false,
+        undeclared: None,
     }
 }
 

@@ -75,10 +75,7 @@ impl Request<'_> {
         risk: Option<Risk>,
     ) -> Request<'a> {
         let shown = crate::audit::argv_text(args);
-        let digest = crate::audit::Record::new(crate::audit::Kind::Call, "")
-            .argv_bytes(args)
-            .argv_sha256
-            .unwrap_or_default();
+        let digest = argv_digest(args);
         Request {
             principal,
             action: Action::Exec,
@@ -104,7 +101,6 @@ impl Request<'_> {
         rule: String,
         risk: Option<Risk>,
     ) -> Request<'a> {
-        use sha2::{Digest, Sha256};
         let canonical = crate::mcp::relay::canonical(arguments);
         let mut args = Vec::new();
         scalars(arguments, &mut args);
@@ -112,7 +108,9 @@ impl Request<'_> {
             principal,
             action: Action::McpCall,
             resource,
-            argv_sha256: crate::audit::hex(&Sha256::digest(canonical.as_bytes())),
+            // As the call's audit record digests it: one argument, the
+            // canonical JSON.
+            argv_sha256: argv_digest(&[canonical.as_bytes()]),
             argv: canonical,
             args,
             cwd: "",
@@ -252,6 +250,14 @@ pub struct Parts {
     pub resource: EntityUid,
     pub resource_type: EntityTypeName,
     pub resource_in: Vec<EntityUid>,
+}
+
+/// The audit record's `argv_sha256` of `args`.
+pub fn argv_digest(args: &[&[u8]]) -> String {
+    crate::audit::Record::new(crate::audit::Kind::Call, "")
+        .argv_bytes(args)
+        .argv_sha256
+        .unwrap_or_default()
 }
 
 /// Every scalar of `v` as text (strings as they are).
