@@ -252,6 +252,7 @@ fn main() -> ExitCode {
         }
         "shim-secret" => broker::shim_secret(a(1)),
         "mcp" => mcp::session(a(1), a(2)),
+        "mcp-bench" => mcp::bench(a(1).parse().unwrap_or(100), &args[2.min(args.len())..]),
         "capset-all" => capset_all(),
         "nice" => {
             // This process's nice value (a brokered call's priority).

@@ -33,9 +33,8 @@ use crate::profile::{McpServer, Tool};
 /// How often the reader of the agent looks at the stop flag, and the
 /// expirer at the clock.
 const TICK: Duration = Duration::from_millis(200);
-/// Calls decided at once in threads of their own (one waiting for a
-/// person must not hold up the others); beyond, calls are decided in
-/// turn.
+/// Calls waiting for a person at once, each in a thread of its own (one
+/// waiting must not hold up the others); beyond, they wait in turn.
 const MAX_DECIDING: usize = 16;
 
 /// The shim's request.
@@ -313,14 +312,20 @@ fn agent_loop<'scope>(
                 }
             }
             AgentStep::Call(call) => {
-                if c.deciding.fetch_add(1, Ordering::AcqRel) < MAX_DECIDING {
+                let decided = mcp_call::decide(c, &call);
+                // Only a call that waits for a person gets a thread (and
+                // only so many at once): the rest are admitted in turn.
+                let asks = decided.verdict == crate::policy::Verdict::Approve;
+                if asks && c.deciding.fetch_add(1, Ordering::AcqRel) < MAX_DECIDING {
                     s.spawn(move || {
-                        mcp_call::handle(c, &call);
+                        mcp_call::admit(c, &call, decided);
                         c.deciding.fetch_sub(1, Ordering::AcqRel);
                     });
                 } else {
-                    mcp_call::handle(c, &call);
-                    c.deciding.fetch_sub(1, Ordering::AcqRel);
+                    if asks {
+                        c.deciding.fetch_sub(1, Ordering::AcqRel);
+                    }
+                    mcp_call::admit(c, &call, decided);
                 }
             }
             AgentStep::Dropped(why) => {

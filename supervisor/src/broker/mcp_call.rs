@@ -17,8 +17,19 @@ use crate::policy::{RuleRef, Verdict};
 use crate::process::Charged;
 use crate::profile::DivergenceAction;
 
-/// Decides, admits and forwards one call (or refuses it).
-pub(super) fn handle(c: &Conversation<'_>, call: &ToolCall) {
+/// A call decided, not yet admitted.
+pub(super) struct Decided {
+    id: u64,
+    full: String,
+    canonical: String,
+    base: Record,
+    pub verdict: Verdict,
+    reason: String,
+}
+
+/// The call's record so far and its verdict: the TOML rules, then the
+/// Cedar policies.
+pub(super) fn decide(c: &Conversation<'_>, call: &ToolCall) -> Decided {
     let session = c.session;
     let id = session.next_call_id();
     let full = format!("{}/{}", c.server.name, call.tool);
@@ -83,6 +94,29 @@ pub(super) fn handle(c: &Conversation<'_>, call: &ToolCall) {
             reason = r;
         }
     }
+    Decided {
+        id,
+        full,
+        canonical,
+        base,
+        verdict,
+        reason,
+    }
+}
+
+/// The checks after the verdict (quota, a human yes when asked), then the
+/// `call` record, then the call goes to the server.
+pub(super) fn admit(c: &Conversation<'_>, call: &ToolCall, d: Decided) {
+    let session = c.session;
+    let toml = &call.decision;
+    let Decided {
+        id,
+        full,
+        canonical,
+        mut base,
+        verdict,
+        reason,
+    } = d;
     let denied_action = session.profile.divergence.denied_action;
     if verdict == Verdict::Deny {
         return refuse(c, call, base, &reason, denied_action);
