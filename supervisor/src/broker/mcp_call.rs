@@ -4,6 +4,8 @@
 //! server sees it), then forwarded; its `call_end` when the answer comes.
 //! Refusals are recorded and counted here and answered to the agent as a
 //! JSON-RPC error, never as the shim's final reply (the session goes on).
+//! No lock is held while writing to the agent: a client that stops
+//! reading must not stall the relay's other direction.
 
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
@@ -136,12 +138,12 @@ pub(super) fn admit(c: &Conversation<'_>, call: &ToolCall, d: Decided) {
     };
     if let Err(e) = session.record(base) {
         let why = format!("the audit log cannot be written ({e}); no call runs unrecorded");
-        c.to_agent(&c.relay().refuse(call, &why));
+        c.to_agent(&call.refusal(&why));
         return;
     }
     let frame = c.relay().admit(call, id, Instant::now());
     if !c.to_server(&frame) {
-        c.to_agent(&c.relay().refuse(call, "the MCP server is gone"));
+        c.to_agent(&call.refusal("the MCP server is gone"));
     }
 }
 
@@ -164,7 +166,7 @@ fn approve(
         Ok(p) => p,
         Err(e) => {
             let why = format!("cannot ask for approval: {e}");
-            c.to_agent(&c.relay().refuse(call, &why));
+            c.to_agent(&call.refusal(&why));
             return None;
         }
     };
@@ -187,7 +189,7 @@ fn approve(
         ),
         None => {
             let why = format!("`{full}` was not approved (the audit log has the answer)");
-            c.to_agent(&c.relay().refuse(call, &why));
+            c.to_agent(&call.refusal(&why));
             None
         }
     }
@@ -208,7 +210,7 @@ pub(super) fn refuse(
             .reason(reason.to_string()),
     );
     if !charged.killed() {
-        c.to_agent(&c.relay().refuse(call, reason));
+        c.to_agent(&call.refusal(reason));
     }
 }
 

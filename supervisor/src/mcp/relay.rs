@@ -80,6 +80,12 @@ pub struct ToolCall {
 }
 
 impl ToolCall {
+    /// The agent's answer when this call is refused for `reason` (a
+    /// JSON-RPC error under the agent's id; no relay state is involved).
+    pub fn refusal(&self, reason: &str) -> Vec<u8> {
+        denied_line(&self.agent_id, reason)
+    }
+
     /// The canonical JSON of the arguments (keys sorted, no whitespace):
     /// the call's one "argument" in its audit record.
     pub fn canonical_arguments(&self) -> String {
@@ -313,9 +319,9 @@ impl Relay {
         )
     }
 
-    /// The agent's answer to a refused call.
+    /// The agent's answer to a refused call (as [`ToolCall::refusal`]).
     pub fn refuse(&self, call: &ToolCall, reason: &str) -> Vec<u8> {
-        denied_line(&call.agent_id, reason)
+        call.refusal(reason)
     }
 
     fn agent_notification(&mut self, method: String, params: Option<Value>) -> AgentStep {
