@@ -51,6 +51,7 @@ for exe in "${exes[@]}"; do
     cp "$exe" "$bindir/"
 done
 cp -r profiles examples "$bindir/"
+mkdir -p "$bindir/tests" && cp -r tests/verifiers "$bindir/tests/"
 chmod -R a+rX "$bindir"
 
 status=0

@@ -46,6 +46,20 @@ fn main() -> ExitCode {
                 Ok(code) => code,
                 Err(e) => denied(format_args!("cannot reach the cordon supervisor: {e}")),
             },
+            [verb, name] if verb == "mcp" => {
+                let request = Request::Mcp {
+                    version: VERSION,
+                    server: name.as_bytes().to_vec(),
+                    cwd: current_dir(),
+                    env: std::env::vars_os()
+                        .map(|(k, v)| (k.into_vec(), v.into_vec()))
+                        .collect(),
+                };
+                match call(&socket, request) {
+                    Ok(code) => code,
+                    Err(e) => denied(format_args!("cannot reach the cordon supervisor: {e}")),
+                }
+            }
             [verb, rest @ ..] if verb == "spawn" => match spawn_request(rest) {
                 Ok(request) => match call(&socket, request) {
                     Ok(code) => code,
@@ -102,7 +116,7 @@ fn secret(socket: &OsString, name: &[u8]) -> std::io::Result<ExitCode> {
     })
 }
 
-const USAGE: &str = "usage: cordon-shim secret NAME\n       cordon-shim spawn --profile FILE [--intent TEXT] -- CMD [ARGS...]";
+const USAGE: &str = "usage: cordon-shim secret NAME\n       cordon-shim mcp SERVER   (an MCP server over stdio, as [mcp.SERVER] of the profile)\n       cordon-shim spawn --profile FILE [--intent TEXT] -- CMD [ARGS...]";
 
 /// The largest sub-agent profile sent.
 const MAX_PROFILE: u64 = 256 * 1024;

@@ -40,6 +40,7 @@ pub mod kind {
     pub const CANCEL: u8 = 2;
     pub const SECRET: u8 = 3;
     pub const SPAWN: u8 = 4;
+    pub const MCP: u8 = 5;
     pub const DENIED: u8 = 16;
     pub const EXITED: u8 = 17;
     pub const SIGNALED: u8 = 18;
@@ -83,6 +84,26 @@ pub enum Request {
         argv: Vec<Vec<u8>>,
         cwd: Vec<u8>,
     },
+    /// `cordon-shim mcp NAME`: speak MCP on stdin/stdout with the
+    /// profile's `[mcp.NAME]` server, through the supervisor (which runs
+    /// the server and decides every `tools/call`). Carries the same four
+    /// descriptors as `Exec`; the final reply comes when the server ends.
+    Mcp {
+        version: u16,
+        server: Vec<u8>,
+        cwd: Vec<u8>,
+        env: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+}
+
+impl Request {
+    /// True for the kinds that carry [`EXEC_FDS`] descriptors.
+    pub fn carries_fds(&self) -> bool {
+        matches!(
+            self,
+            Request::Exec { .. } | Request::Spawn { .. } | Request::Mcp { .. }
+        )
+    }
 }
 
 /// The supervisor's final answer.
@@ -279,6 +300,23 @@ impl Request {
                 w.bytes(cwd);
                 w.finish()
             }
+            Request::Mcp {
+                version,
+                server,
+                cwd,
+                env,
+            } => {
+                let mut w = Writer::frame(kind::MCP);
+                w.u16(*version);
+                w.bytes(server);
+                w.bytes(cwd);
+                w.u32(u32::try_from(env.len()).unwrap_or(u32::MAX));
+                for (k, v) in env {
+                    w.bytes(k);
+                    w.bytes(v);
+                }
+                w.finish()
+            }
         }
     }
 
@@ -331,6 +369,22 @@ impl Request {
                     intent,
                     argv,
                     cwd: r.bytes()?,
+                }
+            }
+            kind::MCP => {
+                let version = r.u16()?;
+                let server = r.bytes()?;
+                let cwd = r.bytes()?;
+                let n = r.count(8)?;
+                let mut env = Vec::with_capacity(n);
+                for _ in 0..n {
+                    env.push((r.bytes()?, r.bytes()?));
+                }
+                Request::Mcp {
+                    version,
+                    server,
+                    cwd,
+                    env,
                 }
             }
             other => return Err(DecodeError::UnknownKind(other)),
@@ -419,6 +473,12 @@ mod tests {
             env: vec![(b"A".to_vec(), b"1".to_vec())],
         });
         roundtrip_request(Request::Cancel { signal: 2 });
+        roundtrip_request(Request::Mcp {
+            version: VERSION,
+            server: b"fs".to_vec(),
+            cwd: b"/w".to_vec(),
+            env: vec![(b"LANG".to_vec(), b"C".to_vec())],
+        });
         roundtrip_request(Request::Secret {
             version: VERSION,
             name: b"TOKEN".to_vec(),

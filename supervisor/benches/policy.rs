@@ -135,6 +135,8 @@ fn profile(make: fn(String) -> Tool) -> Profile {
         secrets: Default::default(),
         audit: Audit::default(),
         approval: Default::default(),
+        mcp: Default::default(),
+        policy: Default::default(),
     }
 }
 

@@ -207,9 +207,9 @@ fn secret_errors() {
     assert_bad(
         "bad/secret-unused.toml",
         "4:1",
-        "secret `GITHUB_TOKEN` is never used (no tool lists it, it is not in [environment] secrets, and expose = false)",
+        "secret `GITHUB_TOKEN` is never used (no tool or MCP server lists it, it is not in [environment] secrets, and expose = false)",
     );
-    assert_bad("bad/secret-bad-from.toml", "5:8", "`from` must start with `env:`, `file:`, `credential:` or `command:` (the value is not shown");
+    assert_bad("bad/secret-bad-from.toml", "5:8", "`from` must start with `env:`, `file:`, `credential:`, `command:` or `identity:` (the value is not shown");
     assert_bad(
         "bad/secret-placeholder.toml",
         "5:8",

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 mod broker;
 mod load;
+mod mcp;
 mod net;
 
 fn errno() -> i32 {
@@ -269,6 +270,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         "shim-secret" => broker::shim_secret(a(1)),
+        "mcp" => mcp::session(a(1), a(2)),
+        "mcp-bench" => mcp::bench(a(1).parse().unwrap_or(100), &args[2.min(args.len())..]),
         "capset-all" => capset_all(),
         "nice" => {
             // This process's nice value (a brokered call's priority).

@@ -156,6 +156,10 @@ pub struct Record {
     /// The profile rule that decided, e.g. `tools.git.approve[0]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// The Cedar policies that decided (their `@id`, or `FILE:LINE`),
+    /// when `[policy] cedar` had a say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Who answered an approval: `uid 1000 (alice)`, `hook:/path`, `tty uid 1000 (alice)`.
@@ -245,6 +249,7 @@ impl Record {
             cwd_sha256: None,
             decision: None,
             rule: None,
+            policies: None,
             reason: None,
             approver: None,
             approved_at: None,
@@ -310,7 +315,7 @@ impl Record {
 
     setters! {
         intent: String, chain: Vec<String>, call: u64, via_call: u64, tool: String, argv: Vec<String>, canonical: Vec<String>,
-        cwd: String, decision: Decision, rule: String, reason: String,
+        cwd: String, decision: Decision, rule: String, policies: Vec<String>, reason: String,
         approver: String, approved_at: String, approval: String, secrets: Vec<String>, pid: u32,
         duration_ms: u64, exit: i32, signal: i32, detail: String, connection: u64, host: String,
         port: u16, address: String, bytes_up: u64, bytes_down: u64,

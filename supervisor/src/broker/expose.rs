@@ -53,7 +53,7 @@ pub(super) fn serve(session: &Session, mut conn: Authenticated, name: &[u8]) {
         );
         return;
     }
-    match fetch_now(spec) {
+    match fetch_now(session, spec, None) {
         Ok(value) => {
             send_reply(
                 stream,

@@ -14,6 +14,8 @@ pub mod control;
 mod exec;
 mod expose;
 pub mod handoff;
+mod mcp;
+mod mcp_call;
 mod peer;
 pub mod prompt;
 mod pump;

@@ -12,8 +12,9 @@ use std::time::Instant;
 use zeroize::Zeroize;
 
 use super::Session;
-use crate::profile::{Delivery, SecretSpec, Tool};
-use crate::secrets::provider::{fetch, revoke, FetchError};
+use crate::identity::{Binding, CallBinding};
+use crate::profile::{Delivery, SecretSource, SecretSpec, Tool, ToolSecret};
+use crate::secrets::provider::{fetch, revoke, FetchError, Sources};
 use crate::secrets::SecretValue;
 use crate::sys::fd::sealed_memfd;
 
@@ -73,13 +74,24 @@ pub struct CallSecrets<'s> {
 
 impl<'s> CallSecrets<'s> {
     /// Fetches every secret `tool` lists, or says why the call cannot have
-    /// them (the reason never holds a value).
+    /// them (the reason never holds a value). The call is not named, so a
+    /// call-bound identity secret cannot be had this way (see
+    /// [`CallSecrets::fetch_for`]).
     pub fn fetch(session: &'s Session, tool: &Tool) -> Result<CallSecrets<'s>, String> {
+        CallSecrets::fetch_for(session, &tool.secrets, None)
+    }
+
+    /// Fetches `wanted` for one call; `call` binds identity tokens to it.
+    pub fn fetch_for(
+        session: &'s Session,
+        wanted: &[ToolSecret],
+        call: Option<CallBinding<'_>>,
+    ) -> Result<CallSecrets<'s>, String> {
         let mut held = CallSecrets {
             session,
             held: Vec::new(),
         };
-        for wanted in &tool.secrets {
+        for wanted in wanted {
             let Some(spec) = session.profile.secrets.get(&wanted.name) else {
                 return Err(format!("secret `{}` is not declared", wanted.name));
             };
@@ -98,7 +110,7 @@ impl<'s> CallSecrets<'s> {
                 }
                 *n += 1;
             }
-            let (value, expires, cached) = obtain(session, spec)?;
+            let (value, expires, cached) = obtain(session, spec, call)?;
             held.held.push(Held {
                 spec: spec.clone(),
                 value,
@@ -177,7 +189,11 @@ impl Drop for CallSecrets<'_> {
 }
 
 /// The value, from the cache when allowed and fresh, else fetched now.
-fn obtain(session: &Session, spec: &SecretSpec) -> Result<(Shared, Option<Instant>, bool), String> {
+fn obtain(
+    session: &Session,
+    spec: &SecretSpec,
+    call: Option<CallBinding<'_>>,
+) -> Result<(Shared, Option<Instant>, bool), String> {
     if spec.cache {
         let cache = session
             .secrets
@@ -190,8 +206,8 @@ fn obtain(session: &Session, spec: &SecretSpec) -> Result<(Shared, Option<Instan
             }
         }
     }
-    let value =
-        fetch_now(spec).map_err(|e| format!("secret `{}` could not be fetched: {e}", spec.name))?;
+    let value = fetch_now(session, spec, call)
+        .map_err(|e| format!("secret `{}` could not be fetched: {e}", spec.name))?;
     let value = Arc::new(value);
     let expires = spec.ttl.map(|t| Instant::now() + t);
     if let (true, Some(e)) = (spec.cache, expires) {
@@ -211,11 +227,35 @@ fn obtain(session: &Session, spec: &SecretSpec) -> Result<(Shared, Option<Instan
 }
 
 /// Fetches `spec` now, from cordon's own environment and credentials
-/// directory (never the agent's).
-pub(super) fn fetch_now(spec: &SecretSpec) -> Result<SecretValue, FetchError> {
+/// directory (never the agent's); an identity token is minted for
+/// `session`, bound to `call` when it names one.
+pub(super) fn fetch_now(
+    session: &Session,
+    spec: &SecretSpec,
+    call: Option<CallBinding<'_>>,
+) -> Result<SecretValue, FetchError> {
     let env = |name: &str| std::env::var_os(name);
     let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-    fetch(spec, &env, creds.as_deref())
+    let identity = match &spec.source {
+        SecretSource::Identity(_) => {
+            let issuer = session.issuer().map(|i| i.as_ref()).map_err(String::as_str);
+            let binding = Binding {
+                session: &session.id,
+                profile: &session.profile.name,
+                intent: session.intent.as_deref(),
+                chain: &session.chain,
+                call,
+            };
+            Some((issuer, binding))
+        }
+        _ => None,
+    };
+    let sources = Sources {
+        env: &env,
+        credentials: creds.as_deref(),
+        identity,
+    };
+    fetch(spec, &sources)
 }
 
 fn run_revoke(session: &Session, spec: &SecretSpec, value: &SecretValue) {

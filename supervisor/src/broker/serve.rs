@@ -1,7 +1,7 @@
 //! One broker connection, up to the point where it is a request of a
 //! known kind: the peer authenticated, the first frame read, its protocol
 //! version checked (once, for every kind), and handed to the pipeline of
-//! that kind (an exec call, a secret, a sub-agent).
+//! that kind (an exec call, a secret, a sub-agent, an MCP session).
 
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -67,12 +67,13 @@ pub fn serve(session: &Arc<Session>, incoming: Incoming) {
     let version = match &request {
         Request::Exec { version, .. }
         | Request::Secret { version, .. }
-        | Request::Spawn { version, .. } => *version,
+        | Request::Spawn { version, .. }
+        | Request::Mcp { version, .. } => *version,
         Request::Cancel { .. } => {
             send_reply(
                 &mut conn.stream,
                 &Reply::Error {
-                    message: "the first frame must be an exec, secret or spawn request".into(),
+                    message: "the first frame must be an exec, secret, spawn or mcp request".into(),
                 },
             );
             return;
@@ -85,13 +86,15 @@ pub fn serve(session: &Arc<Session>, incoming: Incoming) {
         return;
     }
     let fds = match &request {
-        Request::Exec { .. } | Request::Spawn { .. } => match caller_fds(&conn) {
-            Ok(fds) => fds,
-            Err(why) => {
-                send_reply(&mut conn.stream, &Reply::Error { message: why });
-                return;
+        Request::Exec { .. } | Request::Spawn { .. } | Request::Mcp { .. } => {
+            match caller_fds(&conn) {
+                Ok(fds) => fds,
+                Err(why) => {
+                    send_reply(&mut conn.stream, &Reply::Error { message: why });
+                    return;
+                }
             }
-        },
+        }
         _ => Vec::new(),
     };
     match request {
@@ -113,6 +116,9 @@ pub fn serve(session: &Arc<Session>, incoming: Incoming) {
                 argv,
             };
             super::spawn::serve(session, conn, req, &fds);
+        }
+        Request::Mcp { server, env, .. } => {
+            super::mcp::serve(session, conn, super::mcp::McpRequest { server, env }, fds);
         }
         Request::Cancel { .. } => {}
     }

@@ -5,12 +5,14 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use super::secrets::SessionSecrets;
 use crate::approval::Queue;
 use crate::audit::{AuditError, AuditLog, Record};
 use crate::host::Host;
+use crate::identity::Issuer;
+use crate::policy::cedar::Engine;
 use crate::policy::{Policy, PolicyError};
 use crate::process::{Killer, Refusals};
 use crate::profile::{Placeholders, Profile};
@@ -64,6 +66,10 @@ pub struct Session {
     pub shim: Option<PathBuf>,
     /// Sub-agent sessions running now.
     pub subs: Mutex<Vec<Weak<Session>>>,
+    /// cordon's identity issuer, loaded at the first identity secret.
+    issuer: OnceLock<Result<Arc<Issuer>, String>>,
+    /// The profile's Cedar policies, compiled at their first use.
+    cedar: OnceLock<Option<Result<Engine, String>>>,
 }
 
 /// What makes one session differ from another; the rest of a [`Session`]
@@ -122,6 +128,23 @@ impl Session {
             })?;
             tool_plans.insert(name.clone(), plan);
         }
+        // MCP servers run through the same launcher, each in its own
+        // sandbox planned the same way.
+        for server in parts.profile.mcp.values() {
+            let tool = super::mcp::as_tool(server);
+            let plan = tool_plan(
+                &parts.profile,
+                &tool,
+                parts.shim.as_deref(),
+                &parts.placeholders,
+                &mut loader,
+            )
+            .map_err(|source| SessionError::ToolPlan {
+                tool: tool.name.clone(),
+                source,
+            })?;
+            tool_plans.insert(tool.name, plan);
+        }
         let approvals = Queue::new(parts.profile.approval.clone(), &parts.id);
         if parts.operators {
             approvals.set_operators();
@@ -150,8 +173,47 @@ impl Session {
             chain: parts.chain,
             shim: parts.shim,
             subs: Mutex::default(),
+            issuer: OnceLock::new(),
+            cedar: OnceLock::new(),
             profile: parts.profile,
         })
+    }
+
+    /// The profile's Cedar policies (`None` without `[policy] cedar`), or
+    /// why they do not compile (they were checked when the profile was
+    /// loaded, so only a file changed since; every decision then denies).
+    pub fn cedar(&self) -> Option<Result<&Engine, &String>> {
+        self.cedar
+            .get_or_init(|| {
+                let file = self.profile.policy.cedar.as_ref()?;
+                let name = crate::profile::policy_file_name(&file.path);
+                Some(Engine::compile(&name, &file.text).map_err(|problems| {
+                    let first = problems
+                        .first()
+                        .map(|p| p.message.clone())
+                        .unwrap_or_default();
+                    format!(
+                        "the Cedar policies of {} do not compile: {first}",
+                        file.path.display()
+                    )
+                }))
+            })
+            .as_ref()
+            .map(|r| r.as_ref())
+    }
+
+    /// The identity issuer: cordon's signing key (the systemd credential
+    /// `identity-key`, else the state directory's, created on first use),
+    /// loaded once per session; why not, if it cannot be.
+    pub fn issuer(&self) -> Result<&Arc<Issuer>, &String> {
+        self.issuer
+            .get_or_init(|| {
+                crate::identity::key::KeyLocation::for_this_process()
+                    .and_then(crate::identity::SigningKey::load_or_create)
+                    .map(|k| Arc::new(Issuer::new(k)))
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
     }
 
     /// Kills the agent's whole tree (divergence).

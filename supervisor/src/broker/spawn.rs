@@ -129,7 +129,7 @@ fn checked_profile(session: &Session, name: &Path, text: &[u8]) -> Result<Profil
     let shown = name.display();
     let text =
         std::str::from_utf8(text).map_err(|_| format!("sub-agent profile {shown} is not UTF-8"))?;
-    let child = crate::profile::load_text(name, text).map_err(|e| {
+    let mut child = crate::profile::load_text(name, text).map_err(|e| {
         let first = e
             .diagnostics
             .first()
@@ -150,6 +150,8 @@ fn checked_profile(session: &Session, name: &Path, text: &[u8]) -> Result<Profil
             "sub-agent profile grants more than this session's: {first}{more}"
         ));
     }
+    // A sub-agent cannot name a policy file; it is held to its parent's.
+    child.policy = session.profile.policy.clone();
     Ok(child)
 }
 

@@ -53,8 +53,9 @@ pub fn read_frame(stream: &mut UnixStream) -> Result<(Vec<u8>, Vec<OwnedFd>), Wi
     Ok((body, fds))
 }
 
-/// Reads the first request: an `Exec`, `Secret` or `Spawn`, with no
-/// descriptors (the caller's own are taken from it, `serve::caller_fds`).
+/// Reads the first request: an `Exec`, `Secret`, `Spawn` or `Mcp`, with
+/// no descriptors (the caller's own are taken from it,
+/// `serve::caller_fds`).
 pub fn read_first(stream: &mut UnixStream) -> Result<Request, WireError> {
     let (body, fds) = read_frame(stream)?;
     let req = Request::decode(&body)?;

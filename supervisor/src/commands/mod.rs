@@ -5,6 +5,7 @@ mod audit;
 mod check;
 mod doctor;
 mod generate;
+mod identity;
 mod learn;
 mod operator;
 mod run;
@@ -53,6 +54,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,
+    },
+    /// cordon's workload identity: its public keys, verifying and minting tokens.
+    Identity {
+        #[command(subcommand)]
+        command: identity::IdentityCommand,
     },
     /// List the calls waiting for approval (operators; over the control socket).
     Approvals(approve::ListArgs),
@@ -118,6 +124,7 @@ pub fn main() -> ExitCode {
         Command::Check { files, within } => check::check(&files, within.as_deref()),
         Command::Doctor => doctor::doctor(),
         Command::Audit { command } => audit::audit(command),
+        Command::Identity { command } => identity::identity(command),
         Command::Approvals(args) => approve::list(&args),
         Command::Approve(args) => approve::approve(&args),
         Command::Deny(args) => approve::deny(&args),

@@ -6,6 +6,7 @@
 //! rules are written in, and a call no rule matches is denied.
 
 mod canonical;
+pub mod cedar;
 mod decide;
 pub mod grammar;
 mod lint;

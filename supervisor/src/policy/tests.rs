@@ -43,6 +43,8 @@ pub(super) fn profile(tools: Vec<Tool>) -> Profile {
         secrets: Default::default(),
         audit: Audit::default(),
         approval: Default::default(),
+        mcp: Default::default(),
+        policy: Default::default(),
     }
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use super::{
     Approval, Audit, Divergence, DivergenceAction, Environment, Filesystem, HostRule, Limits,
-    Location, Network, OnViolation, PathRule, PathTemplate, Profile, SecretSpec, SyscallRule,
-    Syscalls, Tool, DEFAULT_STOP_GRACE,
+    Location, McpServer, Network, OnViolation, PathRule, PathTemplate, PolicyConfig, Profile,
+    SecretSpec, SyscallRule, Syscalls, Tool, DEFAULT_STOP_GRACE,
 };
 
 /// A value and where it was written.
@@ -73,6 +73,10 @@ pub(super) struct Layer {
     pub audit_path: Option<PathTemplate>,
     /// `[approval]`, whole (a child's replaces the parent's).
     pub approval: Option<Approval>,
+    /// `[mcp.NAME]`, each whole (a child's replaces the parent's).
+    pub mcp: BTreeMap<String, McpServer>,
+    /// `[policy]`, whole (a child's replaces the parent's).
+    pub policy: Option<PolicyConfig>,
 }
 
 impl Layer {
@@ -106,6 +110,8 @@ impl Layer {
             secrets: BTreeMap::new(),
             audit_path: None,
             approval: None,
+            mcp: BTreeMap::new(),
+            policy: None,
         }
     }
 
@@ -173,6 +179,12 @@ impl Layer {
             },
             audit_path: child.audit_path.or(p.audit_path),
             approval: child.approval.or(p.approval),
+            mcp: {
+                let mut mcp = p.mcp;
+                mcp.extend(child.mcp);
+                mcp
+            },
+            policy: child.policy.or(p.policy),
         }
     }
 
@@ -228,6 +240,8 @@ impl Layer {
                 path: self.audit_path,
             },
             approval: self.approval.unwrap_or_default(),
+            mcp: self.mcp,
+            policy: self.policy.unwrap_or_default(),
         }
     }
 }

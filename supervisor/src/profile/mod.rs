@@ -12,12 +12,16 @@ mod diagnostic;
 mod extends;
 mod grammar;
 pub mod hosts;
+mod identity;
 mod layer;
+mod mcp;
 mod parse;
 mod paths;
+mod policy;
 mod secrets;
 mod sections;
 mod subset;
+mod subset_mcp;
 mod tool_defaults;
 mod tools;
 mod validate;
@@ -37,6 +41,10 @@ pub use tool_defaults::{default_tool_sandbox, DEFAULT_TOOL_SANDBOX_FILE};
 pub use validate::{exec_on_writable_message, secret_source_reachable};
 
 pub use hosts::HostRule;
+pub use mcp::{
+    with_example_workspace, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_MESSAGE, EXAMPLE_WORKSPACE,
+};
+pub use policy::file_name as policy_file_name;
 /// Loads a sub-agent's profile from its text (`name` is for messages);
 /// `extends` is refused.
 pub fn load_text(name: &Path, text: &str) -> Result<Profile, ProfileError> {
@@ -75,15 +83,41 @@ pub struct Profile {
     pub audit: Audit,
     /// `[approval]`: how calls that need a human yes are asked and answered.
     pub approval: Approval,
+    /// `[mcp.NAME]`: MCP servers the agent reaches through cordon, by name.
+    pub mcp: BTreeMap<String, McpServer>,
+    /// `[policy]`: Cedar policies on the decision path.
+    pub policy: PolicyConfig,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// `cedar = "FILE"`: the policy file, read and validated at load.
+    pub cedar: Option<CedarFile>,
+    /// What a request no policy speaks to gets.
+    pub unmatched: crate::policy::cedar::Unmatched,
+}
+
+/// A Cedar policy file as loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CedarFile {
+    pub path: PathBuf,
+    pub text: String,
+    /// The `cedar = ...` value.
+    pub origin: Location,
 }
 
 impl Profile {
     /// True when some call could need a human yes: an `approve` rule, or
     /// an `allow` rule with a `risk` that is not `pre_approved`.
     pub fn asks_for_approval(&self) -> bool {
-        self.tools.values().any(|t| {
+        let tools = self.tools.values().any(|t| {
             !t.approve.is_empty() || t.allow.iter().any(|r| r.risk.is_some() && !r.pre_approved)
-        })
+        });
+        let mcp = self.mcp.values().flat_map(|s| s.tools.values()).any(|t| {
+            !t.approve.is_empty() || t.allow.iter().any(|r| r.risk.is_some() && !r.pre_approved)
+        });
+        tools || mcp
     }
 }
 
@@ -180,6 +214,65 @@ impl OptionRule {
             format!("{} {}", self.scope, self.option)
         }
     }
+}
+
+/// `[mcp.NAME]`: a stdio MCP server that cordon runs under its own
+/// sandbox and relays to, deciding each `tools/call` (see docs/mcp.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpServer {
+    /// The name the agent reaches it by (`cordon-shim mcp NAME`).
+    pub name: String,
+    /// The server's argv: an absolute executable, then its arguments
+    /// (which may use `{workspace}`).
+    pub command: Vec<String>,
+    /// Secrets the server process holds for as long as it runs.
+    pub secrets: Vec<ToolSecret>,
+    /// Names of the agent's variables the server may see.
+    pub env: Vec<String>,
+    pub sandbox: ToolSandbox,
+    /// Longest a `tools/call` may wait for the server's answer.
+    pub call_timeout: Duration,
+    /// `tools/call`s allowed per session.
+    pub max_calls: Option<u32>,
+    /// Largest JSON-RPC message either side may send, in bytes.
+    pub max_message: usize,
+    /// `[mcp.NAME.tools.TOOL]`: the tools the agent may call, by name.
+    pub tools: BTreeMap<String, McpTool>,
+    pub origin: Location,
+}
+
+/// `[mcp.NAME.tools.TOOL]`: argument rules of one MCP tool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpTool {
+    pub name: String,
+    pub allow: Vec<ArgRule>,
+    pub approve: Vec<ArgRule>,
+    pub deny: Vec<ArgRule>,
+    pub origin: Location,
+}
+
+/// One rule over a `tools/call`'s arguments: every listed JSON path must
+/// match one of its globs (see docs/mcp.md for `[*]` and path values).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArgRule {
+    pub args: Vec<ArgMatch>,
+    /// Example argument objects the rule must / must not match; checked
+    /// on every load.
+    pub examples_match: Vec<serde_json::Value>,
+    pub examples_no_match: Vec<serde_json::Value>,
+    pub risk: Option<Risk>,
+    pub pre_approved: bool,
+    pub origin: Location,
+}
+
+/// `PATH = "GLOB"` or `PATH = ["GLOB", ...]` of an argument rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgMatch {
+    /// The JSON path as written, e.g. `edits[*].oldText`.
+    pub path: String,
+    /// Globs (the argv token language); the value must match one.
+    pub globs: Vec<String>,
+    pub origin: Location,
 }
 
 /// A secret a tool receives, and how.
@@ -280,6 +373,26 @@ pub enum SecretSource {
     Credential(String),
     /// `command:ARGV`: stdout of a command (trailing newline removed).
     Command(Vec<String>),
+    /// `identity:jwt?aud=...`: a token minted with cordon's workload
+    /// identity, valid for the secret's `ttl`.
+    Identity(IdentitySource),
+}
+
+/// What an `identity:` secret mints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentitySource {
+    /// `aud` of the token (one or more).
+    pub audiences: Vec<String>,
+    pub bind: IdentityBind,
+}
+
+/// What an identity token is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityBind {
+    /// Minted per call, naming the call (id, tool, argument digest).
+    Call,
+    /// Names the session only; may be cached for its `ttl`.
+    Session,
 }
 
 /// One argv pattern of a tool's allow/approve/deny list.

@@ -22,7 +22,7 @@ const MAX_STOP_GRACE: Duration = Duration::from_secs(600);
 const MAX_MAX_DENIALS: u64 = 1_000_000;
 
 /// Sections a profile may have.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 13] = [
     "profile",
     "filesystem",
     "network",
@@ -34,6 +34,8 @@ const SECTIONS: [&str; 11] = [
     "secrets",
     "audit",
     "approval",
+    "mcp",
+    "policy",
 ];
 
 pub(super) fn load_file(path: &Path) -> Result<Profile, ProfileError> {
@@ -68,7 +70,7 @@ pub(super) fn load_file(path: &Path) -> Result<Profile, ProfileError> {
 /// is refused (it would make cordon read files for the agent).
 pub(super) fn load_text(name: &Path, src: &str) -> Result<Profile, ProfileError> {
     let mut diags = Vec::new();
-    let layer = parse_layer(Arc::from(name), src, &mut diags);
+    let layer = parse_layer_as(Arc::from(name), src, &mut diags, true);
     if let Some(layer) = &layer {
         if let Some(ext) = &layer.extends {
             diags.push(Diagnostic {
@@ -76,6 +78,7 @@ pub(super) fn load_text(name: &Path, src: &str) -> Result<Profile, ProfileError>
                 message: "a sub-agent's profile cannot use `extends`; write it whole".into(),
             });
         }
+
         validate::check_layer(layer, &mut diags);
         validate::check_profile(layer, &mut diags);
     }
@@ -109,7 +112,19 @@ pub(super) fn parse_layer(
     src: &str,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Layer> {
+    parse_layer_as(file, src, diags, false)
+}
+
+/// [`parse_layer`]; `from_agent` for text read inside a sandbox, which
+/// may name no file for cordon to read.
+fn parse_layer_as(
+    file: Arc<Path>,
+    src: &str,
+    diags: &mut Vec<Diagnostic>,
+    from_agent: bool,
+) -> Option<Layer> {
     let mut w = Walker::new(file.clone(), src);
+    w.from_agent = from_agent;
     let doc = match DeTable::parse(src) {
         Ok(doc) => doc,
         Err(e) => {
@@ -128,6 +143,7 @@ pub(super) fn parse_layer(
         match name {
             "secrets" => secrets::secrets(&mut w, value, &mut layer),
             "tools" => tools::tools(&mut w, value, &mut layer),
+            "mcp" => super::mcp::mcp(&mut w, value, &mut layer),
             _ if SECTIONS.contains(&name) => {
                 let Some(t) = w.table(value, &format!("`{name}`")) else {
                     continue;
@@ -141,6 +157,7 @@ pub(super) fn parse_layer(
                     "environment" => sections::environment(&mut w, t, &mut layer),
                     "audit" => tools::audit(&mut w, t, &mut layer),
                     "approval" => approval::approval(&mut w, t, &mut layer),
+                    "policy" => super::policy::policy(&mut w, t, &mut layer),
                     _ => sections::limits(&mut w, t, &mut layer),
                 }
             }

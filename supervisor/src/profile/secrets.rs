@@ -17,7 +17,7 @@ const MAX_FETCH_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a provider may take when the profile does not say.
 pub(super) const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_MAX_USES: u64 = 1_000_000;
-const PROVIDERS: [&str; 4] = ["env", "file", "credential", "command"];
+const PROVIDERS: [&str; 5] = ["env", "file", "credential", "command", "identity"];
 /// Variables cordon sets in every tool call itself.
 const RESERVED: [&str; 3] = ["PATH", "HOME", "TMPDIR"];
 /// Prefixes no secret may use: cordon's own variables, and the dynamic
@@ -92,7 +92,7 @@ fn secret(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> La
     let source = match t.get("from") {
         Some(v) => source(w, v),
         None => {
-            let msg = format!("{section} needs `from`, where the value comes from: \"env:VAR\", \"file:/path\", \"credential:NAME\" or \"command:ARGV\"");
+            let msg = format!("{section} needs `from`, where the value comes from: \"env:VAR\", \"file:/path\", \"credential:NAME\", \"command:ARGV\" or \"identity:jwt?aud=AUD\"");
             w.error(&at.span(), msg);
             None
         }
@@ -133,6 +133,9 @@ fn secret(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> La
         })
         .unwrap_or(DEFAULT_FETCH_TIMEOUT);
     let proxy = super::deliver::delivery(w, name, t);
+    if let Some(SecretSource::Identity(id)) = &source {
+        identity_checks(w, &section, t, at, id, ttl, cache);
+    }
     let valid = w.diags.len() == errors_before;
     let spec = match (valid, source) {
         (true, Some(source)) => Some(SecretSpec {
@@ -154,6 +157,37 @@ fn secret(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> La
         origin,
         from_at,
         revoke_at,
+    }
+}
+
+/// An identity token lives exactly its `ttl` (so it must be written, and
+/// short), and a call-bound token names one call, so it cannot be cached.
+fn identity_checks(
+    w: &mut Walker<'_>,
+    section: &str,
+    t: &DeTable<'_>,
+    at: &Value<'_>,
+    id: &super::IdentitySource,
+    ttl: Option<Duration>,
+    cache: bool,
+) {
+    let max = crate::identity::MAX_TTL;
+    match (t.get("ttl"), ttl) {
+        (None, _) => {
+            let msg = format!("{section} mints an identity token and needs a `ttl`: how long the token is valid (at most 1h), e.g. ttl = \"5m\"");
+            w.error(&at.span(), msg);
+        }
+        (Some(v), Some(ttl)) if ttl > max => {
+            let msg = "an identity token may live at most 1h; use a shorter `ttl`";
+            w.error(&v.span(), msg);
+        }
+        _ => {}
+    }
+    if cache && id.bind == super::IdentityBind::Call {
+        if let Some(v) = t.get("cache") {
+            let msg = "a call-bound identity token names one call and cannot be cached; add `&bind=session` to `from` to mint a session token that may be reused";
+            w.error(&v.span(), msg);
+        }
     }
 }
 
@@ -190,7 +224,7 @@ fn source(w: &mut Walker<'_>, v: &Value<'_>) -> Option<SecretSource> {
             .and_then(|p| did_you_mean(p, PROVIDERS))
             .map(|p| format!("; did you mean `{p}:`?"))
             .unwrap_or_default();
-        let msg = format!("`from` must start with `env:`, `file:`, `credential:` or `command:` (the value is not shown, in case it is the secret itself){hint}");
+        let msg = format!("`from` must start with `env:`, `file:`, `credential:`, `command:` or `identity:` (the value is not shown, in case it is the secret itself){hint}");
         w.error(&span, msg);
         return None;
     };
@@ -199,6 +233,9 @@ fn source(w: &mut Walker<'_>, v: &Value<'_>) -> Option<SecretSource> {
             "env" => "a variable name, as in \"env:GITHUB_TOKEN\"",
             "file" => "an absolute path, as in \"file:/etc/cordon/token\"",
             "credential" => "a systemd credential name, as in \"credential:github-token\"",
+            "identity" => {
+                "a token kind and audience, as in \"identity:jwt?aud=https://api.example.com\""
+            }
             _ => "a command, as in \"command:gh auth token\"",
         };
         w.error(&span, format!("`from = \"{provider}:\"` needs {what}"));
@@ -212,6 +249,7 @@ fn source(w: &mut Walker<'_>, v: &Value<'_>) -> Option<SecretSource> {
         "env" => env_source(w, rest, &span),
         "file" => file_source(w, rest, &span),
         "credential" => credential_source(w, rest, &span),
+        "identity" => super::identity::identity_source(w, rest, &span),
         _ => command_source(w, rest, &span),
     }
 }
@@ -336,11 +374,12 @@ fn strings(w: &mut Walker<'_>, key: &str, v: &Value<'_>) -> Option<Vec<(String, 
     string_array(w, key, v, "an array of strings (a command, program first)")
 }
 
-/// A tool's `secrets = ["A", { name = "B", as = "file" }]`. `env` is the
-/// tool's own `env` list: a name in both would have two sources.
+/// A tool's `secrets = ["A", { name = "B", as = "file" }]` (`section`
+/// names the tool's table, e.g. `[tools.git]`). `env` is the tool's own
+/// `env` list: a name in both would have two sources.
 pub(super) fn tool_secrets(
     w: &mut Walker<'_>,
-    tool: &str,
+    section: &str,
     v: &Value<'_>,
     env: &[String],
 ) -> Vec<ToolSecret> {
@@ -353,12 +392,12 @@ pub(super) fn tool_secrets(
         let name = &secret.name;
         if let Some(first) = out.iter().find(|s| s.name == *name) {
             let msg = format!(
-                "secret `{name}` is listed twice in the `secrets` of [tools.{tool}] (first at line {}); remove one",
+                "secret `{name}` is listed twice in the `secrets` of {section} (first at line {}); remove one",
                 first.origin.line
             );
             w.error(&item.span(), msg);
         } else if env.contains(name) {
-            let msg = format!("secret `{name}` is also in the `env` of [tools.{tool}]: the variable would come both from the agent's call and from the secret; remove it from one");
+            let msg = format!("secret `{name}` is also in the `env` of {section}: the variable would come both from the agent's call and from the secret; remove it from one");
             w.error(&item.span(), msg);
         } else {
             out.push(secret);

@@ -121,7 +121,10 @@ fn from_is_required_and_checked() {
     assert!(errors("[secrets.S]\nttl = \"1s\"\n")[0].starts_with("1:1: [secrets.S] needs `from`"));
     let e = one("from = \"ghp_SECRETVALUE\"");
     assert!(
-        e.starts_with("2:8: `from` must start with `env:`, `file:`, `credential:` or `command:`")
+        e.starts_with(
+            "2:8: `from` must start with `env:`, `file:`, `credential:`, `command:` or `identity:`"
+        ),
+        "{e}"
     );
     assert!(!e.contains("ghp_"), "the value must not be echoed: {e}");
     let e = one("from = \"comand:x\"");
@@ -316,4 +319,79 @@ fn a_child_secret_replaces_the_parents_whole() {
     );
     assert!(a.ttl.is_none() && !a.cache);
     assert!(m.secrets.contains_key("B"));
+}
+
+#[test]
+fn identity_sources_parse_with_their_audiences_and_binding() {
+    use crate::profile::{IdentityBind, IdentitySource};
+    let src = r#"[secrets.A]
+from = "identity:jwt?aud=https://api.example.com"
+ttl = "5m"
+[secrets.B]
+from = "identity:jwt?aud=x&aud=a%26b&bind=session"
+ttl = "1h"
+cache = true
+"#;
+    let (l, e) = walk(src);
+    assert_eq!(e, Vec::<String>::new());
+    assert_eq!(
+        l.secrets["A"].spec.clone().unwrap().source,
+        SecretSource::Identity(IdentitySource {
+            audiences: vec!["https://api.example.com".into()],
+            bind: IdentityBind::Call,
+        })
+    );
+    assert_eq!(
+        l.secrets["B"].spec.clone().unwrap().source,
+        SecretSource::Identity(IdentitySource {
+            audiences: vec!["x".into(), "a&b".into()],
+            bind: IdentityBind::Session,
+        })
+    );
+}
+
+#[test]
+fn identity_sources_say_what_is_wrong() {
+    let cases = [
+        (
+            "from = \"identity:jwt\"\nttl = \"1m\"",
+            "2:8: `identity:jwt` needs an audience (who the token is for)",
+        ),
+        (
+            "from = \"identity:oidc?aud=x\"\nttl = \"1m\"",
+            "2:8: `identity:oidc`: the only identity kind is `jwt`",
+        ),
+        (
+            "from = \"identity:jwt?aud=x&scope=y\"\nttl = \"1m\"",
+            "2:8: `identity:jwt`: unknown parameter `scope`",
+        ),
+        (
+            "from = \"identity:jwt?aud=x&bind=forever\"\nttl = \"1m\"",
+            "2:8: `identity:jwt`: `bind` must be `call` or `session`",
+        ),
+        (
+            "from = \"identity:jwt?aud=%zz\"\nttl = \"1m\"",
+            "2:8: `identity:jwt`: `aud=%zz` has a broken %-escape",
+        ),
+        (
+            "from = \"identity:jwt?aud=x&aud=x\"\nttl = \"1m\"",
+            "2:8: `identity:jwt`: audience `x` is named twice",
+        ),
+        (
+            "from = \"identity:jwt?aud=x\"",
+            "1:1: [secrets.S] mints an identity token and needs a `ttl`",
+        ),
+        (
+            "from = \"identity:jwt?aud=x\"\nttl = \"2h\"",
+            "3:7: an identity token may live at most 1h",
+        ),
+        (
+            "from = \"identity:jwt?aud=x\"\nttl = \"5m\"\ncache = true",
+            "4:9: a call-bound identity token names one call and cannot be cached",
+        ),
+    ];
+    for (body, want) in cases {
+        let got = one(body);
+        assert!(got.starts_with(want), "{body}:\n got {got}\nwant {want}");
+    }
 }

@@ -57,6 +57,7 @@ pub fn widenings(
     c.tools(child, parent);
     c.secrets(child, parent);
     c.approval(child, parent);
+    super::subset_mcp::widenings(child, parent, &mut c.out);
     if child.stop_grace > parent.stop_grace {
         c.push(
             None,

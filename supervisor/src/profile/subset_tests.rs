@@ -75,6 +75,8 @@ fn profile(tools: Vec<Tool>) -> Profile {
         secrets: Default::default(),
         audit: Audit::default(),
         approval: Approval::default(),
+        mcp: Default::default(),
+        policy: Default::default(),
     }
 }
 

@@ -113,13 +113,15 @@ fn tool(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> Opti
     }
     let secrets = t
         .get("secrets")
-        .map(|v| tool_secrets(w, name, v, &env))
+        .map(|v| tool_secrets(w, &section, v, &env))
         .unwrap_or_default();
     let sandbox = match t.get("sandbox") {
-        Some(v) => w
-            .table(v, &format!("[tools.{name}.sandbox]"))
-            .map(|st| tool_sandbox(w, name, st, v))
-            .unwrap_or_default(),
+        Some(v) => {
+            let section = format!("[tools.{name}.sandbox]");
+            w.table(v, &section)
+                .map(|st| tool_sandbox(w, &section, st, v))
+                .unwrap_or_default()
+        }
         None => ToolSandbox {
             inherit_defaults: true,
             cwd: default_cwd(w, at),
@@ -306,7 +308,7 @@ fn argv_rule(
 /// table. A risk on an `allow` rule makes its calls need approval unless
 /// `pre_approved`; `pre_approved` means nothing without a risk, and an
 /// `approve` rule always asks.
-fn risk_tag(w: &mut Walker<'_>, list: &str, t: &DeTable<'_>) -> (Option<Risk>, bool) {
+pub(super) fn risk_tag(w: &mut Walker<'_>, list: &str, t: &DeTable<'_>) -> (Option<Risk>, bool) {
     let risk = t.get("risk").and_then(|v| w.word("risk", v, &Risk::ALL));
     let Some(v) = t.get("pre_approved") else {
         return (risk, false);
@@ -330,7 +332,7 @@ fn risk_tag(w: &mut Walker<'_>, list: &str, t: &DeTable<'_>) -> (Option<Risk>, b
 }
 
 /// `cwd` when not written: the workspace, located at `at`.
-fn default_cwd(w: &Walker<'_>, at: &Value<'_>) -> Vec<PathRule> {
+pub(super) fn default_cwd(w: &Walker<'_>, at: &Value<'_>) -> Vec<PathRule> {
     PathTemplate::parse("{workspace}")
         .map(|path| PathRule {
             path,
@@ -341,7 +343,14 @@ fn default_cwd(w: &Walker<'_>, at: &Value<'_>) -> Vec<PathRule> {
         .collect()
 }
 
-fn tool_sandbox(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>) -> ToolSandbox {
+/// A sandbox table (`section` names it in messages, e.g.
+/// `[tools.git.sandbox]`).
+pub(super) fn tool_sandbox(
+    w: &mut Walker<'_>,
+    section: &str,
+    t: &DeTable<'_>,
+    at: &Value<'_>,
+) -> ToolSandbox {
     const KEYS: [&str; 11] = [
         "inherit_defaults",
         "read",
@@ -355,7 +364,7 @@ fn tool_sandbox(w: &mut Walker<'_>, name: &str, t: &DeTable<'_>, at: &Value<'_>)
         "deny_hosts",
         "unix",
     ];
-    w.unknown_keys(t, &KEYS, &format!("[tools.{name}.sandbox]"));
+    w.unknown_keys(t, &KEYS, section);
     let mut sb = ToolSandbox {
         inherit_defaults: true,
         ..ToolSandbox::default()

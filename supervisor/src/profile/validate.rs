@@ -294,8 +294,16 @@ fn under(a: &str, b: &str) -> bool {
 
 /// A tool's `secrets` must name a `[secrets.NAME]` of the merged profile.
 fn tool_secrets_declared(merged: &Layer, diags: &mut Vec<Diagnostic>) {
-    for tool in merged.tools.values() {
-        for secret in &tool.secrets {
+    let tools = merged
+        .tools
+        .values()
+        .map(|t| (format!("tool `{}`", t.name), &t.secrets));
+    let servers = merged
+        .mcp
+        .values()
+        .map(|s| (format!("MCP server `{}`", s.name), &s.secrets));
+    for (owner, secrets) in tools.chain(servers) {
+        for secret in secrets {
             if merged.secrets.contains_key(&secret.name) {
                 continue;
             }
@@ -305,8 +313,7 @@ fn tool_secrets_declared(merged: &Layer, diags: &mut Vec<Diagnostic>) {
             diags.push(Diagnostic {
                 location: secret.origin.clone(),
                 message: format!(
-                    "tool `{}`: secret `{}` is not declared; {hint}declare it in a [secrets.{}] section",
-                    tool.name,
+                    "{owner}: secret `{}` is not declared; {hint}declare it in a [secrets.{}] section",
                     secret.name.escape_debug(),
                     secret.name.escape_debug()
                 ),
@@ -323,12 +330,14 @@ fn secrets_used(merged: &Layer, diags: &mut Vec<Diagnostic>) {
         let used = merged
             .tools
             .values()
-            .any(|t| t.secrets.iter().any(|s| s.name == *name))
+            .map(|t| &t.secrets)
+            .chain(merged.mcp.values().map(|s| &s.secrets))
+            .any(|list| list.iter().any(|s| s.name == *name))
             || merged.env_secrets.iter().any(|s| s.value == *name);
         if !used && !spec.expose {
             diags.push(Diagnostic {
                 location: secret.origin.clone(),
-                message: format!("secret `{name}` is never used (no tool lists it, it is not in [environment] secrets, and expose = false); list it in a tool's `secrets` or remove it"),
+                message: format!("secret `{name}` is never used (no tool or MCP server lists it, it is not in [environment] secrets, and expose = false); list it in a tool's `secrets` or remove it"),
             });
         }
     }
@@ -476,6 +485,10 @@ fn source_path(spec: &SecretSpec, credentials: Option<&Path>) -> Option<PathBuf>
     match &spec.source {
         SecretSource::File(p) => Some(p.clone()),
         SecretSource::Credential(n) => credentials.map(|d| d.join(n)),
+        // Whoever reads the signing key can mint any session's identity.
+        SecretSource::Identity(_) => crate::identity::key::KeyLocation::for_this_process()
+            .ok()
+            .map(|l| l.path().to_path_buf()),
         SecretSource::Env(_) | SecretSource::Command(_) => None,
     }
 }

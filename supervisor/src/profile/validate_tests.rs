@@ -139,7 +139,7 @@ fn tool_secrets_must_be_declared() {
 fn unused_secrets_are_errors_unless_exposed() {
     let src = format!("{NAME}[secrets.A]\nfrom = \"env:A\"\n[secrets.B]\nfrom = \"env:B\"\nexpose = true\n[secrets.C]\nfrom = \"env:C\"\n{}", tool_with("[\"C\"]"));
     let e = profile_errors(&src);
-    assert_eq!(e, ["v.toml:3:1: secret `A` is never used (no tool lists it, it is not in [environment] secrets, and expose = false); list it in a tool's `secrets` or remove it"]);
+    assert_eq!(e, ["v.toml:3:1: secret `A` is never used (no tool or MCP server lists it, it is not in [environment] secrets, and expose = false); list it in a tool's `secrets` or remove it"]);
 }
 
 #[test]

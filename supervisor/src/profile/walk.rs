@@ -17,6 +17,9 @@ pub(crate) struct Walker<'s> {
     pub file: Arc<Path>,
     pub src: &'s str,
     pub diags: Vec<Diagnostic>,
+    /// The text came from inside a sandbox (a sub-agent's profile): no
+    /// file it names may be read.
+    pub from_agent: bool,
 }
 
 impl<'s> Walker<'s> {
@@ -25,6 +28,7 @@ impl<'s> Walker<'s> {
             file,
             src,
             diags: Vec::new(),
+            from_agent: false,
         }
     }
 

@@ -88,10 +88,10 @@ pub struct Plan {
     pub net: NetPolicy,
 }
 
-/// Whether the session needs the broker (tools to run, or secrets the
-/// agent may ask for).
+/// Whether the session needs the broker (tools to run, MCP servers to
+/// relay to, or secrets the agent may ask for).
 pub fn brokered(profile: &Profile) -> bool {
-    !profile.tools.is_empty() || !profile.secrets.is_empty()
+    !profile.tools.is_empty() || !profile.secrets.is_empty() || !profile.mcp.is_empty()
 }
 
 /// The canonical form of every exec grant that exists.

@@ -10,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::value::SecretValue;
-use crate::profile::{SecretSource, SecretSpec};
+use crate::identity::{Binding, Issuer, MintError};
+use crate::profile::{IdentityBind, SecretSource, SecretSpec};
 
 /// The most a provider may print: a secret is small; anything larger is a
 /// misconfigured command, not a value.
@@ -41,6 +42,12 @@ pub enum FetchError {
     Timeout { program: String, limit: Duration },
     #[error("the value is empty")]
     Empty,
+    #[error("cordon's identity key is not available here ({0})")]
+    NoIssuer(String),
+    #[error("the token is bound to a call, and this request names none; use `bind=session` for a token that names only the session")]
+    Unbound,
+    #[error("minting the token: {0}")]
+    Mint(#[from] MintError),
     #[error("the value is larger than {MAX_VALUE} bytes")]
     TooLarge,
     #[error("`{0}` has deliver = \"proxy\": its value goes only to cordon's egress proxy, never into a process (the process gets a placeholder)")]
@@ -49,41 +56,60 @@ pub enum FetchError {
     NotProxied(String),
 }
 
+/// Where a fetch may look.
+pub struct Sources<'a> {
+    /// cordon's own environment (never the agent's).
+    pub env: &'a dyn Fn(&str) -> Option<OsString>,
+    /// `$CREDENTIALS_DIRECTORY`, when set.
+    pub credentials: Option<&'a Path>,
+    /// For `identity:` secrets: the issuer (or why there is none) and
+    /// what the token is bound to.
+    pub identity: Option<(Result<&'a Issuer, &'a str>, Binding<'a>)>,
+}
+
 /// Fetches `spec`'s value now, to hand to a process (a tool's environment
 /// or file, or the agent for `expose`). A `deliver = "proxy"` secret is
 /// refused: its value must never reach a process, whatever the caller
-/// does with it. `env` reads cordon's own environment; `credentials` is
-/// `$CREDENTIALS_DIRECTORY` when set.
-pub fn fetch(
-    spec: &SecretSpec,
-    env: &dyn Fn(&str) -> Option<OsString>,
-    credentials: Option<&Path>,
-) -> Result<SecretValue, FetchError> {
+/// does with it.
+pub fn fetch(spec: &SecretSpec, sources: &Sources<'_>) -> Result<SecretValue, FetchError> {
     if spec.proxy.is_some() {
         return Err(FetchError::ProxyOnly(spec.name.clone()));
     }
-    fetch_value(spec, env, credentials)
+    fetch_value(spec, sources)
 }
 
 /// Fetches the value of a `deliver = "proxy"` secret for the egress
 /// proxy's injector (see `egress::inject`); refuses a raw secret.
 pub fn fetch_for_proxy(
     spec: &SecretSpec,
-    env: &dyn Fn(&str) -> Option<OsString>,
-    credentials: Option<&Path>,
+    sources: &Sources<'_>,
 ) -> Result<SecretValue, FetchError> {
     if spec.proxy.is_none() {
         return Err(FetchError::NotProxied(spec.name.clone()));
     }
-    fetch_value(spec, env, credentials)
+    fetch_value(spec, sources)
 }
 
-fn fetch_value(
-    spec: &SecretSpec,
-    env: &dyn Fn(&str) -> Option<OsString>,
-    credentials: Option<&Path>,
-) -> Result<SecretValue, FetchError> {
+fn fetch_value(spec: &SecretSpec, sources: &Sources<'_>) -> Result<SecretValue, FetchError> {
+    let (env, credentials) = (sources.env, sources.credentials);
     let bytes = match &spec.source {
+        SecretSource::Identity(id) => {
+            let Some((issuer, binding)) = &sources.identity else {
+                return Err(FetchError::NoIssuer("no session to mint for".into()));
+            };
+            let issuer = issuer.map_err(|e| FetchError::NoIssuer(e.to_string()))?;
+            let mut binding = *binding;
+            match id.bind {
+                IdentityBind::Session => binding.call = None,
+                IdentityBind::Call if binding.call.is_none() => return Err(FetchError::Unbound),
+                IdentityBind::Call => {}
+            }
+            // The profile requires a ttl for identity secrets.
+            let ttl = spec.ttl.unwrap_or(Duration::from_secs(60));
+            let (token, _) =
+                issuer.mint(&binding, &id.audiences, ttl, crate::identity::unix_now())?;
+            token.into_bytes()
+        }
         SecretSource::Env(name) => {
             use std::os::unix::ffi::OsStringExt;
             env(name)
@@ -269,21 +295,26 @@ mod tests {
     #[test]
     fn a_proxy_secret_is_never_fetched_for_a_process_and_a_raw_one_never_for_the_proxy() {
         let env = |_: &str| Some(OsString::from("the-value"));
+        let src = Sources {
+            env: &env,
+            credentials: None,
+            identity: None,
+        };
         let proxied =
             spec("deliver = \"proxy\"\nhosts = [\"api.test:443\"]\nformat = \"Bearer {}\"");
-        let e = fetch(&proxied, &env, None).err().map(|e| e.to_string());
+        let e = fetch(&proxied, &src).err().map(|e| e.to_string());
         assert!(
             e.as_deref()
                 .is_some_and(|e| e.contains("never into a process")),
             "{e:?}"
         );
-        let v = fetch_for_proxy(&proxied, &env, None).map(|v| v.expose().to_vec());
+        let v = fetch_for_proxy(&proxied, &src).map(|v| v.expose().to_vec());
         assert_eq!(v.ok().as_deref(), Some(&b"the-value"[..]));
         let mut raw = proxied.clone();
         raw.proxy = None;
-        assert!(fetch(&raw, &env, None).is_ok());
+        assert!(fetch(&raw, &src).is_ok());
         assert!(matches!(
-            fetch_for_proxy(&raw, &env, None),
+            fetch_for_proxy(&raw, &src),
             Err(FetchError::NotProxied(_))
         ));
     }

@@ -1,0 +1,52 @@
+#!/usr/bin/python3
+"""An independent relying party for cordon's tokens, built on PyJWT and
+cryptography (OpenSSL), sharing no code with cordon.
+
+usage: verify_jwt.py JWKS_FILE AUDIENCE < tokens (one per line)
+
+For each token prints `ok SUB JTI` or `refused REASON`, keeping the jti of
+every accepted token so that a token presented twice is refused as a
+replay. Exit status 0 when every token was accepted, 1 otherwise.
+"""
+import json
+import sys
+
+import jwt
+
+
+def main():
+    jwks_file, audience = sys.argv[1], sys.argv[2]
+    with open(jwks_file) as f:
+        keys = jwt.PyJWKSet.from_dict(json.load(f))
+    by_kid = {k.key_id: k for k in keys.keys}
+    seen = set()
+    all_ok = True
+    for line in sys.stdin:
+        token = line.strip()
+        if not token:
+            continue
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            if kid not in by_kid:
+                raise jwt.InvalidTokenError("unknown kid %r" % kid)
+            claims = jwt.decode(
+                token,
+                by_kid[kid].key,
+                algorithms=["ES256"],
+                audience=audience,
+                options={"require": ["exp", "iat", "sub", "aud", "jti"]},
+            )
+            if not claims["sub"].startswith("spiffe://"):
+                raise jwt.InvalidTokenError("sub is not a SPIFFE ID")
+            if claims["jti"] in seen:
+                raise jwt.InvalidTokenError("replayed jti %s" % claims["jti"])
+            seen.add(claims["jti"])
+            print("ok", claims["sub"], claims["jti"], json.dumps(claims, sort_keys=True))
+        except jwt.PyJWTError as e:
+            all_ok = False
+            print("refused", type(e).__name__, e)
+    sys.stdout.flush()
+    sys.exit(0 if all_ok else 1)
+
+
+main()
