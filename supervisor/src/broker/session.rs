@@ -17,6 +17,7 @@ use crate::policy::{Policy, PolicyError};
 use crate::process::{Killer, Refusals};
 use crate::profile::{Placeholders, Profile};
 use crate::sandbox::loader::LoaderCache;
+use crate::sandbox::proxied::SessionTls;
 use crate::sandbox::tool_plan::{tool_plan, ToolPlan};
 
 /// Everything a call needs to know about its session.
@@ -70,6 +71,11 @@ pub struct Session {
     issuer: OnceLock<Result<Arc<Issuer>, String>>,
     /// The profile's Cedar policies, compiled at their first use.
     cedar: OnceLock<Option<Result<Engine, String>>>,
+    /// The session CA and its bundle, for proxy-delivered secrets.
+    pub tls: Option<SessionTls>,
+    /// This session, for what outlives a borrow of it (a tool call's
+    /// injector, held by its proxy's threads); set by `broker::start`.
+    this: OnceLock<Weak<Session>>,
 }
 
 /// What makes one session differ from another; the rest of a [`Session`]
@@ -91,6 +97,9 @@ pub struct SessionParts {
     /// What the loader needs, as the agent's plan found it (the tools'
     /// plans share most of it).
     pub loader: LoaderCache,
+    /// The session CA and its bundle (a profile with proxy-delivered
+    /// secrets).
+    pub tls: Option<SessionTls>,
 }
 
 /// Why a broker session could not be set up.
@@ -127,6 +136,21 @@ impl Session {
                 source,
             })?;
             tool_plans.insert(name.clone(), plan);
+        }
+        // A sandbox whose proxy injects reads the session's CA bundle.
+        for (name, plan) in &mut tool_plans {
+            if let Some(t) = &parts.tls {
+                if super::proxied::injects(&parts.profile, name) {
+                    let rule =
+                        crate::sandbox::proxied::bundle_rule(&t.bundle).map_err(|source| {
+                            SessionError::ToolPlan {
+                                tool: name.clone(),
+                                source,
+                            }
+                        })?;
+                    plan.filesystem.read.push(rule);
+                }
+            }
         }
         // MCP servers run through the same launcher, each in its own
         // sandbox planned the same way.
@@ -175,8 +199,20 @@ impl Session {
             subs: Mutex::default(),
             issuer: OnceLock::new(),
             cedar: OnceLock::new(),
+            tls: parts.tls,
+            this: OnceLock::new(),
             profile: parts.profile,
         })
+    }
+
+    /// Remembers `session` as itself (once; `broker::start` does it).
+    pub fn set_this(session: &Arc<Session>) {
+        let _ = session.this.set(Arc::downgrade(session));
+    }
+
+    /// This session, weakly (empty before `broker::start`).
+    pub fn this(&self) -> Weak<Session> {
+        self.this.get().cloned().unwrap_or_default()
     }
 
     /// The profile's Cedar policies (`None` without `[policy] cedar`), or

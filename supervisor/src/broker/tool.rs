@@ -33,6 +33,8 @@ pub enum RunError {
     Launch(#[from] process::LaunchError),
     #[error("supervising the tool: {0}")]
     Supervise(#[from] process::SuperviseError),
+    #[error("preparing the call's proxy-delivered secrets: {0}")]
+    Inject(String),
 }
 
 /// The private directory of one call (HOME and TMPDIR), removed on drop.
@@ -230,6 +232,14 @@ pub fn run(
     if network.has_host_rules() {
         crate::egress::route_through_proxy(&mut full_env);
     }
+    // Proxy-delivered secrets: a placeholder in the environment, the value
+    // only ever in the call's proxy (fetched there when a request needs
+    // it), the session CA in the clients' bundle.
+    let injection = super::proxied::for_call(session, tool, call).map_err(RunError::Inject)?;
+    if let (Some(inj), Some(t)) = (&injection, &session.tls) {
+        crate::sandbox::proxied::set_placeholders(&mut full_env, &inj.placeholders);
+        crate::sandbox::proxied::set_ca_variables(&mut full_env, &t.bundle);
+    }
     let mut argv: Vec<&[u8]> = vec![tool.name.as_bytes()];
     argv.extend_from_slice(args);
     let mut command = Command::new(cwd, &tool.path, &argv, &full_env)?;
@@ -298,6 +308,10 @@ pub fn run(
                 session.refusals.clone(),
             )
             .for_tool(&tool.name, call);
+            let ctx = match &injection {
+                Some(inj) => ctx.injecting(Arc::clone(&inj.injector)),
+                None => ctx,
+            };
             Some(crate::egress::proxy::start(listener, ctx)?)
         }
     };
@@ -332,8 +346,16 @@ pub fn run(
         &killer,
     )?;
     let ending = Ending::of(&outcome, tool, secrets, &confined, &command);
+    // The tool's init has exited, so its whole pid namespace is gone (the
+    // kernel kills and reaps every process left in it, `setsid` children
+    // too, before it reports init's exit): nothing of the call can use a
+    // secret any more. Then its proxy stops, and the values that proxy
+    // fetched are revoked, before the call is reported finished.
     if let Some(p) = proxy {
         p.stop(std::time::Duration::from_secs(1));
+    }
+    if let Some(inj) = &injection {
+        inj.injector.finish();
     }
     for p in pumps {
         let _ = p.join();
