@@ -14,6 +14,7 @@ pub mod control;
 mod exec;
 mod expose;
 pub mod handoff;
+mod leak;
 mod mcp;
 mod mcp_call;
 mod peer;

@@ -66,6 +66,9 @@ impl Drop for CallDir {
 pub struct Ending {
     pub reply: Reply,
     status: EndStatus,
+    /// What the leak scan found (a call with raw secrets), when it found
+    /// something or could not read everything.
+    leak: Option<super::leak::Scan>,
 }
 
 #[derive(Debug)]
@@ -87,6 +90,7 @@ impl Ending {
                 message: message.clone(),
             },
             status: EndStatus::Failed(message),
+            leak: None,
         }
     }
 
@@ -96,16 +100,29 @@ impl Ending {
                 reason: reason.clone(),
             },
             status: EndStatus::Killed(reason),
+            leak: None,
         }
     }
 
     /// `end` with what this ending says.
     pub fn record(&self, end: Record) -> Record {
-        match &self.status {
+        let end = match &self.status {
             EndStatus::Exited(c) => end.exit(*c),
             EndStatus::Signaled(s) => end.signal(*s),
             EndStatus::Killed(why) => end.decision(Decision::Kill).reason(why.clone()),
             EndStatus::Failed(why) => end.detail(why.clone()),
+        };
+        let Some(scan) = &self.leak else {
+            return end;
+        };
+        let end = if scan.leaks.is_empty() {
+            end
+        } else {
+            end.leaked(scan.secrets()).leaked_to(scan.paths())
+        };
+        match &scan.incomplete {
+            Some(why) => end.leak_scan(format!("incomplete: {why}")),
+            None => end,
         }
     }
 
@@ -121,10 +138,12 @@ impl Ending {
             Outcome::Exited(code) => Ending {
                 reply: Reply::Exited { code: *code },
                 status: EndStatus::Exited(*code),
+                leak: None,
             },
             Outcome::Signaled(sig) => Ending {
                 reply: Reply::Signaled { signal: *sig },
                 status: EndStatus::Signaled(*sig),
+                leak: None,
             },
             Outcome::Diverged(v) => Ending::killed(format!(
                 "`{}` {} in its sandbox, so the call was stopped",
@@ -281,6 +300,7 @@ pub fn run(
         cwd: Some(here.as_raw_fd()),
         keep: &keep,
     };
+    let started_at = std::time::SystemTime::now();
     let launched = process::launch(&confined, &command, io);
     wipe_secret_env(&mut command, plain_env);
     let mut running = launched?;
@@ -345,7 +365,7 @@ pub fn run(
         policy,
         &killer,
     )?;
-    let ending = Ending::of(&outcome, tool, secrets, &confined, &command);
+    let mut ending = Ending::of(&outcome, tool, secrets, &confined, &command);
     // The tool's init has exited, so its whole pid namespace is gone (the
     // kernel kills and reaps every process left in it, `setsid` children
     // too, before it reports init's exit): nothing of the call can use a
@@ -357,10 +377,57 @@ pub fn run(
     if let Some(inj) = &injection {
         inj.injector.finish();
     }
+    // Raw values were in the tool: did it write one where the agent reads?
+    if !secrets.is_empty() {
+        ending.leak = leak_scan(session, tool, call, plan, &values, started_at, secrets);
+    }
     for p in pumps {
         let _ = p.join();
     }
     Ok(ending)
+}
+
+/// Scans what the call changed where the agent can read for its raw
+/// secrets (`super::leak`); says what it found on cordon's stderr.
+fn leak_scan(
+    session: &Session,
+    tool: &Tool,
+    call: u64,
+    plan: &crate::sandbox::tool_plan::ToolPlan,
+    values: &Placeholders,
+    since: std::time::SystemTime,
+    secrets: &CallSecrets<'_>,
+) -> Option<super::leak::Scan> {
+    let writes: Vec<PathBuf> = plan
+        .filesystem
+        .write
+        .iter()
+        .map(|r| r.path.expand(values))
+        .collect();
+    let agent = &session.profile.filesystem;
+    let sees: Vec<PathBuf> = agent
+        .read
+        .iter()
+        .chain(&agent.write)
+        .chain(&agent.exec)
+        .map(|r| r.path.expand(&session.placeholders))
+        .collect();
+    let roots = super::leak::roots(&writes, &sees);
+    let names = secrets.names();
+    let pairs: Vec<(String, &crate::secrets::SecretValue)> =
+        names.into_iter().zip(secrets.values()).collect();
+    let scan = super::leak::scan(&roots, since, &pairs);
+    if !scan.leaks.is_empty() {
+        let what = format!(
+            "call {call} of `{}` wrote the value of secret {} where the agent can read it ({}); give the tool a sandbox that cannot write what the agent reads, or deliver the secret with deliver = \"proxy\"",
+            tool.name,
+            scan.secrets().join(", "),
+            scan.paths().join(", ")
+        );
+        eprintln!("cordon: WARNING: {what}");
+        tracing::warn!(session = %session.id, call, tool = %tool.name, "leak: {what}");
+    }
+    (!scan.leaks.is_empty() || scan.incomplete.is_some()).then_some(scan)
 }
 
 /// Where a call's connects and addressed sends may go: the tool's grants
