@@ -96,3 +96,186 @@ print(u.urlopen(r).read().decode())'; echo python=$?"
         .collect();
     assert_eq!(fetched.len(), 1, "{fetched:#?}");
 }
+
+/// A session trusting `host`, its values in cordon's environment, run in
+/// the workspace.
+fn session(host: &Host, c: &Case, p: &Profile, script: &str) -> Run {
+    let mut cmd = host.cordon_run(c, p);
+    cmd.current_dir(&c.workspace)
+        .args(["/usr/bin/dash", "-c", script]);
+    Run::from(cmd.output().unwrap())
+}
+
+/// How many requests the host received with `value` in their head.
+fn with_value(host: &Host, value: &str) -> usize {
+    host.heads()
+        .iter()
+        .filter(|h| forms(value).iter().any(|f| h.contains(f)))
+        .count()
+}
+
+#[test]
+fn git_pushes_over_https_with_a_credential_helper_that_prints_the_placeholder() {
+    need_clients();
+    let host = Host::start();
+    let c = Case::new();
+    let mut p = as_tool(client_profile(&host), "/usr/bin/git");
+    p.extra = format!(
+        "[tools.git]\npath = \"/usr/bin/git\"\nallow = [[\"**\"]]\nsecrets = [\"GITHUB_TOKEN\"]\n\n\
+         [tools.git.sandbox]\nallow_hosts = [\"{}\"]\nexec = [\"/usr/lib/git-core\"]\n\n{}",
+        host.allow_name(),
+        git_secret(&host, "")
+    );
+    let branch = token("push").replace('-', "_");
+    let port = host.port();
+    // The recipe of docs/profiles.md: git asks the helper, the helper
+    // prints the placeholder, the call's proxy swaps it.
+    let script = format!(
+        "git init -q -b main r && cd r && \
+         git -c user.name=a -c user.email=a@example.com commit -q --allow-empty -m one && \
+         git -c credential.helper='!f() {{ echo username=x-access-token; echo \"password=$GITHUB_TOKEN\"; }}; f' \
+             push -q https://localhost:{port}/repo.git HEAD:refs/heads/{branch}; echo push=$?"
+    );
+    let r = session(&host, &c, &p, &script);
+    assert!(r.stdout.contains("push=0"), "{r:#?}");
+    let pushed = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(served_repo())
+        .args(["rev-parse", "--verify", &format!("refs/heads/{branch}")])
+        .output()
+        .unwrap();
+    assert!(pushed.status.success(), "the branch arrived: {pushed:?}");
+    assert!(with_value(&host, GIT_VALUE) >= 1, "{:#?}", host.heads());
+    // One fetch for the call, recorded with the call; injections too.
+    let fetched: Vec<_> = records(&c, "secret")
+        .into_iter()
+        .filter(|r| {
+            r["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("fetched for the proxy of call"))
+        })
+        .collect();
+    assert_eq!(fetched.len(), 1, "{fetched:#?}");
+    assert!(!records(&c, "inject").is_empty());
+    assert_unseen(&c, &r.stdout, &r.stderr);
+}
+
+/// Requests `https://localhost:PORT/<path>` for each path with the
+/// placeholder in `API_KEY` as a bearer token; prints each path's status.
+const REQUESTS: &str = r#"import os, sys, urllib.request as u
+for path in sys.argv[2:]:
+    r = u.Request("https://localhost:%s/%s" % (sys.argv[1], path),
+                  headers={"Authorization": "Bearer " + os.environ["API_KEY"]})
+    try:
+        print(path, u.urlopen(r).status)
+    except Exception as e:
+        print(path, "refused", getattr(e, "code", e))
+"#;
+
+#[test]
+fn a_tools_max_uses_counts_calls_and_the_agents_counts_requests() {
+    need_clients();
+    let host = Host::start();
+    let port = host.port();
+    // A tool: one call of two requests is one use; the next call has none.
+    let c = Case::new();
+    std::fs::write(c.workspace.join("req.py"), REQUESTS).unwrap();
+    let mut p = as_tool(client_profile(&host), "/usr/bin/python3.11");
+    p.extra = format!(
+        "[tools.python3]\npath = \"/usr/bin/python3\"\nallow = [[\"**\"]]\nsecrets = [\"API_KEY\"]\n\n\
+         [tools.python3.sandbox]\nallow_hosts = [\"{}\"]\n\n{}",
+        host.allow_name(),
+        api_secret(&host, "max_uses = 1")
+    );
+    let r = session(
+        &host,
+        &c,
+        &p,
+        &format!("python3 req.py {port} a b; echo one=$?; python3 req.py {port} c; echo two=$?"),
+    );
+    assert!(
+        r.stdout.contains("a 200") && r.stdout.contains("b 200"),
+        "{r:#?}"
+    );
+    assert!(
+        !r.stdout.contains("c 200"),
+        "the second call had no use left: {r:#?}"
+    );
+    assert_eq!(with_value(&host, API_VALUE), 2, "{:#?}", host.heads());
+    assert_unseen(&c, &r.stdout, &r.stderr);
+
+    // The agent: each injected request is one use.
+    let c = Case::new();
+    std::fs::write(c.workspace.join("req.py"), REQUESTS).unwrap();
+    let mut p = client_profile(&host);
+    p.extra = format!(
+        "[environment]\nsecrets = [\"API_KEY\"]\n\n{}",
+        api_secret(&host, "max_uses = 1")
+    );
+    let before = with_value(&host, API_VALUE);
+    let r = session(
+        &host,
+        &c,
+        &p,
+        &format!("python3 req.py {port} d e; echo rc=$?"),
+    );
+    assert!(r.stdout.contains("d 200"), "{r:#?}");
+    assert!(!r.stdout.contains("e 200"), "one request, one use: {r:#?}");
+    assert_eq!(
+        with_value(&host, API_VALUE),
+        before + 1,
+        "{:#?}",
+        host.heads()
+    );
+    assert_unseen(&c, &r.stdout, &r.stderr);
+}
+
+#[test]
+fn a_raw_secret_a_tool_writes_where_the_agent_reads_is_found_recorded_and_told() {
+    need_clients();
+    let host = Host::start();
+    let c = Case::new();
+    let mut p = as_tool(client_profile(&host), "/usr/bin/python3.11");
+    p.extra = format!(
+        "[tools.python3]\npath = \"/usr/bin/python3\"\nallow = [[\"**\"]]\nsecrets = [\"RAW\"]\n\n\
+         [secrets.RAW]\nfrom = \"env:{API_ENV}\"\n"
+    );
+    // `cordon check` says the risk, and the way out, without failing.
+    let check = cordon_cmd()
+        .arg("check")
+        .arg(c.profile_path(&p))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("warning: secret `RAW` goes to tool `python3` raw")
+            && said.contains("deliver = \"proxy\""),
+        "{said}"
+    );
+    // The value, base64-encoded, written into the workspace: the first
+    // call is recorded as leaked, the second (which writes nothing) not.
+    let r = session(
+        &host,
+        &c,
+        &p,
+        "python3 -c 'import os, base64; open(\"out.txt\", \"w\").write(base64.b64encode(os.environ[\"RAW\"].encode()).decode())'; \
+         python3 -c 'print(1)'; echo rc=$?",
+    );
+    assert!(r.stdout.contains("rc=0"), "{r:#?}");
+    let ends = records(&c, "call_end");
+    assert_eq!(ends.len(), 2, "{ends:#?}");
+    assert_eq!(ends[0]["leaked"], serde_json::json!(["RAW"]), "{ends:#?}");
+    let to = ends[0]["leaked_to"].to_string();
+    assert!(to.contains("out.txt"), "{ends:#?}");
+    assert!(
+        ends[1].get("leaked").is_none_or(|v| v.is_null()),
+        "{ends:#?}"
+    );
+    assert!(
+        r.stderr.contains("WARNING")
+            && r.stderr.contains("secret RAW")
+            && r.stderr.contains("out.txt"),
+        "the user is told: {r:#?}"
+    );
+}

@@ -16,7 +16,12 @@
 //! [`MAX_TOTAL_BYTES`] in all, [`MAX_DEPTH`] directories deep; past a
 //! limit the record says the scan was incomplete. A file counts as
 //! written by the call when its status changed (ctime, which no process
-//! can set back) since shortly before the call started. Symbolic links
+//! can set back) at or after the call's [`mark`]: a timestamp of the
+//! filesystems' own clock, taken just before the tool starts. (Their
+//! clock is coarse, a tick behind the system clock: compared with
+//! `SystemTime::now()`, a file the tool writes at once could seem older
+//! than the call, and any slack for that would charge the previous call's
+//! files to this one.) Symbolic links
 //! are never followed: every directory and file is opened relative to
 //! its parent's descriptor with `O_NOFOLLOW`, so renaming a directory to
 //! a link during the scan cannot send it elsewhere. What it cannot see:
@@ -42,9 +47,6 @@ pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 pub const MAX_TOTAL_BYTES: u64 = 32 * 1024 * 1024;
 /// Directory depth below each tree.
 pub const MAX_DEPTH: usize = 32;
-/// Files changed this long before the call started are scanned too
-/// (file timestamps come from a coarse clock).
-const SLACK: Duration = Duration::from_secs(2);
 /// Paths named in a record.
 pub const MAX_REPORTED: usize = 16;
 
@@ -112,8 +114,20 @@ pub fn roots(tool_writes: &[PathBuf], agent_sees: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// Searches the files under `roots` changed since `since` for each of
-/// `secrets` (name, value).
+/// The time files written from now on get at least: the change time of
+/// a marker file (`dir/.leak-mark`) written now, by the filesystems' own
+/// clock.
+pub fn mark(dir: &Path) -> std::io::Result<SystemTime> {
+    let path = dir.join(".leak-mark");
+    std::fs::write(&path, b"")?;
+    let meta = std::fs::symlink_metadata(&path)?;
+    let secs = u64::try_from(meta.ctime()).unwrap_or(0);
+    let nanos = u32::try_from(meta.ctime_nsec()).unwrap_or(0);
+    Ok(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// Searches the files under `roots` changed at or after `since` (a
+/// [`mark`]) for each of `secrets` (name, value).
 pub fn scan(roots: &[PathBuf], since: SystemTime, secrets: &[(String, &SecretValue)]) -> Scan {
     let finders: Vec<(String, Redactor)> = secrets
         .iter()
@@ -121,7 +135,7 @@ pub fn scan(roots: &[PathBuf], since: SystemTime, secrets: &[(String, &SecretVal
         .filter(|(_, r)| r.pattern_count() > 0)
         .collect();
     let mut walk = Walk {
-        since: secs(since.checked_sub(SLACK).unwrap_or(since)),
+        since: secs(since),
         finders,
         entries: 0,
         files: 0,
@@ -280,13 +294,14 @@ mod tests {
         // Changed before the call (here: a call that starts later): left
         // alone, even holding the value.
         w(&ws.join("old.txt"), VALUE);
-        let before = SystemTime::now() + SLACK + Duration::from_millis(100);
+        std::thread::sleep(Duration::from_millis(30));
+        let before = mark(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         let v = value();
         let secrets = [("TOKEN".to_string(), &v)];
         let none = scan(std::slice::from_ref(&ws), before, &secrets);
         assert!(none.leaks.is_empty(), "{none:?}");
         std::fs::remove_file(ws.join("old.txt")).unwrap_or_else(|e| panic!("{e}"));
-        let since = SystemTime::now();
+        let since = mark(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         w(&ws.join("a/b/leak.txt"), &format!("token={VALUE}\n"));
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD.encode(format!("x:{VALUE}"));
@@ -336,7 +351,7 @@ mod tests {
     #[test]
     fn a_large_tree_stops_the_scan_and_says_so() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let since = SystemTime::now();
+        let since = mark(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         for i in 0..=MAX_FILES {
             std::fs::write(dir.path().join(format!("f{i}")), "x").unwrap_or_else(|e| panic!("{e}"));
         }

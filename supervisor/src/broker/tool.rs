@@ -303,7 +303,8 @@ pub fn run(
         cwd: Some(here.as_raw_fd()),
         keep: &keep,
     };
-    let started_at = std::time::SystemTime::now();
+    // What the tool writes from here on is the leak scan's to read.
+    let started_at = super::leak::mark(&dir.0)?;
     let launched = process::launch(&confined, &command, io);
     wipe_secret_env(&mut command, plain_env);
     let mut running = launched?;
