@@ -279,3 +279,126 @@ fn a_raw_secret_a_tool_writes_where_the_agent_reads_is_found_recorded_and_told()
         "the user is told: {r:#?}"
     );
 }
+
+fn repo() -> std::path::PathBuf {
+    match std::env::var_os("CORDON_TEST_REPO_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+    }
+}
+
+#[test]
+fn the_shipped_coding_agent_profile_pushes_with_a_token_git_never_holds() {
+    need_clients();
+    let host = Host::start();
+    let c = Case::new();
+    let port = host.port();
+    // The shipped profile, with github.com moved to the local host, its
+    // token read from the test's variable, and a hook that approves.
+    let hook = c.dir.path().join("approve.sh");
+    std::fs::write(&hook, "#!/bin/sh\ncat >/dev/null\necho approve\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let shipped = std::fs::read_to_string(repo().join("profiles/coding-agent.toml")).unwrap();
+    for needed in [
+        "secrets = [\"GITHUB_TOKEN\"]",
+        "allow_hosts = [\"github.com:443\"]",
+        "hosts = [\"github.com:443\"]",
+        "from = \"env:GITHUB_TOKEN\"",
+        "deliver = \"proxy\"",
+        "[approval]\n",
+    ] {
+        assert!(
+            shipped.contains(needed),
+            "coding-agent.toml lost `{needed}`"
+        );
+    }
+    let text = shipped
+        .replace(
+            "allow_hosts = [\"github.com:443\"]",
+            &format!("allow_hosts = [\"{}\"]", host.allow_name()),
+        )
+        .replace(
+            "hosts = [\"github.com:443\"]",
+            &format!("hosts = [\"localhost:{port}\"]"),
+        )
+        .replace(
+            "from = \"env:GITHUB_TOKEN\"",
+            &format!("from = \"env:{GIT_ENV}\""),
+        )
+        .replace(
+            "[approval]\n",
+            &format!("[approval]\napprover = \"command:{}\"\n", hook.display()),
+        );
+    let profile = c.dir.path().join("coding-agent.toml");
+    std::fs::write(&profile, text).unwrap();
+    // A repository with one commit, its remote the local host, and the
+    // credential helper of docs/profiles.md in its config (which the
+    // agent cannot read or change).
+    let branch = token("agent-push").replace('-', "_");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("/usr/bin/git")
+            .args(args)
+            .current_dir(&c.workspace)
+            .env("HOME", c.dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(c.workspace.join("README"), "hi\n").unwrap();
+    git(&["add", "README"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@e",
+        "commit",
+        "-q",
+        "-m",
+        "init",
+    ]);
+    git(&[
+        "remote",
+        "add",
+        "origin",
+        &format!("https://localhost:{port}/repo.git"),
+    ]);
+    git(&[
+        "config",
+        &format!("credential.https://localhost:{port}.helper"),
+        "!f() { echo username=x-access-token; echo \"password=$GITHUB_TOKEN\"; }; f",
+    ]);
+    let script = format!("git push -q origin HEAD:refs/heads/{branch}; echo push=$?");
+    let out = cordon_cmd()
+        .arg("run")
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--workspace")
+        .arg(&c.workspace)
+        .env("CORDON_AUDIT", c.audit_path())
+        .env("SSL_CERT_FILE", host.roots())
+        .env(GIT_ENV, GIT_VALUE)
+        .stdin(std::process::Stdio::null())
+        .args(["--", "/usr/bin/dash", "-c", &script])
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    assert!(r.stdout.contains("push=0"), "{r:#?}");
+    let pushed = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(served_repo())
+        .args(["rev-parse", "--verify", &format!("refs/heads/{branch}")])
+        .output()
+        .unwrap();
+    assert!(pushed.status.success(), "the branch arrived: {pushed:?}");
+    let injected = records(&c, "inject");
+    assert!(
+        injected.iter().any(|r| r["decision"] == "allow"
+            && r["tool"] == "git"
+            && r["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("git-receive-pack"))),
+        "{injected:#?}"
+    );
+    assert_unseen(&c, &r.stdout, &r.stderr);
+}
