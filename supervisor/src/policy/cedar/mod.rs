@@ -6,6 +6,8 @@
 //!   context) and its Cedar form.
 //! - [`combine`]: how Cedar's answer and the TOML verdict make one
 //!   decision (a TOML deny always wins).
+//! - [`session`]: one session's policies and principal, which every
+//!   decision path of the session asks.
 //!
 //! Policies are parsed and validated against the schema (strictly) when a
 //! profile is loaded, so `cordon check` reports every mistake at
@@ -18,6 +20,7 @@ pub mod combine;
 mod index;
 pub mod request;
 pub mod schema;
+pub mod session;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -31,6 +34,7 @@ use index::{Facts, Needed, Scope, Sets};
 
 pub use combine::{combine, Combined, Unmatched};
 pub use request::{Action, Principal, Request};
+pub use session::SessionPolicies;
 
 /// One problem in a policy file: where (a byte offset into it, when
 /// known) and what.
