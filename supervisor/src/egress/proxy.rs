@@ -238,9 +238,14 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         }
         let id = shared.next.fetch_add(1, Ordering::Relaxed) + 1;
         let s = Arc::clone(shared);
+        // The decision thread may evaluate Cedar policies.
+        let stack = match shared.ctx.cedar {
+            Some(_) => crate::policy::cedar::STACK,
+            None => STACK,
+        };
         let spawned = std::thread::Builder::new()
             .name("cordon-egress-conn".into())
-            .stack_size(STACK)
+            .stack_size(stack)
             .spawn(move || {
                 Connection { shared: &s, id }.serve(client);
                 lock(&s.live).remove(&id);
@@ -329,10 +334,10 @@ impl Connection<'_> {
             Ok(a) => a,
             Err(r) => return self.refuse_rule(&client, base, forbidden, r),
         };
-        let base = match self.policies(&target, port, &admitted.rule, base) {
-            Ok(b) => b,
-            Err((base, r)) => return self.refuse_rule(&client, base, forbidden, r),
-        };
+        let (base, refused) = self.policies(&target, port, &admitted.rule, base);
+        if let Some(r) = refused {
+            return self.refuse_rule(&client, base, forbidden, r);
+        }
         let resolved = match &target {
             Target::Ip(ip) => Ok(vec![*ip]),
             Target::Name(name) => (self.ctx().resolve)(name, port),
@@ -416,9 +421,9 @@ impl Connection<'_> {
         port: u16,
         rule: &super::rules::RuleRef,
         base: Record,
-    ) -> Result<Record, (Record, Refusal)> {
+    ) -> (Record, Option<Refusal>) {
         let Some(cedar) = &self.ctx().cedar else {
-            return Ok(base);
+            return (base, None);
         };
         let host = target.to_string();
         let tool = self.ctx().tool.as_ref().map(|(t, _)| t.as_str());
@@ -433,18 +438,13 @@ impl Connection<'_> {
         } else {
             base.policies(combined.policies.clone())
         };
-        match combined.verdict {
-            Verdict::Deny => Err((
-                base,
-                Refusal {
-                    reason: combined
-                        .reason
-                        .unwrap_or_else(|| "refused by the Cedar policies".into()),
-                    rule: Some(rule.clone()),
-                },
-            )),
-            Verdict::Allow | Verdict::Approve => Ok(base),
-        }
+        let refused = (combined.verdict == Verdict::Deny).then(|| Refusal {
+            reason: combined
+                .reason
+                .unwrap_or_else(|| "refused by the Cedar policies".into()),
+            rule: Some(rule.clone()),
+        });
+        (base, refused)
     }
 
     /// Answers, records and counts a refusal by a rule (or by no rule).

@@ -36,6 +36,14 @@ pub use combine::{combine, Combined, Unmatched};
 pub use request::{Action, Principal, Request};
 pub use session::SessionPolicies;
 
+/// The stack a thread that evaluates policies is given: Cedar refuses to
+/// evaluate (an error, so a deny) with less than 100 KiB of stack left,
+/// and the broker's call threads (256 KiB) and the egress proxy's
+/// connection threads (128 KiB) have used more than the difference by the
+/// time they decide. Stacks are mapped lazily: what is not touched costs
+/// address space, not memory.
+pub const STACK: usize = 1024 * 1024;
+
 /// One problem in a policy file: where (a byte offset into it, when
 /// known) and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
