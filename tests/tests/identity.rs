@@ -234,6 +234,50 @@ ttl = "2m"
     assert!(!log.contains("eyJ"), "a token is in the audit log: {log}");
 }
 
+#[test]
+fn a_tool_sandbox_that_could_read_the_signing_key_is_refused() {
+    let c = Case::new();
+    let state = c.dir.path().join("state");
+    assert!(identity(&state, &["jwks"]).status.success());
+    let mut p = Profile::base();
+    p.exec.push("/usr/bin/dash".into());
+    // A tool that does not even receive the token: it runs what the agent
+    // asks, so reading the key through it is the agent reading it.
+    p.extra = format!(
+        r#"
+[tools.show]
+path = "/usr/bin/cat"
+allow = [["**"]]
+
+[tools.show.sandbox]
+read = ["{state}"]
+
+[tools.api]
+path = "{tp}"
+allow = [["**"]]
+secrets = ["ID"]
+
+[secrets.ID]
+from = "identity:jwt?aud=svc&bind=call"
+ttl = "1m"
+"#,
+        state = state.display(),
+        tp = c.tool_probe().display()
+    );
+    let mut cmd = c.cordon_run(&p);
+    cmd.args(["/usr/bin/dash", "-c", "show identity/signing-key.pem"])
+        .env("CORDON_STATE_DIR", &state)
+        .env_remove("CREDENTIALS_DIRECTORY");
+    let r = Run::from(cmd.output().unwrap());
+    assert_eq!(r.code, Some(125), "{r:#?}");
+    assert!(
+        r.stderr
+            .contains("[tools.show.sandbox] could read cordon's identity signing key"),
+        "{r:#?}"
+    );
+    assert!(!r.stdout.contains("PRIVATE KEY"), "{r:#?}");
+}
+
 /// Runs the independent verifier over `tokens` as a relying party that
 /// serves one call (`expect`: its flags, e.g. `--call 2`).
 fn relying_party_for(
