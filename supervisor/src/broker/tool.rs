@@ -300,7 +300,8 @@ pub fn run(
                 &session.profile.name,
                 session.refusals.clone(),
             )
-            .for_tool(&tool.name, call);
+            .for_tool(&tool.name, call)
+            .cedar(session.cedar.clone());
             Some(crate::egress::proxy::start(listener, ctx)?)
         }
     };

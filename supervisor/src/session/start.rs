@@ -175,6 +175,14 @@ impl Started {
         host: crate::host::Host,
         shim: Option<std::path::PathBuf>,
     ) -> Result<(), StartError> {
+        // One compiled set of Cedar policies for the session: its broker
+        // and its egress proxy ask the same.
+        let cedar = crate::policy::cedar::SessionPolicies::new(
+            &self.profile,
+            &self.plan.session.id,
+            start.intent.as_deref(),
+            &self.chain,
+        );
         if let Some(listener) = self.running.egress_listener.take() {
             let (rules, audit) = match start.egress {
                 Egress::Profile => (
@@ -194,7 +202,8 @@ impl Started {
                 &self.profile.name,
                 refusals.clone(),
             )
-            .loud(self.loud);
+            .loud(self.loud)
+            .cedar(cedar.clone());
             self.proxy = Some(egress::proxy::start(listener, ctx).map_err(StartError::Proxy)?);
         }
         let Some(socket) = socket else {
@@ -238,6 +247,7 @@ impl Started {
             operators: start.approvers.operators
                 || parent.is_some_and(|p| p.approvals.has_operators()),
             loader: std::mem::take(&mut self.plan.loader),
+            cedar,
         })
         .map_err(|e| StartError::Broker(e.to_string()))?;
         if let Some(tty) = start.approvers.tty {
