@@ -402,3 +402,44 @@ fn the_shipped_coding_agent_profile_pushes_with_a_token_git_never_holds() {
     );
     assert_unseen(&c, &r.stdout, &r.stderr);
 }
+
+#[test]
+fn a_cedar_forbid_keeps_the_agents_proxy_from_injecting() {
+    need_clients();
+    let host = Host::start();
+    let c = Case::new();
+    std::fs::write(
+        c.dir.path().join("team.cedar"),
+        "@id(\"no-key-for-the-agent\")\n\
+         forbid (principal, action == Cordon::Action::\"secret\", resource == Cordon::Secret::\"API_KEY\")\n\
+         when { context.tool == \"\" };\n\
+         @id(\"permit-everything\")\npermit (principal, action, resource);\n",
+    )
+    .unwrap();
+    std::fs::write(c.workspace.join("req.py"), REQUESTS).unwrap();
+    let mut p = client_profile(&host);
+    p.extra = format!(
+        "[environment]\nsecrets = [\"API_KEY\"]\n\n{}\n[policy]\ncedar = \"team.cedar\"\n",
+        api_secret(&host, "")
+    );
+    let port = host.port();
+    let r = session(
+        &host,
+        &c,
+        &p,
+        &format!("python3 req.py {port} a; echo rc=$?"),
+    );
+    assert!(r.stdout.contains("a refused"), "{r:#?}");
+    assert_eq!(with_value(&host, API_VALUE), 0, "{:#?}", host.heads());
+    let refused: Vec<_> = records(&c, "inject")
+        .into_iter()
+        .filter(|r| r["decision"] == "deny")
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .any(|r| r["reason"].to_string().contains("no-key-for-the-agent")),
+        "{refused:#?}"
+    );
+    assert_unseen(&c, &r.stdout, &r.stderr);
+}

@@ -14,7 +14,10 @@
 //!
 //! - The agent's secrets (`[environment] secrets`) are fetched by its
 //!   proxy for the session and revoked at its end; `max_uses` counts
-//!   injected requests (the agent makes no calls).
+//!   injected requests (the agent makes no calls). The session's Cedar
+//!   policies are asked before each fetch (a `secret` request without a
+//!   tool), as no call decision covers them; a tool's secrets are decided
+//!   with its call (broker/exec.rs).
 //! - A tool's secrets are fetched by the call's own proxy and revoked when
 //!   the call ends (its whole pid namespace is gone by then); `max_uses`
 //!   counts calls that injected the secret, as for raw secrets (one `git
@@ -29,6 +32,8 @@ use super::secrets::{fetch_for_injector, obtain, run_revoke};
 use super::Session;
 use crate::audit::{Kind, Record};
 use crate::egress::{Fetched, InjectSecret, Injector, Supplier, Supply};
+use crate::policy::cedar::Request as CedarRequest;
+use crate::policy::Verdict;
 use crate::profile::{Profile, SecretSpec, Tool};
 use crate::secrets::{Placeholder, SecretValue};
 
@@ -88,6 +93,9 @@ impl Supplier for ProxySupplier {
         let Some(spec) = session.profile.secrets.get(name) else {
             return Err(format!("secret `{name}` is not declared"));
         };
+        if self.call.is_none() {
+            agent_policies(&session, name)?;
+        }
         if self.call.is_some() {
             let mut counted = self.counted.lock().unwrap_or_else(|e| e.into_inner());
             if !counted.contains(name) {
@@ -116,6 +124,33 @@ impl Supplier for ProxySupplier {
         if !spec.cache {
             run_revoke(&session, spec, &value);
         }
+    }
+}
+
+/// What the session's Cedar policies say about injecting the agent's
+/// secret `name` (the profile allows it: `[environment] secrets`). They
+/// can only refuse; an `@approve` refuses too, as no person is asked for
+/// a request in flight.
+fn agent_policies(session: &Session, name: &str) -> Result<(), String> {
+    let Some(cedar) = &session.cedar else {
+        return Ok(());
+    };
+    let req = CedarRequest::secret(cedar.principal(), name, None).decided(
+        Verdict::Allow,
+        "environment.secrets".into(),
+        None,
+    );
+    let combined = cedar
+        .decide(&req)
+        .without_approval("injecting a secret for the agent");
+    match combined.verdict {
+        Verdict::Deny => Err(format!(
+            "secret `{name}`: {}",
+            combined
+                .reason
+                .unwrap_or_else(|| "refused by the Cedar policies".into())
+        )),
+        Verdict::Allow | Verdict::Approve => Ok(()),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::approval::Queue;
 use crate::audit::{AuditError, AuditLog, Record};
 use crate::host::Host;
 use crate::identity::Issuer;
-use crate::policy::cedar::Engine;
+use crate::policy::cedar::SessionPolicies;
 use crate::policy::{Policy, PolicyError};
 use crate::process::{Killer, Refusals};
 use crate::profile::{Placeholders, Profile};
@@ -69,13 +69,14 @@ pub struct Session {
     pub subs: Mutex<Vec<Weak<Session>>>,
     /// cordon's identity issuer, loaded at the first identity secret.
     issuer: OnceLock<Result<Arc<Issuer>, String>>,
-    /// The profile's Cedar policies, compiled at their first use.
-    cedar: OnceLock<Option<Result<Engine, String>>>,
     /// The session CA and its bundle, for proxy-delivered secrets.
     pub tls: Option<SessionTls>,
     /// This session, for what outlives a borrow of it (a tool call's
     /// injector, held by its proxy's threads); set by `broker::start`.
     this: OnceLock<Weak<Session>>,
+    /// The profile's Cedar policies (`[policy] cedar`), shared with the
+    /// session's egress proxies.
+    pub cedar: Option<Arc<SessionPolicies>>,
 }
 
 /// What makes one session differ from another; the rest of a [`Session`]
@@ -100,6 +101,9 @@ pub struct SessionParts {
     /// The session CA and its bundle (a profile with proxy-delivered
     /// secrets).
     pub tls: Option<SessionTls>,
+    /// The profile's Cedar policies for this session (the agent's egress
+    /// proxy, started before the broker, asks the same ones).
+    pub cedar: Option<Arc<SessionPolicies>>,
 }
 
 /// Why a broker session could not be set up.
@@ -198,9 +202,9 @@ impl Session {
             shim: parts.shim,
             subs: Mutex::default(),
             issuer: OnceLock::new(),
-            cedar: OnceLock::new(),
             tls: parts.tls,
             this: OnceLock::new(),
+            cedar: parts.cedar,
             profile: parts.profile,
         })
     }
@@ -213,29 +217,6 @@ impl Session {
     /// This session, weakly (empty before `broker::start`).
     pub fn this(&self) -> Weak<Session> {
         self.this.get().cloned().unwrap_or_default()
-    }
-
-    /// The profile's Cedar policies (`None` without `[policy] cedar`), or
-    /// why they do not compile (they were checked when the profile was
-    /// loaded, so only a file changed since; every decision then denies).
-    pub fn cedar(&self) -> Option<Result<&Engine, &String>> {
-        self.cedar
-            .get_or_init(|| {
-                let file = self.profile.policy.cedar.as_ref()?;
-                let name = crate::profile::policy_file_name(&file.path);
-                Some(Engine::compile(&name, &file.text).map_err(|problems| {
-                    let first = problems
-                        .first()
-                        .map(|p| p.message.clone())
-                        .unwrap_or_default();
-                    format!(
-                        "the Cedar policies of {} do not compile: {first}",
-                        file.path.display()
-                    )
-                }))
-            })
-            .as_ref()
-            .map(|r| r.as_ref())
     }
 
     /// The identity issuer: cordon's signing key (the systemd credential

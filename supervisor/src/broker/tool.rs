@@ -331,7 +331,8 @@ pub fn run(
                 &session.profile.name,
                 session.refusals.clone(),
             )
-            .for_tool(&tool.name, call);
+            .for_tool(&tool.name, call)
+            .cedar(session.cedar.clone());
             let ctx = match &injection {
                 Some(inj) => ctx.injecting(Arc::clone(&inj.injector)),
                 None => ctx,

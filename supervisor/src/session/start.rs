@@ -182,8 +182,18 @@ impl Started {
         shim: Option<std::path::PathBuf>,
     ) -> Result<(), StartError> {
         let parent = start.parent;
+        // One compiled set of Cedar policies for the session: its broker
+        // and its egress proxy ask the same.
+        let cedar = crate::policy::cedar::SessionPolicies::new(
+            &self.profile,
+            &self.plan.session.id,
+            start.intent.as_deref(),
+            &self.chain,
+        );
         let session = match &socket {
-            Some(_) => Some(self.broker_session_for(&refusals, &start, host, shim)?),
+            Some(_) => {
+                Some(self.broker_session_for(&refusals, &start, host, shim, cedar.clone())?)
+            }
             None => None,
         };
         if let Some(listener) = self.running.egress_listener.take() {
@@ -205,7 +215,8 @@ impl Started {
                 &self.profile.name,
                 refusals.clone(),
             )
-            .loud(self.loud);
+            .loud(self.loud)
+            .cedar(cedar.clone());
             let ctx = match (&session, self.plan.agent_secrets.is_empty()) {
                 (Some(s), false) => {
                     let inj = broker::agent_injector(s, &self.plan.agent_secrets)
@@ -240,6 +251,7 @@ impl Started {
         start: &Start<'_>,
         host: crate::host::Host,
         shim: Option<std::path::PathBuf>,
+        cedar: Option<Arc<crate::policy::cedar::SessionPolicies>>,
     ) -> Result<Arc<broker::Session>, StartError> {
         let init = self.running.init.pid;
         // cordon may be non-dumpable already (a session before this one
@@ -280,6 +292,7 @@ impl Started {
                 || parent.is_some_and(|p| p.approvals.has_operators()),
             loader: std::mem::take(&mut self.plan.loader),
             tls: self.plan.tls.clone(),
+            cedar,
         })
         .map_err(|e| StartError::Broker(e.to_string()))?;
         Ok(Arc::new(session))
