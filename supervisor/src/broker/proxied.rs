@@ -188,11 +188,7 @@ pub(super) fn for_call(
         counted: Mutex::default(),
     });
     // Counted per call by the supplier, not per request.
-    let (injector, placeholders) = build(session, &names, None, &supplier, false)?;
-    Ok(Some(CallInjection {
-        injector,
-        placeholders,
-    }))
+    build(session, &names, None, &supplier, false).map(Some)
 }
 
 /// The injector of the agent's proxy for its `[environment] secrets`,
@@ -208,7 +204,7 @@ pub fn agent_injector(
     });
     let names: Vec<String> = secrets.iter().map(|(n, _)| n.clone()).collect();
     let given: Vec<Placeholder> = secrets.iter().map(|(_, p)| p.clone()).collect();
-    build(session, &names, Some(given), &supplier, true).map(|(i, _)| i)
+    build(session, &names, Some(given), &supplier, true).map(|i| i.injector)
 }
 
 /// An injector for `names` (with these placeholders, or fresh ones),
@@ -219,7 +215,7 @@ fn build(
     given: Option<Vec<Placeholder>>,
     supplier: &Arc<dyn Supplier>,
     count_requests: bool,
-) -> Result<(Arc<Injector>, Vec<(String, Placeholder)>), String> {
+) -> Result<CallInjection, String> {
     let Some(tls) = &session.tls else {
         return Err("the session has no CA for proxy-delivered secrets".into());
     };
@@ -246,5 +242,8 @@ fn build(
         placeholders.push((name.clone(), placeholder));
     }
     let injector = Injector::new(Arc::clone(&tls.tls), secrets).map_err(|e| e.to_string())?;
-    Ok((Arc::new(injector), placeholders))
+    Ok(CallInjection {
+        injector: Arc::new(injector),
+        placeholders,
+    })
 }
