@@ -443,3 +443,49 @@ fn a_cedar_forbid_keeps_the_agents_proxy_from_injecting() {
     );
     assert_unseen(&c, &r.stdout, &r.stderr);
 }
+
+#[test]
+fn a_sub_agent_has_its_own_session_ca_placeholder_and_injecting_proxy() {
+    need_clients();
+    let host = Host::start();
+    let c = Case::new();
+    std::fs::write(c.workspace.join("req.py"), REQUESTS).unwrap();
+    let mut p = client_profile(&host);
+    p.extra = format!(
+        "[environment]\nsecrets = [\"API_KEY\"]\n\n{}",
+        api_secret(&host, "")
+    );
+    let sub = p.toml().replace("name = \"test\"", "name = \"sub\"");
+    std::fs::write(c.workspace.join("sub.toml"), sub).unwrap();
+    let port = host.port();
+    let script = format!(
+        "echo parent=$API_KEY; cat $SSL_CERT_FILE > parent.pem; \
+         cordon-shim spawn --profile sub.toml -- /usr/bin/dash -c \
+           'echo sub=$API_KEY; cat $SSL_CERT_FILE > sub.pem; python3 req.py {port} s'; echo spawn=$?"
+    );
+    let r = session(&host, &c, &p, &script);
+    assert!(
+        r.stdout.contains("spawn=0") && r.stdout.contains("s 200"),
+        "{r:#?}"
+    );
+    let line = |k: &str| {
+        r.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("no {k} in {r:#?}"))
+            .to_string()
+    };
+    let (parent, sub) = (line("parent="), line("sub="));
+    assert!(parent.starts_with("cordon-placeholder-") && sub.starts_with("cordon-placeholder-"));
+    assert_ne!(parent, sub, "each session has its own placeholder");
+    let (a, b) = (
+        std::fs::read_to_string(c.workspace.join("parent.pem")).unwrap(),
+        std::fs::read_to_string(c.workspace.join("sub.pem")).unwrap(),
+    );
+    assert!(
+        a.contains("BEGIN CERTIFICATE") && a != b,
+        "each session has its own CA"
+    );
+    assert_eq!(with_value(&host, API_VALUE), 1, "{:#?}", host.heads());
+    assert_unseen(&c, &r.stdout, &r.stderr);
+}
