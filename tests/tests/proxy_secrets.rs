@@ -489,3 +489,52 @@ fn a_sub_agent_has_its_own_session_ca_placeholder_and_injecting_proxy() {
     assert_eq!(with_value(&host, API_VALUE), 1, "{:#?}", host.heads());
     assert_unseen(&c, &r.stdout, &r.stderr);
 }
+
+#[test]
+fn the_agents_value_is_fetched_at_its_first_use_and_revoked_once_at_the_end() {
+    need_clients();
+    let host = Host::start();
+    let port = host.port();
+    for (requests, fetched) in [("", 0), ("a b", 1)] {
+        let c = Case::new();
+        std::fs::write(c.workspace.join("req.py"), REQUESTS).unwrap();
+        let revoke = c.dir.path().join("revoke.sh");
+        let log = c.dir.path().join("revoked");
+        std::fs::write(
+            &revoke,
+            format!(
+                "#!/bin/sh\ncat >/dev/null\necho revoked >> {}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&revoke, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut p = client_profile(&host);
+        p.extra = format!(
+            "[environment]\nsecrets = [\"API_KEY\"]\n\n{}",
+            api_secret(&host, &format!("revoke = [\"{}\"]", revoke.display()))
+        );
+        let r = session(
+            &host,
+            &c,
+            &p,
+            &format!("python3 req.py {port} {requests}; echo rc=$?"),
+        );
+        assert!(r.stdout.contains("rc=0"), "{r:#?}");
+        let fetches = records(&c, "secret")
+            .iter()
+            .filter(|r| {
+                r["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("fetched for"))
+            })
+            .count();
+        assert_eq!(fetches, fetched, "requests `{requests}`: {r:#?}");
+        let revoked = std::fs::read_to_string(&log).map_or(0, |s| s.lines().count());
+        assert_eq!(
+            revoked, fetched,
+            "revoked once per fetched value, at the session's end"
+        );
+    }
+}
