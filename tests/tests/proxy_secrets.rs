@@ -538,3 +538,49 @@ fn the_agents_value_is_fetched_at_its_first_use_and_revoked_once_at_the_end() {
         );
     }
 }
+
+#[test]
+fn a_tools_value_is_fetched_for_its_call_and_revoked_before_the_call_returns() {
+    need_clients();
+    let host = Host::start();
+    let port = host.port();
+    let c = Case::new();
+    std::fs::write(c.workspace.join("req.py"), REQUESTS).unwrap();
+    // The revoke hook runs outside every sandbox; it writes where the
+    // agent looks, so the agent sees whether it ran before its reply.
+    let revoke = c.dir.path().join("revoke.sh");
+    std::fs::write(
+        &revoke,
+        format!(
+            "#!/bin/sh\ncat >/dev/null\necho revoked >> {}\n",
+            c.workspace.join("revoked").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&revoke, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut p = as_tool(client_profile(&host), "/usr/bin/python3.11");
+    p.extra = format!(
+        "[tools.python3]\npath = \"/usr/bin/python3\"\nallow = [[\"**\"]]\nsecrets = [\"API_KEY\"]\n\n\
+         [tools.python3.sandbox]\nallow_hosts = [\"{}\"]\n\n{}",
+        host.allow_name(),
+        api_secret(&host, &format!("revoke = [\"{}\"]", revoke.display()))
+    );
+    let r = session(
+        &host,
+        &c,
+        &p,
+        &format!(
+            "n() {{ k=0; while read -r l; do k=$((k+1)); done < revoked; echo $k; }}; \
+             python3 req.py {port} a b; echo first=$(n); \
+             python3 req.py {port}; echo second=$(n); \
+             python3 req.py {port} c; echo third=$(n)"
+        ),
+    );
+    // One fetch and one revoke per call that needed the value, done when
+    // the call's reply arrives; a call that sent nothing fetched nothing.
+    assert!(r.stdout.contains("first=1"), "{r:#?}");
+    assert!(r.stdout.contains("second=1"), "{r:#?}");
+    assert!(r.stdout.contains("third=2"), "{r:#?}");
+    assert_eq!(with_value(&host, API_VALUE), 3, "{:#?}", host.heads());
+    assert_unseen(&c, &r.stdout, &r.stderr);
+}
