@@ -584,3 +584,79 @@ fn a_tools_value_is_fetched_for_its_call_and_revoked_before_the_call_returns() {
     assert_eq!(with_value(&host, API_VALUE), 3, "{:#?}", host.heads());
     assert_unseen(&c, &r.stdout, &r.stderr);
 }
+
+/// An MCP server whose one tool, `fetch`, requests `/echo` of the local
+/// host with its `API_KEY` as a bearer token, and answers with the status
+/// and whether its own variable is a placeholder.
+const FETCHER: &str = r#"import json, os, sys, urllib.request as u
+def send(m):
+    sys.stdout.write(json.dumps(m) + "\n"); sys.stdout.flush()
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    if m["method"] == "initialize":
+        send({"jsonrpc": "2.0", "id": m["id"], "result": {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "fetcher", "version": "1"}}})
+    elif m["method"] == "tools/list":
+        send({"jsonrpc": "2.0", "id": m["id"], "result": {"tools": [{"name": "fetch"}]}})
+    elif m["method"] == "tools/call":
+        port = m["params"]["arguments"]["port"]
+        r = u.Request("https://localhost:%s/echo" % port, headers={"Authorization": "Bearer " + os.environ["API_KEY"]})
+        status = u.urlopen(r).status
+        held = "placeholder" if os.environ["API_KEY"].startswith("cordon-placeholder-") else "other"
+        send({"jsonrpc": "2.0", "id": m["id"], "result": {"content": [{"type": "text", "text": "status %s, holds a %s" % (status, held)}]}})
+"#;
+
+#[test]
+fn an_mcp_server_holds_a_placeholder_and_its_proxy_injects() {
+    need_clients();
+    let host = Host::start();
+    let c = Case::new();
+    let server = c.dir.path().join("fetcher.py");
+    std::fs::write(&server, FETCHER).unwrap();
+    let mut p = Profile::base();
+    p.read.push("{workspace}".into());
+    p.extra = format!(
+        r#"
+[mcp.web]
+command = ["/usr/bin/python3", "{server}"]
+secrets = ["API_KEY"]
+[mcp.web.sandbox]
+read = ["{server}", "/usr/lib/python3", "/usr/lib/python3.11", "/usr/lib/ssl", "/etc", "/usr/share"]
+exec = ["/usr/lib/x86_64-linux-gnu"]
+allow_hosts = ["{allow}"]
+
+[mcp.web.tools.fetch]
+allow = [{{}}]
+
+{secret}"#,
+        server = server.display(),
+        allow = host.allow_name(),
+        secret = api_secret(&host, "")
+    );
+    let port = host.port();
+    let script = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{{}},\"clientInfo\":{{\"name\":\"probe\",\"version\":\"1\"}}}}}}\n\
+         {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}}\n\
+         {{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{{\"name\":\"fetch\",\"arguments\":{{\"port\":\"{port}\"}}}}}}\n"
+    );
+    let file = c.workspace.join("script");
+    std::fs::write(&file, script).unwrap();
+    let mut cmd = host.cordon_run(&c, &p);
+    cmd.arg(probe()).args(["mcp", "web", &path_str(&file)]);
+    let r = Run::from(cmd.output().unwrap());
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(
+        r.stdout.contains("status 200, holds a placeholder"),
+        "{r:#?}"
+    );
+    assert_eq!(with_value(&host, API_VALUE), 1, "{:#?}", host.heads());
+    let injected = records(&c, "inject");
+    assert!(
+        injected
+            .iter()
+            .any(|r| r["decision"] == "allow" && r["tool"] == "mcp:web"),
+        "{injected:#?}"
+    );
+    assert_unseen(&c, &r.stdout, &r.stderr);
+}

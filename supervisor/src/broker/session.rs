@@ -141,21 +141,6 @@ impl Session {
             })?;
             tool_plans.insert(name.clone(), plan);
         }
-        // A sandbox whose proxy injects reads the session's CA bundle.
-        for (name, plan) in &mut tool_plans {
-            if let Some(t) = &parts.tls {
-                if super::proxied::injects(&parts.profile, name) {
-                    let rule =
-                        crate::sandbox::proxied::bundle_rule(&t.bundle).map_err(|source| {
-                            SessionError::ToolPlan {
-                                tool: name.clone(),
-                                source,
-                            }
-                        })?;
-                    plan.filesystem.read.push(rule);
-                }
-            }
-        }
         // MCP servers run through the same launcher, each in its own
         // sandbox planned the same way.
         for server in parts.profile.mcp.values() {
@@ -172,6 +157,22 @@ impl Session {
                 source,
             })?;
             tool_plans.insert(tool.name, plan);
+        }
+        // A sandbox whose proxy injects (a tool's, an MCP server's) reads the
+        // session's CA bundle.
+        for (name, plan) in &mut tool_plans {
+            if let Some(t) = &parts.tls {
+                if super::proxied::injects(&parts.profile, name) {
+                    let rule =
+                        crate::sandbox::proxied::bundle_rule(&t.bundle).map_err(|source| {
+                            SessionError::ToolPlan {
+                                tool: name.clone(),
+                                source,
+                            }
+                        })?;
+                    plan.filesystem.read.push(rule);
+                }
+            }
         }
         let approvals = Queue::new(parts.profile.approval.clone(), &parts.id);
         if parts.operators {
