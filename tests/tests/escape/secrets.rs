@@ -150,6 +150,53 @@ print(u.urlopen(r).read().decode())'; echo rc=$?"
             },
         ),
         case(
+            "secrets.stale-placeholder-replayed",
+            "take the placeholder a tool call wrote out and send it again, from the agent and from a later call of the tool",
+            |c| {
+                need_clients();
+                let host = Host::start();
+                let mut p = as_tool(client_profile(&host), "/usr/bin/python3.11");
+                p.extra = format!(
+                    "{}{}",
+                    proxied_tool(&host, "python3", "/usr/bin/python3", "API_KEY"),
+                    api_secret(&host, "")
+                );
+                let port = host.port();
+                std::fs::write(
+                    c.workspace.join("send.py"),
+                    "import os, sys, urllib.request as u\n\
+                     token = sys.argv[2] if len(sys.argv) > 2 else os.environ['API_KEY']\n\
+                     open('ph-%d.txt' % len(sys.argv), 'w').write(os.environ.get('API_KEY', ''))\n\
+                     r = u.Request('https://localhost:%s/echo' % sys.argv[1], headers={'Authorization': 'Bearer ' + token})\n\
+                     print(u.urlopen(r).status)\n",
+                )
+                .unwrap();
+                // Call 1 uses its own placeholder (injected) and leaves it
+                // in the workspace; call 2 sends call 1's; the agent sends it
+                // straight through a tunnel of its own (it holds no CA of
+                // the session: -k, the host is the test's own).
+                p.allow_hosts.push(host.allow_address());
+                let script = format!(
+                    "python3 send.py {port}; old=$(cat ph-2.txt); \
+                     python3 send.py {port} \"$old\"; \
+                     curl -sS -k -m 10 --http1.1 -o /dev/null -w 'agent=%{{http_code}}\\n' -H \"Authorization: Bearer $old\" https://127.0.0.1:{port}/echo; \
+                     echo rc=$?"
+                );
+                let r = session(&host, c, &p, &script);
+                assert!(r.stdout.contains("rc=0"), "{r:#?}");
+                let old = std::fs::read_to_string(c.workspace.join("ph-2.txt")).unwrap();
+                let newer = std::fs::read_to_string(c.workspace.join("ph-3.txt")).unwrap();
+                assert!(old.starts_with("cordon-placeholder-") && newer.starts_with("cordon-placeholder-"));
+                assert_ne!(old, newer, "each call gets a fresh placeholder");
+                // Only call 1's own request carried the value.
+                let got = carried(&host, API_VALUE);
+                assert_eq!(got.len(), 1, "{got:#?}");
+                let with_old = host.heads().iter().filter(|h| h.contains(old.as_str())).count();
+                assert_eq!(with_old, 2, "the stale placeholder arrived as itself: {:#?}", host.heads());
+                assert_unseen(c, &r.stdout, &r.stderr);
+            },
+        ),
+        case(
             "secrets.setsid-child-outlives-call",
             "leave a setsid daemon behind a tool call that held a secret, to use it after the call",
             |c| {
