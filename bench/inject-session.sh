@@ -12,7 +12,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 runs=${RUNS:-200}
-cargo build --release -p cordon --bin cordon 2>/dev/null
+# cordon-shim too: a session with a proxy secret has a broker.
+cargo build --release -p cordon --bin cordon -p cordon-shim --bin cordon-shim 2>/dev/null
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 cp profiles/minimal.toml "$dir/plain.toml"
