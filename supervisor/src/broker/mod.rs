@@ -10,12 +10,14 @@
 //! but the first [`FOREGROUND_CALLS`] of them at a low priority.
 
 mod approve;
+mod call_env;
 pub mod control;
 mod exec;
 mod expose;
 pub mod handoff;
 mod mcp;
 mod mcp_call;
+mod mcp_server;
 mod peer;
 pub mod prompt;
 mod pump;
