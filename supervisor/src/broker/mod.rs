@@ -10,6 +10,7 @@
 //! but the first [`FOREGROUND_CALLS`] of them at a low priority.
 
 mod approve;
+mod call_env;
 pub mod control;
 mod exec;
 mod expose;
@@ -17,6 +18,7 @@ pub mod handoff;
 mod leak;
 mod mcp;
 mod mcp_call;
+mod mcp_server;
 mod peer;
 pub mod prompt;
 mod proxied;

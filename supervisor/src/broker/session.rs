@@ -144,7 +144,7 @@ impl Session {
         // MCP servers run through the same launcher, each in its own
         // sandbox planned the same way.
         for server in parts.profile.mcp.values() {
-            let tool = super::mcp::as_tool(server);
+            let tool = super::mcp_server::as_tool(server);
             let plan = tool_plan(
                 &parts.profile,
                 &tool,
