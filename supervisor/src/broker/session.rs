@@ -17,6 +17,7 @@ use crate::policy::{Policy, PolicyError};
 use crate::process::{Killer, Refusals};
 use crate::profile::{Placeholders, Profile};
 use crate::sandbox::loader::LoaderCache;
+use crate::sandbox::proxied::SessionTls;
 use crate::sandbox::tool_plan::{tool_plan, ToolPlan};
 
 /// Everything a call needs to know about its session.
@@ -68,6 +69,11 @@ pub struct Session {
     pub subs: Mutex<Vec<Weak<Session>>>,
     /// cordon's identity issuer, loaded at the first identity secret.
     issuer: OnceLock<Result<Arc<Issuer>, String>>,
+    /// The session CA and its bundle, for proxy-delivered secrets.
+    pub tls: Option<SessionTls>,
+    /// This session, for what outlives a borrow of it (a tool call's
+    /// injector, held by its proxy's threads); set by `broker::start`.
+    this: OnceLock<Weak<Session>>,
     /// The profile's Cedar policies (`[policy] cedar`), shared with the
     /// session's egress proxies.
     pub cedar: Option<Arc<SessionPolicies>>,
@@ -92,6 +98,9 @@ pub struct SessionParts {
     /// What the loader needs, as the agent's plan found it (the tools'
     /// plans share most of it).
     pub loader: LoaderCache,
+    /// The session CA and its bundle (a profile with proxy-delivered
+    /// secrets).
+    pub tls: Option<SessionTls>,
     /// The profile's Cedar policies for this session (the agent's egress
     /// proxy, started before the broker, asks the same ones).
     pub cedar: Option<Arc<SessionPolicies>>,
@@ -149,6 +158,22 @@ impl Session {
             })?;
             tool_plans.insert(tool.name, plan);
         }
+        // A sandbox whose proxy injects (a tool's, an MCP server's) reads the
+        // session's CA bundle.
+        for (name, plan) in &mut tool_plans {
+            if let Some(t) = &parts.tls {
+                if super::proxied::injects(&parts.profile, name) {
+                    let rule =
+                        crate::sandbox::proxied::bundle_rule(&t.bundle).map_err(|source| {
+                            SessionError::ToolPlan {
+                                tool: name.clone(),
+                                source,
+                            }
+                        })?;
+                    plan.filesystem.read.push(rule);
+                }
+            }
+        }
         let approvals = Queue::new(parts.profile.approval.clone(), &parts.id);
         if parts.operators {
             approvals.set_operators();
@@ -178,9 +203,21 @@ impl Session {
             shim: parts.shim,
             subs: Mutex::default(),
             issuer: OnceLock::new(),
+            tls: parts.tls,
+            this: OnceLock::new(),
             cedar: parts.cedar,
             profile: parts.profile,
         })
+    }
+
+    /// Remembers `session` as itself (once; `broker::start` does it).
+    pub fn set_this(session: &Arc<Session>) {
+        let _ = session.this.set(Arc::downgrade(session));
+    }
+
+    /// This session, weakly (empty before `broker::start`).
+    pub fn this(&self) -> Weak<Session> {
+        self.this.get().cloned().unwrap_or_default()
     }
 
     /// The identity issuer: cordon's signing key (the systemd credential
