@@ -446,7 +446,7 @@ fn push_with_a_token_git_never_holds(host: &Host, c: &Case, text: &str, push: &s
         .output()
         .unwrap();
     assert!(pushed.status.success(), "the branch arrived: {pushed:?}");
-    let injected = records(&c, "inject");
+    let injected = records(c, "inject");
     assert!(
         injected.iter().any(|r| r["decision"] == "allow"
             && r["tool"] == "git"
@@ -455,7 +455,7 @@ fn push_with_a_token_git_never_holds(host: &Host, c: &Case, text: &str, push: &s
                 .is_some_and(|d| d.contains("git-receive-pack"))),
         "{injected:#?}"
     );
-    assert_unseen(&c, &r.stdout, &r.stderr);
+    assert_unseen(c, &r.stdout, &r.stderr);
 }
 
 #[test]
