@@ -181,11 +181,13 @@ fn respell(g: &Grammar, c: &Canonical, dice: &mut Dice<'_>) -> Vec<Vec<u8>> {
             }
             _ => out.extend(tokens.iter().cloned()),
         }
-        // A bundle may grow only from a short whose letters end the token.
+        // A bundle may grow only from a short whose letters end the token
+        // (`-4` may take more letters; `--context=4`, the same option
+        // spelled long, may not).
         let single = out
             .last()
             .is_some_and(|l| l.len() >= 2 && l[0] == b'-' && l[1] != b'-');
-        bundle_open = (gnu && !closes && single && value.is_none()) || (digits && !closes);
+        bundle_open = single && !closes && ((gnu && value.is_none()) || digits);
         last_was_digits = digits;
     }
     out
