@@ -181,7 +181,8 @@ impl Policy {
                             verdict: Verdict::Deny,
                             reason: format!(
                                 "`{shown}` is not a value allowed by {} ({})",
-                                rule.pattern, rule.origin
+                                shorten(&rule.pattern),
+                                rule.origin
                             ),
                             rule: Some(rule),
                             canonical: None,
@@ -193,7 +194,8 @@ impl Policy {
                     let rule = value_rule_ref(g, *index);
                     d.reason = format!(
                         "approval required (`{shown}` needs approval by {} ({}))",
-                        rule.pattern, rule.origin
+                        shorten(&rule.pattern),
+                        rule.origin
                     );
                     d.verdict = Verdict::Approve;
                     d.rule = Some(rule);
@@ -370,6 +372,20 @@ fn render_call(tool: &str, args: &[&[u8]]) -> String {
         out.push('…');
     }
     out
+}
+
+/// A rule as shown in a reason: an option rule may list dozens of values
+/// (the agent CLIs' hardening options), and the reason goes back to the
+/// agent and onto stderr; the rule's place names the whole of it.
+fn shorten(pattern: &str) -> String {
+    if pattern.len() <= MAX_SHOWN {
+        return pattern.to_string();
+    }
+    let mut cut = MAX_SHOWN;
+    while !pattern.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{} …]", &pattern[..cut])
 }
 
 fn render_arg(arg: &[u8], quote: bool) -> String {
