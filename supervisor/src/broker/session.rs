@@ -66,6 +66,8 @@ pub struct Session {
     pub shim: Option<PathBuf>,
     /// Sub-agent sessions running now.
     pub subs: Mutex<Vec<Weak<Session>>>,
+    /// Where the session's refusals are said.
+    pub notices: Arc<crate::process::Notices>,
     /// cordon's identity issuer, loaded at the first identity secret.
     issuer: OnceLock<Result<Arc<Issuer>, String>>,
     /// The profile's Cedar policies, compiled at their first use.
@@ -91,6 +93,9 @@ pub struct SessionParts {
     /// What the loader needs, as the agent's plan found it (the tools'
     /// plans share most of it).
     pub loader: LoaderCache,
+    /// Where the session's refusals are said (and, for those without a
+    /// record of their own, recorded).
+    pub notices: Arc<crate::process::Notices>,
 }
 
 /// Why a broker session could not be set up.
@@ -173,6 +178,7 @@ impl Session {
             chain: parts.chain,
             shim: parts.shim,
             subs: Mutex::default(),
+            notices: parts.notices,
             issuer: OnceLock::new(),
             cedar: OnceLock::new(),
             profile: parts.profile,

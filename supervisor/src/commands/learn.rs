@@ -174,6 +174,7 @@ pub fn learn(args: LearnArgs) -> ExitCode {
         deadline: None,
         loud: true,
         net: None,
+        notices: None,
     };
     let outcome = match started.supervise(Stops::Signals(&signals), policy) {
         Ok(o) => o,

@@ -354,7 +354,7 @@ const MAX_SHOWN: usize = 200;
 
 /// `git push origin main`, one line, every byte that is not printable ASCII
 /// escaped, arguments with spaces or quotes in single quotes, shortened.
-fn render_call(tool: &str, args: &[&[u8]]) -> String {
+pub fn render_call(tool: &str, args: &[&[u8]]) -> String {
     let mut out = render_arg(tool.as_bytes(), false);
     for arg in args {
         if out.len() > MAX_SHOWN {

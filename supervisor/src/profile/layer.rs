@@ -60,6 +60,8 @@ pub(super) struct Layer {
     pub denied_action: Option<Located<DivergenceAction>>,
     pub max_denials: Option<Located<u32>>,
     pub sub_agent: Option<DivergenceAction>,
+    pub tolerated_hosts: Vec<HostRule>,
+    pub tolerated_execs: Vec<PathRule>,
     pub env_pass: Vec<Located<String>>,
     /// Keyed by variable name; the location is the key's.
     pub env_set: BTreeMap<String, Located<String>>,
@@ -102,6 +104,8 @@ impl Layer {
             denied_action: None,
             max_denials: None,
             sub_agent: None,
+            tolerated_hosts: Vec::new(),
+            tolerated_execs: Vec::new(),
             env_pass: Vec::new(),
             env_set: BTreeMap::new(),
             env_secrets: Vec::new(),
@@ -152,6 +156,10 @@ impl Layer {
             denied_action: child.denied_action.or(p.denied_action),
             max_denials: child.max_denials.or(p.max_denials),
             sub_agent: child.sub_agent.or(p.sub_agent),
+            tolerated_hosts: concat_unique(p.tolerated_hosts, child.tolerated_hosts, |r| {
+                r.text.clone()
+            }),
+            tolerated_execs: merge_paths(p.tolerated_execs, child.tolerated_execs),
             env_pass: concat_unique(p.env_pass, child.env_pass, |l| l.value.clone()),
             env_set: {
                 let mut set = p.env_set;
@@ -219,6 +227,8 @@ impl Layer {
                     .map_or(defaults.denied_action, |l| l.value),
                 max_denials: self.max_denials.map_or(defaults.max_denials, |l| l.value),
                 sub_agent: self.sub_agent.unwrap_or(defaults.sub_agent),
+                tolerated_hosts: self.tolerated_hosts,
+                tolerated_execs: self.tolerated_execs,
             },
             environment: Environment {
                 pass: self.env_pass.into_iter().map(|l| l.value).collect(),

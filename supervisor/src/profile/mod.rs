@@ -617,6 +617,14 @@ pub struct Divergence {
     /// A sub-agent of this session diverged: `Deny` kills only the
     /// sub-agent; `Kill` kills this session too.
     pub sub_agent: DivergenceAction,
+    /// Connections to these hosts are refused as the host rules say, and
+    /// recorded, but never counted toward `max_denials`: what a CLI sends
+    /// that the agent cannot help (telemetry, update checks).
+    pub tolerated_hosts: Vec<HostRule>,
+    /// Execs of these files (or trees) are refused with EACCES and
+    /// recorded, never divergence, whatever `undeclared_tool` says: what a
+    /// CLI only probes for at start.
+    pub tolerated_execs: Vec<PathRule>,
 }
 
 impl Default for Divergence {
@@ -626,6 +634,8 @@ impl Default for Divergence {
             denied_action: DivergenceAction::Deny,
             max_denials: 3,
             sub_agent: DivergenceAction::Deny,
+            tolerated_hosts: Vec::new(),
+            tolerated_execs: Vec::new(),
         }
     }
 }

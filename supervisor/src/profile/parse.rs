@@ -354,13 +354,35 @@ fn syscall(w: &mut Walker<'_>, name: &str, item: &Value<'_>) -> Option<SyscallRu
 }
 
 fn divergence(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
-    const KEYS: [&str; 4] = [
+    const KEYS: [&str; 6] = [
         "undeclared_tool",
         "denied_action",
         "max_denials",
         "sub_agent",
+        "tolerated_hosts",
+        "tolerated_execs",
     ];
     w.unknown_keys(t, &KEYS, "[divergence]");
+    if let Some(v) = t.get("tolerated_hosts") {
+        layer.tolerated_hosts = host_rules(w, "tolerated_hosts", v);
+        for rule in layer.tolerated_hosts.iter().filter(|r| !r.via.is_empty()) {
+            w.diags.push(Diagnostic {
+                location: rule.origin.clone(),
+                message: format!(
+                    "`tolerated_hosts` entry `{}`: `via` has no meaning here (a tolerated host is one that is refused); write `HOST:PORT`",
+                    rule.text
+                ),
+            });
+        }
+    }
+    if let Some(v) = t.get("tolerated_execs") {
+        let expects = "an array of paths (strings, or { path = \"...\", optional = true })";
+        for item in w.array("tolerated_execs", v, expects) {
+            if let Some(rule) = super::sections::path_rule(w, "tolerated_execs", item) {
+                layer.tolerated_execs.push(rule);
+            }
+        }
+    }
     let words = [
         ("kill", DivergenceAction::Kill),
         ("deny", DivergenceAction::Deny),

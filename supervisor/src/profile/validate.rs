@@ -53,6 +53,7 @@ pub(super) fn check_profile(merged: &Layer, diags: &mut Vec<Diagnostic>) {
     tools_not_agent_executable(merged, diags);
     exec_not_writable(merged, diags);
     unmask_names_a_deny(merged, diags);
+    tolerated_execs_are_refused(merged, diags);
     tool_secrets_declared(merged, diags);
     secrets_used(merged, diags);
     env_source_not_passed(merged, diags);
@@ -290,6 +291,26 @@ pub fn exec_on_writable_message(
 fn under(a: &str, b: &str) -> bool {
     a.strip_prefix(b)
         .is_some_and(|rest| rest.starts_with('/') || b.ends_with('/'))
+}
+
+/// A tolerated exec is one the profile refuses: inside an exec grant it
+/// would simply run, and the entry would say the opposite of what happens.
+fn tolerated_execs_are_refused(merged: &Layer, diags: &mut Vec<Diagnostic>) {
+    for t in &merged.tolerated_execs {
+        let tp = normal(&t.path);
+        if let Some(grant) = merged.filesystem.exec.iter().find(|g| {
+            let g = normal(&g.path);
+            tp == g || under(&tp, &g)
+        }) {
+            diags.push(Diagnostic {
+                location: t.origin.clone(),
+                message: format!(
+                    "`tolerated_execs` entry `{}` lies in the exec grant `{}` at {}: the agent may run it, so there is no refusal to tolerate; remove one of them",
+                    t.path, grant.path, grant.origin
+                ),
+            });
+        }
+    }
 }
 
 /// A tool's `secrets` must name a `[secrets.NAME]` of the merged profile.

@@ -373,3 +373,23 @@ fn an_exec_grant_on_a_writable_tree_is_an_error() {
         assert!(e.is_empty(), "{exec} / {write}: {e:#?}");
     }
 }
+
+#[test]
+fn tolerated_lists_are_checked() {
+    let mut diags = Vec::new();
+    let src = format!("{NAME}[filesystem]\nexec = [\"/usr/bin\"]\n[divergence]\ntolerated_hosts = [\"ab.example:443 via 10.0.0.0/8\", \"ab.example:443\"]\ntolerated_execs = [\"/usr/bin/env\"]\n");
+    let l = parse_layer(Arc::from(Path::new("v.toml")), &src, &mut diags).unwrap();
+    check_profile(&l, &mut diags);
+    let e: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(
+        e[0].starts_with("v.toml:6:20: `tolerated_hosts` entry `ab.example:443 via 10.0.0.0/8`: `via` has no meaning here"),
+        "{e:#?}"
+    );
+    assert!(
+        e[1].starts_with(
+            "v.toml:7:20: `tolerated_execs` entry `/usr/bin/env` lies in the exec grant `/usr/bin`"
+        ),
+        "{e:#?}"
+    );
+}

@@ -81,6 +81,9 @@ pub struct Plan {
     /// Canonical paths of the dynamic loaders: executable only as the
     /// interpreter of a program; executing one directly is divergence.
     pub interpreters: Vec<PathBuf>,
+    /// `[divergence] tolerated_execs`, canonical (those that exist), each
+    /// with its rule's name.
+    pub tolerated_execs: Vec<(PathBuf, String)>,
     /// What the loader was found to need, kept for the tools' plans.
     pub loader: LoaderCache,
     /// Where the agent's connects and addressed sends may go (the
@@ -99,6 +102,21 @@ fn exec_allowed(fs: &Filesystem, values: &Placeholders) -> Vec<PathBuf> {
     fs.exec
         .iter()
         .filter_map(|r| std::fs::canonicalize(r.path.expand(values)).ok())
+        .collect()
+}
+
+/// The canonical form of each tolerated exec that exists, with its name in
+/// records (`divergence.tolerated_execs[N]`).
+fn tolerated_execs(profile: &Profile, values: &Placeholders) -> Vec<(PathBuf, String)> {
+    profile
+        .divergence
+        .tolerated_execs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let path = std::fs::canonicalize(r.path.expand(values)).ok()?;
+            Some((path, format!("divergence.tolerated_execs[{i}]")))
+        })
         .collect()
 }
 
@@ -285,6 +303,7 @@ pub fn build(
         session.create_mask_dir()
     })?;
     let net = agent_net(profile, &filesystem, &values, &session, brokered)?;
+    let tolerated_execs = tolerated_execs(profile, &values);
 
     tracing::debug!(
         shadows_us = t_shadows.as_micros(),
@@ -301,6 +320,7 @@ pub fn build(
         env,
         exec_allowed,
         interpreters: loader.interpreters,
+        tolerated_execs,
         loader: cache,
         net,
     })
@@ -369,6 +389,7 @@ pub fn build_observed(
         env,
         exec_allowed: Vec::new(),
         interpreters: Vec::new(),
+        tolerated_execs: Vec::new(),
         loader: LoaderCache::default(),
         net: NetPolicy::default(),
     })
