@@ -8,6 +8,9 @@
 //!
 //! A stage that refuses returns a [`Stop`]; every counted refusal is
 //! answered and recorded in one place ([`super::refuse`]).
+//!
+//! (Over 400 lines on purpose: the stages read top to bottom in the order
+//! a call goes through them, and splitting them would hide that order.)
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};

@@ -37,7 +37,7 @@ impl Handoff {
     pub fn new() -> Result<Handoff, crate::sys::Errno> {
         Ok(Handoff {
             queue: Mutex::new(VecDeque::new()),
-            wake: crate::sys::fd::eventfd()?,
+            wake: crate::sys::eventfd::eventfd()?,
         })
     }
 
@@ -51,7 +51,7 @@ impl Handoff {
         }
         q.push_back(h);
         drop(q);
-        crate::sys::fd::eventfd_bump(self.wake.as_raw_fd());
+        crate::sys::eventfd::eventfd_bump(self.wake.as_raw_fd());
         Ok(())
     }
 
@@ -66,7 +66,7 @@ impl Handoff {
     }
 
     pub fn clear(&self) {
-        crate::sys::fd::eventfd_clear(self.wake.as_raw_fd());
+        crate::sys::eventfd::eventfd_clear(self.wake.as_raw_fd());
     }
 }
 

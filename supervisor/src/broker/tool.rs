@@ -1,6 +1,9 @@
 //! Running one allowed call: the tool's own sandbox (built with the same
 //! machinery as the agent's), the caller's stdio and working directory,
 //! its time limit, and cancellation from the shim.
+//!
+//! (Over 400 lines: setting up, supervising and ending a call are one
+//! sequence whose order matters for the secrets, kept in one place.)
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;

@@ -16,6 +16,7 @@
 //!   no locks, raw syscalls only.
 
 pub mod child;
+pub mod eventfd;
 pub mod fd;
 pub mod in_sandbox;
 pub mod landlock;

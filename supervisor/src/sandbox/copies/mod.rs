@@ -24,6 +24,12 @@ use sha2::{Digest, Sha256};
 
 use crate::profile::{Filesystem, Location, Placeholders, Profile};
 
+mod cache;
+#[cfg(test)]
+mod tests;
+
+pub use cache::{default_cache_dir, scan_cached, usable_cache, CACHE_TTL};
+
 /// Trees never walked: the kernel's own, with no programs to copy.
 const PSEUDO: [&str; 3] = ["/proc", "/sys", "/dev"];
 /// Files walked per launch at most; past it the walk stops and says so.
@@ -77,7 +83,7 @@ pub struct Scan {
 /// A directory as the walk saw it: a changed one has another mtime or
 /// ctime (an entry added, removed or renamed).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct DirStamp {
+pub(super) struct DirStamp {
     path: PathBuf,
     dev: u64,
     ino: u64,
@@ -248,159 +254,6 @@ pub fn check(profile: &Profile, shim: Option<&Path>) -> Vec<Reachable> {
     found
 }
 
-/// How long a clean scan is trusted while no walked directory changes: a
-/// file rewritten in place (its directory unchanged) is seen after this.
-pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct CachedScan {
-    created: u64,
-    files: usize,
-    dirs: Vec<DirStamp>,
-}
-
-/// What a scan depends on besides the directories' contents: the roots,
-/// the skipped trees and the tools, as a file name.
-fn cache_key(
-    profile: &Profile,
-    fs: &Filesystem,
-    values: &Placeholders,
-    shadows: &[PathBuf],
-) -> String {
-    let mut h = Sha256::new();
-    let mut add = |s: &str| {
-        h.update(s.as_bytes());
-        h.update([0]);
-    };
-    // Rules as written: {home} and {tmp} are new, empty directories each
-    // session (and writable, so never walked); the workspace is named.
-    add(&values.workspace.display().to_string());
-    for (list, rules) in [
-        ("r", &fs.read),
-        ("x", &fs.exec),
-        ("w", &fs.write),
-        ("d", &fs.deny),
-    ] {
-        let mut paths: Vec<String> = rules.iter().map(|r| r.path.to_string()).collect();
-        paths.sort();
-        add(list);
-        paths.iter().for_each(|p| add(p));
-    }
-    add("s");
-    shadows.iter().for_each(|p| add(&p.display().to_string()));
-    for (name, t) in &profile.tools {
-        let m = std::fs::metadata(&t.path).ok();
-        add(&format!(
-            "t {name} {} {:?}",
-            t.path.display(),
-            m.map(|m| (
-                m.dev(),
-                m.ino(),
-                m.size(),
-                m.mtime(),
-                m.mtime_nsec(),
-                m.ctime()
-            ))
-        ));
-    }
-    crate::audit::hex(&h.finalize())
-}
-
-/// [`scan`], answered from `cache_dir` when a clean scan of the same grants
-/// is there, younger than [`CACHE_TTL`], and none of its directories has
-/// changed since (only clean results are kept: a finding is found again).
-pub fn scan_cached(
-    profile: &Profile,
-    fs: &Filesystem,
-    values: &Placeholders,
-    shadows: &[PathBuf],
-    cache_dir: Option<&Path>,
-) -> Scan {
-    if profile.tools.is_empty() {
-        return Scan::default();
-    }
-    let Some(dir) = cache_dir else {
-        return scan(profile, fs, values, shadows);
-    };
-    let file = dir.join(format!("{}.json", cache_key(profile, fs, values, shadows)));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    if let Some(c) = std::fs::read(&file)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<CachedScan>(&b).ok())
-    {
-        let fresh = now.saturating_sub(c.created) < CACHE_TTL.as_secs();
-        if fresh && c.dirs.iter().all(DirStamp::unchanged) {
-            return Scan {
-                files: c.files,
-                dirs: c.dirs,
-                cached: true,
-                ..Scan::default()
-            };
-        }
-    }
-    let s = scan(profile, fs, values, shadows);
-    if s.found.is_empty() && !s.truncated {
-        let c = CachedScan {
-            created: now,
-            files: s.files,
-            dirs: s.dirs.clone(),
-        };
-        if let Ok(bytes) = serde_json::to_vec(&c) {
-            let _ = write_cache(dir, &file, &bytes);
-        }
-    }
-    s
-}
-
-/// Where clean scans are kept: `CORDON_CACHE_DIR`, else
-/// /var/cache/cordon for root, else $XDG_CACHE_HOME/cordon or
-/// ~/.cache/cordon; `copies/` below it.
-pub fn default_cache_dir() -> Option<PathBuf> {
-    let base = if let Some(d) = std::env::var_os("CORDON_CACHE_DIR") {
-        PathBuf::from(d)
-    } else if crate::sys::geteuid() == 0 {
-        PathBuf::from("/var/cache/cordon")
-    } else if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
-        PathBuf::from(x).join("cordon")
-    } else {
-        PathBuf::from(std::env::var_os("HOME")?).join(".cache/cordon")
-    };
-    Some(base.join("copies"))
-}
-
-/// The cache directory, unless the sandbox could write it (then it could
-/// plant a "clean" result): no cache at all then.
-pub fn usable_cache(
-    dir: Option<PathBuf>,
-    fs: &Filesystem,
-    values: &Placeholders,
-) -> Option<PathBuf> {
-    let dir = dir?;
-    let real = std::fs::canonicalize(&dir)
-        .or_else(|_| dir.parent().map_or(Ok(dir.clone()), std::fs::canonicalize))
-        .unwrap_or_else(|_| dir.clone());
-    let writable = fs.write.iter().any(|w| {
-        let w = w.path.expand(values);
-        let w = std::fs::canonicalize(&w).unwrap_or(w);
-        real.starts_with(&w)
-    });
-    (!writable).then_some(dir)
-}
-
-/// Writes the cache file atomically, in a 0700 directory of ours.
-fn write_cache(dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, file)
-}
-
 fn check_file(
     path: &Path,
     meta: &Metadata,
@@ -432,121 +285,5 @@ fn check_file(
                 grant: origin.clone(),
             });
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn profile(tool: &Path, fs: &str) -> Profile {
-        crate::profile::load_text(
-            Path::new("c.toml"),
-            &format!(
-                "[profile]\nname = \"c\"\n[filesystem]\n{fs}\n[tools.t]\npath = \"{}\"\nallow = [[\"**\"]]\n",
-                tool.display()
-            ),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn hard_links_and_copies_are_found_writable_and_denied_trees_are_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().canonicalize().unwrap();
-        let bin = d.join("bin");
-        let lib = d.join("lib");
-        let rw = d.join("rw");
-        let hidden = d.join("lib/hidden");
-        for x in [&bin, &lib, &rw, &hidden] {
-            std::fs::create_dir_all(x).unwrap();
-        }
-        let tool = bin.join("tool");
-        std::fs::copy("/usr/bin/true", &tool).unwrap();
-        std::fs::hard_link(&tool, lib.join("linked")).unwrap();
-        std::fs::copy(&tool, lib.join("copied")).unwrap();
-        std::fs::copy(&tool, rw.join("mine")).unwrap();
-        std::fs::copy(&tool, hidden.join("masked")).unwrap();
-        // Same size, other bytes: not a copy.
-        let mut other = std::fs::read(&tool).unwrap();
-        let last = other.len() - 1;
-        other[last] ^= 0xff;
-        std::fs::write(lib.join("lookalike"), other).unwrap();
-        let p = profile(
-            &tool,
-            &format!(
-                "read = [\"{}\", \"{}\"]\nwrite = [\"{}\"]\ndeny = [\"{}\"]",
-                lib.display(),
-                d.display(),
-                rw.display(),
-                hidden.display()
-            ),
-        );
-        let values = Placeholders {
-            workspace: d.clone(),
-            home: d.clone(),
-            tmp: d.clone(),
-        };
-        let s = scan(&p, &p.filesystem, &values, &[]);
-        let mut got: Vec<(String, How)> = s
-            .found
-            .iter()
-            .map(|r| {
-                (
-                    r.path.file_name().unwrap().to_string_lossy().into_owned(),
-                    r.how,
-                )
-            })
-            .collect();
-        got.sort_by(|a, b| a.0.cmp(&b.0));
-        assert_eq!(
-            got,
-            vec![
-                ("copied".into(), How::Copy),
-                ("linked".into(), How::HardLink)
-            ],
-            "{s:?}"
-        );
-        assert!(!s.truncated);
-        assert!(s.found[0]
-            .to_string()
-            .contains("add it to [filesystem] deny"));
-        // A shadowed path is the shim in the sandbox: not a way around.
-        let s = scan(
-            &p,
-            &p.filesystem,
-            &values,
-            &[lib.join("linked"), lib.join("copied")],
-        );
-        assert!(s.found.is_empty(), "{s:?}");
-    }
-
-    #[test]
-    fn a_clean_scan_is_cached_until_a_walked_directory_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().canonicalize().unwrap();
-        let (bin, lib, cache) = (d.join("bin"), d.join("lib/sub"), d.join("cache"));
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(&lib).unwrap();
-        let tool = bin.join("tool");
-        std::fs::copy("/usr/bin/true", &tool).unwrap();
-        let p = profile(&tool, &format!("read = [\"{}\"]", d.join("lib").display()));
-        let values = Placeholders {
-            workspace: d.clone(),
-            home: d.clone(),
-            tmp: d.clone(),
-        };
-        let first = scan_cached(&p, &p.filesystem, &values, &[], Some(&cache));
-        assert!(first.found.is_empty() && !first.cached);
-        let second = scan_cached(&p, &p.filesystem, &values, &[], Some(&cache));
-        assert!(second.cached, "{second:?}");
-        // A copy appears in a walked directory: its mtime moves, the cache
-        // is not used, the copy is found.
-        std::fs::copy(&tool, lib.join("copy")).unwrap();
-        let third = scan_cached(&p, &p.filesystem, &values, &[], Some(&cache));
-        assert!(!third.cached && third.found.len() == 1, "{third:?}");
-        // Findings are not cached: still found.
-        let fourth = scan_cached(&p, &p.filesystem, &values, &[], Some(&cache));
-        assert!(!fourth.cached && fourth.found.len() == 1, "{fourth:?}");
     }
 }
