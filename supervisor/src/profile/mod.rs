@@ -10,6 +10,7 @@ mod approval;
 mod deliver;
 mod diagnostic;
 mod extends;
+pub mod find;
 mod grammar;
 pub mod hosts;
 mod identity;
@@ -34,6 +35,7 @@ use std::time::Duration;
 
 pub use deliver::DEFAULT_HEADER;
 pub use diagnostic::{Diagnostic, Location, ProfileError};
+pub use find::{find, FindError};
 pub use grammar::{shipped_grammar, SHIPPED_GRAMMARS};
 pub use paths::{ExpandError, PathTemplate, Placeholders};
 pub use subset::{pattern_within, widenings, Widening};
