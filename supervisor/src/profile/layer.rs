@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::remove::{apply, Removal};
 use super::{
-    Approval, Audit, Divergence, DivergenceAction, Environment, Filesystem, HostRule, Limits,
-    Location, McpServer, Network, OnViolation, PathRule, PathTemplate, PolicyConfig, Profile,
-    SecretSpec, SyscallRule, Syscalls, Tool, DEFAULT_STOP_GRACE,
+    Approval, Audit, Diagnostic, Divergence, DivergenceAction, Environment, Filesystem, HostRule,
+    Limits, Location, McpServer, Network, OnViolation, PathRule, PathTemplate, PolicyConfig,
+    Profile, SecretSpec, SyscallRule, Syscalls, Tool, DEFAULT_STOP_GRACE,
 };
 
 /// A value and where it was written.
@@ -79,6 +80,8 @@ pub(super) struct Layer {
     pub mcp: BTreeMap<String, McpServer>,
     /// `[policy]`, whole (a child's replaces the parent's).
     pub policy: Option<PolicyConfig>,
+    /// Entries this file drops from the lists it inherits.
+    pub removals: Vec<Removal>,
 }
 
 impl Layer {
@@ -116,6 +119,7 @@ impl Layer {
             approval: None,
             mcp: BTreeMap::new(),
             policy: None,
+            removals: Vec::new(),
         }
     }
 
@@ -127,8 +131,44 @@ impl Layer {
     }
 
     /// Applies `child` on top of `self` (the parent); see docs/profiles.md.
-    pub fn merge(self, child: Layer) -> Layer {
-        let p = self;
+    /// A removal of the child's that matches nothing inherited goes to
+    /// `diags`.
+    pub fn merge(self, child: Layer, diags: &mut Vec<Diagnostic>) -> Layer {
+        let mut p = self;
+        let gone = &child.removals;
+        let path = |r: &PathRule| r.path.as_str().to_string();
+        let host = |r: &HostRule| r.text.clone();
+        let port = |l: &Located<u16>| l.value.to_string();
+        p.filesystem.read = apply(p.filesystem.read, "[filesystem] read", gone, path, diags);
+        p.filesystem.write = apply(p.filesystem.write, "[filesystem] write", gone, path, diags);
+        p.filesystem.exec = apply(p.filesystem.exec, "[filesystem] exec", gone, path, diags);
+        p.filesystem.deny = apply(p.filesystem.deny, "[filesystem] deny", gone, path, diags);
+        p.connect_tcp = apply(p.connect_tcp, "[network] connect_tcp", gone, port, diags);
+        p.bind_tcp = apply(p.bind_tcp, "[network] bind_tcp", gone, port, diags);
+        p.allow_hosts = apply(p.allow_hosts, "[network] allow_hosts", gone, host, diags);
+        p.deny_hosts = apply(p.deny_hosts, "[network] deny_hosts", gone, host, diags);
+        p.unix = apply(p.unix, "[network] unix", gone, path, diags);
+        p.env_pass = apply(
+            p.env_pass,
+            "[environment] pass",
+            gone,
+            |l| l.value.clone(),
+            diags,
+        );
+        p.tolerated_hosts = apply(
+            p.tolerated_hosts,
+            "[divergence] tolerated_hosts",
+            gone,
+            host,
+            diags,
+        );
+        p.tolerated_execs = apply(
+            p.tolerated_execs,
+            "[divergence] tolerated_execs",
+            gone,
+            path,
+            diags,
+        );
         Layer {
             file: child.file,
             profile_at: child.profile_at,
@@ -193,6 +233,8 @@ impl Layer {
                 mcp
             },
             policy: child.policy.or(p.policy),
+            // Applied above: what the merged profile inherits is final.
+            removals: Vec::new(),
         }
     }
 

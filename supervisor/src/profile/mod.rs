@@ -19,6 +19,7 @@ mod mcp;
 mod parse;
 mod paths;
 mod policy;
+mod remove;
 mod secrets;
 mod sections;
 mod subset;

@@ -12,8 +12,8 @@ use toml::de::DeTable;
 use super::layer::{Layer, Located};
 use super::walk::{did_you_mean, Value, Walker};
 use super::{
-    approval, extends, secrets, sections, tools, validate, Diagnostic, DivergenceAction, HostRule,
-    OnViolation, PathRule,
+    approval, extends, remove, secrets, sections, tools, validate, Diagnostic, DivergenceAction,
+    HostRule, OnViolation, PathRule,
 };
 use super::{Profile, ProfileError, SyscallRule};
 
@@ -49,7 +49,7 @@ pub(super) fn load_file(path: &Path) -> Result<Profile, ProfileError> {
     let merged = chain
         .into_iter()
         .rev()
-        .reduce(|parent, child| parent.merge(child));
+        .reduce(|parent, child| parent.merge(child, &mut diags));
     if let Some(merged) = &merged {
         validate::check_profile(merged, &mut diags);
     }
@@ -256,13 +256,31 @@ fn network(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
     w.unknown_keys(t, &KEYS, "[network]");
     for (key, value) in t.iter() {
         let name = key.get_ref().as_ref();
-        match name {
-            "connect_tcp" => layer.connect_tcp = ports(w, name, value),
-            "bind_tcp" => layer.bind_tcp = ports(w, name, value),
-            "allow_hosts" => layer.allow_hosts = host_rules(w, name, value),
-            "deny_hosts" => layer.deny_hosts = host_rules(w, name, value),
-            "unix" => layer.unix = unix_rules(w, name, value),
-            _ => {}
+        let id = match name {
+            "connect_tcp" => "[network] connect_tcp",
+            "bind_tcp" => "[network] bind_tcp",
+            "allow_hosts" => "[network] allow_hosts",
+            "deny_hosts" => "[network] deny_hosts",
+            "unix" => "[network] unix",
+            _ => continue,
+        };
+        let (add, remove) = remove::split(w, name, value);
+        if let Some(value) = add {
+            match name {
+                "connect_tcp" => layer.connect_tcp = ports(w, name, value),
+                "bind_tcp" => layer.bind_tcp = ports(w, name, value),
+                "allow_hosts" => layer.allow_hosts = host_rules(w, name, value),
+                "deny_hosts" => layer.deny_hosts = host_rules(w, name, value),
+                _ => layer.unix = unix_rules(w, name, value),
+            }
+        }
+        if let Some(r) = remove {
+            let removals = match name {
+                "connect_tcp" | "bind_tcp" => remove::ports(id, ports(w, name, r)),
+                "allow_hosts" | "deny_hosts" => host_removals(id, host_rules(w, name, r)),
+                _ => super::sections::path_removals(id, unix_rules(w, name, r)),
+            };
+            layer.removals.extend(removals);
         }
     }
 }
@@ -275,6 +293,11 @@ pub(super) fn unix_rules(w: &mut Walker<'_>, key: &str, value: &Value<'_>) -> Ve
         .iter()
         .filter_map(|item| super::sections::path_rule(w, key, item))
         .collect()
+}
+
+/// Host rules as removals from `list`, keyed by the rule's text.
+fn host_removals(list: &'static str, rules: Vec<HostRule>) -> Vec<remove::Removal> {
+    remove::removals(list, rules, |r| (r.text.clone(), r.origin.clone()))
 }
 
 /// `allow_hosts` / `deny_hosts`: `HOST:PORT [via ADDR,...]` strings.
@@ -364,7 +387,16 @@ fn divergence(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
     ];
     w.unknown_keys(t, &KEYS, "[divergence]");
     if let Some(v) = t.get("tolerated_hosts") {
-        layer.tolerated_hosts = host_rules(w, "tolerated_hosts", v);
+        let (add, remove) = remove::split(w, "tolerated_hosts", v);
+        if let Some(r) = remove {
+            let rules = host_rules(w, "tolerated_hosts", r);
+            layer
+                .removals
+                .extend(host_removals("[divergence] tolerated_hosts", rules));
+        }
+        if let Some(v) = add {
+            layer.tolerated_hosts = host_rules(w, "tolerated_hosts", v);
+        }
         for rule in layer.tolerated_hosts.iter().filter(|r| !r.via.is_empty()) {
             w.diags.push(Diagnostic {
                 location: rule.origin.clone(),
@@ -376,11 +408,16 @@ fn divergence(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
         }
     }
     if let Some(v) = t.get("tolerated_execs") {
-        let expects = "an array of paths (strings, or { path = \"...\", optional = true })";
-        for item in w.array("tolerated_execs", v, expects) {
-            if let Some(rule) = super::sections::path_rule(w, "tolerated_execs", item) {
-                layer.tolerated_execs.push(rule);
-            }
+        let (add, remove) = remove::split(w, "tolerated_execs", v);
+        if let Some(v) = add {
+            layer.tolerated_execs = super::sections::path_rules(w, "tolerated_execs", v);
+        }
+        if let Some(r) = remove {
+            let rules = super::sections::path_rules(w, "tolerated_execs", r);
+            layer.removals.extend(super::sections::path_removals(
+                "[divergence] tolerated_execs",
+                rules,
+            ));
         }
     }
     let words = [

@@ -102,7 +102,9 @@ fn pass_and_set_of_the_same_name() {
 fn merge_follows_the_documented_rules() {
     let parent = layer("[profile]\nname = \"base\"\ndescription = \"d\"\nstop_grace = \"7s\"\n[filesystem]\nread = [\"/usr\", { path = \"/nope\", optional = true }]\n[network]\nconnect_tcp = [443]\n[environment]\nset = { A = \"p\", B = \"p\" }\n[limits]\nnofile = 10\ncpu = 5\n");
     let child = layer("[profile]\nname = \"kid\"\nbest_effort = true\n[filesystem]\nread = [{ path = \"/usr\", optional = true }, \"/etc\", { path = \"/nope\", optional = true }]\n[network]\nconnect_tcp = [80, 443]\n[environment]\nset = { B = \"c\" }\n[limits]\ncpu = 9\n");
-    let p = parent.merge(child).into_profile("kid.toml".into());
+    let p = parent
+        .merge(child, &mut Vec::new())
+        .into_profile("kid.toml".into());
     assert_eq!(p.name, "kid");
     assert_eq!(p.description.as_deref(), Some("d"));
     assert!(p.best_effort);
