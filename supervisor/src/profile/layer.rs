@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use super::remove::{apply, Removal};
 use super::{
-    Approval, Audit, Diagnostic, Divergence, DivergenceAction, Environment, Filesystem, HostRule,
-    Limits, Location, McpServer, Network, OnViolation, PathRule, PathTemplate, PolicyConfig,
-    Profile, SecretSpec, SyscallRule, Syscalls, Tool, DEFAULT_STOP_GRACE,
+    Approval, Audit, Diagnostic, Divergence, DivergenceAction, Environment, Filesystem, HomeMode,
+    HostRule, Limits, Location, McpServer, Network, OnViolation, PathRule, PathTemplate,
+    PolicyConfig, Profile, SecretSpec, SyscallRule, Syscalls, Tool, DEFAULT_STOP_GRACE,
 };
 
 /// A value and where it was written.
@@ -68,6 +68,8 @@ pub(super) struct Layer {
     pub env_set: BTreeMap<String, Located<String>>,
     /// `[environment] secrets`: placeholders the agent holds.
     pub env_secrets: Vec<Located<String>>,
+    /// `[environment] home`.
+    pub env_home: Option<Located<HomeMode>>,
     pub limits: Limits,
     /// `[tools.NAME]`, each whole (a child's replaces the parent's).
     pub tools: BTreeMap<String, Tool>,
@@ -112,6 +114,7 @@ impl Layer {
             env_pass: Vec::new(),
             env_set: BTreeMap::new(),
             env_secrets: Vec::new(),
+            env_home: None,
             limits: Limits::default(),
             tools: BTreeMap::new(),
             secrets: BTreeMap::new(),
@@ -207,6 +210,7 @@ impl Layer {
                 set
             },
             env_secrets: concat_unique(p.env_secrets, child.env_secrets, |l| l.value.clone()),
+            env_home: child.env_home.or(p.env_home),
             limits: Limits {
                 nofile: child.limits.nofile.or(p.limits.nofile),
                 nproc: child.limits.nproc.or(p.limits.nproc),
@@ -280,6 +284,7 @@ impl Layer {
                     .map(|(k, v)| (k, v.value))
                     .collect(),
                 secrets: self.env_secrets.into_iter().map(|l| l.value).collect(),
+                home: self.env_home.map(|l| l.value).unwrap_or_default(),
             },
             limits: self.limits,
             tools: self.tools,

@@ -661,6 +661,20 @@ pub struct Environment {
     /// say). Only `deliver = "proxy"` secrets: the agent never holds a
     /// value.
     pub secrets: Vec<String>,
+    /// `home`: a new, empty HOME per session, or one kept per profile.
+    pub home: HomeMode,
+}
+
+/// `[environment] home`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HomeMode {
+    /// A new, empty HOME for each session, removed at its end.
+    #[default]
+    Fresh,
+    /// The profile's own HOME, kept across its sessions (for CLIs that
+    /// keep settings and state there): `STATE/homes/NAME`, mode 0700, one
+    /// session at a time. Never a sub-agent's.
+    Persistent,
 }
 
 /// `[limits]`: resource limits (soft = hard) applied to the agent.

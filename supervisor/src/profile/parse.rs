@@ -78,6 +78,18 @@ pub(super) fn load_text(name: &Path, src: &str) -> Result<Profile, ProfileError>
                 message: "a sub-agent's profile cannot use `extends`; write it whole".into(),
             });
         }
+        if let Some(home) = layer
+            .env_home
+            .as_ref()
+            .filter(|h| h.value == super::HomeMode::Persistent)
+        {
+            // Its name is the agent's choice: it could name its parent's
+            // profile and be given the parent's state.
+            diags.push(Diagnostic {
+                location: home.origin.clone(),
+                message: "a sub-agent's profile cannot keep a persistent home (its name is its writer's choice, so the home could be another profile's); remove `home` (a sub-agent always starts with a fresh one)".into(),
+            });
+        }
 
         validate::check_layer(layer, &mut diags);
         validate::check_profile(layer, &mut diags);

@@ -133,7 +133,19 @@ fn env_names(w: &mut Walker<'_>, v: &Value<'_>) -> Vec<Located<String>> {
 }
 
 pub(super) fn environment(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
-    w.unknown_keys(t, &["pass", "set", "secrets"], "[environment]");
+    w.unknown_keys(t, &["pass", "set", "secrets", "home"], "[environment]");
+    if let Some(v) = t.get("home") {
+        let words = [
+            ("fresh", super::HomeMode::Fresh),
+            ("persistent", super::HomeMode::Persistent),
+        ];
+        if let Some(mode) = w.word("home", v, &words) {
+            layer.env_home = Some(Located {
+                value: mode,
+                origin: w.loc(&v.span()),
+            });
+        }
+    }
     if let Some(v) = t.get("secrets") {
         let expects = "an array of names of deliver = \"proxy\" secrets";
         for item in w.array("secrets", v, expects) {

@@ -395,3 +395,21 @@ fn tolerated_lists_are_checked() {
         "{e:#?}"
     );
 }
+
+#[test]
+fn a_persistent_home_is_a_word_and_never_a_sub_agents() {
+    let src = format!("{NAME}[environment]\nhome = \"persistent\"\n");
+    let p = crate::profile::load_text(Path::new("sub.toml"), &src).unwrap_err();
+    assert!(
+        p.to_string()
+            .contains("sub.toml:4:8: a sub-agent's profile cannot keep a persistent home"),
+        "{p}"
+    );
+    let mut diags = Vec::new();
+    let src = format!("{NAME}[environment]\nhome = \"kept\"\n");
+    parse_layer(Arc::from(Path::new("v.toml")), &src, &mut diags).unwrap();
+    assert!(
+        diags[0].to_string().contains("\"fresh\" or \"persistent\""),
+        "{diags:#?}"
+    );
+}

@@ -172,7 +172,12 @@ fn exec_not_writable(fs: &Filesystem, values: &Placeholders) -> Result<(), PlanE
 
 /// The canonical workspace (which must be a directory) and a new
 /// session's private directories, as placeholder values.
-fn workspace_and_session(request: &Request) -> Result<(SessionDir, Placeholders), PlanError> {
+/// With `home` (a profile name), the session's HOME is that profile's
+/// persistent one.
+fn workspace_and_session(
+    request: &Request,
+    home: Option<&str>,
+) -> Result<(SessionDir, Placeholders), PlanError> {
     let workspace =
         std::fs::canonicalize(&request.workspace).map_err(|source| PlanError::Workspace {
             path: request.workspace.clone(),
@@ -184,11 +189,14 @@ fn workspace_and_session(request: &Request) -> Result<(SessionDir, Placeholders)
             source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
         });
     }
-    let session =
+    let mut session =
         SessionDir::create(&request.session_base).map_err(|source| PlanError::Session {
             base: request.session_base.clone(),
             source,
         })?;
+    if let Some(name) = home {
+        session.use_home(super::home::open(name)?);
+    }
     let values = Placeholders {
         workspace,
         home: session.home.clone(),
@@ -207,7 +215,9 @@ pub fn build(
     host: &Host,
     caller_env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<Plan, PlanError> {
-    let (session, values) = workspace_and_session(request)?;
+    let persistent = (profile.environment.home == crate::profile::HomeMode::Persistent)
+        .then_some(profile.name.as_str());
+    let (session, values) = workspace_and_session(request, persistent)?;
     let workspace = values.workspace.clone();
     let mut filesystem = profile.filesystem.clone();
     let brokered = brokered(profile);
@@ -340,7 +350,9 @@ pub fn build_observed(
     if !host.seccomp_user_notif {
         return Err(PlanError::NoUserNotif);
     }
-    let (session, values) = workspace_and_session(request)?;
+    // `cordon learn` observes with a fresh home: what it learns must not
+    // depend on state a persistent one happens to hold.
+    let (session, values) = workspace_and_session(request, None)?;
     let workspace = values.workspace.clone();
     let mut env: Vec<(String, String)> = env::build(environment, &values, &session.id, caller_env)
         .into_iter()
