@@ -399,6 +399,26 @@ fn passed_variables_stay_the_agents_and_dot_env_is_hidden_by_default() {
         show(&o)
     );
     assert!(!stdout.contains("CANARY"), "{}", show(&o));
+    // A credential-like variable with cordon's reserved prefix is not made
+    // a secret (the profile would fail its own check).
+    let out = c.dir.path().join("reserved.toml");
+    let o = cordon_cmd()
+        .arg("learn")
+        .arg("--workspace")
+        .arg(&ws)
+        .arg("--output")
+        .arg(&out)
+        .args(["--", "/bin/sh", "-c", "git --version"])
+        .current_dir(&ws)
+        .env("CORDON_LEARN_TOKEN", "abcdefgh")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.contains("[tools.git]") && !text.contains("CORDON_LEARN_TOKEN"),
+        "{text}"
+    );
     // A name cordon cannot pass is refused before anything runs.
     let o = cordon_cmd()
         .args(["learn", "--pass", "HOME", "--output"])

@@ -230,7 +230,9 @@ pub fn learn(args: LearnArgs) -> ExitCode {
         if let Some(v) = v.to_str().filter(|v| v.len() >= 4) {
             redact.push(v.to_string());
         }
-        if !environment.pass.iter().any(|p| p == k) {
+        // cordon's own variables (CORDON_*) and the loader's cannot be
+        // secrets: writing one would make a profile that fails its check.
+        if !environment.pass.iter().any(|p| p == k) && cordon::profile::is_secret_name(k) {
             secrets.push(k.to_string());
         }
     }

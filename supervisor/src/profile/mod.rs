@@ -39,6 +39,7 @@ pub use diagnostic::{Diagnostic, Location, ProfileError};
 pub use find::{find, FindError};
 pub use grammar::{shipped_grammar, SHIPPED_GRAMMARS};
 pub use paths::{ExpandError, PathTemplate, Placeholders};
+pub use secrets::is_secret_name;
 pub use subset::{pattern_within, widenings, Widening};
 pub use tool_defaults::{default_tool_sandbox, DEFAULT_TOOL_SANDBOX_FILE};
 pub use validate::{exec_on_writable_message, secret_source_reachable};
