@@ -176,11 +176,10 @@ fn a_persistent_home_is_kept_per_profile_and_a_fresh_one_is_not() {
     // One session at a time: while something holds the home's lock, a
     // session is refused before anything runs.
     let held = std::fs::File::open(&home).unwrap();
-    // SAFETY: flock on a descriptor this test owns.
-    assert_eq!(
-        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&held), libc::LOCK_EX) },
-        0
-    );
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&held);
+    // SAFETY: flock only reads the integer fd, which `held` keeps open.
+    let locked = unsafe { libc::flock(fd, libc::LOCK_EX) };
+    assert_eq!(locked, 0);
     let r = run(&kept, read);
     assert_eq!(r.code, Some(125), "{r:#?}");
     assert!(
