@@ -175,7 +175,7 @@ fn an_agent_that_brings_its_own_namespace_sandbox_is_told_how_to_turn_it_off() {
     let c = Case::new();
     let p = Profile::base();
     let r = c.run(&p, &["syscall", "unshare-user"]);
-    r.killed_for("called unshare(CLONE_NEWUSER) (cordon-probe)");
+    r.killed_for("called `unshare` with CLONE_NEWUSER (cordon-probe)");
     assert!(
         r.stderr.contains("making namespaces")
             && r.stderr
@@ -187,7 +187,7 @@ fn an_agent_that_brings_its_own_namespace_sandbox_is_told_how_to_turn_it_off() {
         d[0]["reason"]
             .as_str()
             .unwrap()
-            .contains("unshare(CLONE_NEWUSER)"),
+            .contains("`unshare` with CLONE_NEWUSER"),
         "{d:#?}"
     );
     // Running bubblewrap itself, where it is installed, says the same.

@@ -41,7 +41,7 @@ pub fn exec_hint(path: &Path) -> Option<String> {
         .then(|| format!("`{name}` builds a namespace sandbox of its own; {ADVICE}"))
 }
 
-/// `unshare(CLONE_NEWUSER|CLONE_NEWNS)` and the advice, for a clone or
+/// "called `unshare` with CLONE_NEWUSER|CLONE_NEWNS" and the advice, for a clone or
 /// unshare (`syscall`) whose flags argument `flags` asks for namespaces;
 /// `comm` is the caller's name, when known.
 pub fn namespace_call(syscall: &str, flags: u64, comm: Option<&str>) -> Option<String> {
@@ -60,7 +60,7 @@ pub fn namespace_call(syscall: &str, flags: u64, comm: Option<&str>) -> Option<S
     }
     let who = comm.map(|c| format!(" ({c})")).unwrap_or_default();
     Some(format!(
-        "called {syscall}({}){who}, which the profile denies: it is making namespaces, as a sandbox of its own (bubblewrap, firejail) does; {ADVICE}",
+        "called `{syscall}` with {}{who}, which the profile denies: it is making namespaces, as a sandbox of its own (bubblewrap, firejail) does; {ADVICE}",
         names.join("|")
     ))
 }
@@ -92,7 +92,7 @@ mod tests {
         let m = namespace_call("unshare", flags, Some("bwrap")).unwrap();
         assert!(
             m.starts_with(
-                "called unshare(CLONE_NEWUSER|CLONE_NEWNS) (bwrap), which the profile denies"
+                "called `unshare` with CLONE_NEWUSER|CLONE_NEWNS (bwrap), which the profile denies"
             ),
             "{m}"
         );
@@ -103,7 +103,7 @@ mod tests {
         // clone's exit signal (SIGCHLD = 17 = 0x11) is not CLONE_NEWTIME (0x80).
         let clone = (libc::CLONE_NEWPID as u64) | 0x80 | 17;
         let m = namespace_call("clone", clone, None).unwrap();
-        assert!(m.starts_with("called clone(CLONE_NEWPID), "), "{m}");
+        assert!(m.starts_with("called `clone` with CLONE_NEWPID, "), "{m}");
         assert_eq!(namespace_call("clone", 17, None), None);
         assert_eq!(namespace_call("ptrace", flags, None), None);
         assert!(exec_hint(Path::new("/usr/bin/bwrap")).is_some());
