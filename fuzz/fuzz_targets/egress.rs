@@ -5,7 +5,7 @@
 //! matched by a name rule.
 #![no_main]
 use cordon::egress::http::{parse, Request};
-use cordon::egress::rules::{parse_rule, Target};
+use cordon::profile::hosts::{parse_rule, HostPattern, Target};
 use cordon::profile::Location;
 use libfuzzer_sys::fuzz_target;
 
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let origin = Location::whole_file(std::path::Path::new("fuzz.toml"));
     if let Ok(rule) = parse_rule(text, origin) {
-        if !matches!(rule.host, cordon::egress::rules::HostPattern::Block(_)) {
+        if !matches!(rule.host, HostPattern::Block(_)) {
             let ip = Target::Ip("203.0.113.9".parse().expect("an address"));
             assert!(!rule.matches(&ip, 443), "a name rule matched an address: {text:?}");
         }

@@ -3,7 +3,9 @@
 //! token cordon minted verifies; another audience, an expired token, a
 //! replay, a tampered token and one signed by another key are refused.
 //! And end to end: a brokered tool receives a token as a secret and
-//! verifies it, while the agent never holds it.
+//! verifies it, while the agent never holds it; a call-bound token names
+//! its call, and a relying party serving another call (another id,
+//! another argument digest) refuses it.
 #![allow(clippy::unwrap_used)] // test code
 
 mod common;
@@ -230,6 +232,225 @@ ttl = "2m"
     let log = std::fs::read_to_string(c.audit_path()).unwrap();
     assert!(log.contains(r#""secrets":["API_TOKEN"]"#), "{log}");
     assert!(!log.contains("eyJ"), "a token is in the audit log: {log}");
+}
+
+#[test]
+fn a_tool_sandbox_that_could_read_the_signing_key_is_refused() {
+    let c = Case::new();
+    let state = c.dir.path().join("state");
+    assert!(identity(&state, &["jwks"]).status.success());
+    let mut p = Profile::base();
+    p.exec.push("/usr/bin/dash".into());
+    // A tool that does not even receive the token: it runs what the agent
+    // asks, so reading the key through it is the agent reading it.
+    p.extra = format!(
+        r#"
+[tools.show]
+path = "/usr/bin/cat"
+allow = [["**"]]
+
+[tools.show.sandbox]
+read = ["{state}"]
+
+[tools.api]
+path = "{tp}"
+allow = [["**"]]
+secrets = ["ID"]
+
+[secrets.ID]
+from = "identity:jwt?aud=svc&bind=call"
+ttl = "1m"
+"#,
+        state = state.display(),
+        tp = c.tool_probe().display()
+    );
+    let mut cmd = c.cordon_run(&p);
+    cmd.args(["/usr/bin/dash", "-c", "show identity/signing-key.pem"])
+        .env("CORDON_STATE_DIR", &state)
+        .env_remove("CREDENTIALS_DIRECTORY");
+    let r = Run::from(cmd.output().unwrap());
+    assert_eq!(r.code, Some(125), "{r:#?}");
+    assert!(
+        r.stderr
+            .contains("[tools.show.sandbox] could read cordon's identity signing key"),
+        "{r:#?}"
+    );
+    assert!(!r.stdout.contains("PRIVATE KEY"), "{r:#?}");
+}
+
+/// Runs the independent verifier over `tokens` as a relying party that
+/// serves one call (`expect`: its flags, e.g. `--call 2`).
+fn relying_party_for(
+    py: &Path,
+    jwks: &Path,
+    aud: &str,
+    expect: &[&str],
+    tokens: &[&str],
+) -> Vec<String> {
+    let mut child = Command::new(py)
+        .arg(verifier_script())
+        .arg(jwks)
+        .arg(aud)
+        .args(expect)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for t in tokens {
+        writeln!(stdin, "{t}").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.stderr.is_empty(),
+        "the verifier failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// SHA-256 (hex) of each argument followed by a NUL byte: the audit
+/// record's `argv_sha256`, as a relying party computes it.
+fn argv_digest(args: &[&str]) -> String {
+    let mut input = Vec::new();
+    for a in args {
+        input.extend_from_slice(a.as_bytes());
+        input.push(0);
+    }
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_call_bound_token_names_its_call_and_is_refused_for_any_other() {
+    let Some(py) = python() else { return };
+    let c = Case::new();
+    let state = c.dir.path().join("state");
+    let out = identity(&state, &["jwks"]);
+    assert!(out.status.success(), "{out:?}");
+    let jwks = c.dir.path().join("jwks.json");
+    std::fs::write(&jwks, &out.stdout).unwrap();
+    // The tool hands its token to the test (a relying party would use it
+    // for the request it makes); it writes it where only the test looks.
+    let tool = c.dir.path().join("deploy");
+    std::fs::write(
+        &tool,
+        format!(
+            "#!/usr/bin/dash\nprintf '%s' \"$DEPLOY_IDENTITY\" > {ws}/token-$1\n",
+            ws = c.workspace.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut p = Profile::base();
+    p.exec.push("/usr/bin/dash".into());
+    p.write.push("{workspace}".into());
+    p.extra = format!(
+        r#"
+[tools.deploy]
+path = "{tool}"
+allow = [["*", "*"]]
+secrets = ["DEPLOY_IDENTITY"]
+
+[secrets.DEPLOY_IDENTITY]
+from = "identity:jwt?aud=https://deploy.example.com&bind=call"
+ttl = "2m"
+"#,
+        tool = tool.display(),
+    );
+    let mut cmd = c.cordon_run(&p);
+    cmd.args([
+        "/usr/bin/dash",
+        "-c",
+        "deploy one staging; echo a=$?; deploy two prod; echo b=$?",
+    ])
+    .env("CORDON_STATE_DIR", &state)
+    .env_remove("CREDENTIALS_DIRECTORY");
+    let r = Run::from(cmd.output().unwrap());
+    assert!(
+        r.stdout.contains(
+            "a=0
+b=0"
+        ),
+        "{r:#?}"
+    );
+    let token = |n: &str| std::fs::read_to_string(c.workspace.join(format!("token-{n}"))).unwrap();
+    let (one, two) = (token("one"), token("two"));
+    // The ids the audit log gave the two calls.
+    let log = std::fs::read_to_string(c.audit_path()).unwrap();
+    let ids: Vec<String> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["kind"] == "call" && r["tool"] == "deploy")
+        .map(|r| r["call"].as_u64().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "{log}");
+    assert!(!log.contains("eyJ"), "a token is in the audit log: {log}");
+    let aud = "https://deploy.example.com";
+    let d1 = argv_digest(&["one", "staging"]);
+    let d2 = argv_digest(&["two", "prod"]);
+    // Serving call 1 with its arguments: its token verifies, once.
+    let call1 = ["--call", &ids[0], "--tool", "deploy", "--argv-sha256", &d1];
+    let lines = relying_party_for(&py, &jwks, aud, &call1, &[&one, &one]);
+    assert!(lines[0].starts_with("ok "), "{lines:#?}");
+    assert!(lines[1].contains("replayed"), "{lines:#?}");
+    // Token 1 presented for call 2, or with call 2's arguments: refused.
+    let call2 = ["--call", &ids[1], "--argv-sha256", &d2];
+    let lines = relying_party_for(&py, &jwks, aud, &call2, &[&one, &two]);
+    assert!(lines[0].starts_with("refused WrongBinding"), "{lines:#?}");
+    assert!(lines[1].starts_with("ok "), "{lines:#?}");
+    let lines = relying_party_for(&py, &jwks, aud, &["--argv-sha256", &d1], &[&two]);
+    assert!(
+        lines[0].starts_with("refused WrongBinding") && lines[0].contains("argv_sha256"),
+        "{lines:#?}"
+    );
+    let lines = relying_party_for(&py, &jwks, aud, &["--tool", "kubectl"], &[&one]);
+    assert!(lines[0].starts_with("refused WrongBinding"), "{lines:#?}");
+    // cordon's own verifier agrees.
+    let jwks_arg = jwks.display().to_string();
+    let out = identity(
+        &state,
+        &[
+            "verify",
+            "--aud",
+            aud,
+            "--jwks",
+            &jwks_arg,
+            "--call",
+            &ids[0],
+            "--argv-sha256",
+            &d1,
+            &one,
+            &two,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("token 1:"), "{err}");
+    assert!(
+        err.contains("token 2: refused: the token is bound to call"),
+        "{err}"
+    );
+    let claims: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(claims["tool"], "deploy");
+    assert_eq!(claims["argv_sha256"], d1.as_str());
 }
 
 fn b64url(data: &[u8]) -> String {

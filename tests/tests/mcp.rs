@@ -265,10 +265,15 @@ fn a_risky_call_waits_for_a_human_yes() {
     let Some(server) = fs_server() else { return };
     let c = Case::new();
     let hook = c.dir.path().join("hook");
-    // Approves writes of ok.txt only; says why on its first line.
+    let seen = c.dir.path().join("seen.jsonl");
+    // Approves writes of ok.txt only; says why on its first line; keeps
+    // each request it was asked.
     std::fs::write(
         &hook,
-        "#!/bin/sh\nif grep -q ok.txt; then echo approve; else echo deny not that file; fi\n",
+        format!(
+            "#!/bin/sh\nreq=$(cat); echo \"$req\" >> {}\nif echo \"$req\" | grep -q ok.txt; then echo approve; else echo deny not that file; fi\n",
+            seen.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -298,6 +303,20 @@ fn a_risky_call_waits_for_a_human_yes() {
     let writes = calls(&recs, "mcp:fs/write_file");
     assert_eq!(writes[0]["decision"], "approve", "{writes:#?}");
     assert_eq!(writes[0]["approver"], format!("hook:{}", hook.display()));
+    // The request names the rule where the profile has it.
+    let asked: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&seen)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let rule = asked["rule"].as_str().unwrap();
+    assert!(
+        rule.starts_with("mcp.fs.tools.write_file.allow[0] "),
+        "{rule}"
+    );
     assert!(
         recs.iter()
             .any(|r| r["kind"] == "approval" && r["tool"] == "mcp:fs/write_file"),

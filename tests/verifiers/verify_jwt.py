@@ -2,20 +2,37 @@
 """An independent relying party for cordon's tokens, built on PyJWT and
 cryptography (OpenSSL), sharing no code with cordon.
 
-usage: verify_jwt.py JWKS_FILE AUDIENCE < tokens (one per line)
+usage: verify_jwt.py JWKS_FILE AUDIENCE [--call ID] [--tool NAME]
+                     [--argv-sha256 HEX] < tokens (one per line)
 
-For each token prints `ok SUB JTI` or `refused REASON`, keeping the jti of
-every accepted token so that a token presented twice is refused as a
-replay. Exit status 0 when every token was accepted, 1 otherwise.
+For each token prints `ok SUB JTI CLAIMS` or `refused REASON`, keeping the
+jti of every accepted token so that a token presented twice is refused as
+a replay. With --call, --tool or --argv-sha256 the relying party serves
+one call and refuses a token bound to another (or to none): the digest is
+SHA-256 over each argument followed by a NUL byte. Exit status 0 when
+every token was accepted, 1 otherwise.
 """
+import argparse
 import json
 import sys
 
 import jwt
 
 
+class WrongBinding(jwt.InvalidTokenError):
+    pass
+
+
 def main():
-    jwks_file, audience = sys.argv[1], sys.argv[2]
+    ap = argparse.ArgumentParser()
+    ap.add_argument("jwks_file")
+    ap.add_argument("audience")
+    ap.add_argument("--call", type=int)
+    ap.add_argument("--tool")
+    ap.add_argument("--argv-sha256", dest="argv_sha256")
+    args = ap.parse_args()
+    jwks_file, audience = args.jwks_file, args.audience
+    expect = {"call": args.call, "tool": args.tool, "argv_sha256": args.argv_sha256}
     with open(jwks_file) as f:
         keys = jwt.PyJWKSet.from_dict(json.load(f))
     by_kid = {k.key_id: k for k in keys.keys}
@@ -38,6 +55,11 @@ def main():
             )
             if not claims["sub"].startswith("spiffe://"):
                 raise jwt.InvalidTokenError("sub is not a SPIFFE ID")
+            for claim, want in expect.items():
+                if want is not None and claims.get(claim) != want:
+                    raise WrongBinding(
+                        "bound to %s %r, not %r" % (claim, claims.get(claim), want)
+                    )
             if claims["jti"] in seen:
                 raise jwt.InvalidTokenError("replayed jti %s" % claims["jti"])
             seen.add(claims["jti"])

@@ -38,8 +38,25 @@ pub(super) struct Ask<'a> {
     pub name: &'a str,
     pub args: &'a [&'a [u8]],
     pub cwd: &'a Path,
+    /// The TOML rule that matched (grants are keyed by it).
     pub rule: &'a RuleRef,
+    /// Where that rule is (`tools.git`, `mcp.fs.tools.write_file`).
+    pub at: &'a str,
+    /// The Cedar policies that ask (`@approve`) when the TOML rule alone
+    /// would not have.
+    pub asked_by: Option<&'a str>,
     pub pid: u32,
+}
+
+impl Ask<'_> {
+    /// What asks for approval, for the request and its refusals.
+    fn why(&self) -> String {
+        let rule = self.rule.describe_at(self.at);
+        match self.asked_by {
+            Some(p) => format!("{rule}, and Cedar policy {p} (@approve)"),
+            None => rule,
+        }
+    }
 }
 
 /// Decides an approval-needing call. `Some` when it may run; `None` when
@@ -62,7 +79,7 @@ pub(super) fn gate(
     if !queue.has_approver() {
         let reason = format!(
             "{} needs approval, and no approver can be reached (no [approval] approver hook, no control socket, no terminal prompt)",
-            ask.rule.describe(ask.name)
+            ask.why()
         );
         refuse(session, stream, base.clone(), ask.pid, &reason, None, false);
         return None;
@@ -77,7 +94,7 @@ pub(super) fn gate(
         argv: crate::audit::argv_text(ask.args),
         cwd: ask.cwd.display().to_string(),
         secrets: ask.tool.secrets.iter().map(|s| s.name.clone()).collect(),
-        rule: ask.rule.describe(ask.name),
+        rule: ask.why(),
         risk: ask.rule.risk.map(|r| r.as_str().to_string()),
         pid: ask.pid,
         requested_at: crate::audit::time::now(),

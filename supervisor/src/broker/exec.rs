@@ -23,7 +23,11 @@ use super::serve::Authenticated;
 use super::tool::{self, Ending};
 use super::wire::send_reply;
 use super::{refuse, Session};
+
+#[path = "exec_cedar.rs"]
+mod cedar;
 use crate::audit::{Decision, Kind, Record};
+use crate::identity::CallBinding;
 use crate::policy::{self, Verdict};
 use crate::profile::{DivergenceAction, Tool};
 
@@ -68,6 +72,9 @@ struct Decided<'s> {
     received: Received<'s>,
     tool: &'s Tool,
     decision: policy::Decision,
+    /// The Cedar policies that turned an allowed call into one that asks
+    /// for approval (`@approve`), for the approval request.
+    asked_by: Option<String>,
 }
 
 /// Everything checked, the call recorded, its secrets in hand.
@@ -200,16 +207,22 @@ fn decide(mut received: Received<'_>) -> StageResult<Decided<'_>> {
     if let Some(c) = &decision.canonical {
         received.base = received.base.clone().canonical_bytes(c);
     }
-    if let Some(r) = &decision.rule {
-        received.base = received.base.clone().rule(format!(
+    let rule_text = decision.rule.as_ref().map(|r| {
+        format!(
             "tools.{}.{}[{}] {} ({})",
             received.name, r.list, r.index, r.pattern, r.origin
-        ));
+        )
+    });
+    if let Some(r) = &rule_text {
+        received.base = received.base.clone().rule(r.clone());
     }
+    let mut decision = decision;
+    let asked_by = cedar::decide(&mut received, tool, &mut decision, rule_text);
     Ok(Decided {
         received,
         tool,
         decision,
+        asked_by,
     })
 }
 
@@ -225,6 +238,7 @@ fn admit(decided: Decided<'_>) -> StageResult<Admitted<'_>> {
         mut received,
         tool,
         decision,
+        asked_by,
     } = decided;
     let session = received.session;
     let denied_action = session.profile.divergence.denied_action;
@@ -242,12 +256,15 @@ fn admit(decided: Decided<'_>) -> StageResult<Admitted<'_>> {
     received.base = match (decision.verdict, decision.rule.as_ref()) {
         (Verdict::Approve, Some(rule)) => {
             let args: Vec<&[u8]> = received.args.iter().map(Vec::as_slice).collect();
+            let at = format!("tools.{}", received.name);
             let ask = super::approve::Ask {
                 tool,
                 name: &received.name,
                 args: &args,
                 cwd: &received.cwd,
                 rule,
+                at: &at,
+                asked_by: asked_by.as_deref(),
                 pid: received.conn.pid,
             };
             let approved =
@@ -282,7 +299,15 @@ fn admit(decided: Decided<'_>) -> StageResult<Admitted<'_>> {
         );
         return Err(received.stop(Stop::Answered));
     }
-    match CallSecrets::fetch(session, tool) {
+    // Identity tokens minted for this call carry it: its id, the tool and
+    // the digest of its exact arguments, as its `call` record has them.
+    let digest = received.base.argv_sha256.clone().unwrap_or_default();
+    let binding = CallBinding {
+        id: received.call,
+        tool: &received.name,
+        argv_sha256: &digest,
+    };
+    match CallSecrets::fetch_for(session, &tool.secrets, Some(binding)) {
         Ok(secrets) => Ok(Admitted {
             received,
             tool,

@@ -11,6 +11,8 @@ use super::serve::Authenticated;
 use super::wire::send_reply;
 use super::{refuse, Session};
 use crate::audit::{Decision, Kind, Record};
+use crate::policy::cedar::Request as CedarRequest;
+use crate::policy::Verdict;
 
 pub(super) fn serve(session: &Session, mut conn: Authenticated, name: &[u8]) {
     let (stream, pid) = (&mut conn.stream, conn.pid);
@@ -36,6 +38,12 @@ pub(super) fn serve(session: &Session, mut conn: Authenticated, name: &[u8]) {
     let Some(spec) = session.profile.secrets.get(&name) else {
         return;
     };
+    let (rec, refusal) = policies(session, rec, &name);
+    if let Some(reason) = refusal {
+        let action = session.profile.divergence.denied_action;
+        refuse::refuse(session, stream, rec, pid, &reason, action);
+        return;
+    }
     // Recorded before the provider runs (it may mint a credential).
     if session
         .record(
@@ -69,5 +77,35 @@ pub(super) fn serve(session: &Session, mut conn: Authenticated, name: &[u8]) {
             let _ = session.record(rec.decision(Decision::Deny).reason(reason.clone()));
             send_reply(stream, &Reply::Denied { reason });
         }
+    }
+}
+
+/// What the session's Cedar policies say about handing secret `name` to
+/// the agent (the profile allows it: `expose = true`). They can only
+/// refuse; an `@approve` refuses too, as no person is asked here. The
+/// record names the policies that decided.
+fn policies(session: &Session, rec: Record, name: &str) -> (Record, Option<String>) {
+    let Some(cedar) = &session.cedar else {
+        return (rec, None);
+    };
+    let rule = format!("secrets.{name}.expose");
+    let req =
+        CedarRequest::secret(cedar.principal(), name, None).decided(Verdict::Allow, rule, None);
+    let combined = cedar
+        .decide(&req)
+        .without_approval("handing a secret to the agent");
+    let rec = if combined.policies.is_empty() {
+        rec
+    } else {
+        rec.policies(combined.policies.clone())
+    };
+    match combined.verdict {
+        Verdict::Deny => {
+            let reason = combined
+                .reason
+                .unwrap_or_else(|| "refused by the Cedar policies".into());
+            (rec, Some(format!("secret `{name}`: {reason}")))
+        }
+        Verdict::Allow | Verdict::Approve => (rec, None),
     }
 }

@@ -14,7 +14,7 @@ use super::approve::{gate, Ask};
 use super::mcp::Conversation;
 use crate::audit::{Decision, Kind, Record};
 use crate::mcp::{Ended, ToolCall};
-use crate::policy::cedar::{combine, Principal, Request as CedarRequest};
+use crate::policy::cedar::Request as CedarRequest;
 use crate::policy::{RuleRef, Verdict};
 use crate::process::Charged;
 use crate::profile::DivergenceAction;
@@ -27,6 +27,8 @@ pub(super) struct Decided {
     base: Record,
     pub verdict: Verdict,
     reason: String,
+    /// The Cedar policies that made an allowed call ask (`@approve`).
+    asked_by: Option<String>,
 }
 
 /// The call's record so far and its verdict: the TOML rules, then the
@@ -58,38 +60,19 @@ pub(super) fn decide(c: &Conversation<'_>, call: &ToolCall) -> Decided {
     // The Cedar policies, on top of the TOML verdict (a TOML deny is final).
     let mut verdict = toml.verdict;
     let mut reason = toml.reason.clone();
-    if let (Some(engine), true) = (session.cedar(), toml.verdict != Verdict::Deny) {
-        let combined = match engine {
-            Ok(engine) => {
-                let principal = Principal {
-                    session: &session.id,
-                    profile: &session.profile.name,
-                    intent: session.intent.as_deref(),
-                    chain: &session.chain,
-                };
-                let req = CedarRequest::mcp_call(
-                    principal,
-                    &full,
-                    &call.arguments,
-                    toml.verdict,
-                    rule_text.clone().unwrap_or_default(),
-                    toml.rule.as_ref().and_then(|r| r.risk),
-                );
-                let answer = engine.evaluate(&req);
-                combine(
-                    toml.verdict,
-                    Some(&answer),
-                    session.profile.policy.unmatched,
-                )
-            }
-            Err(e) => crate::policy::cedar::Combined {
-                verdict: Verdict::Deny,
-                policies: vec![],
-                reason: Some(e.clone()),
-            },
-        };
+    let mut asked_by = None;
+    if let (Some(cedar), true) = (&session.cedar, toml.verdict != Verdict::Deny) {
+        let req = CedarRequest::mcp_call(cedar.principal(), &full, &call.arguments).decided(
+            toml.verdict,
+            rule_text.clone().unwrap_or_default(),
+            toml.rule.as_ref().and_then(|r| r.risk),
+        );
+        let combined = cedar.decide(&req);
         if !combined.policies.is_empty() {
             base = base.policies(combined.policies.clone());
+        }
+        if toml.verdict == Verdict::Allow && combined.verdict == Verdict::Approve {
+            asked_by = Some(combined.policies.join(", "));
         }
         verdict = combined.verdict;
         if let Some(r) = combined.reason {
@@ -103,6 +86,7 @@ pub(super) fn decide(c: &Conversation<'_>, call: &ToolCall) -> Decided {
         base,
         verdict,
         reason,
+        asked_by,
     }
 }
 
@@ -118,6 +102,7 @@ pub(super) fn admit(c: &Conversation<'_>, call: &ToolCall, d: Decided) {
         mut base,
         verdict,
         reason,
+        asked_by,
     } = d;
     let denied_action = session.profile.divergence.denied_action;
     if verdict == Verdict::Deny {
@@ -130,7 +115,7 @@ pub(super) fn admit(c: &Conversation<'_>, call: &ToolCall, d: Decided) {
         return refuse(c, call, base, &reason, denied_action);
     };
     base = match verdict {
-        Verdict::Approve => match approve(c, call, &full, &canonical, &base, &rule) {
+        Verdict::Approve => match approve(c, call, &full, &canonical, &base, &rule, asked_by) {
             Some(b) => b,
             None => return,
         },
@@ -157,6 +142,7 @@ fn approve(
     canonical: &str,
     base: &Record,
     rule: &RuleRef,
+    asked_by: Option<String>,
 ) -> Option<Record> {
     // The gate answers refusals on the stream it is given, as it would
     // answer a shim; an MCP refusal is the agent's JSON-RPC error instead,
@@ -171,12 +157,15 @@ fn approve(
         }
     };
     let args: [&[u8]; 1] = [canonical.as_bytes()];
+    let at = format!("mcp.{}.tools.{}", c.server.name, call.tool);
     let ask = Ask {
         tool: &c.tool,
         name: full,
         args: &args,
         cwd: &c.cwd,
         rule,
+        at: &at,
+        asked_by: asked_by.as_deref(),
         pid: c.pid,
     };
     match gate(c.session, &mut ours, base, &ask) {

@@ -144,9 +144,13 @@ fn accept_loop(listener: &UnixListener, session: &Arc<Session>, in_flight: &Arc<
         let session = Arc::clone(session);
         let counter = Arc::clone(in_flight);
         let acceptor = acceptor.clone();
+        let stack = match session.cedar {
+            Some(_) => crate::policy::cedar::STACK,
+            None => CALL_STACK,
+        };
         let spawned = std::thread::Builder::new()
             .name("cordon-call".into())
-            .stack_size(CALL_STACK)
+            .stack_size(stack)
             .spawn(move || {
                 if already >= FOREGROUND_CALLS {
                     if let Err(e) = crate::sys::lower_thread_priority(BACKGROUND_NICE) {

@@ -12,7 +12,7 @@ use crate::approval::Queue;
 use crate::audit::{AuditError, AuditLog, Record};
 use crate::host::Host;
 use crate::identity::Issuer;
-use crate::policy::cedar::Engine;
+use crate::policy::cedar::SessionPolicies;
 use crate::policy::{Policy, PolicyError};
 use crate::process::{Killer, Refusals};
 use crate::profile::{Placeholders, Profile};
@@ -70,8 +70,9 @@ pub struct Session {
     pub notices: Arc<crate::process::Notices>,
     /// cordon's identity issuer, loaded at the first identity secret.
     issuer: OnceLock<Result<Arc<Issuer>, String>>,
-    /// The profile's Cedar policies, compiled at their first use.
-    cedar: OnceLock<Option<Result<Engine, String>>>,
+    /// The profile's Cedar policies (`[policy] cedar`), shared with the
+    /// session's egress proxies.
+    pub cedar: Option<Arc<SessionPolicies>>,
 }
 
 /// What makes one session differ from another; the rest of a [`Session`]
@@ -96,6 +97,9 @@ pub struct SessionParts {
     /// Where the session's refusals are said (and, for those without a
     /// record of their own, recorded).
     pub notices: Arc<crate::process::Notices>,
+    /// The profile's Cedar policies for this session (the agent's egress
+    /// proxy, started before the broker, asks the same ones).
+    pub cedar: Option<Arc<SessionPolicies>>,
 }
 
 /// Why a broker session could not be set up.
@@ -180,32 +184,9 @@ impl Session {
             subs: Mutex::default(),
             notices: parts.notices,
             issuer: OnceLock::new(),
-            cedar: OnceLock::new(),
+            cedar: parts.cedar,
             profile: parts.profile,
         })
-    }
-
-    /// The profile's Cedar policies (`None` without `[policy] cedar`), or
-    /// why they do not compile (they were checked when the profile was
-    /// loaded, so only a file changed since; every decision then denies).
-    pub fn cedar(&self) -> Option<Result<&Engine, &String>> {
-        self.cedar
-            .get_or_init(|| {
-                let file = self.profile.policy.cedar.as_ref()?;
-                let name = crate::profile::policy_file_name(&file.path);
-                Some(Engine::compile(&name, &file.text).map_err(|problems| {
-                    let first = problems
-                        .first()
-                        .map(|p| p.message.clone())
-                        .unwrap_or_default();
-                    format!(
-                        "the Cedar policies of {} do not compile: {first}",
-                        file.path.display()
-                    )
-                }))
-            })
-            .as_ref()
-            .map(|r| r.as_ref())
     }
 
     /// The identity issuer: cordon's signing key (the systemd credential

@@ -31,6 +31,8 @@ use super::serve::Authenticated;
 use super::wire::{control_event, send_reply};
 use super::{refuse, Session};
 use crate::audit::{Decision, Kind, Record};
+use crate::policy::cedar::Request as CedarRequest;
+use crate::policy::Verdict;
 use crate::process::{self, Outcome, Stops};
 use crate::profile::{DivergenceAction, Profile};
 use crate::sandbox;
@@ -71,6 +73,7 @@ pub(super) fn serve(
         .pid(conn.pid)
         .detail(format!("sub-agent profile {shown}"));
     let action = session.profile.divergence.denied_action;
+    let mut policies = Vec::new();
     let planned = (|| {
         if argv.is_empty() {
             // The shim never sends this; a hand-made frame might.
@@ -80,6 +83,7 @@ pub(super) fn serve(
             return Err(format!("sub-agents may nest at most {MAX_DEPTH} deep"));
         }
         let child = checked_profile(session, &name, &req.profile)?;
+        asked(session, &child.name, &argv, &mut policies)?;
         let request = sandbox::Request {
             workspace: session.placeholders.workspace.clone(),
             command: argv.clone(),
@@ -94,6 +98,11 @@ pub(super) fn serve(
         Planned::confined(Arc::new(child), &request, &session.host)
             .map_err(|e| format!("the sub-agent cannot start: {e}"))
     })();
+    let base = if policies.is_empty() {
+        base
+    } else {
+        base.policies(policies)
+    };
     let planned = match planned {
         Ok(p) => p,
         Err(reason) => {
@@ -153,6 +162,37 @@ fn checked_profile(session: &Session, name: &Path, text: &[u8]) -> Result<Profil
     // A sub-agent cannot name a policy file; it is held to its parent's.
     child.policy = session.profile.policy.clone();
     Ok(child)
+}
+
+/// What the session's Cedar policies say about a sub-agent under profile
+/// `child` running `argv` (its profile is within this session's). They
+/// can only refuse; an `@approve` refuses too, as no person is asked about
+/// a spawn. The policies that decided go in `policies`.
+fn asked(
+    session: &Session,
+    child: &str,
+    argv: &[OsString],
+    policies: &mut Vec<String>,
+) -> Result<(), String> {
+    let Some(cedar) = &session.cedar else {
+        return Ok(());
+    };
+    let args: Vec<&[u8]> = argv
+        .iter()
+        .map(|a| std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str()))
+        .collect();
+    let req = CedarRequest::spawn(cedar.principal(), child, &args);
+    let combined = cedar.decide(&req).without_approval("starting a sub-agent");
+    *policies = combined.policies;
+    match combined.verdict {
+        Verdict::Deny => Err(format!(
+            "sub-agent profile `{child}`: {}",
+            combined
+                .reason
+                .unwrap_or_else(|| "refused by the Cedar policies".into())
+        )),
+        Verdict::Allow | Verdict::Approve => Ok(()),
+    }
 }
 
 /// Starts, supervises and ends the sub-agent: its reply for the shim and

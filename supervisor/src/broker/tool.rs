@@ -302,7 +302,8 @@ pub fn run(
             )
             .for_tool(&tool.name, call)
             .loud(session.notices.loud())
-            .tolerating(&session.profile.divergence.tolerated_hosts);
+            .tolerating(&session.profile.divergence.tolerated_hosts)
+            .cedar(session.cedar.clone());
             Some(crate::egress::proxy::start(listener, ctx)?)
         }
     };

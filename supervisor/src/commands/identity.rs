@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use cordon::identity::key::KeyLocation;
-use cordon::identity::{Binding, Issuer, Jwks, SigningKey, Verifier};
+use cordon::identity::{Binding, Expect, Issuer, Jwks, SigningKey, Verifier};
 
 #[derive(Subcommand)]
 pub enum IdentityCommand {
@@ -16,7 +16,8 @@ pub enum IdentityCommand {
     /// the signing key if there is none yet.
     Jwks,
     /// Verify tokens as a relying party would: signature, audience,
-    /// expiry, and no token twice (exit 0 all good, 1 any refused).
+    /// expiry, no token twice, and (when asked) the call a token is bound
+    /// to (exit 0 all good, 1 any refused).
     Verify {
         /// The audience this relying party is.
         #[arg(long, value_name = "AUD")]
@@ -27,6 +28,18 @@ pub enum IdentityCommand {
         /// Clock skew tolerated on exp/nbf, in seconds.
         #[arg(long, default_value_t = 30)]
         leeway: u64,
+        /// Refuse a token not bound to this call id (`bind=call` tokens
+        /// carry the call's id, tool and argument digest).
+        #[arg(long, value_name = "ID")]
+        call: Option<u64>,
+        /// Refuse a token not bound to a call of this tool.
+        #[arg(long, value_name = "NAME")]
+        tool: Option<String>,
+        /// Refuse a token not bound to these exact arguments: the SHA-256
+        /// (hex) of each argument followed by a NUL byte, e.g.
+        /// `printf 'push\0origin\0' | sha256sum`.
+        #[arg(long, value_name = "HEX")]
+        argv_sha256: Option<String>,
         /// Tokens, checked in order (a repeated one is a replay); `-`
         /// reads one per line from stdin.
         #[arg(required = true)]
@@ -59,8 +72,18 @@ pub fn identity(command: IdentityCommand) -> ExitCode {
             aud,
             jwks,
             leeway,
+            call,
+            tool,
+            argv_sha256,
             tokens,
-        } => verify(&aud, jwks.as_deref(), leeway, &tokens),
+        } => {
+            let expect = Expect {
+                call,
+                tool,
+                argv_sha256,
+            };
+            verify(&aud, jwks.as_deref(), leeway, expect, &tokens)
+        }
         IdentityCommand::Mint {
             aud,
             ttl,
@@ -108,11 +131,23 @@ fn trusted(jwks: Option<&Path>) -> Result<Jwks, String> {
     }
 }
 
-fn verify(aud: &str, jwks: Option<&Path>, leeway: u64, tokens: &[String]) -> ExitCode {
+fn verify(
+    aud: &str,
+    jwks: Option<&Path>,
+    leeway: u64,
+    expect: Expect,
+    tokens: &[String],
+) -> ExitCode {
+    if let Some(d) = &expect.argv_sha256 {
+        if d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return fail("--argv-sha256 takes a SHA-256 digest: 64 hexadecimal digits");
+        }
+    }
     let verifier =
         match trusted(jwks).and_then(|set| Verifier::new(&set, aud).map_err(|e| e.to_string())) {
             Ok(mut v) => {
                 v.leeway = leeway;
+                v.expect = expect;
                 v
             }
             Err(e) => return fail(&e),

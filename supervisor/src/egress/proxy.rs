@@ -21,6 +21,8 @@ use super::http::{self, Request};
 use super::inject::Injector;
 use super::rules::{HostRule, Refusal, Rules, Target};
 use crate::audit::{AuditLog, Decision, Kind, Record};
+use crate::policy::cedar::{Request as CedarRequest, SessionPolicies};
+use crate::policy::Verdict;
 use crate::process::Refusals;
 
 /// Connections served at once per proxy.
@@ -66,6 +68,9 @@ pub struct Context {
     pub tolerated: Vec<HostRule>,
     /// Tolerated rules already said on stderr (each is said once).
     said: Mutex<Vec<usize>>,
+    /// The session's Cedar policies: asked about each connection the host
+    /// rules allow (they can only refuse it). `None`: the rules decide.
+    pub cedar: Option<Arc<SessionPolicies>>,
 }
 
 impl Context {
@@ -91,6 +96,7 @@ impl Context {
             inject: None,
             tolerated: Vec::new(),
             said: Mutex::new(Vec::new()),
+            cedar: None,
         }
     }
 
@@ -99,6 +105,14 @@ impl Context {
     #[must_use]
     pub fn tolerating(mut self, rules: &[HostRule]) -> Context {
         self.tolerated = rules.to_vec();
+        self
+    }
+
+    /// Ask the session's Cedar policies about each connection the host
+    /// rules allow.
+    #[must_use]
+    pub fn cedar(mut self, cedar: Option<Arc<SessionPolicies>>) -> Context {
+        self.cedar = cedar;
         self
     }
 
@@ -238,9 +252,14 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         }
         let id = shared.next.fetch_add(1, Ordering::Relaxed) + 1;
         let s = Arc::clone(shared);
+        // The decision thread may evaluate Cedar policies.
+        let stack = match shared.ctx.cedar {
+            Some(_) => crate::policy::cedar::STACK,
+            None => STACK,
+        };
         let spawned = std::thread::Builder::new()
             .name("cordon-egress-conn".into())
-            .stack_size(STACK)
+            .stack_size(stack)
             .spawn(move || {
                 Connection { shared: &s, id }.serve(client);
                 lock(&s.live).remove(&id);
@@ -329,6 +348,10 @@ impl Connection<'_> {
             Ok(a) => a,
             Err(r) => return self.refuse_rule(&client, base, forbidden, r, (&target, port)),
         };
+        let (base, refused) = self.policies(&target, port, &admitted.rule, base);
+        if let Some(r) = refused {
+            return self.refuse_rule(&client, base, forbidden, r, (&target, port));
+        }
         let resolved = match &target {
             Target::Ip(ip) => Ok(vec![*ip]),
             Target::Name(name) => (self.ctx().resolve)(name, port),
@@ -400,6 +423,42 @@ impl Connection<'_> {
             .bytes_down(down)
             .duration_ms(elapsed_ms(started));
         let _ = self.ctx().audit.append(&rec);
+    }
+
+    /// What the session's Cedar policies say about a connection the host
+    /// rules allowed (by `rule`): the record names the policies that
+    /// decided; a forbid, or an `@approve` (no person can be asked about a
+    /// connection), refuses it.
+    fn policies(
+        &self,
+        target: &Target,
+        port: u16,
+        rule: &super::rules::RuleRef,
+        base: Record,
+    ) -> (Record, Option<Refusal>) {
+        let Some(cedar) = &self.ctx().cedar else {
+            return (base, None);
+        };
+        let host = target.to_string();
+        let tool = self.ctx().tool.as_ref().map(|(t, _)| t.as_str());
+        let req = CedarRequest::connect(cedar.principal(), &host, port, tool).decided(
+            Verdict::Allow,
+            rule.label.clone(),
+            None,
+        );
+        let combined = cedar.decide(&req).without_approval("a connection");
+        let base = if combined.policies.is_empty() {
+            base
+        } else {
+            base.policies(combined.policies.clone())
+        };
+        let refused = (combined.verdict == Verdict::Deny).then(|| Refusal {
+            reason: combined
+                .reason
+                .unwrap_or_else(|| "refused by the Cedar policies".into()),
+            rule: Some(rule.clone()),
+        });
+        (base, refused)
     }
 
     /// Answers, records and counts a refusal by a rule (or by no rule) of

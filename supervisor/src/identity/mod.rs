@@ -30,7 +30,7 @@ pub mod verify;
 pub use claims::{Binding, CallBinding, Claims, Issuer, MintError};
 pub use jwk::{Jwk, Jwks};
 pub use key::{KeyError, SigningKey, KEY_CREDENTIAL, KEY_FILE};
-pub use verify::{ReplayCache, Verifier, VerifyError};
+pub use verify::{Expect, ReplayCache, Verifier, VerifyError};
 
 /// The SPIFFE trust domain of every cordon identity.
 pub const TRUST_DOMAIN: &str = "spiffe://cordon.local";

@@ -46,6 +46,56 @@ pub enum VerifyError {
     Replayed(String),
     #[error("the replay cache is full of unexpired tokens; refusing rather than forgetting one")]
     ReplayCacheFull,
+    #[error("the token is bound to {claim} {got}, not {want} (minted for another call)")]
+    Binding {
+        claim: &'static str,
+        want: String,
+        got: String,
+    },
+}
+
+/// What a relying party serving one call expects a call-bound token
+/// (`bind=call`) to carry: a token minted for another call, another tool
+/// or other arguments is refused. Each `None` is not checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expect {
+    pub call: Option<u64>,
+    pub tool: Option<String>,
+    /// SHA-256 (hex) of the call's exact arguments, each followed by a NUL
+    /// byte (as the audit record's `argv_sha256`).
+    pub argv_sha256: Option<String>,
+}
+
+impl Expect {
+    fn check(&self, claims: &Claims) -> Result<(), VerifyError> {
+        let shown = |v: Option<String>| v.unwrap_or_else(|| "nothing (a session token)".into());
+        let mismatch = |claim, want: String, got: Option<String>| VerifyError::Binding {
+            claim,
+            want,
+            got: shown(got).escape_debug().to_string(),
+        };
+        if let Some(want) = self.call {
+            if claims.call != Some(want) {
+                return Err(mismatch(
+                    "call",
+                    want.to_string(),
+                    claims.call.map(|c| c.to_string()),
+                ));
+            }
+        }
+        if let Some(want) = &self.tool {
+            if claims.tool.as_ref() != Some(want) {
+                return Err(mismatch("tool", want.clone(), claims.tool.clone()));
+            }
+        }
+        if let Some(want) = &self.argv_sha256 {
+            let got = claims.argv_sha256.as_ref();
+            if !got.is_some_and(|g| g.eq_ignore_ascii_case(want)) {
+                return Err(mismatch("argv_sha256", want.clone(), got.cloned()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `jti`s seen, each kept until its token expires.
@@ -94,6 +144,8 @@ pub struct Verifier {
     keys: HashMap<String, p256::ecdsa::VerifyingKey>,
     audience: String,
     pub leeway: u64,
+    /// The call a token must be bound to (nothing by default).
+    pub expect: Expect,
     replay: Mutex<ReplayCache>,
 }
 
@@ -108,6 +160,7 @@ impl Verifier {
             keys,
             audience: audience.to_string(),
             leeway: DEFAULT_LEEWAY,
+            expect: Expect::default(),
             replay: Mutex::new(ReplayCache::new(DEFAULT_REPLAY_CAPACITY)),
         })
     }
@@ -153,6 +206,7 @@ impl Verifier {
         if claims.jti.is_empty() {
             return Err(VerifyError::NoJti);
         }
+        self.expect.check(&claims)?;
         self.replay
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -274,6 +328,73 @@ mod tests {
         assert!(matches!(v.verify(&none, NOW), Err(VerifyError::Format(_))));
         // The untouched token still verifies.
         assert!(v.verify(&good, NOW).is_ok());
+    }
+
+    #[test]
+    fn a_call_bound_token_is_refused_for_another_call_tool_or_arguments() {
+        use super::super::CallBinding;
+        let i = issuer();
+        let digest = "ab".repeat(32);
+        let b = Binding {
+            session: "s1",
+            profile: "p",
+            intent: None,
+            chain: &[],
+            call: Some(CallBinding {
+                id: 7,
+                tool: "deploy",
+                argv_sha256: &digest,
+            }),
+        };
+        let aud = ["svc".to_string()];
+        let t = i.mint(&b, &aud, Duration::from_secs(60), NOW).unwrap().0;
+        let session = mint(&i, "svc", 60, NOW);
+        let mut v = verifier(&i, "svc");
+        for (expect, claim) in [
+            (
+                Expect {
+                    call: Some(8),
+                    ..Expect::default()
+                },
+                "call",
+            ),
+            (
+                Expect {
+                    tool: Some("git".into()),
+                    ..Expect::default()
+                },
+                "tool",
+            ),
+            (
+                Expect {
+                    argv_sha256: Some("cd".repeat(32)),
+                    ..Expect::default()
+                },
+                "argv_sha256",
+            ),
+        ] {
+            v.expect = expect;
+            match v.verify(&t, NOW) {
+                Err(VerifyError::Binding { claim: c, .. }) => assert_eq!(c, claim),
+                other => panic!("{claim}: {other:?}"),
+            }
+        }
+        // A session token carries no call at all.
+        v.expect = Expect {
+            call: Some(7),
+            ..Expect::default()
+        };
+        let e = v.verify(&session, NOW).unwrap_err();
+        assert!(e.to_string().contains("a session token"), "{e}");
+        // Refusals are not remembered: the right call still verifies, once.
+        v.expect = Expect {
+            call: Some(7),
+            tool: Some("deploy".into()),
+            argv_sha256: Some(digest.to_uppercase()),
+        };
+        let c = v.verify(&t, NOW).unwrap();
+        assert_eq!(c.call, Some(7));
+        assert!(matches!(v.verify(&t, NOW), Err(VerifyError::Replayed(_))));
     }
 
     #[test]

@@ -71,12 +71,18 @@ pub struct RuleRef {
 impl RuleRef {
     /// `tools.git.approve[0] ["push", "**"] (p.toml:3:5)`, plus the risk.
     pub fn describe(&self, tool: &str) -> String {
+        self.describe_at(&format!("tools.{tool}"))
+    }
+
+    /// The same for a rule of the table at `at` (`tools.git`,
+    /// `mcp.fs.tools.write_file`).
+    pub fn describe_at(&self, at: &str) -> String {
         let risk = self
             .risk
             .map(|r| format!(" risk {}", r.as_str()))
             .unwrap_or_default();
         format!(
-            "tools.{tool}.{}[{}] {}{risk} ({})",
+            "{at}.{}[{}] {}{risk} ({})",
             self.list, self.index, self.pattern, self.origin
         )
     }

@@ -112,16 +112,23 @@ pub struct CedarFile {
 }
 
 impl Profile {
-    /// True when some call could need a human yes: an `approve` rule, or
-    /// an `allow` rule with a `risk` that is not `pre_approved`.
+    /// True when some call could need a human yes: an `approve` rule, an
+    /// `allow` rule with a `risk` that is not `pre_approved`, or a Cedar
+    /// policy file that names `@approve` (read as text: a mention in a
+    /// comment only makes cordon ready to ask, which costs nothing).
     pub fn asks_for_approval(&self) -> bool {
+        let cedar = self
+            .policy
+            .cedar
+            .as_ref()
+            .is_some_and(|c| c.text.contains("@approve"));
         let tools = self.tools.values().any(|t| {
             !t.approve.is_empty() || t.allow.iter().any(|r| r.risk.is_some() && !r.pre_approved)
         });
         let mcp = self.mcp.values().flat_map(|s| s.tools.values()).any(|t| {
             !t.approve.is_empty() || t.allow.iter().any(|r| r.risk.is_some() && !r.pre_approved)
         });
-        tools || mcp
+        tools || mcp || cedar
     }
 }
 

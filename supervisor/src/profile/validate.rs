@@ -59,6 +59,7 @@ pub(super) fn check_profile(merged: &Layer, diags: &mut Vec<Diagnostic>) {
     secrets_used(merged, diags);
     env_source_not_passed(merged, diags);
     secret_sources_not_agent_reachable(merged, diags);
+    key::check_with(merged, key::key_path().as_deref(), diags);
     secret_commands_not_agent_writable(merged, diags);
     super::validate_proxy::check(merged, diags);
 }
@@ -498,7 +499,8 @@ fn secret_commands_not_agent_writable(merged: &Layer, diags: &mut Vec<Diagnostic
 
 /// For the runtime: every secret source (and provider or revoke program)
 /// that a grant of `profile`, with its placeholders expanded to this
-/// session's `values`, lets the agent reach; with the grant's location.
+/// session's `values`, lets the agent reach, and the identity key when a
+/// tool's or MCP server's own grants reach it; with the grant's location.
 /// The broker refuses to start a session when this is not empty.
 ///
 /// `credential:` sources are resolved with `$CREDENTIALS_DIRECTORY` of
@@ -507,8 +509,14 @@ pub fn secret_source_reachable(
     profile: &Profile,
     values: &Placeholders,
 ) -> Vec<(String, PathBuf, Location)> {
-    reachable_in(profile, values, credentials_directory().as_deref())
+    let mut out = reachable_in(profile, values, credentials_directory().as_deref());
+    let expand = |t: &PathTemplate| Some(t.expand(values));
+    out.extend(key::reachable(profile, &expand, key::key_path().as_deref()));
+    out
 }
+
+#[path = "validate_key.rs"]
+mod key;
 
 fn reachable_in(
     profile: &Profile,

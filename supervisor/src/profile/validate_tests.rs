@@ -413,3 +413,41 @@ fn a_persistent_home_is_a_word_and_never_a_sub_agents() {
         "{diags:#?}"
     );
 }
+
+#[test]
+fn a_tool_or_server_sandbox_that_reaches_the_identity_key_is_refused() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().canonicalize().unwrap();
+    let key = dir.join("identity/signing-key.pem");
+    let src = format!(
+        "{NAME}[tools.t]\npath = \"/usr/bin/true\"\nallow = [[]]\nsecrets = [\"ID\"]\n[tools.t.sandbox]\nread = [\"{d}\"]\n\
+         [tools.u]\npath = \"/usr/bin/false\"\nallow = [[]]\n[tools.u.sandbox]\nread = [\"{{tmp}}\"]\n\
+         [secrets.ID]\nfrom = \"identity:jwt?aud=svc&bind=call\"\nttl = \"1m\"\n",
+        d = dir.display()
+    );
+    let merged = layer(&src);
+    let mut diags = Vec::new();
+    super::key::check_with(&merged, Some(&key), &mut diags);
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    let m = &diags[0].message;
+    assert!(
+        m.starts_with("secret `ID`: [tools.t.sandbox] could read cordon's identity signing key")
+            && m.contains(&format!("granted by read = \"{}\"", dir.display())),
+        "{m}"
+    );
+    // Elsewhere, no complaint.
+    let mut diags = Vec::new();
+    super::key::check_with(&merged, Some(Path::new("/nonexistent/key.pem")), &mut diags);
+    assert!(diags.is_empty(), "{diags:#?}");
+    // At session start, with {tmp} expanded to where the key is.
+    let profile = merged.into_profile("v.toml".into());
+    let values = crate::profile::Placeholders {
+        workspace: PathBuf::from("/nonexistent/ws"),
+        home: PathBuf::from("/nonexistent/home"),
+        tmp: dir.clone(),
+    };
+    let expand = |t: &PathTemplate| Some(t.expand(&values));
+    let hits = super::key::reachable(&profile, &expand, Some(&key));
+    assert_eq!(hits.len(), 2, "{hits:#?}");
+    assert!(hits.iter().all(|(n, p, _)| n == "ID" && p == &key));
+}

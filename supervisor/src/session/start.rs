@@ -185,6 +185,14 @@ impl Started {
         host: crate::host::Host,
         shim: Option<std::path::PathBuf>,
     ) -> Result<(), StartError> {
+        // One compiled set of Cedar policies for the session: its broker
+        // and its egress proxy ask the same.
+        let cedar = crate::policy::cedar::SessionPolicies::new(
+            &self.profile,
+            &self.plan.session.id,
+            start.intent.as_deref(),
+            &self.chain,
+        );
         if let Some(listener) = self.running.egress_listener.take() {
             let (rules, audit) = match start.egress {
                 Egress::Profile => (
@@ -205,7 +213,8 @@ impl Started {
                 refusals.clone(),
             )
             .loud(self.loud)
-            .tolerating(&self.profile.divergence.tolerated_hosts);
+            .tolerating(&self.profile.divergence.tolerated_hosts)
+            .cedar(cedar.clone());
             self.proxy = Some(egress::proxy::start(listener, ctx).map_err(StartError::Proxy)?);
         }
         let Some(socket) = socket else {
@@ -250,6 +259,7 @@ impl Started {
                 || parent.is_some_and(|p| p.approvals.has_operators()),
             loader: std::mem::take(&mut self.plan.loader),
             notices: Arc::clone(&self.notices),
+            cedar,
         })
         .map_err(|e| StartError::Broker(e.to_string()))?;
         if let Some(tty) = start.approvers.tty {

@@ -87,3 +87,56 @@ pub fn combine(toml: Verdict, answer: Option<&Answer>, unmatched: Unmatched) -> 
         },
     }
 }
+
+impl Combined {
+    /// For a request no person can be asked about (a connection through
+    /// the egress proxy): a policy's `@approve` cannot be honoured, so it
+    /// refuses, failing closed rather than letting the request through.
+    #[must_use]
+    pub fn without_approval(self, what: &str) -> Combined {
+        if self.verdict != Verdict::Approve {
+            return self;
+        }
+        let reason = format!(
+            "Cedar policy {} asks for approval (@approve), and cordon cannot ask a person about {what}; refused",
+            self.policies.join(", ")
+        );
+        Combined {
+            verdict: Verdict::Deny,
+            reason: Some(reason),
+            policies: self.policies,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_permit_never_widens_and_an_approval_without_a_person_refuses() {
+        let permit = Answer::Permit {
+            policies: vec!["p".into()],
+            approve: false,
+        };
+        // A permit cannot reach past a TOML deny, nor remove a TOML question.
+        let c = combine(Verdict::Deny, Some(&permit), Unmatched::Toml);
+        assert_eq!((c.verdict, c.policies.len()), (Verdict::Deny, 0));
+        let c = combine(Verdict::Approve, Some(&permit), Unmatched::Toml);
+        assert_eq!(c.verdict, Verdict::Approve);
+        let ask = Answer::Permit {
+            policies: vec!["night".into()],
+            approve: true,
+        };
+        let c = combine(Verdict::Allow, Some(&ask), Unmatched::Toml);
+        assert_eq!(c.verdict, Verdict::Approve);
+        let c = c.without_approval("a connection");
+        assert_eq!(c.verdict, Verdict::Deny);
+        assert!(c
+            .reason
+            .unwrap()
+            .contains("Cedar policy night asks for approval"));
+        let c = combine(Verdict::Allow, Some(&permit), Unmatched::Toml).without_approval("x");
+        assert_eq!(c.verdict, Verdict::Allow);
+    }
+}

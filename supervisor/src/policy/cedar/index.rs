@@ -120,12 +120,16 @@ pub struct Needed {
 }
 
 /// Every attribute of the schema's `Context`.
-pub const CONTEXT: [&str; 13] = [
+pub const CONTEXT: [&str; 17] = [
     "argv",
     "args",
+    "canonical",
+    "canonical_args",
     "argc",
     "argv_sha256",
     "cwd",
+    "tool",
+    "host",
     "intent",
     "risk",
     "rule",

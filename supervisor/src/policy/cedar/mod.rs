@@ -6,6 +6,8 @@
 //!   context) and its Cedar form.
 //! - [`combine`]: how Cedar's answer and the TOML verdict make one
 //!   decision (a TOML deny always wins).
+//! - [`session`]: one session's policies and principal, which every
+//!   decision path of the session asks.
 //!
 //! Policies are parsed and validated against the schema (strictly) when a
 //! profile is loaded, so `cordon check` reports every mistake at
@@ -18,6 +20,7 @@ pub mod combine;
 mod index;
 pub mod request;
 pub mod schema;
+pub mod session;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -31,6 +34,15 @@ use index::{Facts, Needed, Scope, Sets};
 
 pub use combine::{combine, Combined, Unmatched};
 pub use request::{Action, Principal, Request};
+pub use session::SessionPolicies;
+
+/// The stack a thread that evaluates policies is given: Cedar refuses to
+/// evaluate (an error, so a deny) with less than 100 KiB of stack left,
+/// and the broker's call threads (256 KiB) and the egress proxy's
+/// connection threads (128 KiB) have used more than the difference by the
+/// time they decide. Stacks are mapped lazily: what is not touched costs
+/// address space, not memory.
+pub const STACK: usize = 1024 * 1024;
 
 /// One problem in a policy file: where (a byte offset into it, when
 /// known) and what.

@@ -52,8 +52,17 @@ pub struct Request<'a> {
     pub resource: &'a str,
     pub argv: String,
     pub args: Vec<String>,
+    /// The arguments in the canonical form of the tool's grammar (what
+    /// the TOML rules were matched against); the exact ones when the tool
+    /// has no grammar, or the grammar could not classify the call.
+    pub canonical: String,
+    pub canonical_args: Vec<String>,
     pub argv_sha256: String,
     pub cwd: &'a str,
+    /// The tool a request is made for: the tool of an exec (or
+    /// `SERVER/TOOL`), the tool whose sandbox connects or receives a
+    /// secret; `""` for the agent itself.
+    pub tool: &'a str,
     pub risk: Option<Risk>,
     /// The TOML rule that matched, e.g. `tools.git.allow[0]`.
     pub rule: String,
@@ -63,62 +72,121 @@ pub struct Request<'a> {
     pub port: u16,
 }
 
-impl Request<'_> {
-    /// An exec call of `tool` with `args` (argv after the tool name).
-    pub fn exec<'a>(
-        principal: Principal<'a>,
-        tool: &'a str,
-        args: &[&[u8]],
-        cwd: &'a str,
-        toml: Verdict,
-        rule: String,
-        risk: Option<Risk>,
-    ) -> Request<'a> {
-        let shown = crate::audit::argv_text(args);
-        let digest = argv_digest(args);
+impl<'a> Request<'a> {
+    /// A request with an empty context, as the TOML rules allowed it.
+    fn bare(principal: Principal<'a>, action: Action, resource: &'a str) -> Request<'a> {
         Request {
             principal,
-            action: Action::Exec,
-            resource: tool,
-            argv: shown.join(" "),
-            args: shown,
-            argv_sha256: digest,
-            cwd,
-            risk,
-            rule,
-            toml,
+            action,
+            resource,
+            argv: String::new(),
+            args: Vec::new(),
+            canonical: String::new(),
+            canonical_args: Vec::new(),
+            argv_sha256: argv_digest(&[]),
+            cwd: "",
+            tool: "",
+            risk: None,
+            rule: String::new(),
+            toml: Verdict::Allow,
             time: SystemTime::now(),
             port: 0,
         }
     }
 
+    /// The TOML verdict, the rule that gave it (as the audit record names
+    /// it) and that rule's risk tag.
+    #[must_use]
+    pub fn decided(mut self, toml: Verdict, rule: String, risk: Option<Risk>) -> Request<'a> {
+        self.toml = toml;
+        self.rule = rule;
+        self.risk = risk;
+        self
+    }
+
+    /// An exec call of `tool` with `args` (argv after the tool name), and
+    /// the canonical form its grammar gave them, if any.
+    pub fn exec(
+        principal: Principal<'a>,
+        tool: &'a str,
+        args: &[&[u8]],
+        canonical: Option<&[Vec<u8>]>,
+        cwd: &'a str,
+    ) -> Request<'a> {
+        let shown = crate::audit::argv_text(args);
+        let canonical_args = match canonical {
+            Some(c) => crate::audit::argv_text(&c.iter().map(Vec::as_slice).collect::<Vec<_>>()),
+            None => shown.clone(),
+        };
+        Request {
+            argv: shown.join(" "),
+            args: shown,
+            canonical: canonical_args.join(" "),
+            canonical_args,
+            argv_sha256: argv_digest(args),
+            cwd,
+            tool,
+            ..Request::bare(principal, Action::Exec, tool)
+        }
+    }
+
     /// A `tools/call` of `resource` (`SERVER/TOOL`) with `arguments`.
-    pub fn mcp_call<'a>(
+    pub fn mcp_call(
         principal: Principal<'a>,
         resource: &'a str,
         arguments: &serde_json::Value,
-        toml: Verdict,
-        rule: String,
-        risk: Option<Risk>,
     ) -> Request<'a> {
         let canonical = crate::mcp::relay::canonical(arguments);
         let mut args = Vec::new();
         scalars(arguments, &mut args);
         Request {
-            principal,
-            action: Action::McpCall,
-            resource,
             // As the call's audit record digests it: one argument, the
             // canonical JSON.
             argv_sha256: argv_digest(&[canonical.as_bytes()]),
+            canonical: canonical.clone(),
+            canonical_args: args.clone(),
             argv: canonical,
             args,
-            cwd: "",
-            risk,
-            rule,
-            toml,
-            time: SystemTime::now(),
-            port: 0,
+            tool: resource,
+            ..Request::bare(principal, Action::McpCall, resource)
+        }
+    }
+
+    /// A connection to `host` (as the egress proxy names it: lower case,
+    /// or an address) on `port`, from the sandbox of `tool` (`None`: the
+    /// agent's).
+    pub fn connect(
+        principal: Principal<'a>,
+        host: &'a str,
+        port: u16,
+        tool: Option<&'a str>,
+    ) -> Request<'a> {
+        Request {
+            port,
+            tool: tool.unwrap_or(""),
+            ..Request::bare(principal, Action::Connect, host)
+        }
+    }
+
+    /// Secret `name` handed to `tool`'s call (`None`: to the agent, by
+    /// `cordon-shim secret`).
+    pub fn secret(principal: Principal<'a>, name: &'a str, tool: Option<&'a str>) -> Request<'a> {
+        Request {
+            tool: tool.unwrap_or(""),
+            ..Request::bare(principal, Action::Secret, name)
+        }
+    }
+
+    /// A sub-agent under profile `profile` running `argv`.
+    pub fn spawn(principal: Principal<'a>, profile: &'a str, argv: &[&[u8]]) -> Request<'a> {
+        let shown = crate::audit::argv_text(argv);
+        Request {
+            argv: shown.join(" "),
+            canonical: shown.join(" "),
+            canonical_args: shown.clone(),
+            args: shown,
+            argv_sha256: argv_digest(argv),
+            ..Request::bare(principal, Action::Spawn, profile)
         }
     }
 
@@ -221,6 +289,14 @@ impl Request<'_> {
             let value = match name {
                 "argv" => s(&self.argv),
                 "args" => set(&self.args),
+                "canonical" => s(&self.canonical),
+                "canonical_args" => set(&self.canonical_args),
+                "tool" => s(self.tool),
+                "host" => s(if self.action == Action::Connect {
+                    self.resource
+                } else {
+                    ""
+                }),
                 "argc" => long(self.args.len()),
                 "argv_sha256" => s(&self.argv_sha256),
                 "cwd" => s(self.cwd),
@@ -234,7 +310,8 @@ impl Request<'_> {
                 }
                 "hour_utc" => long(usize::try_from(secs % 86_400 / 3600).unwrap_or(0)),
                 "port" => long(usize::from(self.port)),
-                _ => set(self.principal.chain),
+                "ancestors" => set(self.principal.chain),
+                _ => continue,
             };
             out.push((name.to_string(), value));
         }

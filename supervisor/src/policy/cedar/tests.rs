@@ -17,11 +17,7 @@ fn principal<'a>(chain: &'a [String]) -> Principal<'a> {
 }
 
 fn exec<'a>(chain: &'a [String], args: &[&[u8]], toml: Verdict) -> Request<'a> {
-    Request::exec(
-        principal(chain),
-        "git",
-        args,
-        "/ws",
+    Request::exec(principal(chain), "git", args, None, "/ws").decided(
         toml,
         "tools.git.allow[0]".into(),
         None,
@@ -44,10 +40,8 @@ fn our_requests_conform_to_the_schema() {
             principal(&chain),
             "fs/write_file",
             &json!({"path": "/ws/a", "n": [1, true]}),
-            Verdict::Approve,
-            "r".into(),
-            Some(Risk::Delete),
-        ),
+        )
+        .decided(Verdict::Approve, "r".into(), Some(Risk::Delete)),
     ];
     for r in reqs {
         let parts = r.parts(p);
@@ -133,34 +127,20 @@ forbid (principal, action, resource) when { principal.depth > 2 || context.inten
         principal(&chain),
         "fs/write_file",
         &json!({"path": "/ws/a"}),
-        Verdict::Allow,
-        String::new(),
-        None,
-    );
+    )
+    .decided(Verdict::Allow, String::new(), None);
     assert_eq!(
         e.evaluate(&write),
         Answer::Forbid {
             policies: vec!["sub-agents-never-write".into()]
         }
     );
-    let read = Request::mcp_call(
-        principal(&chain),
-        "fs/read_file",
-        &json!({"path": "/ws/a"}),
-        Verdict::Allow,
-        String::new(),
-        None,
-    );
+    let read = Request::mcp_call(principal(&chain), "fs/read_file", &json!({"path": "/ws/a"}))
+        .decided(Verdict::Allow, String::new(), None);
     assert_eq!(e.evaluate(&read), Answer::NoMatch);
     // A root session is not in its own chain.
-    let root = Request::mcp_call(
-        principal(&[]),
-        "fs/write_file",
-        &json!({"path": "/ws/a"}),
-        Verdict::Allow,
-        String::new(),
-        None,
-    );
+    let root = Request::mcp_call(principal(&[]), "fs/write_file", &json!({"path": "/ws/a"}))
+        .decided(Verdict::Allow, String::new(), None);
     assert_eq!(e.evaluate(&root), Answer::NoMatch);
     let deep = vec!["a".to_string(), "b".to_string(), "c".to_string()];
     assert!(matches!(
@@ -276,4 +256,42 @@ fn every_combination() {
         assert_eq!(c.policies, policies, "{toml:?} {answer:?}");
         assert_eq!(c.reason.is_some(), c.verdict != toml, "{c:?}");
     }
+}
+
+#[test]
+fn exec_policies_see_the_canonical_form_and_connects_see_host_and_tool() {
+    let e = engine(
+        r#"
+@id("no-force")
+forbid (principal, action == Cordon::Action::"exec", resource == Cordon::Tool::"git")
+when { context.canonical_args.contains("--force") };
+@id("no-pastebin")
+forbid (principal, action == Cordon::Action::"connect", resource)
+when { context.host like "*.pastebin.example" && context.tool == "" };
+@id("token-for-git-only")
+forbid (principal, action == Cordon::Action::"secret", resource == Cordon::Secret::"GITHUB_TOKEN")
+unless { context.tool == "git" };
+"#,
+    );
+    let chain = vec![];
+    // `-f` is `--force` to git, and to the policy.
+    let canonical = [b"push".to_vec(), b"--force".to_vec(), b"origin".to_vec()];
+    let r = Request::exec(
+        principal(&chain),
+        "git",
+        &[b"push", b"-f", b"origin"],
+        Some(&canonical),
+        "/ws",
+    );
+    assert!(matches!(e.evaluate(&r), Answer::Forbid { .. }));
+    let r = Request::exec(principal(&chain), "git", &[b"push", b"origin"], None, "/ws");
+    assert_eq!(e.evaluate(&r), Answer::NoMatch);
+    let agent = Request::connect(principal(&chain), "x.pastebin.example", 443, None);
+    assert!(matches!(e.evaluate(&agent), Answer::Forbid { .. }));
+    let tool = Request::connect(principal(&chain), "x.pastebin.example", 443, Some("curl"));
+    assert_eq!(e.evaluate(&tool), Answer::NoMatch);
+    let expose = Request::secret(principal(&chain), "GITHUB_TOKEN", None);
+    assert!(matches!(e.evaluate(&expose), Answer::Forbid { .. }));
+    let git = Request::secret(principal(&chain), "GITHUB_TOKEN", Some("git"));
+    assert_eq!(e.evaluate(&git), Answer::NoMatch);
 }
