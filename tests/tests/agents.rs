@@ -409,6 +409,18 @@ impl Session {
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
             .filter(|r| r["decision"] == "deny" || r["decision"] == "kill")
+            // What the profile tolerates (Codex's start-up probes of the
+            // machine) is refused and recorded, but is not a refusal the
+            // session pays for.
+            .filter(|r| {
+                let tolerated = r["rule"]
+                    .as_str()
+                    .is_some_and(|rule| rule.starts_with("divergence.tolerated_"));
+                if tolerated {
+                    assert_eq!(r["kind"], "violation", "{r}");
+                }
+                !tolerated
+            })
             .collect();
         assert_eq!(refused.len(), 1, "refusals on record: {refused:#?}");
         assert_eq!(
@@ -522,6 +534,16 @@ fn codex_runs_a_scripted_session_under_its_profile() {
         s.audit
             .contains(r#""argv":["-c","safe.bareRepository=explicit","-c","core.hooksPath=/dev/null","-c","core.fsmonitor=false","rev-parse""#),
         "Codex's git probes should be calls on record: {}",
+        s.audit
+    );
+    // Its description of the machine (`lsb_release -a`) is refused and
+    // recorded as tolerated, and the session goes on.
+    assert!(
+        !std::path::Path::new("/usr/bin/lsb_release").exists()
+            || s.audit
+                .contains(r#""rule":"divergence.tolerated_execs[0]""#)
+                && s.audit.contains(r#""detail":"exec /usr/bin/lsb_release""#),
+        "Codex's lsb_release should be a tolerated exec on record: {}",
         s.audit
     );
     s.only_refusal_is_the_force_push();
