@@ -1,7 +1,8 @@
 //! Keeping a record under [`MAX_LINE`] without dropping it.
 //!
 //! Only fields whose size the agent controls are shortened: `detail`,
-//! `argv` (and its `canonical` form), `intent`, `reason` and `cwd`. Each cut string ends with
+//! `argv` (and its `canonical` form), `intent`, `reason`, `cwd` and the
+//! paths of `leaked_to`. Each cut string ends with
 //! [`CUT_MARK`]; an argv with too many elements keeps its first half and
 //! gains a last element [`ARGS_MARK`]. The record stays valid JSON and its
 //! reader can see that it was cut, and where.
@@ -71,7 +72,8 @@ fn longest(rec: &mut Record) -> Option<&mut String> {
         .argv
         .iter_mut()
         .flatten()
-        .chain(rec.canonical.iter_mut().flatten());
+        .chain(rec.canonical.iter_mut().flatten())
+        .chain(rec.leaked_to.iter_mut().flatten());
     let fields = [
         &mut rec.detail,
         &mut rec.intent,

@@ -202,6 +202,16 @@ pub struct Record {
     /// Bytes from the remote host to the sandbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_down: Option<u64>,
+    /// On a `call_end`: the raw secrets of the call found (in some form)
+    /// in files it changed where the agent can read them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaked: Option<Vec<String>>,
+    /// Those files (at most 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaked_to: Option<Vec<String>>,
+    /// Why the leak scan did not read every changed file, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leak_scan: Option<String>,
 }
 
 /// The workload identity of a session:
@@ -266,6 +276,9 @@ impl Record {
             address: None,
             bytes_up: None,
             bytes_down: None,
+            leaked: None,
+            leaked_to: None,
+            leak_scan: None,
         }
     }
 
@@ -318,7 +331,8 @@ impl Record {
         cwd: String, decision: Decision, rule: String, policies: Vec<String>, reason: String,
         approver: String, approved_at: String, approval: String, secrets: Vec<String>, pid: u32,
         duration_ms: u64, exit: i32, signal: i32, detail: String, connection: u64, host: String,
-        port: u16, address: String, bytes_up: u64, bytes_down: u64,
+        port: u16, address: String, bytes_up: u64, bytes_down: u64, leaked: Vec<String>,
+        leaked_to: Vec<String>, leak_scan: String,
     }
 }
 

@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use cordon_shim::protocol::Reply;
 
+use super::call_env::{end_record, pass_env};
 use super::secrets::CallSecrets;
 use super::serve::Authenticated;
 use super::tool::{self, Ending};
@@ -379,13 +380,6 @@ impl Ran<'_> {
     }
 }
 
-fn end_record(session: &Session, call: u64, name: &str) -> Record {
-    Record::new(Kind::CallEnd, &session.id)
-        .profile(&session.profile.name)
-        .call(call)
-        .tool(name.to_string())
-}
-
 /// The declared tool a shim was run as. The shim's name is its argv[0]'s
 /// last component: a tool's own name through the shim directory on PATH,
 /// or its binary's file name when the agent ran the tool's real path
@@ -437,21 +431,4 @@ fn over_quota(session: &Session, tool: &Tool, name: &str) -> Option<String> {
     }
     *n += 1;
     None
-}
-
-/// The caller's variables the tool may see: the profile's `env` names, plus
-/// the terminal and locale.
-fn pass_env(names: &[String], env: &[(Vec<u8>, Vec<u8>)]) -> Vec<(String, String)> {
-    let wanted = |k: &str| {
-        names.iter().any(|n| n == k) || ["TERM", "LANG", "LC_ALL", "COLUMNS", "LINES"].contains(&k)
-    };
-    env.iter()
-        .filter_map(|(k, v)| {
-            Some((
-                String::from_utf8(k.clone()).ok()?,
-                String::from_utf8(v.clone()).ok()?,
-            ))
-        })
-        .filter(|(k, _)| wanted(k))
-        .collect()
 }

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use cordon_shim::protocol::Reply;
 
+use super::call_env::{end_record, pass_env};
+use super::mcp_server::{as_tool, cwd_refusal};
 use super::secrets::CallSecrets;
 use super::serve::Authenticated;
 use super::tool::{self, Ending};
@@ -176,7 +178,7 @@ pub(super) fn serve(
     let secrets = match CallSecrets::fetch_for(session, &server.secrets, None) {
         Ok(s) => s,
         Err(reason) => {
-            let end = end_record(session, call, &name).reason(reason.clone());
+            let end = end_record(session, call, &format!("mcp:{name}")).reason(reason.clone());
             let _ = session.record(end.decision(Decision::Deny));
             send_reply(&mut conn.stream, &Reply::Denied { reason });
             return;
@@ -191,7 +193,7 @@ pub(super) fn serve(
     };
     drop(secrets);
     let ms = u64::try_from(started_at.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let end = end_record(session, call, &name).duration_ms(ms);
+    let end = end_record(session, call, &format!("mcp:{name}")).duration_ms(ms);
     let _ = session.record(ending.record(end));
     send_reply(&mut conn.stream, &ending.reply);
 }
@@ -401,65 +403,4 @@ impl Read for Polled<'_> {
             }
         }
     }
-}
-
-/// The server as the launcher's tool: its program, sandbox and secrets,
-/// named `mcp:NAME` (its planned sandbox is found by that name).
-pub(super) fn as_tool(server: &McpServer) -> Tool {
-    let program = PathBuf::from(&server.command[0]);
-    Tool {
-        name: format!("mcp:{}", server.name),
-        path: program,
-        allow: Vec::new(),
-        approve: Vec::new(),
-        deny: Vec::new(),
-        timeout: None,
-        max_calls: None,
-        env: server.env.clone(),
-        secrets: server.secrets.clone(),
-        sandbox: server.sandbox.clone(),
-        grammar: None,
-        origin: server.origin.clone(),
-    }
-}
-
-fn end_record(session: &Session, call: u64, name: &str) -> Record {
-    Record::new(Kind::CallEnd, &session.id)
-        .profile(&session.profile.name)
-        .call(call)
-        .tool(format!("mcp:{name}"))
-}
-
-/// The shim's working directory must lie in the server's `cwd` trees.
-fn cwd_refusal(session: &Session, server: &McpServer, cwd: &Path) -> Option<String> {
-    let dirs: Vec<PathBuf> = server
-        .sandbox
-        .cwd
-        .iter()
-        .map(|r| r.path.expand(&session.placeholders))
-        .filter_map(|p| std::fs::canonicalize(p).ok())
-        .collect();
-    let inside = !cwd.as_os_str().is_empty() && dirs.iter().any(|d| cwd.starts_with(d));
-    (!inside).then(|| {
-        format!(
-            "working directory `{}` is outside what MCP server `{}` may run in",
-            cwd.display(),
-            server.name
-        )
-    })
-}
-
-/// The agent's variables the server may see: its `env` names, plus the
-/// terminal and locale.
-fn pass_env(names: &[String], env: &[(Vec<u8>, Vec<u8>)]) -> Vec<(String, String)> {
-    let wanted = |k: &str| names.iter().any(|n| n == k) || ["TERM", "LANG", "LC_ALL"].contains(&k);
-    env.iter()
-        .filter_map(|(k, v)| {
-            Some((
-                String::from_utf8(k.clone()).ok()?,
-                String::from_utf8(v.clone()).ok()?,
-            ))
-        })
-        .filter(|(k, _)| wanted(k))
-        .collect()
 }

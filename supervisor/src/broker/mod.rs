@@ -10,14 +10,18 @@
 //! but the first [`FOREGROUND_CALLS`] of them at a low priority.
 
 mod approve;
+mod call_env;
 pub mod control;
 mod exec;
 mod expose;
 pub mod handoff;
+mod leak;
 mod mcp;
 mod mcp_call;
+mod mcp_server;
 mod peer;
 pub mod prompt;
+mod proxied;
 mod pump;
 mod refuse;
 pub mod secrets;
@@ -36,6 +40,7 @@ use std::sync::Arc;
 use crate::profile::Profile;
 
 pub use peer::{namespace_of_child, pid_namespace};
+pub use proxied::agent_injector;
 pub use session::{tool_cwds, AuditFailures, Session, SessionError, SessionParts};
 
 /// Calls served at once per session; further connections wait, unaccepted,
@@ -114,6 +119,7 @@ impl Broker {
 
 /// Starts accepting calls for `session`.
 pub fn start(prepared: Prepared, session: Arc<Session>) -> std::io::Result<Broker> {
+    Session::set_this(&session);
     let listener = prepared.listener;
     let in_flight = Arc::new(AtomicUsize::new(0));
     let (s, f) = (Arc::clone(&session), Arc::clone(&in_flight));

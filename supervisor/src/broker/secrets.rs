@@ -14,7 +14,7 @@ use zeroize::Zeroize;
 use super::Session;
 use crate::identity::{Binding, CallBinding};
 use crate::profile::{Delivery, SecretSource, SecretSpec, Tool, ToolSecret};
-use crate::secrets::provider::{fetch, revoke, FetchError, Sources};
+use crate::secrets::provider::{fetch, fetch_for_proxy, revoke, FetchError, Sources};
 use crate::secrets::SecretValue;
 use crate::sys::fd::sealed_memfd;
 
@@ -31,6 +31,24 @@ pub struct SessionSecrets {
 }
 
 impl SessionSecrets {
+    /// Counts one use of `spec` against its `max_uses`, or says why the
+    /// session may not have another.
+    pub(super) fn take_use(&self, spec: &SecretSpec) -> Result<(), String> {
+        let Some(max) = spec.max_uses else {
+            return Ok(());
+        };
+        let mut uses = self.uses.lock().unwrap_or_else(|e| e.into_inner());
+        let n = uses.entry(spec.name.clone()).or_insert(0);
+        if *n >= max {
+            return Err(format!(
+                "secret `{}` reached its max_uses = {max} for this session",
+                spec.name
+            ));
+        }
+        *n += 1;
+        Ok(())
+    }
+
     /// Holds a value handed to the agent so its revoke runs at session end.
     pub fn keep_until_end(&self, name: &str, value: Shared) {
         self.kept
@@ -95,22 +113,15 @@ impl<'s> CallSecrets<'s> {
             let Some(spec) = session.profile.secrets.get(&wanted.name) else {
                 return Err(format!("secret `{}` is not declared", wanted.name));
             };
-            if let Some(max) = spec.max_uses {
-                let mut uses = session
-                    .secrets
-                    .uses
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                let n = uses.entry(spec.name.clone()).or_insert(0);
-                if *n >= max {
-                    return Err(format!(
-                        "secret `{}` reached its max_uses = {max} for this session",
-                        spec.name
-                    ));
-                }
-                *n += 1;
+            // A proxy-delivered secret is never fetched for the process:
+            // the call's proxy fetches it when a request needs it
+            // (`super::proxied`), and the tool holds a placeholder.
+            if spec.proxy.is_some() {
+                continue;
             }
-            let (value, expires, cached) = obtain(session, spec, call)?;
+            session.secrets.take_use(spec)?;
+            let (value, expires, cached) =
+                obtain(session, spec, &|| fetch_now(session, spec, call))?;
             held.held.push(Held {
                 spec: spec.clone(),
                 value,
@@ -188,11 +199,13 @@ impl Drop for CallSecrets<'_> {
     }
 }
 
-/// The value, from the cache when allowed and fresh, else fetched now.
-fn obtain(
+/// The value, from the cache when allowed and fresh, else from `fetch`
+/// now; with its expiry, and whether the cache holds it (then it is
+/// revoked at session end, not by its user).
+pub(super) fn obtain(
     session: &Session,
     spec: &SecretSpec,
-    call: Option<CallBinding<'_>>,
+    fetch: &dyn Fn() -> Result<SecretValue, FetchError>,
 ) -> Result<(Shared, Option<Instant>, bool), String> {
     if spec.cache {
         let cache = session
@@ -206,8 +219,7 @@ fn obtain(
             }
         }
     }
-    let value = fetch_now(session, spec, call)
-        .map_err(|e| format!("secret `{}` could not be fetched: {e}", spec.name))?;
+    let value = fetch().map_err(|e| format!("secret `{}` could not be fetched: {e}", spec.name))?;
     let value = Arc::new(value);
     let expires = spec.ttl.map(|t| Instant::now() + t);
     if let (true, Some(e)) = (spec.cache, expires) {
@@ -226,13 +238,34 @@ fn obtain(
     Ok((value, expires, false))
 }
 
-/// Fetches `spec` now, from cordon's own environment and credentials
-/// directory (never the agent's); an identity token is minted for
-/// `session`, bound to `call` when it names one.
+/// Fetches `spec` now for a process, from cordon's own environment and
+/// credentials directory (never the agent's); an identity token is minted
+/// for `session`, bound to `call` when it names one.
 pub(super) fn fetch_now(
     session: &Session,
     spec: &SecretSpec,
     call: Option<CallBinding<'_>>,
+) -> Result<SecretValue, FetchError> {
+    with_sources(session, spec, call, &|sources| fetch(spec, sources))
+}
+
+/// Fetches a proxy-delivered `spec` now, for an egress proxy's injector
+/// (never for a process).
+pub(super) fn fetch_for_injector(
+    session: &Session,
+    spec: &SecretSpec,
+) -> Result<SecretValue, FetchError> {
+    with_sources(session, spec, None, &|sources| {
+        fetch_for_proxy(spec, sources)
+    })
+}
+
+/// Runs `f` with the places a fetch of `spec` may look.
+fn with_sources(
+    session: &Session,
+    spec: &SecretSpec,
+    call: Option<CallBinding<'_>>,
+    f: &dyn Fn(&Sources<'_>) -> Result<SecretValue, FetchError>,
 ) -> Result<SecretValue, FetchError> {
     let env = |name: &str| std::env::var_os(name);
     let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
@@ -255,10 +288,10 @@ pub(super) fn fetch_now(
         credentials: creds.as_deref(),
         identity,
     };
-    fetch(spec, &sources)
+    f(&sources)
 }
 
-fn run_revoke(session: &Session, spec: &SecretSpec, value: &SecretValue) {
+pub(super) fn run_revoke(session: &Session, spec: &SecretSpec, value: &SecretValue) {
     let Some(argv) = &spec.revoke else { return };
     let result = revoke(argv, value, spec.fetch_timeout);
     let rec = crate::audit::Record::new(crate::audit::Kind::Secret, &session.id);

@@ -17,6 +17,7 @@ use crate::policy::{Policy, PolicyError};
 use crate::process::{Killer, Refusals};
 use crate::profile::{Placeholders, Profile};
 use crate::sandbox::loader::LoaderCache;
+use crate::sandbox::proxied::SessionTls;
 use crate::sandbox::tool_plan::{tool_plan, ToolPlan};
 
 /// Everything a call needs to know about its session.
@@ -70,6 +71,11 @@ pub struct Session {
     pub notices: Arc<crate::process::Notices>,
     /// cordon's identity issuer, loaded at the first identity secret.
     issuer: OnceLock<Result<Arc<Issuer>, String>>,
+    /// The session CA and its bundle, for proxy-delivered secrets.
+    pub tls: Option<SessionTls>,
+    /// This session, for what outlives a borrow of it (a tool call's
+    /// injector, held by its proxy's threads); set by `broker::start`.
+    this: OnceLock<Weak<Session>>,
     /// The profile's Cedar policies (`[policy] cedar`), shared with the
     /// session's egress proxies.
     pub cedar: Option<Arc<SessionPolicies>>,
@@ -97,6 +103,9 @@ pub struct SessionParts {
     /// Where the session's refusals are said (and, for those without a
     /// record of their own, recorded).
     pub notices: Arc<crate::process::Notices>,
+    /// The session CA and its bundle (a profile with proxy-delivered
+    /// secrets).
+    pub tls: Option<SessionTls>,
     /// The profile's Cedar policies for this session (the agent's egress
     /// proxy, started before the broker, asks the same ones).
     pub cedar: Option<Arc<SessionPolicies>>,
@@ -140,7 +149,7 @@ impl Session {
         // MCP servers run through the same launcher, each in its own
         // sandbox planned the same way.
         for server in parts.profile.mcp.values() {
-            let tool = super::mcp::as_tool(server);
+            let tool = super::mcp_server::as_tool(server);
             let plan = tool_plan(
                 &parts.profile,
                 &tool,
@@ -153,6 +162,22 @@ impl Session {
                 source,
             })?;
             tool_plans.insert(tool.name, plan);
+        }
+        // A sandbox whose proxy injects (a tool's, an MCP server's) reads the
+        // session's CA bundle.
+        for (name, plan) in &mut tool_plans {
+            if let Some(t) = &parts.tls {
+                if super::proxied::injects(&parts.profile, name) {
+                    let rule =
+                        crate::sandbox::proxied::bundle_rule(&t.bundle).map_err(|source| {
+                            SessionError::ToolPlan {
+                                tool: name.clone(),
+                                source,
+                            }
+                        })?;
+                    plan.filesystem.read.push(rule);
+                }
+            }
         }
         let approvals = Queue::new(parts.profile.approval.clone(), &parts.id);
         if parts.operators {
@@ -184,9 +209,21 @@ impl Session {
             subs: Mutex::default(),
             notices: parts.notices,
             issuer: OnceLock::new(),
+            tls: parts.tls,
+            this: OnceLock::new(),
             cedar: parts.cedar,
             profile: parts.profile,
         })
+    }
+
+    /// Remembers `session` as itself (once; `broker::start` does it).
+    pub fn set_this(session: &Arc<Session>) {
+        let _ = session.this.set(Arc::downgrade(session));
+    }
+
+    /// This session, weakly (empty before `broker::start`).
+    pub fn this(&self) -> Weak<Session> {
+        self.this.get().cloned().unwrap_or_default()
     }
 
     /// The identity issuer: cordon's signing key (the systemd credential

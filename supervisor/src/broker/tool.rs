@@ -36,6 +36,8 @@ pub enum RunError {
     Launch(#[from] process::LaunchError),
     #[error("supervising the tool: {0}")]
     Supervise(#[from] process::SuperviseError),
+    #[error("preparing the call's proxy-delivered secrets: {0}")]
+    Inject(String),
 }
 
 /// The private directory of one call (HOME and TMPDIR), removed on drop.
@@ -67,6 +69,9 @@ impl Drop for CallDir {
 pub struct Ending {
     pub reply: Reply,
     status: EndStatus,
+    /// What the leak scan found (a call with raw secrets), when it found
+    /// something or could not read everything.
+    leak: Option<super::leak::Scan>,
 }
 
 #[derive(Debug)]
@@ -88,6 +93,7 @@ impl Ending {
                 message: message.clone(),
             },
             status: EndStatus::Failed(message),
+            leak: None,
         }
     }
 
@@ -97,16 +103,29 @@ impl Ending {
                 reason: reason.clone(),
             },
             status: EndStatus::Killed(reason),
+            leak: None,
         }
     }
 
     /// `end` with what this ending says.
     pub fn record(&self, end: Record) -> Record {
-        match &self.status {
+        let end = match &self.status {
             EndStatus::Exited(c) => end.exit(*c),
             EndStatus::Signaled(s) => end.signal(*s),
             EndStatus::Killed(why) => end.decision(Decision::Kill).reason(why.clone()),
             EndStatus::Failed(why) => end.detail(why.clone()),
+        };
+        let Some(scan) = &self.leak else {
+            return end;
+        };
+        let end = if scan.leaks.is_empty() {
+            end
+        } else {
+            end.leaked(scan.secrets()).leaked_to(scan.paths())
+        };
+        match &scan.incomplete {
+            Some(why) => end.leak_scan(format!("incomplete: {why}")),
+            None => end,
         }
     }
 
@@ -122,10 +141,12 @@ impl Ending {
             Outcome::Exited(code) => Ending {
                 reply: Reply::Exited { code: *code },
                 status: EndStatus::Exited(*code),
+                leak: None,
             },
             Outcome::Signaled(sig) => Ending {
                 reply: Reply::Signaled { signal: *sig },
                 status: EndStatus::Signaled(*sig),
+                leak: None,
             },
             Outcome::Diverged(v) => Ending::killed(format!(
                 "`{}` {} in its sandbox, so the call was stopped",
@@ -233,6 +254,14 @@ pub fn run(
     if network.has_host_rules() {
         crate::egress::route_through_proxy(&mut full_env);
     }
+    // Proxy-delivered secrets: a placeholder in the environment, the value
+    // only ever in the call's proxy (fetched there when a request needs
+    // it), the session CA in the clients' bundle.
+    let injection = super::proxied::for_call(session, tool, call).map_err(RunError::Inject)?;
+    if let (Some(inj), Some(t)) = (&injection, &session.tls) {
+        crate::sandbox::proxied::set_placeholders(&mut full_env, &inj.placeholders);
+        crate::sandbox::proxied::set_ca_variables(&mut full_env, &t.bundle);
+    }
     let mut argv: Vec<&[u8]> = vec![tool.name.as_bytes()];
     argv.extend_from_slice(args);
     let mut command = Command::new(cwd, &tool.path, &argv, &full_env)?;
@@ -274,6 +303,8 @@ pub fn run(
         cwd: Some(here.as_raw_fd()),
         keep: &keep,
     };
+    // What the tool writes from here on is the leak scan's to read.
+    let started_at = super::leak::mark(&dir.0)?;
     let launched = process::launch(&confined, &command, io);
     wipe_secret_env(&mut command, plain_env);
     let mut running = launched?;
@@ -304,6 +335,10 @@ pub fn run(
             .loud(session.notices.loud())
             .tolerating(&session.profile.divergence.tolerated_hosts)
             .cedar(session.cedar.clone());
+            let ctx = match &injection {
+                Some(inj) => ctx.injecting(Arc::clone(&inj.injector)),
+                None => ctx,
+            };
             Some(crate::egress::proxy::start(listener, ctx)?)
         }
     };
@@ -339,14 +374,69 @@ pub fn run(
         policy,
         &killer,
     )?;
-    let ending = Ending::of(&outcome, tool, secrets, &confined, &command);
+    let mut ending = Ending::of(&outcome, tool, secrets, &confined, &command);
+    // The tool's init has exited, so its whole pid namespace is gone (the
+    // kernel kills and reaps every process left in it, `setsid` children
+    // too, before it reports init's exit): nothing of the call can use a
+    // secret any more. Then its proxy stops, and the values that proxy
+    // fetched are revoked, before the call is reported finished.
     if let Some(p) = proxy {
         p.stop(std::time::Duration::from_secs(1));
+    }
+    if let Some(inj) = &injection {
+        inj.injector.finish();
+    }
+    // Raw values were in the tool: did it write one where the agent reads?
+    if !secrets.is_empty() {
+        ending.leak = leak_scan(session, tool, call, plan, &values, started_at, secrets);
     }
     for p in pumps {
         let _ = p.join();
     }
     Ok(ending)
+}
+
+/// Scans what the call changed where the agent can read for its raw
+/// secrets (`super::leak`); says what it found on cordon's stderr.
+fn leak_scan(
+    session: &Session,
+    tool: &Tool,
+    call: u64,
+    plan: &crate::sandbox::tool_plan::ToolPlan,
+    values: &Placeholders,
+    since: std::time::SystemTime,
+    secrets: &CallSecrets<'_>,
+) -> Option<super::leak::Scan> {
+    let writes: Vec<PathBuf> = plan
+        .filesystem
+        .write
+        .iter()
+        .map(|r| r.path.expand(values))
+        .collect();
+    let agent = &session.profile.filesystem;
+    let sees: Vec<PathBuf> = agent
+        .read
+        .iter()
+        .chain(&agent.write)
+        .chain(&agent.exec)
+        .map(|r| r.path.expand(&session.placeholders))
+        .collect();
+    let roots = super::leak::roots(&writes, &sees);
+    let names = secrets.names();
+    let pairs: Vec<(String, &crate::secrets::SecretValue)> =
+        names.into_iter().zip(secrets.values()).collect();
+    let scan = super::leak::scan(&roots, since, &pairs);
+    if !scan.leaks.is_empty() {
+        let what = format!(
+            "call {call} of `{}` wrote the value of secret {} where the agent can read it ({}); give the tool a sandbox that cannot write what the agent reads, or deliver the secret with deliver = \"proxy\"",
+            tool.name,
+            scan.secrets().join(", "),
+            scan.paths().join(", ")
+        );
+        eprintln!("cordon: WARNING: {what}");
+        tracing::warn!(session = %session.id, call, tool = %tool.name, "leak: {what}");
+    }
+    (!scan.leaks.is_empty() || scan.incomplete.is_some()).then_some(scan)
 }
 
 /// Where a call's connects and addressed sends may go: the tool's grants

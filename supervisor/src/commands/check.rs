@@ -50,6 +50,10 @@ pub fn check(files: &[PathBuf], within: Option<&Path>) -> ExitCode {
                     .as_ref()
                     .map(|parent| cordon::profile::widenings(&p, parent, None))
                     .unwrap_or_default();
+                // Honest about raw delivery: not an error, but said.
+                for risk in cordon::profile::raw_risks(&p) {
+                    eprintln!("{risk}");
+                }
                 if wider.is_empty() {
                     println!("{}: ok (profile `{}`)", file.display(), p.name);
                 } else {

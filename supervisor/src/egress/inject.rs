@@ -8,7 +8,13 @@
 //!   the placeholder in the secret's place (`Bearer <placeholder>`, or
 //!   `Basic base64(user:<placeholder>)`), and appears once;
 //! - the secret is not revoked, expired (`ttl`) or used up (`max_uses`,
-//!   counted per injected request).
+//!   counted per injected request when the injector counts them).
+//!
+//! A value is either given when the injector is made ([`Supply::Value`])
+//! or fetched by a [`Supplier`] at the first request that needs it, and
+//! again once its lifetime is over ([`Supply::Lazy`]); each value it no
+//! longer injects (replaced, or at [`Injector::finish`]) is handed back
+//! to the supplier, which revokes it.
 //!
 //! Any other appearance of a known placeholder in a request head (the
 //! target, another header, another host, the user-info of a Basic
@@ -20,7 +26,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use base64::engine::general_purpose::STANDARD;
@@ -37,24 +43,27 @@ use crate::secrets::{Placeholder, RedactError, Redactor, SecretValue};
 pub struct InjectSecret {
     pub name: String,
     pub placeholder: Placeholder,
-    pub value: SecretValue,
+    pub value: Supply,
     /// (lower-case name, port).
     pub hosts: Vec<(String, u16)>,
     pub header: String,
     pub form: Presentation,
-    /// After this the secret is refused (`ttl`).
+    /// After this a [`Supply::Value`] is refused (`ttl`); a lazily
+    /// fetched value's lifetime is its [`Fetched::expires`].
     pub expires: Option<Instant>,
-    /// Injected requests allowed (`max_uses`).
+    /// Injected requests allowed (`max_uses`), counted here; `None` when
+    /// the supplier counts uses itself (per tool call).
     pub max_uses: Option<u32>,
 }
 
 impl InjectSecret {
-    /// From a `deliver = "proxy"` spec, its placeholder and its fetched
-    /// value; `ttl` counts from `now`. `None` for a raw secret.
+    /// From a `deliver = "proxy"` spec, its placeholder and where its
+    /// value comes from; a given value's `ttl` counts from `now`. `None`
+    /// for a raw secret.
     pub fn from_spec(
         spec: &SecretSpec,
         placeholder: Placeholder,
-        value: SecretValue,
+        value: Supply,
         now: Instant,
     ) -> Option<InjectSecret> {
         let proxy = spec.proxy.as_ref()?;
@@ -69,6 +78,40 @@ impl InjectSecret {
             max_uses: spec.max_uses,
         })
     }
+}
+
+/// Where an injected secret's value comes from.
+pub enum Supply {
+    /// Fetched already; injected until [`InjectSecret::expires`].
+    Value(Arc<SecretValue>),
+    /// Fetched by the supplier when a request first needs it, and again
+    /// when that value's lifetime is over.
+    Lazy(Arc<dyn Supplier>),
+}
+
+impl From<SecretValue> for Supply {
+    fn from(v: SecretValue) -> Supply {
+        Supply::Value(Arc::new(v))
+    }
+}
+
+/// A value fetched for the injector.
+pub struct Fetched {
+    pub value: Arc<SecretValue>,
+    /// Not injected from this time on (the secret's `ttl`): the next
+    /// request that needs it fetches again.
+    pub expires: Option<Instant>,
+}
+
+/// Fetches values for the injector, at the moment a request needs one,
+/// and takes back those it no longer injects.
+pub trait Supplier: Send + Sync {
+    /// Fetches `name`'s value now. The error is recorded and answered to
+    /// the client, so it must never hold a value.
+    fn fetch(&self, name: &str) -> Result<Fetched, String>;
+    /// `value` of `name` will not be injected again (replaced after its
+    /// lifetime, or the injector finished): revoke it.
+    fn release(&self, name: &str, value: Arc<SecretValue>);
 }
 
 /// Why an injector could not be made.
@@ -91,23 +134,27 @@ pub enum InjectError {
 struct Entry {
     name: String,
     placeholder: Placeholder,
-    value: SecretValue,
     hosts: Vec<(String, u16)>,
     /// Lower case.
     header: String,
     form: Presentation,
-    expires: Option<Instant>,
     max_uses: Option<u32>,
     uses: AtomicU32,
     revoked: AtomicBool,
+    /// Fetches the value when there is none, or it expired.
+    supplier: Option<Arc<dyn Supplier>>,
+    /// The value injected now. Held while a value is fetched, so
+    /// concurrent requests wait for one fetch instead of making several.
+    current: Mutex<Option<Fetched>>,
 }
 
 /// The placeholders of one sandbox's secrets, and the session's TLS.
 pub struct Injector {
     tls: Arc<Tls>,
     entries: Vec<Entry>,
-    /// Masks the values injected toward each host, in its responses.
-    redactors: HashMap<(String, u16), Redactor>,
+    /// Masks the values injected toward each host, in its responses
+    /// (made again whenever a value is fetched).
+    redactors: Mutex<HashMap<(String, u16), Arc<Redactor>>>,
 }
 
 impl std::fmt::Debug for Injector {
@@ -174,41 +221,70 @@ impl Injector {
                     host: h.clone(),
                 });
             }
-            let v = s.value.expose();
-            if v.is_empty() || v.iter().any(|&b| b < 0x20 || b == 0x7f) {
-                return Err(InjectError::BadValue(s.name));
-            }
+            let (supplier, current) = match s.value {
+                Supply::Value(value) => {
+                    if !header_safe(&value) {
+                        return Err(InjectError::BadValue(s.name));
+                    }
+                    let expires = s.expires;
+                    (None, Some(Fetched { value, expires }))
+                }
+                Supply::Lazy(supplier) => (Some(supplier), None),
+            };
             entries.push(Entry {
                 name: s.name,
                 placeholder: s.placeholder,
-                value: s.value,
                 hosts: s.hosts,
                 header: s.header.to_ascii_lowercase(),
                 form: s.form,
-                expires: s.expires,
                 max_uses: s.max_uses,
                 uses: AtomicU32::new(0),
                 revoked: AtomicBool::new(false),
+                supplier,
+                current: Mutex::new(current),
             });
         }
-        let mut redactors = HashMap::new();
-        let targets: Vec<(String, u16)> = entries.iter().flat_map(|e| e.hosts.clone()).collect();
-        for t in targets {
-            if redactors.contains_key(&t) {
-                continue;
-            }
-            let values: Vec<&SecretValue> = entries
-                .iter()
-                .filter(|e| e.hosts.contains(&t))
-                .map(|e| &e.value)
-                .collect();
-            redactors.insert(t, Redactor::new(&values)?);
-        }
-        Ok(Injector {
+        let inj = Injector {
             tls,
             entries,
-            redactors,
-        })
+            redactors: Mutex::new(HashMap::new()),
+        };
+        let targets: Vec<(String, u16)> =
+            inj.entries.iter().flat_map(|e| e.hosts.clone()).collect();
+        inj.mask_again(&targets)?;
+        Ok(inj)
+    }
+
+    /// Makes the redactors of `targets` again from the values held now.
+    fn mask_again(&self, targets: &[(String, u16)]) -> Result<(), RedactError> {
+        for t in targets {
+            let held: Vec<Arc<SecretValue>> = self
+                .entries
+                .iter()
+                .filter(|e| e.hosts.contains(t))
+                .filter_map(|e| lock(&e.current).as_ref().map(|f| Arc::clone(&f.value)))
+                .collect();
+            let values: Vec<&SecretValue> = held.iter().map(AsRef::as_ref).collect();
+            let redactor = Arc::new(Redactor::new(&values)?);
+            lock(&self.redactors).insert(t.clone(), redactor);
+        }
+        Ok(())
+    }
+
+    /// Stops injecting every secret and hands each value fetched by a
+    /// supplier back to it (its revoke runs). Called when the sandbox's
+    /// proxy has stopped; dropping the injector does it too.
+    pub fn finish(&self) {
+        for e in &self.entries {
+            e.revoked.store(true, Ordering::Release);
+            let Some(supplier) = &e.supplier else {
+                continue;
+            };
+            let held = lock(&e.current).take();
+            if let Some(f) = held {
+                supplier.release(&e.name, f.value);
+            }
+        }
     }
 
     pub fn tls(&self) -> &Arc<Tls> {
@@ -243,9 +319,12 @@ impl Injector {
             .map(|e| (e.name.as_str(), &e.placeholder))
     }
 
-    /// Masks what is injected toward `host:port` in its responses.
-    pub fn redactor(&self, host: &str, port: u16) -> Option<&Redactor> {
-        self.redactors.get(&(host.to_ascii_lowercase(), port))
+    /// Masks what is injected toward `host:port` in its responses (the
+    /// values held now: ask after the request has been rewritten).
+    pub fn redactor(&self, host: &str, port: u16) -> Option<Arc<Redactor>> {
+        lock(&self.redactors)
+            .get(&(host.to_ascii_lowercase(), port))
+            .cloned()
     }
 
     /// The secret whose placeholder appears in `bytes` (any case, and
@@ -381,10 +460,22 @@ impl Injector {
             if !e.matches(value) {
                 continue;
             }
-            e.admit(now)?;
-            return Ok(Some((e.name.clone(), e.present())));
+            let value = e.admit(now, || {
+                self.mask_again(&e.hosts).map_err(|err| Refused {
+                    reason: format!("secret `{}`: {err}", e.name),
+                    secret: Some(e.name.clone()),
+                    charged: false,
+                })
+            })?;
+            return Ok(Some((e.name.clone(), e.present(&value))));
         }
         Ok(None)
+    }
+}
+
+impl Drop for Injector {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -417,8 +508,8 @@ impl Entry {
     }
 
     /// The header value with the real secret.
-    fn present(&self) -> Vec<u8> {
-        let v = self.value.expose();
+    fn present(&self, value: &SecretValue) -> Vec<u8> {
+        let v = value.expose();
         match &self.form {
             Presentation::Format { before, after } => {
                 let mut out = Vec::with_capacity(before.len() + v.len() + after.len());
@@ -439,8 +530,15 @@ impl Entry {
         }
     }
 
-    /// The lifetime checks, counting a use when they pass.
-    fn admit(&self, now: Instant) -> Result<(), Refused> {
+    /// The lifetime checks, counting a use when they pass, and the value
+    /// to inject: the one held, or (from a supplier, when none is held or
+    /// it expired) a fresh one, after which `fetched` runs (the
+    /// injector's masks are made again). A refusal takes no use.
+    fn admit(
+        &self,
+        now: Instant,
+        fetched: impl FnOnce() -> Result<(), Refused>,
+    ) -> Result<Arc<SecretValue>, Refused> {
         let refuse = |why: String| Refused {
             reason: format!("secret `{}` {why}", self.name),
             secret: Some(self.name.clone()),
@@ -448,9 +546,6 @@ impl Entry {
         };
         if self.revoked.load(Ordering::Acquire) {
             return Err(refuse("was revoked".into()));
-        }
-        if self.expires.is_some_and(|t| now >= t) {
-            return Err(refuse("has expired (its ttl ran out)".into()));
         }
         if let Some(max) = self.max_uses {
             let taken = self
@@ -462,8 +557,62 @@ impl Entry {
                 return Err(refuse(format!("reached its max_uses = {max}")));
             }
         }
-        Ok(())
+        let got = self.value(now, &refuse).and_then(|(v, fresh)| {
+            if fresh {
+                fetched()?;
+            }
+            Ok(v)
+        });
+        if got.is_err() && self.max_uses.is_some() {
+            self.uses.fetch_sub(1, Ordering::AcqRel);
+        }
+        got
     }
+
+    /// The value held now, or a fresh one from the supplier (`true`).
+    fn value(
+        &self,
+        now: Instant,
+        refuse: &dyn Fn(String) -> Refused,
+    ) -> Result<(Arc<SecretValue>, bool), Refused> {
+        let mut current = lock(&self.current);
+        let live = current
+            .as_ref()
+            .filter(|f| f.expires.is_none_or(|t| now < t))
+            .map(|f| Arc::clone(&f.value));
+        match (live, &self.supplier) {
+            (Some(v), _) => Ok((v, false)),
+            (None, None) => Err(refuse("has expired (its ttl ran out)".into())),
+            (None, Some(supplier)) => {
+                // The expired value goes back (revoked) once the fetch is
+                // done; a failed fetch leaves none.
+                let old = current.take();
+                let got = supplier.fetch(&self.name);
+                if let Some(old) = old {
+                    supplier.release(&self.name, old.value);
+                }
+                let f = got.map_err(|e| refuse(format!("could not be fetched: {e}")))?;
+                if !header_safe(&f.value) {
+                    supplier.release(&self.name, f.value);
+                    return Err(refuse("has a value that is empty or holds a control character (CR, LF, NUL...), so it cannot go in an HTTP header".into()));
+                }
+                let v = Arc::clone(&f.value);
+                *current = Some(f);
+                Ok((v, true))
+            }
+        }
+    }
+}
+
+/// Whether a value can stand in a header: not empty, no control bytes.
+fn header_safe(v: &SecretValue) -> bool {
+    let v = v.expose();
+    !v.is_empty() && !v.iter().any(|&b| b < 0x20 || b == 0x7f)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The state stays consistent whatever a panicking holder did.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The one `Host` must name the tunnel's host and port.

@@ -1,7 +1,7 @@
 // Tests may panic on a broken fixture: that is how they fail.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
@@ -48,7 +48,7 @@ fn secret(
     InjectSecret {
         name: name.into(),
         placeholder: placeholder(p),
-        value: SecretValue::new(value.as_bytes().to_vec()),
+        value: SecretValue::new(value.as_bytes().to_vec()).into(),
         hosts: hosts.iter().map(|h| (h.to_string(), 443)).collect(),
         header: header.into(),
         form,
@@ -92,6 +92,14 @@ fn secrets() -> Vec<InjectSecret> {
             },
         ),
     ]
+}
+
+/// The value a test secret was given.
+fn value_of(s: &InjectSecret) -> &[u8] {
+    match &s.value {
+        Supply::Value(v) => v.expose(),
+        Supply::Lazy(_) => panic!("{} has no value yet", s.name),
+    }
 }
 
 fn injector() -> Injector {
@@ -268,7 +276,7 @@ fn revoked_expired_and_used_up_secrets_are_refused_without_charge() {
 #[test]
 fn the_registry_refuses_what_it_cannot_inject_safely() {
     let mut s = secrets();
-    s[0].value = SecretValue::new(b"line\r\nX-Evil: 1".to_vec());
+    s[0].value = SecretValue::new(b"line\r\nX-Evil: 1".to_vec()).into();
     let e = Injector::new(tls(), s).unwrap_err().to_string();
     assert!(
         e.contains("control character") && !e.contains("X-Evil"),
@@ -371,7 +379,7 @@ proptest! {
                 for s in &all {
                     let ph = s.placeholder.as_str().as_bytes();
                     prop_assert!(!sent.windows(ph.len()).any(|w| w == ph), "placeholder of {} sent: {head}", s.name);
-                    let v = s.value.expose();
+                    let v = value_of(s);
                     let b64 = STANDARD.encode([b"x-access-token:".as_slice(), v].concat());
                     let shown = r.head.windows(v.len()).any(|w| w == v)
                         || r.head.windows(b64.len()).any(|w| w == b64.as_bytes());
@@ -383,10 +391,122 @@ proptest! {
             }
             Err(e) => {
                 for s in &all {
-                    let v = std::str::from_utf8(s.value.expose()).unwrap();
+                    let v = std::str::from_utf8(value_of(s)).unwrap();
                     prop_assert!(!e.reason.contains(v));
                 }
             }
         }
     }
+}
+
+/// A supplier that counts what it is asked, hands out `value-N`, and
+/// can be told to fail or to give values that expire at once.
+#[derive(Default)]
+struct Counting {
+    fetched: std::sync::atomic::AtomicU32,
+    released: Mutex<Vec<String>>,
+    fail: std::sync::atomic::AtomicBool,
+    short_lived: std::sync::atomic::AtomicBool,
+}
+
+impl Supplier for Counting {
+    fn fetch(&self, _name: &str) -> Result<Fetched, String> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.fail.load(SeqCst) {
+            return Err("the provider is down".into());
+        }
+        let n = self.fetched.fetch_add(1, SeqCst) + 1;
+        let expires = self.short_lived.load(SeqCst).then(Instant::now);
+        Ok(Fetched {
+            value: Arc::new(SecretValue::new(format!("lazy-value-{n:04}").into_bytes())),
+            expires,
+        })
+    }
+
+    fn release(&self, _name: &str, value: Arc<SecretValue>) {
+        let v = String::from_utf8(value.expose().to_vec()).unwrap();
+        self.released.lock().unwrap().push(v);
+    }
+}
+
+#[test]
+fn a_lazy_secret_is_fetched_at_its_first_request_again_after_its_ttl_and_released() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let supplier = Arc::new(Counting::default());
+    let mut s = secrets();
+    s[2].value = Supply::Lazy(Arc::clone(&supplier) as Arc<dyn Supplier>);
+    s[2].max_uses = Some(4);
+    let inj = Injector::new(tls(), s).unwrap();
+    // Nothing is fetched until a request needs it, nor by one that does not.
+    assert!(inj.redactor("api.openai.com", 443).is_some());
+    let plain = "GET / HTTP/1.1\r\nHost: api.openai.com\r\n\r\n";
+    assert!(rewrite(&inj, "api.openai.com", plain).is_ok());
+    assert_eq!(supplier.fetched.load(SeqCst), 0);
+    let oai = format!(
+        "GET / HTTP/1.1\r\nHost: api.openai.com\r\nAuthorization: Bearer {}\r\n\r\n",
+        p(3)
+    );
+    let (head, _) = rewrite(&inj, "api.openai.com", &oai).unwrap();
+    assert!(head.contains("Bearer lazy-value-0001\r\n"), "{head}");
+    let (head, _) = rewrite(&inj, "api.openai.com", &oai).unwrap();
+    assert!(head.contains("Bearer lazy-value-0001\r\n"), "{head}");
+    assert_eq!(supplier.fetched.load(SeqCst), 1, "held, not fetched again");
+    // The response mask knows the fetched value.
+    let masked = inj
+        .redactor("api.openai.com", 443)
+        .unwrap()
+        .redact(b"echo lazy-value-0001");
+    assert_eq!(masked, b"echo [cordon: redacted]");
+    // Once the held value expires, the next request fetches again; a
+    // failed fetch is refused without charge, takes no use, and the
+    // expired value goes back to the supplier all the same.
+    inj.entries[2]
+        .current
+        .lock()
+        .unwrap()
+        .as_mut()
+        .unwrap()
+        .expires = Some(Instant::now());
+    supplier.fail.store(true, SeqCst);
+    supplier.short_lived.store(true, SeqCst);
+    let later = Instant::now() + Duration::from_secs(1);
+    let req = parse_request(oai.as_bytes()).unwrap();
+    let e = inj
+        .rewrite(&req, "api.openai.com", 443, later)
+        .err()
+        .unwrap();
+    assert!(
+        e.reason
+            .contains("could not be fetched: the provider is down")
+            && !e.charged,
+        "{e:?}"
+    );
+    assert_eq!(
+        supplier.released.lock().unwrap().as_slice(),
+        ["lazy-value-0001"]
+    );
+    supplier.fail.store(false, SeqCst);
+    let r = inj.rewrite(&req, "api.openai.com", 443, later).unwrap();
+    assert!(String::from_utf8_lossy(&r.head).contains("lazy-value-0002"));
+    // That one expired at once: the next request fetches a third, and the
+    // second goes back.
+    let r = inj.rewrite(&req, "api.openai.com", 443, later).unwrap();
+    assert!(String::from_utf8_lossy(&r.head).contains("lazy-value-0003"));
+    assert_eq!(
+        supplier.released.lock().unwrap().as_slice(),
+        ["lazy-value-0001", "lazy-value-0002"]
+    );
+    // Four injected requests were allowed; the refused one took no use.
+    let e = inj
+        .rewrite(&req, "api.openai.com", 443, later)
+        .err()
+        .unwrap();
+    assert!(e.reason.contains("reached its max_uses = 4"), "{e:?}");
+    // Finishing hands the held value back and refuses from then on.
+    inj.finish();
+    assert_eq!(supplier.released.lock().unwrap().len(), 3);
+    let e = rewrite(&inj, "api.openai.com", &oai).unwrap_err();
+    assert!(e.reason.contains("was revoked"), "{e:?}");
+    drop(inj);
+    assert_eq!(supplier.released.lock().unwrap().len(), 3, "released once");
 }

@@ -137,12 +137,11 @@ impl Connection<'_> {
         };
         let mut up = up;
         let mut moved = Moved::default();
-        let redactor = inj.redactor(host, port);
         let mut timeout = super::HEAD_TIMEOUT;
         loop {
             let _ = down.sock.tcp.set_read_timeout(Some(timeout));
             timeout = IDLE_TIMEOUT;
-            match self.exchange(inj, redactor, &mut down, &mut up, host, port, &mut moved) {
+            match self.exchange(inj, &mut down, &mut up, host, port, &mut moved) {
                 Next::Again => continue,
                 Next::Close => break,
             }
@@ -157,11 +156,9 @@ impl Connection<'_> {
     }
 
     /// One request and its response.
-    #[allow(clippy::too_many_arguments)]
     fn exchange(
         &self,
         inj: &Injector,
-        redactor: Option<&Redactor>,
         down: &mut Client,
         up: &mut Upstream,
         host: &str,
@@ -246,6 +243,10 @@ impl Connection<'_> {
         if up.flush().is_err() {
             return Next::Close;
         }
+        // The masks of the values held now (a value may have been fetched
+        // for this very request).
+        let redactor = inj.redactor(host, port);
+        let redactor = redactor.as_deref();
         match self.relay_response(redactor, &req, (down, up), (host, port), reused, moved) {
             Some(false) if !rw.close => Next::Again,
             _ => Next::Close,

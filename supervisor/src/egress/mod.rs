@@ -33,7 +33,7 @@ pub mod tls;
 #[cfg(test)]
 mod proxy_tests;
 
-pub use inject::{InjectSecret, Injector};
+pub use inject::{Fetched, InjectSecret, Injector, Supplier, Supply};
 pub use proxy::{Context, Proxy};
 pub use rules::Rules;
 pub use tls::Tls;

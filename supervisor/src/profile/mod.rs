@@ -19,6 +19,7 @@ mod mcp;
 mod parse;
 mod paths;
 mod policy;
+mod raw_risk;
 mod remove;
 mod secrets;
 mod sections;
@@ -49,6 +50,7 @@ pub use mcp::{
     with_example_workspace, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_MESSAGE, EXAMPLE_WORKSPACE,
 };
 pub use policy::file_name as policy_file_name;
+pub use raw_risk::{raw_risks, RawRisk};
 /// Loads a sub-agent's profile from its text (`name` is for messages);
 /// `extends` is refused.
 pub fn load_text(name: &Path, text: &str) -> Result<Profile, ProfileError> {

@@ -126,14 +126,24 @@ fn hosts_reachable_where_delivered(merged: &Layer, diags: &mut Vec<Diagnostic>) 
             reachable(&s.value, proxy, &agent, &place, &s.origin, diags);
         }
     }
-    for tool in merged.tools.values() {
-        for s in &tool.secrets {
+    let tools = merged.tools.values().map(|t| {
+        let place = Place {
+            who: format!("tool `{}`", t.name),
+            section: format!("[tools.{}.sandbox]", t.name),
+        };
+        (place, &t.secrets, t.sandbox.network())
+    });
+    // An MCP server runs in a tool's sandbox, behind its own proxy.
+    let servers = merged.mcp.values().map(|m| {
+        let place = Place {
+            who: format!("MCP server `{}`", m.name),
+            section: format!("[mcp.{}.sandbox]", m.name),
+        };
+        (place, &m.secrets, m.sandbox.network())
+    });
+    for (place, secrets, network) in tools.chain(servers) {
+        for s in secrets {
             if let Some(Some(proxy)) = proxy_of(merged, &s.name) {
-                let place = Place {
-                    who: format!("tool `{}`", tool.name),
-                    section: format!("[tools.{}.sandbox]", tool.name),
-                };
-                let network = tool.sandbox.network();
                 reachable(&s.name, proxy, &network, &place, &s.origin, diags);
             }
         }

@@ -47,6 +47,8 @@ pub enum PlanError {
     NetRule { port: u16, errno: Errno },
     #[error("{0}")]
     Seccomp(#[from] SeccompError),
+    #[error("{0}")]
+    Proxied(#[from] super::proxied::ProxiedError),
     #[error("command not found: `{name}` (searched PATH={path})")]
     CommandNotFound { name: String, path: String },
     #[error("`{0}` contains a NUL byte")]

@@ -13,6 +13,7 @@ pub mod landlock;
 pub mod loader;
 pub mod netpolicy;
 pub mod plan;
+pub mod proxied;
 pub mod seccomp;
 pub mod session_dir;
 pub mod shadow;

@@ -89,6 +89,12 @@ pub struct Plan {
     /// Where the agent's connects and addressed sends may go (the
     /// supervisor makes each one: `process::mediate`).
     pub net: NetPolicy,
+    /// The session CA and its bundle, when the profile has proxy-delivered
+    /// secrets (shared by the agent's proxy and every tool call's).
+    pub tls: Option<super::proxied::SessionTls>,
+    /// The placeholders in the agent's environment (`[environment]
+    /// secrets`), for its proxy to swap.
+    pub agent_secrets: Vec<(String, crate::secrets::Placeholder)>,
 }
 
 /// Whether the session needs the broker (tools to run, MCP servers to
@@ -221,6 +227,22 @@ pub fn build(
     let workspace = values.workspace.clone();
     let mut filesystem = profile.filesystem.clone();
     let brokered = brokered(profile);
+    // Made before the agent exists, so its bundle can be granted.
+    let tls = super::proxied::prepare(profile, &session.id, &session.root, caller_env)?;
+    let agent_secrets = match &tls {
+        Some(t) if !profile.environment.secrets.is_empty() => {
+            filesystem
+                .read
+                .push(super::proxied::bundle_rule(&t.bundle)?);
+            super::proxied::placeholders(&profile.environment.secrets).map_err(|e| {
+                PlanError::Session {
+                    base: session.root.clone(),
+                    source: e.into(),
+                }
+            })?
+        }
+        _ => Vec::new(),
+    };
     if brokered {
         let shim = request.shim.as_ref().ok_or(PlanError::NoShim)?;
         filesystem.exec.push(PathRule {
@@ -291,6 +313,10 @@ pub fn build(
     if profile.network.has_host_rules() {
         crate::egress::route_through_proxy(&mut env);
     }
+    if let (false, Some(t)) = (agent_secrets.is_empty(), &tls) {
+        super::proxied::set_ca_variables(&mut env, &t.bundle);
+        super::proxied::set_placeholders(&mut env, &agent_secrets);
+    }
     let argv: Vec<&[u8]> = request.command.iter().map(|a| a.as_bytes()).collect();
     let command = Command::new(&workspace, &exe, &argv, &env)?;
     let confinement = Confinement {
@@ -333,6 +359,8 @@ pub fn build(
         tolerated_execs,
         loader: cache,
         net,
+        tls,
+        agent_secrets,
     })
 }
 
@@ -404,6 +432,8 @@ pub fn build_observed(
         tolerated_execs: Vec::new(),
         loader: LoaderCache::default(),
         net: NetPolicy::default(),
+        tls: None,
+        agent_secrets: Vec::new(),
     })
 }
 

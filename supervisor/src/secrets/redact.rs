@@ -146,6 +146,14 @@ impl Redactor {
         }
     }
 
+    /// Whether `hay` holds any form of a value (the leak scan).
+    #[must_use]
+    pub fn finds(&self, hay: &[u8]) -> bool {
+        self.searcher
+            .as_ref()
+            .is_some_and(|s| s.find(hay, 0).is_some())
+    }
+
     /// `input` with every form masked, in one go (error messages, short
     /// outputs).
     #[must_use]

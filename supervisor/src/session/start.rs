@@ -74,6 +74,9 @@ pub struct Started {
     pub chain: Vec<String>,
     audit: Arc<AuditLog>,
     proxy: Option<Proxy>,
+    /// The agent's proxy's injector: its fetched values are revoked once
+    /// the proxy has stopped.
+    injector: Option<Arc<egress::Injector>>,
     broker: Option<broker::Broker>,
     loud: bool,
     records: bool,
@@ -162,6 +165,7 @@ impl Planned {
             chain,
             audit: Arc::clone(&start.audit),
             proxy: None,
+            injector: None,
             broker: None,
             loud: start.loud,
             records,
@@ -176,7 +180,9 @@ impl Planned {
 }
 
 impl Started {
-    /// Starts the egress proxy and the broker of the launched sandbox.
+    /// Starts the broker's session, the egress proxy (injecting the
+    /// agent's proxy-delivered secrets, which need that session) and the
+    /// broker of the launched sandbox.
     fn serve(
         &mut self,
         socket: Option<broker::Prepared>,
@@ -185,6 +191,7 @@ impl Started {
         host: crate::host::Host,
         shim: Option<std::path::PathBuf>,
     ) -> Result<(), StartError> {
+        let parent = start.parent;
         // One compiled set of Cedar policies for the session: its broker
         // and its egress proxy ask the same.
         let cedar = crate::policy::cedar::SessionPolicies::new(
@@ -193,6 +200,12 @@ impl Started {
             start.intent.as_deref(),
             &self.chain,
         );
+        let session = match &socket {
+            Some(_) => {
+                Some(self.broker_session_for(&refusals, &start, host, shim, cedar.clone())?)
+            }
+            None => None,
+        };
         if let Some(listener) = self.running.egress_listener.take() {
             let (rules, audit) = match start.egress {
                 Egress::Profile => (
@@ -215,11 +228,42 @@ impl Started {
             .loud(self.loud)
             .tolerating(&self.profile.divergence.tolerated_hosts)
             .cedar(cedar.clone());
+            let ctx = match (&session, self.plan.agent_secrets.is_empty()) {
+                (Some(s), false) => {
+                    let inj = broker::agent_injector(s, &self.plan.agent_secrets)
+                        .map_err(StartError::Broker)?;
+                    self.injector = Some(Arc::clone(&inj));
+                    ctx.injecting(inj)
+                }
+                _ => ctx,
+            };
             self.proxy = Some(egress::proxy::start(listener, ctx).map_err(StartError::Proxy)?);
         }
-        let Some(socket) = socket else {
+        let (Some(socket), Some(session)) = (socket, session) else {
             return Ok(());
         };
+        if let Some(tty) = start.approvers.tty {
+            if let Err(e) = broker::prompt::start(tty, &session.approvals) {
+                eprintln!("cordon: WARNING: cannot start the approval prompt: {e}");
+            }
+        }
+        if let Some(p) = parent {
+            p.add_sub(&session);
+        }
+        self.broker =
+            Some(broker::start(socket, session).map_err(|e| StartError::Broker(e.to_string()))?);
+        Ok(())
+    }
+
+    /// The broker's view of this session.
+    fn broker_session_for(
+        &mut self,
+        refusals: &Refusals,
+        start: &Start<'_>,
+        host: crate::host::Host,
+        shim: Option<std::path::PathBuf>,
+        cedar: Option<Arc<crate::policy::cedar::SessionPolicies>>,
+    ) -> Result<Arc<broker::Session>, StartError> {
         let init = self.running.init.pid;
         // cordon may be non-dumpable already (a session before this one
         // holds secrets), and so is the init it cloned; unprivileged, its
@@ -246,40 +290,33 @@ impl Started {
         let session = broker::Session::new(broker::SessionParts {
             id: self.plan.session.id.clone(),
             profile: Arc::clone(&self.profile),
-            intent: start.intent,
+            intent: start.intent.clone(),
             placeholders: self.plan.placeholders.clone(),
             host,
             audit: Arc::clone(&self.audit),
             pid_ns,
             root: self.plan.session.root.clone(),
-            refusals,
+            refusals: refusals.clone(),
             chain: self.chain.clone(),
             shim,
             operators: start.approvers.operators
                 || parent.is_some_and(|p| p.approvals.has_operators()),
             loader: std::mem::take(&mut self.plan.loader),
             notices: Arc::clone(&self.notices),
+            tls: self.plan.tls.clone(),
             cedar,
         })
         .map_err(|e| StartError::Broker(e.to_string()))?;
-        if let Some(tty) = start.approvers.tty {
-            if let Err(e) = broker::prompt::start(tty, &session.approvals) {
-                eprintln!("cordon: WARNING: cannot start the approval prompt: {e}");
-            }
-        }
-        let session = Arc::new(session);
-        if let Some(p) = parent {
-            p.add_sub(&session);
-        }
-        self.broker =
-            Some(broker::start(socket, session).map_err(|e| StartError::Broker(e.to_string()))?);
-        Ok(())
+        Ok(Arc::new(session))
     }
 
     /// Kills a sandbox whose start failed half-way, and waits for it.
     fn abort(&mut self) {
         if let Some(p) = self.proxy.take() {
             p.stop(PROXY_STOP);
+        }
+        if let Some(i) = self.injector.take() {
+            i.finish();
         }
         kill_and_reap(&self.running);
     }
@@ -340,6 +377,11 @@ impl Started {
         if let Some(p) = self.proxy.take() {
             // The sandbox is gone, so are its connections' client ends.
             p.stop(PROXY_STOP);
+        }
+        // Before the cached and exposed ones, and before the session's end
+        // is recorded.
+        if let Some(i) = self.injector.take() {
+            i.finish();
         }
         let failures = self.broker.as_ref().and_then(|b| {
             b.finish(self.profile.stop_grace + Duration::from_secs(2));

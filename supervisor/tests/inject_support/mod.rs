@@ -258,7 +258,7 @@ pub fn proxied_with(upstream: &Upstream, roots: &str, max_denials: u32) -> Proxi
         InjectSecret {
             name: "API_KEY".into(),
             placeholder: Placeholder::generate().unwrap(),
-            value: SecretValue::new(API_VALUE.as_bytes().to_vec()),
+            value: SecretValue::new(API_VALUE.as_bytes().to_vec()).into(),
             hosts: vec![("api.test".into(), port)],
             header: "Authorization".into(),
             form: Presentation::Format {
@@ -271,7 +271,7 @@ pub fn proxied_with(upstream: &Upstream, roots: &str, max_denials: u32) -> Proxi
         InjectSecret {
             name: "GIT_TOKEN".into(),
             placeholder: Placeholder::generate().unwrap(),
-            value: SecretValue::new(GIT_VALUE.as_bytes().to_vec()),
+            value: SecretValue::new(GIT_VALUE.as_bytes().to_vec()).into(),
             hosts: vec![("git.test".into(), port)],
             header: "Authorization".into(),
             form: Presentation::Basic {

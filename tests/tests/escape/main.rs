@@ -19,6 +19,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 use common::*;
+#[path = "../proxied/mod.rs"]
+mod proxied;
 
 mod broker;
 mod bypass;
@@ -26,6 +28,7 @@ mod egress;
 mod exec_net;
 mod fs;
 mod process;
+mod secrets;
 #[cfg(target_arch = "x86_64")]
 mod syscalls;
 use std::io::{Read, Write};
@@ -186,6 +189,7 @@ fn battery() -> Vec<Escape> {
     all.extend(process::survival());
     all.extend(broker::cases());
     all.extend(bypass::cases());
+    all.extend(secrets::cases());
     all
 }
 
