@@ -295,9 +295,7 @@ fn the_shipped_coding_agent_profile_pushes_with_a_token_git_never_holds() {
     let port = host.port();
     // The shipped profile, with github.com moved to the local host, its
     // token read from the test's variable, and a hook that approves.
-    let hook = c.dir.path().join("approve.sh");
-    std::fs::write(&hook, "#!/bin/sh\ncat >/dev/null\necho approve\n").unwrap();
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let hook = approving_hook(&c);
     let shipped = std::fs::read_to_string(repo().join("profiles/coding-agent.toml")).unwrap();
     for needed in [
         "secrets = [\"GITHUB_TOKEN\"]",
@@ -329,7 +327,64 @@ fn the_shipped_coding_agent_profile_pushes_with_a_token_git_never_holds() {
             "[approval]\n",
             &format!("[approval]\napprover = \"command:{}\"\n", hook.display()),
         );
-    let profile = c.dir.path().join("coding-agent.toml");
+    push_with_a_token_git_never_holds(&host, &c, &text, "git push -q origin");
+}
+
+/// An approving hook for `c`'s profiles.
+fn approving_hook(c: &Case) -> std::path::PathBuf {
+    let hook = c.dir.path().join("approve.sh");
+    std::fs::write(&hook, "#!/bin/sh\ncat >/dev/null\necho approve\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    hook
+}
+
+#[test]
+fn the_shipped_git_push_example_pushes_with_a_token_git_never_holds() {
+    need_clients();
+    let host = Host::start();
+    let c = Case::new();
+    let port = host.port();
+    let hook = approving_hook(&c);
+    let shipped =
+        std::fs::read_to_string(repo().join("examples/proxy-secrets/git-push.toml")).unwrap();
+    let hosts = "[\"github.com:443\", \"api.github.com:443\"]";
+    for needed in [
+        format!("allow_hosts = {hosts}"),
+        format!("hosts = {hosts}"),
+        "from = \"env:GITHUB_TOKEN\"".to_string(),
+        "deliver = \"proxy\"".to_string(),
+        "[approval]\n".to_string(),
+    ] {
+        assert!(shipped.contains(&needed), "git-push.toml lost `{needed}`");
+    }
+    let text = shipped
+        .replace(
+            &format!("allow_hosts = {hosts}"),
+            &format!("allow_hosts = [\"{}\"]", host.allow_name()),
+        )
+        .replace(
+            &format!("hosts = {hosts}"),
+            &format!("hosts = [\"localhost:{port}\"]"),
+        )
+        .replace(
+            "from = \"env:GITHUB_TOKEN\"",
+            &format!("from = \"env:{GIT_ENV}\""),
+        )
+        .replace(
+            "[approval]\n",
+            &format!("[approval]\napprover = \"command:{}\"\n", hook.display()),
+        );
+    // Its approve rule is `push origin REF`: no options in between.
+    push_with_a_token_git_never_holds(&host, &c, &text, "git push origin");
+}
+
+/// Runs `push` (a git push command line, to which the refspec is added)
+/// under the profile `text` against `host`'s repository, through a
+/// credential helper that prints the placeholder; asserts the branch
+/// arrived, the injection was recorded, and the value stayed unseen.
+fn push_with_a_token_git_never_holds(host: &Host, c: &Case, text: &str, push: &str) {
+    let port = host.port();
+    let profile = c.dir.path().join("profile.toml");
     std::fs::write(&profile, text).unwrap();
     // A repository with one commit, its remote the local host, and the
     // credential helper of docs/profiles.md in its config (which the
@@ -368,7 +423,7 @@ fn the_shipped_coding_agent_profile_pushes_with_a_token_git_never_holds() {
         &format!("credential.https://localhost:{port}.helper"),
         "!f() { echo username=x-access-token; echo \"password=$GITHUB_TOKEN\"; }; f",
     ]);
-    let script = format!("git push -q origin HEAD:refs/heads/{branch}; echo push=$?");
+    let script = format!("{push} HEAD:refs/heads/{branch}; echo push=$?");
     let out = cordon_cmd()
         .arg("run")
         .arg("--profile")
@@ -391,7 +446,7 @@ fn the_shipped_coding_agent_profile_pushes_with_a_token_git_never_holds() {
         .output()
         .unwrap();
     assert!(pushed.status.success(), "the branch arrived: {pushed:?}");
-    let injected = records(&c, "inject");
+    let injected = records(c, "inject");
     assert!(
         injected.iter().any(|r| r["decision"] == "allow"
             && r["tool"] == "git"
@@ -400,7 +455,7 @@ fn the_shipped_coding_agent_profile_pushes_with_a_token_git_never_holds() {
                 .is_some_and(|d| d.contains("git-receive-pack"))),
         "{injected:#?}"
     );
-    assert_unseen(&c, &r.stdout, &r.stderr);
+    assert_unseen(c, &r.stdout, &r.stderr);
 }
 
 #[test]

@@ -53,7 +53,7 @@ pub enum PlanError {
     CommandNotFound { name: String, path: String },
     #[error("`{0}` contains a NUL byte")]
     Nul(String),
-    #[error("the profile declares tools but cordon-shim was not found next to cordon; install both binaries together")]
+    #[error("the profile needs cordon's broker (it declares tools, secrets or MCP servers) but cordon-shim was not found next to cordon; install both binaries together")]
     NoShim,
     #[error("{0}")]
     ToolReachable(Box<super::copies::Reachable>),
