@@ -14,11 +14,14 @@ release:
 
 # cordon and cordon-shim side by side (cordon finds the shim next to
 # itself), where examples/systemd/cordon.service expects them with the
-# default PREFIX; man pages and completions generated from the clap
+# default PREFIX; the shipped profiles in PREFIX/share/cordon/profiles
+# (`cordon run --profile NAME` finds them there); man pages and completions generated from the clap
 # definition by the binary just built.
 install: release
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(STATIC)/cordon $(STATIC)/cordon-shim $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/cordon/profiles
+	install -m 0644 profiles/*.toml $(DESTDIR)$(PREFIX)/share/cordon/profiles/
 	$(STATIC)/cordon generate man $(DESTDIR)$(PREFIX)/share/man/man1 >/dev/null
 	$(STATIC)/cordon generate completions target/completions >/dev/null
 	install -D -m 0644 target/completions/cordon.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/cordon

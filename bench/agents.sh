@@ -65,8 +65,7 @@ url=http://127.0.0.1:$port
 m=$clis/node_modules
 
 # Child profiles: the shipped profile plus where the CLIs are and the model
-# server. Codex's start-up git probes are refused by the shipped git rules
-# (see docs/agents-findings.md); its limit is raised so the session runs.
+# server.
 cat >"$dir/claude-code.toml" <<TOML
 [profile]
 name = "claude-code-bench"
@@ -88,8 +87,6 @@ read = ["$m/@openai"]
 exec = ["$m/@openai"]
 [network]
 allow_hosts = ["127.0.0.1:$port"]
-[divergence]
-max_denials = 20
 TOML
 cat >"$dir/gemini-cli.toml" <<TOML
 [profile]

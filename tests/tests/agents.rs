@@ -400,6 +400,36 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> Run {
 }
 
 impl Session {
+    /// The audit log's refused records: the CLI's own start-up (its git
+    /// hardening probes included) cost no refusal; the force push is the
+    /// only one.
+    fn only_refusal_is_the_force_push(&self) {
+        let refused: Vec<serde_json::Value> = self
+            .audit
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["decision"] == "deny" || r["decision"] == "kill")
+            // What the profile tolerates (Codex's start-up probes of the
+            // machine) is refused and recorded, but is not a refusal the
+            // session pays for.
+            .filter(|r| {
+                let tolerated = r["rule"]
+                    .as_str()
+                    .is_some_and(|rule| rule.starts_with("divergence.tolerated_"));
+                if tolerated {
+                    assert_eq!(r["kind"], "violation", "{r}");
+                }
+                !tolerated
+            })
+            .collect();
+        assert_eq!(refused.len(), 1, "refusals on record: {refused:#?}");
+        assert_eq!(
+            refused[0]["argv"],
+            serde_json::json!(["push", "--force", "origin", "main"]),
+            "{refused:#?}"
+        );
+    }
+
     fn main_requests(&self) -> Vec<&serde_json::Value> {
         self.requests
             .iter()
@@ -480,6 +510,7 @@ fn claude_code_runs_a_scripted_session_under_its_profile() {
     let Some(clis) = clis() else { return };
     let s = session(&|c, p, _| claude(c, p), &clis, "", Install::Prefix);
     s.check();
+    s.only_refusal_is_the_force_push();
 }
 
 #[test]
@@ -487,35 +518,35 @@ fn gemini_cli_runs_a_scripted_session_under_its_profile() {
     let Some(clis) = clis() else { return };
     let s = session(&gemini, &clis, "", Install::Prefix);
     s.check();
+    s.only_refusal_is_the_force_push();
 }
 
+/// Codex's start-up git calls (six, every session) carry hardening
+/// options (`-c safe.bareRepository=explicit -c core.hooksPath=/dev/null
+/// -c core.fsmonitor=false`) that the profile's option rules accept: they
+/// are allowed calls on record, and the force push is the only refusal.
 #[test]
-#[ignore = "needs: git argv rules that accept Codex's hardening prefix `-c safe.bareRepository=explicit -c core.hooksPath=/dev/null -c core.fsmonitor=false` (6 such git calls at start are refused and exceed max_denials = 5, exit 86)"]
 fn codex_runs_a_scripted_session_under_its_profile() {
     let Some(clis) = clis() else { return };
     let s = session(&|c, p, _| codex(c, p), &clis, "", Install::Prefix);
     s.check();
-}
-
-/// Until git's argv rules accept Codex's startup probes, the rest of its
-/// session is proven with those refusals tolerated: each is still refused
-/// and recorded, only the session is not killed for them.
-#[test]
-fn codex_runs_a_scripted_session_with_its_git_probes_refused() {
-    let Some(clis) = clis() else { return };
-    let s = session(
-        &|c, p, _| codex(c, p),
-        &clis,
-        "[divergence]\nmax_denials = 20\n",
-        Install::Prefix,
-    );
-    s.check();
     assert!(
         s.audit
-            .contains(r#""argv":["-c","safe.bareRepository=explicit""#),
-        "Codex's git probes should be refused calls on record: {}",
+            .contains(r#""argv":["-c","safe.bareRepository=explicit","-c","core.hooksPath=/dev/null","-c","core.fsmonitor=false","rev-parse""#),
+        "Codex's git probes should be calls on record: {}",
         s.audit
     );
+    // Its description of the machine (`lsb_release -a`) is refused and
+    // recorded as tolerated, and the session goes on.
+    assert!(
+        !std::path::Path::new("/usr/bin/lsb_release").exists()
+            || s.audit
+                .contains(r#""rule":"divergence.tolerated_execs[0]""#)
+                && s.audit.contains(r#""detail":"exec /usr/bin/lsb_release""#),
+        "Codex's lsb_release should be a tolerated exec on record: {}",
+        s.audit
+    );
+    s.only_refusal_is_the_force_push();
 }
 
 /// `npm install -g` puts the CLIs in npm's global directory, which the
@@ -529,8 +560,7 @@ fn the_shipped_profiles_grant_the_clis_where_npm_install_g_puts_them() {
         eprintln!("skipping: needs root and {GLOBAL_MODULES} to bind the CLIs over it");
         return;
     }
-    let tolerate = "[divergence]\nmax_denials = 20\n";
     session(&|c, p, _| claude(c, p), &clis, "", Install::Global).check();
-    session(&|c, p, _| codex(c, p), &clis, tolerate, Install::Global).check();
+    session(&|c, p, _| codex(c, p), &clis, "", Install::Global).check();
     session(&gemini, &clis, "", Install::Global).check();
 }

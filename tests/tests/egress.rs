@@ -186,8 +186,17 @@ fn an_allowed_name_reaches_a_local_server_through_the_proxy_with_curl_and_urllib
         "requests arrive in origin form: {heads:#?}"
     );
     // Every connection is recorded: the decision, then bytes and duration.
-    let allowed = records(&c, "connect");
+    let (allowed, refused): (Vec<_>, Vec<_>) = records(&c, "connect")
+        .into_iter()
+        .partition(|r| r["decision"] == "allow");
     assert_eq!(allowed.len(), 3, "{allowed:#?}");
+    // The client that went around the proxy was refused by the
+    // supervisor's connect mediation, and that is on record too.
+    assert!(!refused.is_empty(), "{refused:#?}");
+    for rec in &refused {
+        assert_eq!(rec["decision"], "deny", "{rec}");
+        assert!(rec["pid"].is_u64(), "{rec}");
+    }
     for rec in &allowed {
         assert_eq!(rec["decision"], "allow");
         assert_eq!(rec["host"], "localhost");
@@ -387,4 +396,58 @@ allow_hosts = ["localhost:{port} via 127.0.0.1"]
         .all(|r| r["tool"] == "fetch" && r["call"].is_u64()));
     assert_eq!(conns[0]["rule"], "tools.fetch.sandbox.allow_hosts[0]");
     assert_eq!(conns[1]["decision"], "deny");
+}
+
+/// `[divergence] tolerated_hosts`: a CLI's telemetry host is refused as
+/// the host rules say (403, recorded), said once, and not counted toward
+/// max_denials; any other refusal still is.
+#[test]
+fn tolerated_hosts_are_refused_and_recorded_but_not_counted() {
+    need_clients();
+    let up = Upstream::start();
+    let c = Case::new();
+    let mut p = client_profile();
+    p.allow_hosts
+        .push(format!("localhost:{} via 127.0.0.1", up.port));
+    p.extra
+        .push_str("\n[divergence]\nmax_denials = 2\ntolerated_hosts = [\"telemetry.invalid:*\"]\n");
+    let get = |host: &str| {
+        format!(
+            "curl -sS -m 10 -o /dev/null -w '%{{http_code}}\\n' http://{host}:{}/",
+            up.port
+        )
+    };
+    let tolerated = get("telemetry.invalid");
+    let other = get("other.invalid");
+    let r = c.shell(
+        &p,
+        &format!(
+            "{tolerated}; {tolerated}; {tolerated}; {tolerated}; echo tolerated-done; {other}; {other}; {other}; echo survived"
+        ),
+    );
+    assert!(
+        r.stdout.contains("tolerated-done"),
+        "four tolerated refusals are not a kill: {r:#?}"
+    );
+    assert_eq!(r.code, Some(86), "the third counted refusal kills: {r:#?}");
+    assert_eq!(r.stdout.matches("403").count(), 6, "{r:#?}");
+    assert_eq!(
+        r.stderr
+            .matches("tolerated by divergence.tolerated_hosts[0]: not counted")
+            .count(),
+        1,
+        "said once: {r:#?}"
+    );
+    let refused = records(&c, "connect");
+    let tolerated: Vec<_> = refused
+        .iter()
+        .filter(|r| r["host"] == "telemetry.invalid")
+        .collect();
+    assert_eq!(tolerated.len(), 4, "{refused:#?}");
+    assert!(
+        tolerated.iter().all(|r| r["decision"] == "deny"),
+        "{refused:#?}"
+    );
+    assert_eq!(refused.last().unwrap()["decision"], "kill", "{refused:#?}");
+    assert_eq!(up.requests(), 0);
 }

@@ -128,3 +128,70 @@ fn the_session_home_and_tmp_are_private_and_removed() {
         "session TMP {tmp} left behind"
     );
 }
+
+/// `[environment] home = "persistent"`: the profile's HOME is kept across
+/// its sessions (STATE/homes/NAME, 0700), never another profile's, one
+/// session at a time; the default stays a fresh HOME per session.
+#[test]
+fn a_persistent_home_is_kept_per_profile_and_a_fresh_one_is_not() {
+    let c = Case::new();
+    let state = c.dir.path().join("state");
+    let mut p = Profile::base();
+    p.exec.push("/usr/bin/dash".into());
+    p.exec.push("/usr/bin/cat".into());
+    p.write.push("{home}".into());
+    let run = |p: &Profile, script: &str| {
+        let mut cmd = c.cordon_run(p);
+        cmd.env("CORDON_STATE_DIR", &state)
+            .args(["/usr/bin/dash", "-c", script]);
+        Run::from(cmd.output().unwrap())
+    };
+    let keep = "echo remembered > \"$HOME/settings\"; echo home=$HOME";
+    let read = "/usr/bin/cat \"$HOME/settings\" 2>&1 || echo missing";
+    // Fresh (the default): nothing survives the session.
+    let r = run(&p, keep);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let r = run(&p, read);
+    assert!(r.stdout.contains("missing"), "{r:#?}");
+    // Persistent: the second session finds what the first kept.
+    let mut kept = p.clone();
+    kept.name = "keeper";
+    kept.extra = "[environment]\nhome = \"persistent\"\n".into();
+    let r = run(&kept, keep);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let home = state.join("homes/keeper");
+    assert!(
+        r.stdout.contains(&format!("home={}", home.display())),
+        "{r:#?}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&home).unwrap().mode() & 0o777, 0o700);
+    let r = run(&kept, read);
+    assert!(r.stdout.contains("remembered"), "{r:#?}");
+    // Another profile's persistent home is its own.
+    let mut other = kept.clone();
+    other.name = "other";
+    let r = run(&other, read);
+    assert!(r.stdout.contains("missing"), "{r:#?}");
+    // One session at a time: while something holds the home's lock, a
+    // session is refused before anything runs.
+    let held = std::fs::File::open(&home).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&held);
+    // SAFETY: flock only reads the integer fd, which `held` keeps open.
+    let locked = unsafe { libc::flock(fd, libc::LOCK_EX) };
+    assert_eq!(locked, 0);
+    let r = run(&kept, read);
+    assert_eq!(r.code, Some(125), "{r:#?}");
+    assert!(
+        r.stderr
+            .contains("is in use by another session of profile `keeper`"),
+        "{r:#?}"
+    );
+    drop(held);
+    // A home others can read is refused, with the fix.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = run(&kept, read);
+    assert_eq!(r.code, Some(125), "{r:#?}");
+    assert!(r.stderr.contains("chmod 700"), "{r:#?}");
+}

@@ -367,3 +367,70 @@ fn a_program_run_from_the_writable_workspace_is_reported_not_granted() {
     let o = run(&c, &out, &ws, &["/bin/sh", "./x.sh"]);
     assert!(o.status.success(), "{}", show(&o));
 }
+
+/// `--pass VAR`: the agent's own variable (its model key) is given to the
+/// observed run and passed by the learned profile, never made a tool
+/// secret; the learned profile hides the workspace's `.env` (and git's
+/// program-running files) even though the observed run read it.
+#[test]
+fn passed_variables_stay_the_agents_and_dot_env_is_hidden_by_default() {
+    let c = Case::new();
+    let ws = c.dir.path().join("pass-ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(ws.join(".env"), "CANARY-7f3a\n").unwrap();
+    std::fs::write(ws.join("notes.txt"), "notes\n").unwrap();
+    let script =
+        "test -n \"$LEARN_TEST_TOKEN\" && echo has-token; cat notes.txt; cat .env; echo done";
+    let cmd = ["/bin/sh", "-c", script];
+    let profile = learn_with(&c, &ws, &["--pass", "LEARN_TEST_TOKEN"], &cmd);
+    let text = std::fs::read_to_string(&profile).unwrap();
+    assert!(
+        text.contains("pass = [\n    \"LEARN_TEST_TOKEN\",\n]")
+            || text.contains("pass = [\"LEARN_TEST_TOKEN\"]"),
+        "{text}"
+    );
+    assert!(!text.contains("[secrets.LEARN_TEST_TOKEN]"), "{text}");
+    assert!(text.contains("\"{workspace}/.env\""), "{text}");
+    let o = run(&c, &profile, &ws, &cmd);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("has-token") && stdout.contains("notes") && stdout.contains("done"),
+        "{}",
+        show(&o)
+    );
+    assert!(!stdout.contains("CANARY"), "{}", show(&o));
+    // A credential-like variable with cordon's reserved prefix is not made
+    // a secret (the profile would fail its own check).
+    let out = c.dir.path().join("reserved.toml");
+    let o = cordon_cmd()
+        .arg("learn")
+        .arg("--workspace")
+        .arg(&ws)
+        .arg("--output")
+        .arg(&out)
+        .args(["--", "/bin/sh", "-c", "git --version"])
+        .current_dir(&ws)
+        .env("CORDON_LEARN_TOKEN", "abcdefgh")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.contains("[tools.git]") && !text.contains("CORDON_LEARN_TOKEN"),
+        "{text}"
+    );
+    // A name cordon cannot pass is refused before anything runs.
+    let o = cordon_cmd()
+        .args(["learn", "--pass", "HOME", "--output"])
+        .arg(c.dir.path().join("x.toml"))
+        .args(["--", "/bin/true"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("--pass HOME: not a variable name cordon passes"),
+        "{}",
+        show(&o)
+    );
+}

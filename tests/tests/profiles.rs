@@ -110,3 +110,71 @@ fn the_python_example_agent_is_killed_for_ptrace() {
     r.killed_for("`ptrace`");
     assert!(!r.stdout.contains("still alive"), "{r:#?}");
 }
+
+/// `--profile NAME`: the user's directory, then /etc/cordon/profiles, then
+/// the shipped profiles beside the installed binary
+/// (`PREFIX/share/cordon/profiles`); a path is never searched for; `cordon
+/// profiles` lists what the names find.
+#[test]
+fn a_bare_profile_name_is_found_in_the_user_then_the_shipped_directory() {
+    let c = Case::new();
+    let t = tempfile::tempdir().unwrap();
+    let prefix = t.path().join("prefix");
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    let share = prefix.join("share/cordon/profiles");
+    std::fs::create_dir_all(&share).unwrap();
+    let config = t.path().join("config");
+    std::fs::create_dir_all(config.join("cordon/profiles")).unwrap();
+    for b in ["cordon", "cordon-shim"] {
+        std::fs::copy(bin_dir().join(b), prefix.join("bin").join(b)).unwrap();
+    }
+    // A name no machine has in /etc/cordon/profiles.
+    let name = "cordon-test-minimal";
+    let minimal = std::fs::read_to_string(repo().join("profiles/minimal.toml")).unwrap();
+    std::fs::write(share.join(format!("{name}.toml")), &minimal).unwrap();
+    std::fs::write(share.join("cordon-test-other.toml"), &minimal).unwrap();
+    let cordon = |args: &[&str]| {
+        let out = std::process::Command::new(prefix.join("bin/cordon"))
+            .env("XDG_CONFIG_HOME", &config)
+            .env("CORDON_AUDIT", c.audit_path())
+            .current_dir(&c.workspace)
+            .args(args)
+            .output()
+            .unwrap();
+        Run::from(out)
+    };
+    let r = cordon(&["run", "--profile", name, "--", "/bin/true"]);
+    assert_eq!(r.code, Some(0), "the shipped profile: {r:#?}");
+    // The user's own of the same name wins: here one that does not parse.
+    let user = config.join(format!("cordon/profiles/{name}.toml"));
+    std::fs::write(&user, "[profile]\nname = 3\n").unwrap();
+    let r = cordon(&["run", "--profile", name, "--", "/bin/true"]);
+    assert_eq!(r.code, Some(125), "{r:#?}");
+    assert!(
+        r.stderr.contains(&format!("{}:2:8:", user.display())),
+        "{r:#?}"
+    );
+    let r = cordon(&["profiles"]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(
+        r.stdout
+            .contains(&format!("{name}  {}  (has errors", user.display()))
+            && r.stdout.contains(&format!(
+                "hides {}",
+                share.join(format!("{name}.toml")).display()
+            ))
+            && r.stdout.contains("cordon-test-other  "),
+        "{r:#?}"
+    );
+    // A value with a slash is a path, never a name.
+    let r = cordon(&["check", &format!("./{name}")]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert!(r.stderr.contains("cannot read profile"), "{r:#?}");
+    let r = cordon(&["run", "--profile", "no-such-profile", "--", "/bin/true"]);
+    assert_eq!(r.code, Some(125), "{r:#?}");
+    assert!(
+        r.stderr.contains("profile `no-such-profile` not found")
+            && r.stderr.contains(&share.display().to_string()),
+        "{r:#?}"
+    );
+}

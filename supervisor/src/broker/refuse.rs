@@ -29,11 +29,34 @@ pub(super) fn refuse(
     action: DivergenceAction,
 ) {
     let charged = session.refusals.charge_as(pid, reason, action);
+    if !charged.killed() {
+        say(session, pid, &base, reason);
+    }
     let _ = session.record(
         base.decision(Decision::refusal(charged.killed()))
             .reason(reason.to_string()),
     );
     answer(session, stream, reason, &charged);
+}
+
+/// Says a refusal on cordon's stderr too, naming the call: the shim says
+/// it on its caller's stderr, which an agent CLI usually captures (the
+/// model sees it, the person running cordon would not). Not when the
+/// caller's stderr is cordon's own: it was said there once already. A
+/// refusal that kills is said by the kill's own line.
+fn say(session: &Session, pid: u32, rec: &Record, reason: &str) {
+    let notices = &session.notices;
+    if !notices.loud() || notices.shares_stderr(pid) {
+        return;
+    }
+    let call = match (&rec.tool, &rec.argv) {
+        (Some(tool), Some(argv)) => {
+            let args: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+            crate::policy::render_call(tool, &args)
+        }
+        _ => "a request".to_string(),
+    };
+    notices.say(&format!("denied: pid {pid}: {call}: {reason}"));
 }
 
 /// Counts a refusal that has no call record of its own (a malformed
@@ -52,6 +75,9 @@ pub(super) fn refuse_uncounted(
     reason: &str,
     kill: bool,
 ) {
+    if !kill {
+        say(session, pid, &rec, reason);
+    }
     let _ = session.record(
         rec.decision(Decision::refusal(kill))
             .reason(reason.to_string()),

@@ -67,6 +67,8 @@ pub struct Session {
     pub shim: Option<PathBuf>,
     /// Sub-agent sessions running now.
     pub subs: Mutex<Vec<Weak<Session>>>,
+    /// Where the session's refusals are said.
+    pub notices: Arc<crate::process::Notices>,
     /// cordon's identity issuer, loaded at the first identity secret.
     issuer: OnceLock<Result<Arc<Issuer>, String>>,
     /// The session CA and its bundle, for proxy-delivered secrets.
@@ -98,6 +100,9 @@ pub struct SessionParts {
     /// What the loader needs, as the agent's plan found it (the tools'
     /// plans share most of it).
     pub loader: LoaderCache,
+    /// Where the session's refusals are said (and, for those without a
+    /// record of their own, recorded).
+    pub notices: Arc<crate::process::Notices>,
     /// The session CA and its bundle (a profile with proxy-delivered
     /// secrets).
     pub tls: Option<SessionTls>,
@@ -202,6 +207,7 @@ impl Session {
             chain: parts.chain,
             shim: parts.shim,
             subs: Mutex::default(),
+            notices: parts.notices,
             issuer: OnceLock::new(),
             tls: parts.tls,
             this: OnceLock::new(),

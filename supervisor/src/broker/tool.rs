@@ -332,6 +332,8 @@ pub fn run(
                 session.refusals.clone(),
             )
             .for_tool(&tool.name, call)
+            .loud(session.notices.loud())
+            .tolerating(&session.profile.divergence.tolerated_hosts)
             .cedar(session.cedar.clone());
             let ctx = match &injection {
                 Some(inj) => ctx.injecting(Arc::clone(&inj.injector)),
@@ -355,8 +357,10 @@ pub fn run(
         loud: false,
         net: Some(Arc::new(
             process::mediate::Mediator::new(tool_net(session, plan, &values), false)
-                .with_broker(Arc::clone(&session.handoff), Some(call)),
+                .with_broker(Arc::clone(&session.handoff), Some(call))
+                .with_notices(Arc::new(session.notices.for_call(&tool.name, call))),
         )),
+        notices: None,
     };
     // A follow-up frame (a cancel) must arrive whole promptly: a peer that
     // sends half of one and stalls is treated as gone, so the loop that

@@ -15,6 +15,15 @@ pub fn check(files: &[PathBuf], within: Option<&Path>) -> ExitCode {
     };
     let mut ok = true;
     for file in files {
+        // A bare name is looked up as `cordon run --profile` does.
+        let file = &match cordon::profile::find(file) {
+            Ok(path) => path,
+            Err(e) => {
+                eprintln!("cordon: {e}");
+                ok = false;
+                continue;
+            }
+        };
         match cordon::profile::load(file) {
             Ok(p) => {
                 // Checked on this host: no other way to a declared tool.

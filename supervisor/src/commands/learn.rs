@@ -38,6 +38,12 @@ pub struct LearnArgs {
     /// Clients that ignore HTTPS_PROXY get no network during the run.
     #[arg(long)]
     hosts: bool,
+    /// Give the observed run this variable from cordon's environment (as
+    /// `[environment] pass` does), and pass it in the learned profile: the
+    /// agent's own settings and its own API key stay the agent's, never a
+    /// tool secret. Repeatable.
+    #[arg(long = "pass", value_name = "VAR")]
+    pass: Vec<String>,
     /// The command to observe, and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<OsString>,
@@ -118,10 +124,28 @@ pub fn learn(args: LearnArgs) -> ExitCode {
         Ok(fd) => fd,
         Err(code) => return code,
     };
+    for var in &args.pass {
+        let ok = var.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok || var == "HOME" || var == "TMPDIR" {
+            return fail(
+                format_args!(
+                    "--pass {}: not a variable name cordon passes ([A-Za-z_][A-Za-z0-9_]*; HOME and TMPDIR are cordon's own)",
+                    var.escape_debug()
+                ),
+                EXIT_SETUP_FAILED,
+            );
+        }
+    }
     let host = Host::probe();
-    let environment = base
+    let mut environment = base
         .as_ref()
         .map_or_else(Environment::default, |(p, _)| p.environment.clone());
+    for var in &args.pass {
+        if !environment.pass.contains(var) {
+            environment.pass.push(var.clone());
+        }
+    }
     let observed_profile = match &base {
         Some((p, _)) => Arc::new(p.clone()),
         None => match unconfined_profile() {
@@ -174,6 +198,7 @@ pub fn learn(args: LearnArgs) -> ExitCode {
         deadline: None,
         loud: true,
         net: None,
+        notices: None,
     };
     let outcome = match started.supervise(Stops::Signals(&signals), policy) {
         Ok(o) => o,
@@ -194,16 +219,21 @@ pub fn learn(args: LearnArgs) -> ExitCode {
     }
 
     // Credentials are recognised by name; their values are only used to
-    // keep them out of what is written.
+    // keep them out of what is written. A passed one is the agent's own
+    // (its model key): passed again, never made a tool's secret.
     let mut secrets = Vec::new();
     let mut redact = Vec::new();
     for (k, v) in std::env::vars_os() {
         let Some(k) = k.to_str().filter(|k| looks_like_credential(k)) else {
             continue;
         };
-        secrets.push(k.to_string());
         if let Some(v) = v.to_str().filter(|v| v.len() >= 4) {
             redact.push(v.to_string());
+        }
+        // cordon's own variables (CORDON_*) and the loader's cannot be
+        // secrets: writing one would make a profile that fails its check.
+        if !environment.pass.iter().any(|p| p == k) && cordon::profile::is_secret_name(k) {
+            secrets.push(k.to_string());
         }
     }
     secrets.sort();
@@ -235,6 +265,7 @@ pub fn learn(args: LearnArgs) -> ExitCode {
             base: base_setting,
             secrets: &secrets,
             redact: &redact,
+            pass: &args.pass,
         },
     );
     drop(ended);

@@ -8,6 +8,7 @@ mod generate;
 mod identity;
 mod learn;
 mod operator;
+mod profiles;
 mod run;
 mod serve;
 
@@ -40,7 +41,7 @@ enum Command {
     Learn(learn::LearnArgs),
     /// Check profiles and report every error with file:line:column.
     Check {
-        /// Profile files to check.
+        /// Profile files (or names, as `run --profile` takes) to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Also check that each file grants nothing PARENT lacks (a
@@ -50,6 +51,9 @@ enum Command {
     },
     /// Probe this host and say which profile features will work here.
     Doctor,
+    /// List the profiles `--profile NAME` finds: ~/.config/cordon/profiles,
+    /// then /etc/cordon/profiles, then the shipped ones.
+    Profiles,
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -123,6 +127,7 @@ pub fn main() -> ExitCode {
         Command::Learn(args) => learn::learn(args),
         Command::Check { files, within } => check::check(&files, within.as_deref()),
         Command::Doctor => doctor::doctor(),
+        Command::Profiles => profiles::profiles(),
         Command::Audit { command } => audit::audit(command),
         Command::Identity { command } => identity::identity(command),
         Command::Approvals(args) => approve::list(&args),

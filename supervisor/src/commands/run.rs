@@ -1,4 +1,4 @@
-//! `cordon run --profile FILE [--workspace DIR] [--intent TEXT] -- CMD [ARGS...]`
+//! `cordon run --profile FILE|NAME [--workspace DIR] [--intent TEXT] -- CMD [ARGS...]`
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,9 @@ use cordon::session::{Approvers, Egress, Planned, Start};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// The capability profile (TOML).
+    /// The capability profile: a TOML file, or the name of one in
+    /// ~/.config/cordon/profiles, /etc/cordon/profiles or the shipped
+    /// profiles (`cordon profiles` lists them).
     #[arg(long, short)]
     profile: PathBuf,
     /// The agent's workspace, `{workspace}` in the profile (default: the current directory).
@@ -129,7 +131,7 @@ pub(super) fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-pub fn run(args: RunArgs) -> ExitCode {
+pub fn run(mut args: RunArgs) -> ExitCode {
     // Nothing cordon's caller left open may reach the agent.
     if let Err(e) = cordon::sys::cloexec_inherited_fds() {
         return fail(
@@ -144,6 +146,10 @@ pub fn run(args: RunArgs) -> ExitCode {
             format_args!("cannot ignore SIGXFSZ: {e}"),
             EXIT_SETUP_FAILED,
         );
+    }
+    match cordon::profile::find(&args.profile) {
+        Ok(path) => args.profile = path,
+        Err(e) => return fail(e, EXIT_SETUP_FAILED),
     }
     let profile = match cordon::profile::load(&args.profile) {
         Ok(p) => p,

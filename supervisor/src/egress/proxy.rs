@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::http::{self, Request};
 use super::inject::Injector;
-use super::rules::{Refusal, Rules, Target};
+use super::rules::{HostRule, Refusal, Rules, Target};
 use crate::audit::{AuditLog, Decision, Kind, Record};
 use crate::policy::cedar::{Request as CedarRequest, SessionPolicies};
 use crate::policy::Verdict;
@@ -64,6 +64,10 @@ pub struct Context {
     /// terminated and their placeholders swapped (see [`super::inject`]).
     /// `None`: every CONNECT is a plain tunnel.
     pub inject: Option<Arc<Injector>>,
+    /// `[divergence] tolerated_hosts`: their refusals are not counted.
+    pub tolerated: Vec<HostRule>,
+    /// Tolerated rules already said on stderr (each is said once).
+    said: Mutex<Vec<usize>>,
     /// The session's Cedar policies: asked about each connection the host
     /// rules allow (they can only refuse it). `None`: the rules decide.
     pub cedar: Option<Arc<SessionPolicies>>,
@@ -90,8 +94,18 @@ impl Context {
             resolve: system_resolver,
             loud: false,
             inject: None,
+            tolerated: Vec::new(),
+            said: Mutex::new(Vec::new()),
             cedar: None,
         }
+    }
+
+    /// Refusals of hosts `rules` match are recorded and answered, but not
+    /// counted toward `max_denials` (`[divergence] tolerated_hosts`).
+    #[must_use]
+    pub fn tolerating(mut self, rules: &[HostRule]) -> Context {
+        self.tolerated = rules.to_vec();
+        self
     }
 
     /// Ask the session's Cedar policies about each connection the host
@@ -332,11 +346,11 @@ impl Connection<'_> {
         let rules = &self.ctx().rules;
         let admitted = match rules.admit(&target, port) {
             Ok(a) => a,
-            Err(r) => return self.refuse_rule(&client, base, forbidden, r),
+            Err(r) => return self.refuse_rule(&client, base, forbidden, r, (&target, port)),
         };
         let (base, refused) = self.policies(&target, port, &admitted.rule, base);
         if let Some(r) = refused {
-            return self.refuse_rule(&client, base, forbidden, r);
+            return self.refuse_rule(&client, base, forbidden, r, (&target, port));
         }
         let resolved = match &target {
             Target::Ip(ip) => Ok(vec![*ip]),
@@ -357,7 +371,7 @@ impl Connection<'_> {
         };
         let addresses = match rules.permitted(&admitted, &target, port, &resolved) {
             Ok(a) => a,
-            Err(r) => return self.refuse_rule(&client, base, forbidden, r),
+            Err(r) => return self.refuse_rule(&client, base, forbidden, r, (&target, port)),
         };
         let candidates: Vec<String> = addresses.iter().map(IpAddr::to_string).collect();
         let allowed = base
@@ -447,21 +461,57 @@ impl Connection<'_> {
         (base, refused)
     }
 
-    /// Answers, records and counts a refusal by a rule (or by no rule).
-    fn refuse_rule(&self, client: &TcpStream, base: Record, status: (u16, &str), r: Refusal) {
+    /// Answers, records and counts a refusal by a rule (or by no rule) of
+    /// a connection to `target`; a tolerated host's is not counted.
+    fn refuse_rule(
+        &self,
+        client: &TcpStream,
+        base: Record,
+        status: (u16, &str),
+        r: Refusal,
+        (target, port): (&Target, u16),
+    ) {
         let base = match r.rule {
             Some(rule) => base.rule(rule.label).detail(rule.text),
             None => base,
         };
+        let ctx = self.ctx();
+        if let Some(i) = ctx.tolerated.iter().position(|t| t.matches(target, port)) {
+            let label = format!("divergence.tolerated_hosts[{i}]");
+            let reason = format!("{} (tolerated by {label}: not counted)", r.reason);
+            let first = {
+                let mut said = ctx.said.lock().unwrap_or_else(|e| e.into_inner());
+                let first = !said.contains(&i);
+                if first {
+                    said.push(i);
+                }
+                first
+            };
+            if ctx.loud && first {
+                eprintln!(
+                    "cordon: {}; further refusals of `{}` are only recorded",
+                    self.refused_what(&reason),
+                    ctx.tolerated[i].text
+                );
+            }
+            let rec = base.decision(Decision::Deny).reason(reason.clone());
+            self.answer_and_record(client, rec, status, &reason);
+            return;
+        }
         self.refuse(client, base, status, &r.reason);
+    }
+
+    /// `egress refused: REASON`, naming the tool whose proxy this is.
+    fn refused_what(&self, reason: &str) -> String {
+        match &self.ctx().tool {
+            Some((tool, _)) => format!("egress of tool `{tool}` refused: {reason}"),
+            None => format!("egress refused: {reason}"),
+        }
     }
 
     fn refuse(&self, client: &TcpStream, base: Record, status: (u16, &str), reason: &str) {
         let ctx = self.ctx();
-        let what = match &ctx.tool {
-            Some((tool, _)) => format!("egress of tool `{tool}` refused: {reason}"),
-            None => format!("egress refused: {reason}"),
-        };
+        let what = self.refused_what(reason);
         if ctx.loud {
             eprintln!("cordon: {what}");
         }

@@ -34,7 +34,19 @@ pub struct Setting<'a> {
     pub secrets: &'a [String],
     /// Their values: replaced wherever an observed argument contains one.
     pub redact: &'a [String],
+    /// `--pass` variables: the agent's own, passed in the profile.
+    pub pass: &'a [String],
 }
+
+/// What a learned profile hides from the agent whenever it grants the
+/// workspace: the project's secrets and the git files that make git run
+/// programs (so the agent cannot plant code a brokered git would run).
+/// Optional: a workspace without them is fine.
+const WORKSPACE_DENIES: [&str; 3] = [
+    "{workspace}/.env",
+    "{workspace}/.git/hooks",
+    "{workspace}/.git/config",
+];
 
 /// The profile text, and one line per thing added (for stderr).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +190,58 @@ pub fn write_profile(obs: &Observations, s: &Setting<'_>) -> Learned {
     );
     let _ = writeln!(out, "# the dynamic loader and libraries itself).");
     let _ = writeln!(out, "exec = {}", list(g.exec.iter().map(|t| q(t))));
+    let sees_workspace = g
+        .read
+        .iter()
+        .chain(&g.write)
+        .any(|t| t == "{workspace}" || t.starts_with("{workspace}/"))
+        || s.base.as_ref().is_some_and(|b| {
+            let fs = &b.profile.filesystem;
+            fs.read
+                .iter()
+                .chain(&fs.write)
+                .any(|r| r.path.as_str() == "{workspace}")
+        });
+    let denies: Vec<&str> = WORKSPACE_DENIES
+        .into_iter()
+        .filter(|d| sees_workspace && !g.write.contains(*d) && !g.read.contains(*d))
+        .filter(|d| {
+            !s.base.as_ref().is_some_and(|b| {
+                b.profile
+                    .filesystem
+                    .deny
+                    .iter()
+                    .any(|r| r.path.as_str() == *d)
+            })
+        })
+        .collect();
+    // Of those, what the merged profile denies (the base's included).
+    let denied: Vec<&str> = WORKSPACE_DENIES
+        .into_iter()
+        .filter(|d| {
+            denies.contains(d)
+                || s.base.as_ref().is_some_and(|b| {
+                    b.profile
+                        .filesystem
+                        .deny
+                        .iter()
+                        .any(|r| r.path.as_str() == *d)
+                })
+        })
+        .collect();
+    if !denies.is_empty() {
+        let _ = writeln!(
+            out,
+            "# Hidden from the agent always (cordon learn's default): the project's\n# secrets, and the git files that make git run programs."
+        );
+        let entries = denies
+            .iter()
+            .map(|d| format!("{{ path = {}, optional = true }}", q(d)));
+        let _ = writeln!(out, "deny = {}", list(entries));
+        for d in &denies {
+            additions.push(format!("[filesystem] deny {d}"));
+        }
+    }
     for t in &g.exec_in_writable {
         let _ = writeln!(
             out,
@@ -282,7 +346,7 @@ pub fn write_profile(obs: &Observations, s: &Setting<'_>) -> Learned {
             let names: Vec<String> = s.secrets.iter().map(|n| q(n)).collect();
             let _ = writeln!(out, "secrets = [{}]", names.join(", "));
         }
-        tool_sandbox(&mut out, name, run, s.values, &g);
+        tool_sandbox(&mut out, name, run, s.values, &g, &denied);
     }
 
     for secret in s.secrets {
@@ -317,6 +381,27 @@ pub fn write_profile(obs: &Observations, s: &Setting<'_>) -> Learned {
             additions.push(format!(
                 "[secrets.{secret}] (placeholder source env:{secret})"
             ));
+        }
+    }
+
+    let pass: Vec<&String> = s
+        .pass
+        .iter()
+        .filter(|v| {
+            !s.base
+                .as_ref()
+                .is_some_and(|b| b.profile.environment.pass.contains(v))
+        })
+        .collect();
+    if !pass.is_empty() {
+        let _ = writeln!(out, "\n[environment]");
+        let _ = writeln!(
+            out,
+            "# The agent's own variables (cordon learn --pass), copied from cordon's\n# environment at each run."
+        );
+        let _ = writeln!(out, "pass = {}", list(pass.iter().map(|v| q(v))));
+        for v in &pass {
+            additions.push(format!("[environment] pass {v}"));
         }
     }
 
@@ -364,7 +449,24 @@ fn tool_sandbox(
     run: &super::ToolRun,
     values: &Placeholders,
     agent: &Grants,
+    denies: &[&str],
 ) {
+    // A tool that used the git directory (git itself, or a build running
+    // it) gets the git files the agent is denied back: it is the broker's
+    // checked call, not the agent, that reads them.
+    let git_dir = values.workspace.join(".git");
+    let uses_git = name == "git"
+        || run
+            .access
+            .read
+            .iter()
+            .chain(&run.access.write)
+            .any(|p| p.starts_with(&git_dir));
+    let unmask: Vec<&str> = denies
+        .iter()
+        .copied()
+        .filter(|d| uses_git && d.starts_with("{workspace}/.git/"))
+        .collect();
     let mut g: Grants = grants(
         &run.access.read,
         &run.access.write,
@@ -390,6 +492,7 @@ fn tool_sandbox(
         && g.exec.is_empty()
         && connect.is_empty()
         && run.access.bind.is_empty()
+        && unmask.is_empty()
     {
         return;
     }
@@ -398,6 +501,13 @@ fn tool_sandbox(
         out,
         "# Beyond cordon's default tool sandbox (docs/profiles.md)."
     );
+    if !unmask.is_empty() {
+        let _ = writeln!(
+            out,
+            "# The git files the agent may not see; this tool reads them."
+        );
+        let _ = writeln!(out, "unmask = {}", list(unmask.iter().map(|d| q(d))));
+    }
     for (key, set) in [("read", &g.read), ("write", &g.write), ("exec", &g.exec)] {
         if !set.is_empty() {
             let _ = writeln!(out, "{key} = {}", list(set.iter().map(|t| q(t))));
@@ -459,6 +569,7 @@ mod tests {
                 base: None,
                 secrets: &["GIT_TOKEN".into()],
                 redact: &["hunter2-secret".into()],
+                pass: &["MODEL_API_KEY".into()],
             },
         );
         assert!(!learned.text.contains("hunter2"), "{}", learned.text);
@@ -476,6 +587,12 @@ mod tests {
         let p = crate::profile::load(&file).unwrap_or_else(|e| panic!("{e}\n{}", learned.text));
         assert_eq!(p.tools["git"].allow.len(), 2);
         assert_eq!(p.tools["git"].secrets[0].name, "GIT_TOKEN");
+        // The agent's own variable is passed; the workspace's secrets and
+        // git's program-running files are hidden.
+        assert_eq!(p.environment.pass, ["MODEL_API_KEY"]);
+        let denies: Vec<&str> = p.filesystem.deny.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(denies, WORKSPACE_DENIES);
+        assert!(p.filesystem.deny.iter().all(|r| r.optional));
         assert!(p
             .filesystem
             .write

@@ -187,7 +187,8 @@ impl Policy {
                             verdict: Verdict::Deny,
                             reason: format!(
                                 "`{shown}` is not a value allowed by {} ({})",
-                                rule.pattern, rule.origin
+                                shorten(&rule.pattern),
+                                rule.origin
                             ),
                             rule: Some(rule),
                             canonical: None,
@@ -199,7 +200,8 @@ impl Policy {
                     let rule = value_rule_ref(g, *index);
                     d.reason = format!(
                         "approval required (`{shown}` needs approval by {} ({}))",
-                        rule.pattern, rule.origin
+                        shorten(&rule.pattern),
+                        rule.origin
                     );
                     d.verdict = Verdict::Approve;
                     d.rule = Some(rule);
@@ -358,7 +360,7 @@ const MAX_SHOWN: usize = 200;
 
 /// `git push origin main`, one line, every byte that is not printable ASCII
 /// escaped, arguments with spaces or quotes in single quotes, shortened.
-fn render_call(tool: &str, args: &[&[u8]]) -> String {
+pub fn render_call(tool: &str, args: &[&[u8]]) -> String {
     let mut out = render_arg(tool.as_bytes(), false);
     for arg in args {
         if out.len() > MAX_SHOWN {
@@ -376,6 +378,20 @@ fn render_call(tool: &str, args: &[&[u8]]) -> String {
         out.push('…');
     }
     out
+}
+
+/// A rule as shown in a reason: an option rule may list dozens of values
+/// (the agent CLIs' hardening options), and the reason goes back to the
+/// agent and onto stderr; the rule's place names the whole of it.
+fn shorten(pattern: &str) -> String {
+    if pattern.len() <= MAX_SHOWN {
+        return pattern.to_string();
+    }
+    let mut cut = MAX_SHOWN;
+    while !pattern.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{} …]", &pattern[..cut])
 }
 
 fn render_arg(arg: &[u8], quote: bool) -> String {

@@ -16,7 +16,7 @@ mod spec;
 mod values;
 
 pub use canonical::{canonicalize, Canonical, Hit, Unclassified, Why};
-pub use decide::{Decision, Policy, PolicyError, RuleRef, Verdict};
+pub use decide::{render_call, Decision, Policy, PolicyError, RuleRef, Verdict};
 pub use pattern::{compile_pattern, Pattern, PatternError};
 pub use values::{check_option_rule, CompiledGrammar, OptionRuleError};
 

@@ -11,12 +11,15 @@ pub mod exec_check;
 pub mod kill;
 pub mod launch;
 pub mod mediate;
+pub mod notices;
 pub mod outcome;
+pub mod own_sandbox;
 pub mod refusals;
 pub mod supervise;
 
 pub use kill::Killer;
 pub use launch::{launch, Io, LaunchError, Running};
+pub use notices::Notices;
 pub use outcome::{Outcome, Violation, EXIT_DIVERGED, EXIT_SETUP_FAILED};
 pub use refusals::{Charged, Refusals};
 pub use supervise::{supervise, ControlEvent, ExecPolicy, Observer, Policy, Stops, SuperviseError};

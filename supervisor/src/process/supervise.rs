@@ -10,6 +10,7 @@ use super::exec_check::{check_exec, ExecVerdict};
 use super::kill::Killer;
 use super::launch::Running;
 use super::outcome::{Outcome, Violation};
+use crate::audit::{Decision, Kind};
 use crate::profile::{DivergenceAction, OnViolation};
 use crate::sandbox::seccomp::{is_exec, syscall_name, AUDIT_ARCH};
 use crate::sys::child::{Report, ReportKind, Stage, REPORT_SIZE};
@@ -30,6 +31,9 @@ pub struct ExecPolicy {
     /// directly whatever `allowed` says.
     pub interpreters: Vec<PathBuf>,
     pub undeclared: DivergenceAction,
+    /// `[divergence] tolerated_execs`, canonical, each with its rule's
+    /// name: refused with EACCES, never divergence.
+    pub tolerated: Vec<(PathBuf, String)>,
 }
 
 /// Sees every seccomp notification instead of the violation and exec
@@ -53,6 +57,9 @@ pub struct Policy {
     pub loud: bool,
     /// Makes the sandbox's connects and addressed sends.
     pub net: Option<std::sync::Arc<super::mediate::Mediator>>,
+    /// Where refusals are said and recorded (`None`: nowhere, e.g. a
+    /// sandbox of `cordon learn`'s, which records what it observes).
+    pub notices: Option<std::sync::Arc<super::Notices>>,
 }
 
 /// What happened on the caller's control channel (a tool call's shim).
@@ -347,51 +354,140 @@ fn handle_notification(st: &mut State<'_>) {
                     let _ = listener.respond_continue(n.id);
                 }
                 ExecVerdict::Outside(_) | ExecVerdict::Interpreter(_) => {
-                    let what = match &verdict {
-                        ExecVerdict::Interpreter(path) => format!(
-                            "executed the dynamic loader `{}` directly (it would run any file the sandbox can read); cordon lets programs use it only as their interpreter",
-                            path.display()
-                        ),
-                        ExecVerdict::Outside(path) => format!(
-                            "executed `{}`, which is neither under [filesystem] exec nor a declared tool",
-                            path.display()
-                        ),
-                        ExecVerdict::Allowed => String::new(),
-                    };
-                    match exec.undeclared {
-                        DivergenceAction::Kill => {
-                            st.killer
-                                .diverge(Violation { pid: n.pid, what }, st.policy.loud);
-                        }
-                        DivergenceAction::Deny => {
-                            if st.policy.loud {
-                                eprintln!("cordon: denied: pid {} {what} (returned EACCES)", n.pid);
-                            }
-                            let _ = listener.respond_error(n.id, libc::EACCES);
-                        }
-                    }
+                    refuse_exec(st, listener, &n, &verdict, exec);
                 }
             }
             return;
         }
     }
     let syscall = describe_syscall(n.data.arch, n.data.nr);
+    // A clone or unshare asking for namespaces says what it means.
+    let name = (n.data.arch == AUDIT_ARCH)
+        .then(|| syscall_name(n.data.nr))
+        .flatten()
+        .unwrap_or("");
+    let own_sandbox = super::own_sandbox::namespace_call(
+        name,
+        n.data.args[0],
+        super::own_sandbox::comm(n.pid).as_deref(),
+    );
     match st.policy.on_violation {
         OnViolation::Kill => {
-            let what = format!("called {syscall}, which the profile denies");
+            let what = own_sandbox
+                .unwrap_or_else(|| format!("called {syscall}, which the profile denies"));
             st.killer
                 .diverge(Violation { pid: n.pid, what }, st.policy.loud);
         }
         OnViolation::Deny => {
             st.denied += 1;
+            let what = match &own_sandbox {
+                Some(text) => format!("pid {} {text} (returned EPERM)", n.pid),
+                None => format!("pid {} called {syscall} (returned EPERM)", n.pid),
+            };
             if st.policy.loud && st.denied <= MAX_PRINTED_DENIALS {
-                eprintln!(
-                    "cordon: denied: pid {} called {syscall} (returned EPERM)",
-                    n.pid
+                eprintln!("cordon: denied: {what}");
+            }
+            if let Some(notices) = &st.policy.notices {
+                notices.record(
+                    notices
+                        .base(Kind::Violation)
+                        .pid(n.pid)
+                        .decision(Decision::Deny)
+                        .rule("syscalls.on_violation")
+                        .detail(syscall.clone())
+                        .reason(format!("called {syscall}, which the profile denies")),
                 );
             }
             tracing::info!(pid = n.pid, %syscall, "seccomp violation denied");
             let _ = listener.respond_error(n.id, libc::EPERM);
+        }
+    }
+}
+
+/// An exec outside the profile: tolerated (EACCES, said once), refused
+/// (EACCES), or divergence, as the profile says; every refusal recorded.
+fn refuse_exec(
+    st: &State<'_>,
+    listener: &Listener,
+    n: &Notification,
+    verdict: &ExecVerdict,
+    exec: &ExecPolicy,
+) {
+    let (what, path) = match verdict {
+        ExecVerdict::Interpreter(path) => (
+            format!(
+                "executed the dynamic loader `{}` directly (it would run any file the sandbox can read); cordon lets programs use it only as their interpreter",
+                path.display()
+            ),
+            path,
+        ),
+        ExecVerdict::Outside(path) => (
+            match super::own_sandbox::exec_hint(path) {
+                Some(hint) => format!(
+                    "executed `{}`, which is neither under [filesystem] exec nor a declared tool: {hint}",
+                    path.display()
+                ),
+                None => format!(
+                    "executed `{}`, which is neither under [filesystem] exec nor a declared tool",
+                    path.display()
+                ),
+            },
+            path,
+        ),
+        ExecVerdict::Allowed => return,
+    };
+    let tolerated = match verdict {
+        ExecVerdict::Outside(p) => exec
+            .tolerated
+            .iter()
+            .find(|(t, _)| p.starts_with(t))
+            .map(|(_, rule)| rule.clone()),
+        _ => None,
+    };
+    let record = |rule: &str, reason: String| {
+        if let Some(notices) = &st.policy.notices {
+            notices.record(
+                notices
+                    .base(Kind::Violation)
+                    .pid(n.pid)
+                    .decision(Decision::Deny)
+                    .rule(rule.to_string())
+                    .detail(format!("exec {}", path.display()))
+                    .reason(reason),
+            );
+        }
+    };
+    if let Some(rule) = tolerated {
+        if let Some(notices) = &st.policy.notices {
+            notices.say_once(
+                &format!("exec {}", path.display()),
+                &format!(
+                    "denied: pid {} {what} (returned EACCES; tolerated by {rule}: not divergence, and further execs of it are only recorded)",
+                    n.pid
+                ),
+            );
+        }
+        record(&rule, format!("{what} (tolerated)"));
+        let _ = listener.respond_error(n.id, libc::EACCES);
+        return;
+    }
+    match exec.undeclared {
+        DivergenceAction::Kill => {
+            st.killer
+                .diverge(Violation { pid: n.pid, what }, st.policy.loud);
+        }
+        DivergenceAction::Deny => {
+            match &st.policy.notices {
+                Some(notices) => {
+                    notices.say(&format!("denied: pid {} {what} (returned EACCES)", n.pid))
+                }
+                None if st.policy.loud => {
+                    eprintln!("cordon: denied: pid {} {what} (returned EACCES)", n.pid);
+                }
+                None => {}
+            }
+            record("divergence.undeclared_tool", what);
+            let _ = listener.respond_error(n.id, libc::EACCES);
         }
     }
 }

@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::remove::{apply, Removal};
 use super::{
-    Approval, Audit, Divergence, DivergenceAction, Environment, Filesystem, HostRule, Limits,
-    Location, McpServer, Network, OnViolation, PathRule, PathTemplate, PolicyConfig, Profile,
-    SecretSpec, SyscallRule, Syscalls, Tool, DEFAULT_STOP_GRACE,
+    Approval, Audit, Diagnostic, Divergence, DivergenceAction, Environment, Filesystem, HomeMode,
+    HostRule, Limits, Location, McpServer, Network, OnViolation, PathRule, PathTemplate,
+    PolicyConfig, Profile, SecretSpec, SyscallRule, Syscalls, Tool, DEFAULT_STOP_GRACE,
 };
 
 /// A value and where it was written.
@@ -60,11 +61,15 @@ pub(super) struct Layer {
     pub denied_action: Option<Located<DivergenceAction>>,
     pub max_denials: Option<Located<u32>>,
     pub sub_agent: Option<DivergenceAction>,
+    pub tolerated_hosts: Vec<HostRule>,
+    pub tolerated_execs: Vec<PathRule>,
     pub env_pass: Vec<Located<String>>,
     /// Keyed by variable name; the location is the key's.
     pub env_set: BTreeMap<String, Located<String>>,
     /// `[environment] secrets`: placeholders the agent holds.
     pub env_secrets: Vec<Located<String>>,
+    /// `[environment] home`.
+    pub env_home: Option<Located<HomeMode>>,
     pub limits: Limits,
     /// `[tools.NAME]`, each whole (a child's replaces the parent's).
     pub tools: BTreeMap<String, Tool>,
@@ -77,6 +82,8 @@ pub(super) struct Layer {
     pub mcp: BTreeMap<String, McpServer>,
     /// `[policy]`, whole (a child's replaces the parent's).
     pub policy: Option<PolicyConfig>,
+    /// Entries this file drops from the lists it inherits.
+    pub removals: Vec<Removal>,
 }
 
 impl Layer {
@@ -102,9 +109,12 @@ impl Layer {
             denied_action: None,
             max_denials: None,
             sub_agent: None,
+            tolerated_hosts: Vec::new(),
+            tolerated_execs: Vec::new(),
             env_pass: Vec::new(),
             env_set: BTreeMap::new(),
             env_secrets: Vec::new(),
+            env_home: None,
             limits: Limits::default(),
             tools: BTreeMap::new(),
             secrets: BTreeMap::new(),
@@ -112,6 +122,7 @@ impl Layer {
             approval: None,
             mcp: BTreeMap::new(),
             policy: None,
+            removals: Vec::new(),
         }
     }
 
@@ -123,8 +134,44 @@ impl Layer {
     }
 
     /// Applies `child` on top of `self` (the parent); see docs/profiles.md.
-    pub fn merge(self, child: Layer) -> Layer {
-        let p = self;
+    /// A removal of the child's that matches nothing inherited goes to
+    /// `diags`.
+    pub fn merge(self, child: Layer, diags: &mut Vec<Diagnostic>) -> Layer {
+        let mut p = self;
+        let gone = &child.removals;
+        let path = |r: &PathRule| r.path.as_str().to_string();
+        let host = |r: &HostRule| r.text.clone();
+        let port = |l: &Located<u16>| l.value.to_string();
+        p.filesystem.read = apply(p.filesystem.read, "[filesystem] read", gone, path, diags);
+        p.filesystem.write = apply(p.filesystem.write, "[filesystem] write", gone, path, diags);
+        p.filesystem.exec = apply(p.filesystem.exec, "[filesystem] exec", gone, path, diags);
+        p.filesystem.deny = apply(p.filesystem.deny, "[filesystem] deny", gone, path, diags);
+        p.connect_tcp = apply(p.connect_tcp, "[network] connect_tcp", gone, port, diags);
+        p.bind_tcp = apply(p.bind_tcp, "[network] bind_tcp", gone, port, diags);
+        p.allow_hosts = apply(p.allow_hosts, "[network] allow_hosts", gone, host, diags);
+        p.deny_hosts = apply(p.deny_hosts, "[network] deny_hosts", gone, host, diags);
+        p.unix = apply(p.unix, "[network] unix", gone, path, diags);
+        p.env_pass = apply(
+            p.env_pass,
+            "[environment] pass",
+            gone,
+            |l| l.value.clone(),
+            diags,
+        );
+        p.tolerated_hosts = apply(
+            p.tolerated_hosts,
+            "[divergence] tolerated_hosts",
+            gone,
+            host,
+            diags,
+        );
+        p.tolerated_execs = apply(
+            p.tolerated_execs,
+            "[divergence] tolerated_execs",
+            gone,
+            path,
+            diags,
+        );
         Layer {
             file: child.file,
             profile_at: child.profile_at,
@@ -152,6 +199,10 @@ impl Layer {
             denied_action: child.denied_action.or(p.denied_action),
             max_denials: child.max_denials.or(p.max_denials),
             sub_agent: child.sub_agent.or(p.sub_agent),
+            tolerated_hosts: concat_unique(p.tolerated_hosts, child.tolerated_hosts, |r| {
+                r.text.clone()
+            }),
+            tolerated_execs: merge_paths(p.tolerated_execs, child.tolerated_execs),
             env_pass: concat_unique(p.env_pass, child.env_pass, |l| l.value.clone()),
             env_set: {
                 let mut set = p.env_set;
@@ -159,6 +210,7 @@ impl Layer {
                 set
             },
             env_secrets: concat_unique(p.env_secrets, child.env_secrets, |l| l.value.clone()),
+            env_home: child.env_home.or(p.env_home),
             limits: Limits {
                 nofile: child.limits.nofile.or(p.limits.nofile),
                 nproc: child.limits.nproc.or(p.limits.nproc),
@@ -185,6 +237,8 @@ impl Layer {
                 mcp
             },
             policy: child.policy.or(p.policy),
+            // Applied above: what the merged profile inherits is final.
+            removals: Vec::new(),
         }
     }
 
@@ -219,6 +273,8 @@ impl Layer {
                     .map_or(defaults.denied_action, |l| l.value),
                 max_denials: self.max_denials.map_or(defaults.max_denials, |l| l.value),
                 sub_agent: self.sub_agent.unwrap_or(defaults.sub_agent),
+                tolerated_hosts: self.tolerated_hosts,
+                tolerated_execs: self.tolerated_execs,
             },
             environment: Environment {
                 pass: self.env_pass.into_iter().map(|l| l.value).collect(),
@@ -228,6 +284,7 @@ impl Layer {
                     .map(|(k, v)| (k, v.value))
                     .collect(),
                 secrets: self.env_secrets.into_iter().map(|l| l.value).collect(),
+                home: self.env_home.map(|l| l.value).unwrap_or_default(),
             },
             limits: self.limits,
             tools: self.tools,

@@ -10,6 +10,7 @@ mod approval;
 mod deliver;
 mod diagnostic;
 mod extends;
+pub mod find;
 mod grammar;
 pub mod hosts;
 mod identity;
@@ -19,6 +20,7 @@ mod parse;
 mod paths;
 mod policy;
 mod raw_risk;
+mod remove;
 mod secrets;
 mod sections;
 mod subset;
@@ -35,8 +37,10 @@ use std::time::Duration;
 
 pub use deliver::DEFAULT_HEADER;
 pub use diagnostic::{Diagnostic, Location, ProfileError};
+pub use find::{find, FindError};
 pub use grammar::{shipped_grammar, SHIPPED_GRAMMARS};
 pub use paths::{ExpandError, PathTemplate, Placeholders};
+pub use secrets::is_secret_name;
 pub use subset::{pattern_within, widenings, Widening};
 pub use tool_defaults::{default_tool_sandbox, DEFAULT_TOOL_SANDBOX_FILE};
 pub use validate::{exec_on_writable_message, secret_source_reachable};
@@ -626,6 +630,14 @@ pub struct Divergence {
     /// A sub-agent of this session diverged: `Deny` kills only the
     /// sub-agent; `Kill` kills this session too.
     pub sub_agent: DivergenceAction,
+    /// Connections to these hosts are refused as the host rules say, and
+    /// recorded, but never counted toward `max_denials`: what a CLI sends
+    /// that the agent cannot help (telemetry, update checks).
+    pub tolerated_hosts: Vec<HostRule>,
+    /// Execs of these files (or trees) are refused with EACCES and
+    /// recorded, never divergence, whatever `undeclared_tool` says: what a
+    /// CLI only probes for at start.
+    pub tolerated_execs: Vec<PathRule>,
 }
 
 impl Default for Divergence {
@@ -635,6 +647,8 @@ impl Default for Divergence {
             denied_action: DivergenceAction::Deny,
             max_denials: 3,
             sub_agent: DivergenceAction::Deny,
+            tolerated_hosts: Vec::new(),
+            tolerated_execs: Vec::new(),
         }
     }
 }
@@ -657,6 +671,20 @@ pub struct Environment {
     /// say). Only `deliver = "proxy"` secrets: the agent never holds a
     /// value.
     pub secrets: Vec<String>,
+    /// `home`: a new, empty HOME per session, or one kept per profile.
+    pub home: HomeMode,
+}
+
+/// `[environment] home`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HomeMode {
+    /// A new, empty HOME for each session, removed at its end.
+    #[default]
+    Fresh,
+    /// The profile's own HOME, kept across its sessions (for CLIs that
+    /// keep settings and state there): `STATE/homes/NAME`, mode 0700, one
+    /// session at a time. Never a sub-agent's.
+    Persistent,
 }
 
 /// `[limits]`: resource limits (soft = hard) applied to the agent.

@@ -12,8 +12,8 @@ use toml::de::DeTable;
 use super::layer::{Layer, Located};
 use super::walk::{did_you_mean, Value, Walker};
 use super::{
-    approval, extends, secrets, sections, tools, validate, Diagnostic, DivergenceAction, HostRule,
-    OnViolation, PathRule,
+    approval, extends, remove, secrets, sections, tools, validate, Diagnostic, DivergenceAction,
+    HostRule, OnViolation, PathRule,
 };
 use super::{Profile, ProfileError, SyscallRule};
 
@@ -49,7 +49,7 @@ pub(super) fn load_file(path: &Path) -> Result<Profile, ProfileError> {
     let merged = chain
         .into_iter()
         .rev()
-        .reduce(|parent, child| parent.merge(child));
+        .reduce(|parent, child| parent.merge(child, &mut diags));
     if let Some(merged) = &merged {
         validate::check_profile(merged, &mut diags);
     }
@@ -76,6 +76,18 @@ pub(super) fn load_text(name: &Path, src: &str) -> Result<Profile, ProfileError>
             diags.push(Diagnostic {
                 location: ext.origin.clone(),
                 message: "a sub-agent's profile cannot use `extends`; write it whole".into(),
+            });
+        }
+        if let Some(home) = layer
+            .env_home
+            .as_ref()
+            .filter(|h| h.value == super::HomeMode::Persistent)
+        {
+            // Its name is the agent's choice: it could name its parent's
+            // profile and be given the parent's state.
+            diags.push(Diagnostic {
+                location: home.origin.clone(),
+                message: "a sub-agent's profile cannot keep a persistent home (its name is its writer's choice, so the home could be another profile's); remove `home` (a sub-agent always starts with a fresh one)".into(),
             });
         }
 
@@ -256,13 +268,31 @@ fn network(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
     w.unknown_keys(t, &KEYS, "[network]");
     for (key, value) in t.iter() {
         let name = key.get_ref().as_ref();
-        match name {
-            "connect_tcp" => layer.connect_tcp = ports(w, name, value),
-            "bind_tcp" => layer.bind_tcp = ports(w, name, value),
-            "allow_hosts" => layer.allow_hosts = host_rules(w, name, value),
-            "deny_hosts" => layer.deny_hosts = host_rules(w, name, value),
-            "unix" => layer.unix = unix_rules(w, name, value),
-            _ => {}
+        let id = match name {
+            "connect_tcp" => "[network] connect_tcp",
+            "bind_tcp" => "[network] bind_tcp",
+            "allow_hosts" => "[network] allow_hosts",
+            "deny_hosts" => "[network] deny_hosts",
+            "unix" => "[network] unix",
+            _ => continue,
+        };
+        let (add, remove) = remove::split(w, name, value);
+        if let Some(value) = add {
+            match name {
+                "connect_tcp" => layer.connect_tcp = ports(w, name, value),
+                "bind_tcp" => layer.bind_tcp = ports(w, name, value),
+                "allow_hosts" => layer.allow_hosts = host_rules(w, name, value),
+                "deny_hosts" => layer.deny_hosts = host_rules(w, name, value),
+                _ => layer.unix = unix_rules(w, name, value),
+            }
+        }
+        if let Some(r) = remove {
+            let removals = match name {
+                "connect_tcp" | "bind_tcp" => remove::ports(id, ports(w, name, r)),
+                "allow_hosts" | "deny_hosts" => host_removals(id, host_rules(w, name, r)),
+                _ => super::sections::path_removals(id, unix_rules(w, name, r)),
+            };
+            layer.removals.extend(removals);
         }
     }
 }
@@ -275,6 +305,11 @@ pub(super) fn unix_rules(w: &mut Walker<'_>, key: &str, value: &Value<'_>) -> Ve
         .iter()
         .filter_map(|item| super::sections::path_rule(w, key, item))
         .collect()
+}
+
+/// Host rules as removals from `list`, keyed by the rule's text.
+fn host_removals(list: &'static str, rules: Vec<HostRule>) -> Vec<remove::Removal> {
+    remove::removals(list, rules, |r| (r.text.clone(), r.origin.clone()))
 }
 
 /// `allow_hosts` / `deny_hosts`: `HOST:PORT [via ADDR,...]` strings.
@@ -354,13 +389,49 @@ fn syscall(w: &mut Walker<'_>, name: &str, item: &Value<'_>) -> Option<SyscallRu
 }
 
 fn divergence(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
-    const KEYS: [&str; 4] = [
+    const KEYS: [&str; 6] = [
         "undeclared_tool",
         "denied_action",
         "max_denials",
         "sub_agent",
+        "tolerated_hosts",
+        "tolerated_execs",
     ];
     w.unknown_keys(t, &KEYS, "[divergence]");
+    if let Some(v) = t.get("tolerated_hosts") {
+        let (add, remove) = remove::split(w, "tolerated_hosts", v);
+        if let Some(r) = remove {
+            let rules = host_rules(w, "tolerated_hosts", r);
+            layer
+                .removals
+                .extend(host_removals("[divergence] tolerated_hosts", rules));
+        }
+        if let Some(v) = add {
+            layer.tolerated_hosts = host_rules(w, "tolerated_hosts", v);
+        }
+        for rule in layer.tolerated_hosts.iter().filter(|r| !r.via.is_empty()) {
+            w.diags.push(Diagnostic {
+                location: rule.origin.clone(),
+                message: format!(
+                    "`tolerated_hosts` entry `{}`: `via` has no meaning here (a tolerated host is one that is refused); write `HOST:PORT`",
+                    rule.text
+                ),
+            });
+        }
+    }
+    if let Some(v) = t.get("tolerated_execs") {
+        let (add, remove) = remove::split(w, "tolerated_execs", v);
+        if let Some(v) = add {
+            layer.tolerated_execs = super::sections::path_rules(w, "tolerated_execs", v);
+        }
+        if let Some(r) = remove {
+            let rules = super::sections::path_rules(w, "tolerated_execs", r);
+            layer.removals.extend(super::sections::path_removals(
+                "[divergence] tolerated_execs",
+                rules,
+            ));
+        }
+    }
     let words = [
         ("kill", DivergenceAction::Kill),
         ("deny", DivergenceAction::Deny),

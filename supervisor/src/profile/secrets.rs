@@ -43,6 +43,12 @@ pub(super) fn secrets(w: &mut Walker<'_>, value: &Value<'_>, layer: &mut Layer) 
     }
 }
 
+/// Whether `name` may name a `[secrets.NAME]` (`cordon learn` leaves out
+/// variables that may not, such as cordon's own `CORDON_*`).
+pub fn is_secret_name(name: &str) -> bool {
+    name_problem(name).is_none()
+}
+
 /// Why `name` cannot name a secret, if it cannot.
 fn name_problem(name: &str) -> Option<String> {
     let shown = name.escape_debug();

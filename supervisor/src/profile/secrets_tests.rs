@@ -311,7 +311,7 @@ secrets = ["A", "A", "GIT_DIR", { name = "B", as = "disk" }, { as = "file" }, { 
 fn a_child_secret_replaces_the_parents_whole() {
     let (p, _) = walk("[secrets.A]\nfrom = \"env:P\"\nttl = \"1m\"\ncache = true\n[secrets.B]\nfrom = \"env:B\"\n");
     let (c, _) = walk("[secrets.A]\nfrom = \"command:gh auth token\"\n");
-    let m = p.merge(c).into_profile("c.toml".into());
+    let m = p.merge(c, &mut Vec::new()).into_profile("c.toml".into());
     let a = &m.secrets["A"];
     assert_eq!(
         a.source,

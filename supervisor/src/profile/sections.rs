@@ -17,20 +17,46 @@ pub(super) fn filesystem(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer)
     w.unknown_keys(t, &KEYS, "[filesystem]");
     for (key, value) in t.iter() {
         let name = key.get_ref().as_ref();
+        let id = match name {
+            "read" => "[filesystem] read",
+            "write" => "[filesystem] write",
+            "exec" => "[filesystem] exec",
+            "deny" => "[filesystem] deny",
+            _ => continue,
+        };
+        let (add, remove) = super::remove::split(w, name, value);
+        let added = add.map(|v| path_rules(w, name, v)).unwrap_or_default();
         let list = match name {
             "read" => &mut layer.filesystem.read,
             "write" => &mut layer.filesystem.write,
             "exec" => &mut layer.filesystem.exec,
-            "deny" => &mut layer.filesystem.deny,
-            _ => continue,
+            _ => &mut layer.filesystem.deny,
         };
-        let expects = "an array of paths (strings, or { path = \"...\", optional = true })";
-        for item in w.array(name, value, expects) {
-            if let Some(rule) = path_rule(w, name, item) {
-                list.push(rule);
-            }
+        list.extend(added);
+        if let Some(r) = remove {
+            let rules = path_rules(w, name, r);
+            layer.removals.extend(path_removals(id, rules));
         }
     }
+}
+
+/// An array of path entries of `key`.
+pub(super) fn path_rules(w: &mut Walker<'_>, key: &str, value: &Value<'_>) -> Vec<PathRule> {
+    let expects = "an array of paths (strings, or { path = \"...\", optional = true })";
+    w.array(key, value, expects)
+        .iter()
+        .filter_map(|item| path_rule(w, key, item))
+        .collect()
+}
+
+/// Path entries as removals from `list`, keyed by the path as written.
+pub(super) fn path_removals(
+    list: &'static str,
+    rules: Vec<PathRule>,
+) -> Vec<super::remove::Removal> {
+    super::remove::removals(list, rules, |r| {
+        (r.path.as_str().to_string(), r.origin.clone())
+    })
 }
 
 /// One entry: `"/usr"` or `{ path = "/opt/x", optional = true }`.
@@ -88,8 +114,38 @@ pub(super) fn path_rule(w: &mut Walker<'_>, key: &str, item: &Value<'_>) -> Opti
     })
 }
 
+/// `pass`'s variable names.
+fn env_names(w: &mut Walker<'_>, v: &Value<'_>) -> Vec<Located<String>> {
+    let mut out = Vec::new();
+    for item in w.array("pass", v, "an array of variable names") {
+        let Some(name) = w.string("pass", item, "variable names") else {
+            continue;
+        };
+        if env_name_ok(w, &name, &item.span(), "pass") {
+            let origin = w.loc(&item.span());
+            out.push(Located {
+                value: name,
+                origin,
+            });
+        }
+    }
+    out
+}
+
 pub(super) fn environment(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer) {
-    w.unknown_keys(t, &["pass", "set", "secrets"], "[environment]");
+    w.unknown_keys(t, &["pass", "set", "secrets", "home"], "[environment]");
+    if let Some(v) = t.get("home") {
+        let words = [
+            ("fresh", super::HomeMode::Fresh),
+            ("persistent", super::HomeMode::Persistent),
+        ];
+        if let Some(mode) = w.word("home", v, &words) {
+            layer.env_home = Some(Located {
+                value: mode,
+                origin: w.loc(&v.span()),
+            });
+        }
+    }
     if let Some(v) = t.get("secrets") {
         let expects = "an array of names of deliver = \"proxy\" secrets";
         for item in w.array("secrets", v, expects) {
@@ -112,17 +168,18 @@ pub(super) fn environment(w: &mut Walker<'_>, t: &DeTable<'_>, layer: &mut Layer
         }
     }
     if let Some(v) = t.get("pass") {
-        for item in w.array("pass", v, "an array of variable names") {
-            let Some(name) = w.string("pass", item, "variable names") else {
-                continue;
-            };
-            if env_name_ok(w, &name, &item.span(), "pass") {
-                let origin = w.loc(&item.span());
-                layer.env_pass.push(Located {
-                    value: name,
-                    origin,
-                });
-            }
+        let (add, remove) = super::remove::split(w, "pass", v);
+        if let Some(v) = add {
+            let names = env_names(w, v);
+            layer.env_pass.extend(names);
+        }
+        if let Some(r) = remove {
+            let names = env_names(w, r);
+            layer
+                .removals
+                .extend(super::remove::removals("[environment] pass", names, |l| {
+                    (l.value.clone(), l.origin.clone())
+                }));
         }
     }
     if let Some(v) = t.get("set") {

@@ -324,6 +324,25 @@ impl Check<'_> {
                 format!("is more than the parent's {}", p.max_denials),
             );
         }
+        // A tolerated refusal costs the sub-agent (and its ancestors, who
+        // count its refusals) nothing: only the parent's may be tolerated.
+        for r in &c.tolerated_hosts {
+            if !p.tolerated_hosts.iter().any(|o| rule_within(r, o)) {
+                let parents: Vec<String> =
+                    p.tolerated_hosts.iter().map(|o| o.text.clone()).collect();
+                self.push(
+                    Some(&r.origin),
+                    format!("`[divergence] tolerated_hosts` entry `{}`", r.text),
+                    format!("is not within any of the parent's ({})", list(&parents)),
+                );
+            }
+        }
+        let parent_tolerated: Vec<&PathRule> = p.tolerated_execs.iter().collect();
+        self.paths(
+            "`[divergence] tolerated_execs`",
+            &c.tolerated_execs,
+            &parent_tolerated,
+        );
         let lim = |name: &str, c: Option<u64>, p: Option<u64>, out: &mut Self| {
             if let Some(pv) = p {
                 if c.is_none_or(|cv| cv > pv) {

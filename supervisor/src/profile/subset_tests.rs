@@ -255,6 +255,25 @@ fn a_sub_profile_cannot_bring_its_own_approver_or_looser_containment() {
 }
 
 #[test]
+fn a_sub_profile_tolerates_only_what_its_parent_tolerates() {
+    let host = |text: &str| crate::profile::hosts::parse_rule(text, at(9)).unwrap();
+    let mut parent = profile(vec![]);
+    parent.divergence.tolerated_hosts = vec![host("*.telemetry.example:443")];
+    parent.divergence.tolerated_execs = vec![path("/usr/bin/lsb_release")];
+    let mut c = parent.clone();
+    c.divergence.tolerated_hosts = vec![host("a.telemetry.example:443")];
+    assert!(widenings(&c, &parent, None).is_empty());
+    c.divergence.tolerated_hosts.push(host("api.example:443"));
+    c.divergence.tolerated_execs.push(path("/usr/bin/id"));
+    let got = parts(&widenings(&c, &parent, None)).join("\n");
+    assert!(
+        got.contains("`[divergence] tolerated_hosts` entry `api.example:443`")
+            && got.contains("`[divergence] tolerated_execs` entry `/usr/bin/id`"),
+        "{got}"
+    );
+}
+
+#[test]
 fn with_values_a_symlink_cannot_carry_a_grant_out_of_its_tree() {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("ws");

@@ -118,7 +118,7 @@ cwd = ["relative"]
 fn a_child_tool_replaces_the_parents_whole() {
     let (p, _) = walk("[tools.git]\npath = \"/usr/bin/git\"\nallow = [[\"a\"]]\ndeny = [[\"d\"]]\n[audit]\npath = \"/p\"\n");
     let (c, _) = walk("[tools.git]\npath = \"/usr/bin/git\"\nallow = [[\"b\"]]\n[tools.find]\npath = \"/usr/bin/find\"\nallow = [[\"**\"]]\n[audit]\npath = \"/c\"\n");
-    let m = p.unwrap().merge(c.unwrap());
+    let m = p.unwrap().merge(c.unwrap(), &mut Vec::new());
     assert_eq!(m.tools["git"].allow[0].tokens, ["b"]);
     assert!(m.tools["git"].deny.is_empty());
     assert!(m.tools.contains_key("find"));

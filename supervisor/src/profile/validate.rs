@@ -13,6 +13,7 @@ use super::{
 };
 
 pub(super) fn check_layer(layer: &Layer, diags: &mut Vec<Diagnostic>) {
+    removals_are_meaningful(layer, diags);
     let fs = &layer.filesystem;
     for (list, rules) in [
         ("read", &fs.read),
@@ -53,6 +54,7 @@ pub(super) fn check_profile(merged: &Layer, diags: &mut Vec<Diagnostic>) {
     tools_not_agent_executable(merged, diags);
     exec_not_writable(merged, diags);
     unmask_names_a_deny(merged, diags);
+    tolerated_execs_are_refused(merged, diags);
     tool_secrets_declared(merged, diags);
     secrets_used(merged, diags);
     env_source_not_passed(merged, diags);
@@ -291,6 +293,65 @@ pub fn exec_on_writable_message(
 fn under(a: &str, b: &str) -> bool {
     a.strip_prefix(b)
         .is_some_and(|rest| rest.starts_with('/') || b.ends_with('/'))
+}
+
+/// A removal needs a parent, and a file may not add what it removes.
+fn removals_are_meaningful(layer: &Layer, diags: &mut Vec<Diagnostic>) {
+    super::remove::check_root(&layer.removals, layer.extends.is_some(), diags);
+    let fs = &layer.filesystem;
+    let paths = |l: &[super::PathRule]| -> Vec<String> {
+        l.iter().map(|r| r.path.as_str().to_string()).collect()
+    };
+    let hosts =
+        |l: &[super::HostRule]| -> Vec<String> { l.iter().map(|r| r.text.clone()).collect() };
+    let ports =
+        |l: &[Located<u16>]| -> Vec<String> { l.iter().map(|p| p.value.to_string()).collect() };
+    let lists: [(&'static str, Vec<String>); 12] = [
+        ("[filesystem] read", paths(&fs.read)),
+        ("[filesystem] write", paths(&fs.write)),
+        ("[filesystem] exec", paths(&fs.exec)),
+        ("[filesystem] deny", paths(&fs.deny)),
+        ("[network] connect_tcp", ports(&layer.connect_tcp)),
+        ("[network] bind_tcp", ports(&layer.bind_tcp)),
+        ("[network] allow_hosts", hosts(&layer.allow_hosts)),
+        ("[network] deny_hosts", hosts(&layer.deny_hosts)),
+        ("[network] unix", paths(&layer.unix)),
+        (
+            "[environment] pass",
+            layer.env_pass.iter().map(|l| l.value.clone()).collect(),
+        ),
+        (
+            "[divergence] tolerated_hosts",
+            hosts(&layer.tolerated_hosts),
+        ),
+        (
+            "[divergence] tolerated_execs",
+            paths(&layer.tolerated_execs),
+        ),
+    ];
+    for (list, added) in &lists {
+        super::remove::check_added(list, &layer.removals, added, String::clone, diags);
+    }
+}
+
+/// A tolerated exec is one the profile refuses: inside an exec grant it
+/// would simply run, and the entry would say the opposite of what happens.
+fn tolerated_execs_are_refused(merged: &Layer, diags: &mut Vec<Diagnostic>) {
+    for t in &merged.tolerated_execs {
+        let tp = normal(&t.path);
+        if let Some(grant) = merged.filesystem.exec.iter().find(|g| {
+            let g = normal(&g.path);
+            tp == g || under(&tp, &g)
+        }) {
+            diags.push(Diagnostic {
+                location: t.origin.clone(),
+                message: format!(
+                    "`tolerated_execs` entry `{}` lies in the exec grant `{}` at {}: the agent may run it, so there is no refusal to tolerate; remove one of them",
+                    t.path, grant.path, grant.origin
+                ),
+            });
+        }
+    }
 }
 
 /// A tool's `secrets` must name a `[secrets.NAME]` of the merged profile.

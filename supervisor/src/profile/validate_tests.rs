@@ -102,7 +102,9 @@ fn pass_and_set_of_the_same_name() {
 fn merge_follows_the_documented_rules() {
     let parent = layer("[profile]\nname = \"base\"\ndescription = \"d\"\nstop_grace = \"7s\"\n[filesystem]\nread = [\"/usr\", { path = \"/nope\", optional = true }]\n[network]\nconnect_tcp = [443]\n[environment]\nset = { A = \"p\", B = \"p\" }\n[limits]\nnofile = 10\ncpu = 5\n");
     let child = layer("[profile]\nname = \"kid\"\nbest_effort = true\n[filesystem]\nread = [{ path = \"/usr\", optional = true }, \"/etc\", { path = \"/nope\", optional = true }]\n[network]\nconnect_tcp = [80, 443]\n[environment]\nset = { B = \"c\" }\n[limits]\ncpu = 9\n");
-    let p = parent.merge(child).into_profile("kid.toml".into());
+    let p = parent
+        .merge(child, &mut Vec::new())
+        .into_profile("kid.toml".into());
     assert_eq!(p.name, "kid");
     assert_eq!(p.description.as_deref(), Some("d"));
     assert!(p.best_effort);
@@ -372,6 +374,44 @@ fn an_exec_grant_on_a_writable_tree_is_an_error() {
         ));
         assert!(e.is_empty(), "{exec} / {write}: {e:#?}");
     }
+}
+
+#[test]
+fn tolerated_lists_are_checked() {
+    let mut diags = Vec::new();
+    let src = format!("{NAME}[filesystem]\nexec = [\"/usr/bin\"]\n[divergence]\ntolerated_hosts = [\"ab.example:443 via 10.0.0.0/8\", \"ab.example:443\"]\ntolerated_execs = [\"/usr/bin/env\"]\n");
+    let l = parse_layer(Arc::from(Path::new("v.toml")), &src, &mut diags).unwrap();
+    check_profile(&l, &mut diags);
+    let e: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(
+        e[0].starts_with("v.toml:6:20: `tolerated_hosts` entry `ab.example:443 via 10.0.0.0/8`: `via` has no meaning here"),
+        "{e:#?}"
+    );
+    assert!(
+        e[1].starts_with(
+            "v.toml:7:20: `tolerated_execs` entry `/usr/bin/env` lies in the exec grant `/usr/bin`"
+        ),
+        "{e:#?}"
+    );
+}
+
+#[test]
+fn a_persistent_home_is_a_word_and_never_a_sub_agents() {
+    let src = format!("{NAME}[environment]\nhome = \"persistent\"\n");
+    let p = crate::profile::load_text(Path::new("sub.toml"), &src).unwrap_err();
+    assert!(
+        p.to_string()
+            .contains("sub.toml:4:8: a sub-agent's profile cannot keep a persistent home"),
+        "{p}"
+    );
+    let mut diags = Vec::new();
+    let src = format!("{NAME}[environment]\nhome = \"kept\"\n");
+    parse_layer(Arc::from(Path::new("v.toml")), &src, &mut diags).unwrap();
+    assert!(
+        diags[0].to_string().contains("\"fresh\" or \"persistent\""),
+        "{diags:#?}"
+    );
 }
 
 #[test]

@@ -14,6 +14,8 @@ pub enum PlanError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Home(#[from] super::home::HomeError),
     #[error("cannot create the session directory under {base}: {source}")]
     Session {
         base: PathBuf,

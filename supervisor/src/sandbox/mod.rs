@@ -8,6 +8,7 @@ pub mod copies;
 mod cstr;
 pub mod env;
 pub mod error;
+pub mod home;
 pub mod landlock;
 pub mod loader;
 pub mod netpolicy;

@@ -81,6 +81,9 @@ pub struct Plan {
     /// Canonical paths of the dynamic loaders: executable only as the
     /// interpreter of a program; executing one directly is divergence.
     pub interpreters: Vec<PathBuf>,
+    /// `[divergence] tolerated_execs`, canonical (those that exist), each
+    /// with its rule's name.
+    pub tolerated_execs: Vec<(PathBuf, String)>,
     /// What the loader was found to need, kept for the tools' plans.
     pub loader: LoaderCache,
     /// Where the agent's connects and addressed sends may go (the
@@ -105,6 +108,21 @@ fn exec_allowed(fs: &Filesystem, values: &Placeholders) -> Vec<PathBuf> {
     fs.exec
         .iter()
         .filter_map(|r| std::fs::canonicalize(r.path.expand(values)).ok())
+        .collect()
+}
+
+/// The canonical form of each tolerated exec that exists, with its name in
+/// records (`divergence.tolerated_execs[N]`).
+fn tolerated_execs(profile: &Profile, values: &Placeholders) -> Vec<(PathBuf, String)> {
+    profile
+        .divergence
+        .tolerated_execs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let path = std::fs::canonicalize(r.path.expand(values)).ok()?;
+            Some((path, format!("divergence.tolerated_execs[{i}]")))
+        })
         .collect()
 }
 
@@ -160,7 +178,12 @@ fn exec_not_writable(fs: &Filesystem, values: &Placeholders) -> Result<(), PlanE
 
 /// The canonical workspace (which must be a directory) and a new
 /// session's private directories, as placeholder values.
-fn workspace_and_session(request: &Request) -> Result<(SessionDir, Placeholders), PlanError> {
+/// With `home` (a profile name), the session's HOME is that profile's
+/// persistent one.
+fn workspace_and_session(
+    request: &Request,
+    home: Option<&str>,
+) -> Result<(SessionDir, Placeholders), PlanError> {
     let workspace =
         std::fs::canonicalize(&request.workspace).map_err(|source| PlanError::Workspace {
             path: request.workspace.clone(),
@@ -172,11 +195,14 @@ fn workspace_and_session(request: &Request) -> Result<(SessionDir, Placeholders)
             source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
         });
     }
-    let session =
+    let mut session =
         SessionDir::create(&request.session_base).map_err(|source| PlanError::Session {
             base: request.session_base.clone(),
             source,
         })?;
+    if let Some(name) = home {
+        session.use_home(super::home::open(name)?);
+    }
     let values = Placeholders {
         workspace,
         home: session.home.clone(),
@@ -195,7 +221,9 @@ pub fn build(
     host: &Host,
     caller_env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<Plan, PlanError> {
-    let (session, values) = workspace_and_session(request)?;
+    let persistent = (profile.environment.home == crate::profile::HomeMode::Persistent)
+        .then_some(profile.name.as_str());
+    let (session, values) = workspace_and_session(request, persistent)?;
     let workspace = values.workspace.clone();
     let mut filesystem = profile.filesystem.clone();
     let brokered = brokered(profile);
@@ -311,6 +339,7 @@ pub fn build(
         session.create_mask_dir()
     })?;
     let net = agent_net(profile, &filesystem, &values, &session, brokered)?;
+    let tolerated_execs = tolerated_execs(profile, &values);
 
     tracing::debug!(
         shadows_us = t_shadows.as_micros(),
@@ -327,6 +356,7 @@ pub fn build(
         env,
         exec_allowed,
         interpreters: loader.interpreters,
+        tolerated_execs,
         loader: cache,
         net,
         tls,
@@ -348,7 +378,9 @@ pub fn build_observed(
     if !host.seccomp_user_notif {
         return Err(PlanError::NoUserNotif);
     }
-    let (session, values) = workspace_and_session(request)?;
+    // `cordon learn` observes with a fresh home: what it learns must not
+    // depend on state a persistent one happens to hold.
+    let (session, values) = workspace_and_session(request, None)?;
     let workspace = values.workspace.clone();
     let mut env: Vec<(String, String)> = env::build(environment, &values, &session.id, caller_env)
         .into_iter()
@@ -397,6 +429,7 @@ pub fn build_observed(
         env,
         exec_allowed: Vec::new(),
         interpreters: Vec::new(),
+        tolerated_execs: Vec::new(),
         loader: LoaderCache::default(),
         net: NetPolicy::default(),
         tls: None,

@@ -17,6 +17,9 @@ pub struct SessionDir {
     pub tmp: PathBuf,
     /// Where the child mounts the mask tmpfs (made by [`SessionDir::create_mask_dir`]).
     pub mask: PathBuf,
+    /// The profile's persistent home, when `home` is it (then `home` is
+    /// its path, and the lock is held as long as this).
+    persistent: Option<super::home::PersistentHome>,
 }
 
 /// 128 random bits as 32 hex digits.
@@ -51,7 +54,15 @@ impl SessionDir {
             mask: root.join("mask"),
             id,
             root,
+            persistent: None,
         })
+    }
+
+    /// Makes `home` the session's HOME instead of its fresh one (which
+    /// stays, empty, and goes with the session directory).
+    pub fn use_home(&mut self, home: super::home::PersistentHome) {
+        self.home = home.path.clone();
+        self.persistent = Some(home);
     }
 
     /// Creates the empty mountpoint for the deny masks (only sessions

@@ -81,6 +81,8 @@ pub struct Started {
     loud: bool,
     records: bool,
     control_socket: Option<std::path::PathBuf>,
+    /// Where the agent's refusals are said and recorded.
+    notices: Arc<process::Notices>,
 }
 
 impl Planned {
@@ -147,7 +149,15 @@ impl Planned {
             Some(p) => p.refusals.child(&profile.divergence, &killer),
             None => Refusals::root(&profile.divergence, &killer),
         };
+        let notices = process::Notices::new(
+            start.loud,
+            records.then(|| Arc::clone(&start.audit)),
+            &plan.session.id,
+            &profile.name,
+        )
+        .chain(chain.clone());
         let mut started = Started {
+            notices: Arc::new(notices),
             profile,
             plan,
             running,
@@ -216,6 +226,7 @@ impl Started {
                 refusals.clone(),
             )
             .loud(self.loud)
+            .tolerating(&self.profile.divergence.tolerated_hosts)
             .cedar(cedar.clone());
             let ctx = match (&session, self.plan.agent_secrets.is_empty()) {
                 (Some(s), false) => {
@@ -291,6 +302,7 @@ impl Started {
             operators: start.approvers.operators
                 || parent.is_some_and(|p| p.approvals.has_operators()),
             loader: std::mem::take(&mut self.plan.loader),
+            notices: Arc::clone(&self.notices),
             tls: self.plan.tls.clone(),
             cedar,
         })
@@ -325,16 +337,19 @@ impl Started {
                 allowed: self.plan.exec_allowed.clone(),
                 interpreters: self.plan.interpreters.clone(),
                 undeclared: self.profile.divergence.undeclared_tool,
+                tolerated: self.plan.tolerated_execs.clone(),
             }),
             deadline: None,
             loud: self.loud,
             net: Some(Arc::new({
-                let m = process::mediate::Mediator::new(self.net_policy(), self.loud);
+                let m = process::mediate::Mediator::new(self.net_policy(), self.loud)
+                    .with_notices(Arc::clone(&self.notices));
                 match self.broker_session() {
                     Some(s) => m.with_broker(Arc::clone(&s.handoff), None),
                     None => m,
                 }
             })),
+            notices: Some(Arc::clone(&self.notices)),
         }
     }
 

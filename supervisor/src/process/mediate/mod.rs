@@ -60,6 +60,8 @@ pub struct Mediator {
     /// Where connections to the broker go, and the call whose sandbox this
     /// is (a tool's: its processes' calls are nested in it).
     broker: Option<(Arc<Handoff>, Option<u64>)>,
+    /// Where refusals are said and recorded.
+    notices: Option<Arc<super::Notices>>,
 }
 
 /// What `prepare` found the call to be.
@@ -115,7 +117,16 @@ impl Mediator {
             in_flight: Arc::default(),
             loud,
             broker: None,
+            notices: None,
         }
+    }
+
+    /// Refusals are said and recorded through `notices` (which then
+    /// decides what is loud).
+    #[must_use]
+    pub fn with_notices(mut self, notices: Arc<super::Notices>) -> Mediator {
+        self.notices = Some(notices);
+        self
     }
 
     /// Connects to the broker go to `handoff`, as nested in `via_call`
@@ -146,15 +157,35 @@ impl Mediator {
             Err((DIVERGED, why)) => return why,
             Err((errno, why)) => {
                 if let Some(why) = why {
-                    if self.loud {
-                        eprintln!("cordon: denied: pid {} {why}", n.pid);
-                    }
-                    tracing::info!(pid = n.pid, %why, "network: refused");
+                    self.refused(n, &why);
                 }
                 let _ = listener.respond_error(n.id, errno);
             }
         }
         None
+    }
+
+    /// Says and records a refused call (a `connect` record with the
+    /// reason: the sandbox's own sockets, not the egress proxy's).
+    fn refused(&self, n: &Notification, why: &str) {
+        tracing::info!(pid = n.pid, %why, "network: refused");
+        match &self.notices {
+            Some(notices) => {
+                notices.say(&format!("denied: pid {} {why}", n.pid));
+                let call = syscall_name(n.data.nr).unwrap_or("connect");
+                notices.record(
+                    notices
+                        .base(crate::audit::Kind::Connect)
+                        .pid(n.pid)
+                        .decision(crate::audit::Decision::Deny)
+                        .rule("network")
+                        .detail(call.to_string())
+                        .reason(why.to_string()),
+                );
+            }
+            None if self.loud => eprintln!("cordon: denied: pid {} {why}", n.pid),
+            None => {}
+        }
     }
 
     /// Everything up to the call: the socket, the address, the data, the
