@@ -50,7 +50,11 @@ fn check_sub(dir: &Path, edit: impl Fn(&str) -> String) -> (i32, String) {
 #[test]
 fn the_same_or_a_narrower_profile_is_accepted() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(check_sub(dir.path(), str::to_string), (0, String::new()));
+    // Accepted: exit 0 and nothing but warnings (the parent's raw TOKEN
+    // to a tool that reads the agent's workspace is rightly warned about).
+    let (code, err) = check_sub(dir.path(), str::to_string);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.lines().all(|l| l.contains(": warning: ")), "{err}");
     let narrower = |p: &str| {
         p.replace("[\"/usr\", \"{workspace}\"]", "[\"{workspace}/src\"]")
             .replace("connect_tcp = [443]", "connect_tcp = []")
