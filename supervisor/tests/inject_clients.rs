@@ -10,7 +10,7 @@
 
 mod inject_support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -219,70 +219,13 @@ sys.stdin.read()
 /// The bare repositories `git http-backend` serves.
 static GIT_ROOT: OnceLock<PathBuf> = OnceLock::new();
 
-/// A smart-HTTP git server: `git http-backend` as CGI, behind a check of
-/// the credential the proxy must have injected.
+/// The git server: [`inject_support::git_over_http`] for [`GIT_ROOT`].
 fn git_handler(
     req: &h1::Request,
     body: &[u8],
     _port: u16,
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let want = format!(
-        "Basic {}",
-        STANDARD.encode(format!("x-access-token:{GIT_VALUE}"))
-    );
-    if h1::values(&req.headers, "authorization").next() != Some(want.as_str()) {
-        let challenge = (
-            "WWW-Authenticate".to_string(),
-            "Basic realm=\"test\"".to_string(),
-        );
-        return (401, vec![challenge], b"credentials, please\n".to_vec());
-    }
-    let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
-    let header = |n: &str| {
-        h1::values(&req.headers, n)
-            .next()
-            .unwrap_or_default()
-            .to_string()
-    };
-    let mut cgi = Command::new("git")
-        .arg("http-backend")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("GIT_PROJECT_ROOT", GIT_ROOT.get().unwrap())
-        .env("GIT_HTTP_EXPORT_ALL", "1")
-        .env("REMOTE_USER", "x-access-token")
-        .env("REMOTE_ADDR", "127.0.0.1")
-        .env("REQUEST_METHOD", &req.method)
-        .env("PATH_INFO", path)
-        .env("QUERY_STRING", query)
-        .env("CONTENT_TYPE", header("content-type"))
-        .env("CONTENT_LENGTH", body.len().to_string())
-        .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
-        .env("GIT_PROTOCOL", header("git-protocol"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    cgi.stdin.take().unwrap().write_all(body).unwrap();
-    let out = cgi.wait_with_output().unwrap().stdout;
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, 4))
-        .or_else(|| out.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)))
-        .unwrap();
-    let head = String::from_utf8_lossy(&out[..split.0]).into_owned();
-    let mut status = 200;
-    let mut headers = Vec::new();
-    for line in head.lines() {
-        let (n, v) = line.split_once(':').unwrap();
-        if n.eq_ignore_ascii_case("status") {
-            status = v.trim()[..3].parse().unwrap();
-        } else {
-            headers.push((n.to_string(), v.trim().to_string()));
-        }
-    }
-    (status, headers, out[split.0 + split.1..].to_vec())
+    inject_support::git_over_http(GIT_ROOT.get().unwrap(), req, body)
 }
 
 fn git(dir: &Path, home: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
