@@ -228,25 +228,7 @@ pub(crate) fn connect_race(allowed: u16, denied: u16, n: usize) -> ExitCode {
             }
         })
     };
-    let mut ok = 0;
-    for _ in 0..n {
-        // SAFETY: plain socket calls on a sockaddr that stays alive.
-        unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-            if fd < 0 {
-                continue;
-            }
-            let r = libc::connect(
-                fd,
-                (sa as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            );
-            if r == 0 {
-                ok += 1;
-            }
-            libc::close(fd);
-        }
-    }
+    let ok = connect_many(libc::AF_INET, sa as *const libc::sockaddr_in, n);
     stop.store(true, Relaxed);
     let _ = flipper.join();
     println!("connected {ok} of {n}");
@@ -288,27 +270,32 @@ pub(crate) fn unix_connect_race(allowed: &str, denied: &str, n: usize) -> ExitCo
             }
         })
     };
+    let ok = connect_many(libc::AF_UNIX, sa as *const libc::sockaddr_un, n);
+    stop.store(true, Relaxed);
+    let _ = flipper.join();
+    println!("connected {ok} of {n}");
+    ExitCode::SUCCESS
+}
+
+/// Makes `n` stream connects of `family` to the address at `sa` (a raw
+/// pointer: another thread may be rewriting it) and counts the ones that
+/// connected.
+fn connect_many<T>(family: libc::c_int, sa: *const T, n: usize) -> usize {
     let mut ok = 0;
     for _ in 0..n {
-        // SAFETY: plain socket calls on a sockaddr that stays alive.
+        // SAFETY: plain socket calls; `sa` points at a leaked (never
+        // freed) sockaddr of type T.
         unsafe {
-            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            let fd = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
             if fd < 0 {
                 continue;
             }
-            let r = libc::connect(
-                fd,
-                (sa as *const libc::sockaddr_un).cast(),
-                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-            );
+            let r = libc::connect(fd, sa.cast(), std::mem::size_of::<T>() as libc::socklen_t);
             if r == 0 {
                 ok += 1;
             }
             libc::close(fd);
         }
     }
-    stop.store(true, Relaxed);
-    let _ = flipper.join();
-    println!("connected {ok} of {n}");
-    ExitCode::SUCCESS
+    ok
 }
