@@ -290,92 +290,65 @@ fn repo() -> std::path::PathBuf {
 #[test]
 fn the_shipped_coding_agent_profile_pushes_with_a_token_git_never_holds() {
     need_clients();
-    let host = Host::start();
-    let c = Case::new();
-    let port = host.port();
-    // The shipped profile, with github.com moved to the local host, its
-    // token read from the test's variable, and a hook that approves.
-    let hook = approving_hook(&c);
+    let (host, c) = (Host::start(), Case::new());
     let shipped = std::fs::read_to_string(repo().join("profiles/coding-agent.toml")).unwrap();
-    for needed in [
-        "secrets = [\"GITHUB_TOKEN\"]",
-        "allow_hosts = [\"github.com:443\"]",
-        "hosts = [\"github.com:443\"]",
-        "from = \"env:GITHUB_TOKEN\"",
-        "deliver = \"proxy\"",
-        "[approval]\n",
-    ] {
-        assert!(
-            shipped.contains(needed),
-            "coding-agent.toml lost `{needed}`"
-        );
-    }
-    let text = shipped
-        .replace(
-            "allow_hosts = [\"github.com:443\"]",
-            &format!("allow_hosts = [\"{}\"]", host.allow_name()),
-        )
-        .replace(
-            "hosts = [\"github.com:443\"]",
-            &format!("hosts = [\"localhost:{port}\"]"),
-        )
-        .replace(
-            "from = \"env:GITHUB_TOKEN\"",
-            &format!("from = \"env:{GIT_ENV}\""),
-        )
-        .replace(
-            "[approval]\n",
-            &format!("[approval]\napprover = \"command:{}\"\n", hook.display()),
-        );
+    assert!(
+        shipped.contains("secrets = [\"GITHUB_TOKEN\"]"),
+        "coding-agent.toml lost git's GITHUB_TOKEN"
+    );
+    let text = localized(&shipped, "[\"github.com:443\"]", &host, &c);
     push_with_a_token_git_never_holds(&host, &c, &text, "git push -q origin");
-}
-
-/// An approving hook for `c`'s profiles.
-fn approving_hook(c: &Case) -> std::path::PathBuf {
-    let hook = c.dir.path().join("approve.sh");
-    std::fs::write(&hook, "#!/bin/sh\ncat >/dev/null\necho approve\n").unwrap();
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    hook
 }
 
 #[test]
 fn the_shipped_git_push_example_pushes_with_a_token_git_never_holds() {
     need_clients();
-    let host = Host::start();
-    let c = Case::new();
-    let port = host.port();
-    let hook = approving_hook(&c);
+    let (host, c) = (Host::start(), Case::new());
     let shipped =
         std::fs::read_to_string(repo().join("examples/proxy-secrets/git-push.toml")).unwrap();
     let hosts = "[\"github.com:443\", \"api.github.com:443\"]";
-    for needed in [
-        format!("allow_hosts = {hosts}"),
-        format!("hosts = {hosts}"),
-        "from = \"env:GITHUB_TOKEN\"".to_string(),
-        "deliver = \"proxy\"".to_string(),
-        "[approval]\n".to_string(),
-    ] {
-        assert!(shipped.contains(&needed), "git-push.toml lost `{needed}`");
-    }
-    let text = shipped
-        .replace(
-            &format!("allow_hosts = {hosts}"),
-            &format!("allow_hosts = [\"{}\"]", host.allow_name()),
-        )
-        .replace(
-            &format!("hosts = {hosts}"),
-            &format!("hosts = [\"localhost:{port}\"]"),
-        )
-        .replace(
-            "from = \"env:GITHUB_TOKEN\"",
-            &format!("from = \"env:{GIT_ENV}\""),
-        )
-        .replace(
-            "[approval]\n",
-            &format!("[approval]\napprover = \"command:{}\"\n", hook.display()),
-        );
+    let text = localized(&shipped, hosts, &host, &c);
     // Its approve rule is `push origin REF`: no options in between.
     push_with_a_token_git_never_holds(&host, &c, &text, "git push origin");
+}
+
+/// A shipped push profile made local: its `hosts` (the TOML array written
+/// as both git's `allow_hosts` and the token's `hosts`) moved to `host`,
+/// its token read from the test's variable, and an approving hook. Fails
+/// when the profile no longer has what is replaced.
+fn localized(shipped: &str, hosts: &str, host: &Host, c: &Case) -> String {
+    let hook = c.dir.path().join("approve.sh");
+    std::fs::write(&hook, "#!/bin/sh\ncat >/dev/null\necho approve\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let port = host.port();
+    let swaps = [
+        (
+            format!("allow_hosts = {hosts}"),
+            format!("allow_hosts = [\"{}\"]", host.allow_name()),
+        ),
+        (
+            format!("hosts = {hosts}"),
+            format!("hosts = [\"localhost:{port}\"]"),
+        ),
+        (
+            "from = \"env:GITHUB_TOKEN\"".to_string(),
+            format!("from = \"env:{GIT_ENV}\""),
+        ),
+        (
+            "[approval]\n".to_string(),
+            format!("[approval]\napprover = \"command:{}\"\n", hook.display()),
+        ),
+    ];
+    assert!(
+        shipped.contains("deliver = \"proxy\""),
+        "the shipped profile's token is no longer proxy-delivered"
+    );
+    let mut text = shipped.to_string();
+    for (from, to) in swaps {
+        assert!(text.contains(&from), "the shipped profile lost `{from}`");
+        text = text.replace(&from, &to);
+    }
+    text
 }
 
 /// Runs `push` (a git push command line, to which the refspec is added)
