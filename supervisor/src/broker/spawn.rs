@@ -93,7 +93,7 @@ pub(super) fn serve(
                 .parent()
                 .map_or_else(std::env::temp_dir, Path::to_path_buf),
             shim: session.shim.clone(),
-            scan_cache: crate::sandbox::copies::default_cache_dir(),
+            cache: crate::sandbox::host_cache::default_dir(),
         };
         Planned::confined(Arc::new(child), &request, &session.host)
             .map_err(|e| format!("the sub-agent cannot start: {e}"))

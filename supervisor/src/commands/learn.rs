@@ -118,7 +118,7 @@ pub fn learn(args: LearnArgs) -> ExitCode {
         invocation_dir,
         session_base: session_base(),
         shim: None,
-        scan_cache: None,
+        cache: None,
     };
     let signals = match supervised_signals() {
         Ok(fd) => fd,

@@ -184,7 +184,7 @@ pub fn run(mut args: RunArgs) -> ExitCode {
         invocation_dir,
         session_base: session_base(),
         shim: broker::shim_binary(),
-        scan_cache: cordon::sandbox::copies::default_cache_dir(),
+        cache: cordon::sandbox::host_cache::default_dir(),
     };
     let signals = match supervised_signals() {
         Ok(fd) => fd,

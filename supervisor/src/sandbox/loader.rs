@@ -10,6 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use super::big_dirs::BigDirs;
+use super::host_cache::DirStamp;
 use crate::host::elf;
 use crate::profile::{Location, PathRule, PathTemplate};
 
@@ -36,15 +38,65 @@ pub struct LoaderGrants {
     pub interpreters: Vec<PathBuf>,
 }
 
-/// Memoizes [`elf::needs`] across the programs of one launch (a session's
-/// agent and its tools share most libraries).
+/// Memoizes [`elf::needs`], directory listings and the host's loaders
+/// across the programs of one launch (a session's agent and its tools
+/// share most libraries, and every tool call plans with it again).
 #[derive(Debug, Default)]
 pub struct LoaderCache {
     resolver: Option<elf::Resolver>,
     needs: BTreeMap<PathBuf, Option<elf::Needs>>,
+    /// Directories listed, with the stamp they had (`None`: too large).
+    listings: BTreeMap<PathBuf, (DirStamp, Option<Vec<PathBuf>>)>,
+    big_dirs: BigDirs,
+    known_interpreters: Option<BTreeSet<PathBuf>>,
 }
 
 impl LoaderCache {
+    /// A cache that also keeps, between runs, which directories were too
+    /// large to look into (see [`BigDirs`]); `None`: nothing kept.
+    pub fn keeping_in(dir: Option<PathBuf>) -> LoaderCache {
+        LoaderCache {
+            big_dirs: BigDirs::kept_in(dir),
+            ..LoaderCache::default()
+        }
+    }
+
+    /// The files in directory `dir` whose loader's needs count, as in
+    /// [`list_programs`], answered from this launch's listings or the kept
+    /// verdicts while the directory is unchanged.
+    fn programs_in(&mut self, dir: &Path, meta: &std::fs::Metadata) -> Vec<PathBuf> {
+        let stamp = DirStamp::of(dir, meta);
+        if let Some((seen, listing)) = self.listings.get(dir) {
+            if *seen == stamp {
+                return listing.clone().unwrap_or_default();
+            }
+        }
+        let listing = if self.big_dirs.is_big(&stamp) {
+            None
+        } else {
+            let l = list_programs(dir);
+            if l.is_none() {
+                self.big_dirs.remember(stamp.clone());
+            }
+            l
+        };
+        self.listings
+            .insert(dir.to_path_buf(), (stamp, listing.clone()));
+        listing.unwrap_or_default()
+    }
+
+    /// Canonical paths of the [`KNOWN_INTERPRETERS`] this host has.
+    fn known_interpreters(&mut self) -> BTreeSet<PathBuf> {
+        self.known_interpreters
+            .get_or_insert_with(|| {
+                KNOWN_INTERPRETERS
+                    .iter()
+                    .filter_map(|p| std::fs::canonicalize(p).ok())
+                    .collect()
+            })
+            .clone()
+    }
+
     fn needs(&mut self, program: &Path) -> Option<elf::Needs> {
         if let Some(n) = self.needs.get(program) {
             return n.clone();
@@ -82,21 +134,22 @@ fn rule(path: &Path, why: &Path) -> Option<PathRule> {
 /// a library tree does not (grant what its programs need explicitly).
 pub const MAX_DIR_PROGRAMS: usize = 256;
 
-/// The regular files directly in `dir`, when there are few enough.
-fn programs_in(dir: &Path) -> Vec<PathBuf> {
+/// The regular files directly in `dir`; `None` when there are more than
+/// [`MAX_DIR_PROGRAMS`] (an unreadable directory has none).
+fn list_programs(dir: &Path) -> Option<Vec<PathBuf>> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
+        return Some(Vec::new());
     };
     let mut files = Vec::new();
     for e in entries.flatten() {
         if files.len() >= MAX_DIR_PROGRAMS {
-            return Vec::new();
+            return None;
         }
         if e.file_type().is_ok_and(|t| t.is_file()) {
             files.push(e.path());
         }
     }
-    files
+    Some(files)
 }
 
 /// The loader's grants for `programs` (paths as the sandbox names them;
@@ -106,17 +159,17 @@ pub fn loader_grants<'a>(
     programs: impl IntoIterator<Item = &'a Path>,
     cache: &mut LoaderCache,
 ) -> LoaderGrants {
-    let mut interpreters: BTreeSet<PathBuf> = KNOWN_INTERPRETERS
-        .iter()
-        .filter_map(|p| std::fs::canonicalize(p).ok())
-        .collect();
+    let mut interpreters = cache.known_interpreters();
     let mut exec = BTreeMap::new();
     let mut read = BTreeMap::new();
     let mut files = Vec::new();
     for program in programs {
-        if program.is_dir() {
-            files.extend(programs_in(program));
-        } else if program.is_file() {
+        let Ok(meta) = std::fs::metadata(program) else {
+            continue;
+        };
+        if meta.is_dir() {
+            files.extend(cache.programs_in(program, &meta));
+        } else if meta.is_file() {
             files.push(program.to_path_buf());
         }
     }
@@ -182,6 +235,40 @@ mod tests {
             .read
             .iter()
             .any(|r| r.path.as_str().ends_with("/libc.so.6")));
+    }
+
+    #[test]
+    fn a_large_directory_is_remembered_and_the_verdict_holds_until_it_changes() {
+        let kept = tempfile::tempdir().unwrap();
+        let big = tempfile::tempdir().unwrap();
+        for i in 0..=MAX_DIR_PROGRAMS {
+            std::fs::copy("/usr/bin/true", big.path().join(format!("p{i}"))).unwrap();
+        }
+        let mut first = LoaderCache::keeping_in(Some(kept.path().to_path_buf()));
+        let g = loader_grants([big.path()], &mut first);
+        assert!(g.exec.is_empty() && g.read.is_empty(), "{g:?}");
+        let big_stamp = DirStamp::of(big.path(), &std::fs::metadata(big.path()).unwrap());
+        assert!(BigDirs::kept_in(Some(kept.path().to_path_buf())).is_big(&big_stamp));
+
+        // The kept verdict is what a later run goes by, even for a small
+        // directory (a planted verdict), while its stamp holds.
+        let small = tempfile::tempdir().unwrap();
+        std::fs::copy("/usr/bin/ls", small.path().join("ls")).unwrap();
+        let stamp = DirStamp::of(small.path(), &std::fs::metadata(small.path()).unwrap());
+        let mut planted = BigDirs::kept_in(Some(kept.path().to_path_buf()));
+        planted.remember(stamp);
+        let mut later = LoaderCache::keeping_in(Some(kept.path().to_path_buf()));
+        let withheld = loader_grants([small.path(), big.path()], &mut later);
+        assert!(
+            withheld.exec.is_empty(),
+            "a kept verdict only withholds: {withheld:?}"
+        );
+        // Changed, the small directory is listed again and its program's
+        // needs granted.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(small.path().join("notes"), "x").unwrap();
+        let g = loader_grants([small.path()], &mut later);
+        assert_eq!(g.exec.len(), 1, "{g:?}");
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! the host can enforce. Everything here is safe code; the kernel calls are
 //! in `crate::sys`.
 
+mod big_dirs;
 pub mod confine;
 pub mod copies;
 mod cstr;
 pub mod env;
 pub mod error;
 pub mod home;
+pub mod host_cache;
 pub mod landlock;
 pub mod loader;
 pub mod netpolicy;

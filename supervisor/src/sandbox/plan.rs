@@ -30,9 +30,10 @@ pub struct Request {
     pub session_base: PathBuf,
     /// The `cordon-shim` binary, needed when the profile declares tools.
     pub shim: Option<PathBuf>,
-    /// Where clean scans for copies of the declared tools are kept
-    /// (`copies::default_cache_dir`); `None`: scan every time.
-    pub scan_cache: Option<PathBuf>,
+    /// Where what cordon learned about the host is kept between runs
+    /// (`host_cache::default_dir`): clean scans for copies of the declared
+    /// tools, the loader's large directories. `None`: look every time.
+    pub cache: Option<PathBuf>,
 }
 
 /// The program to execute and how.
@@ -281,14 +282,17 @@ pub fn build(
         .iter()
         .map(|r| r.path.expand(&values))
         .collect();
-    let mut cache = LoaderCache::default();
+    // Never a cache the sandbox could write (the loader adds no write grant).
+    let host_cache = super::host_cache::usable(request.cache.clone(), &filesystem, &values);
+    let mut cache =
+        LoaderCache::keeping_in(host_cache.as_ref().map(|d| d.join(super::big_dirs::SUBDIR)));
     let loader = loader_grants(programs.iter().map(PathBuf::as_path), &mut cache);
     filesystem.exec.extend(loader.exec);
     filesystem.read.extend(loader.read);
     // No other way to a declared tool: none of its hard links or copies
     // may be readable.
     let t_loader = t0.elapsed();
-    let scan_cache = super::copies::usable_cache(request.scan_cache.clone(), &filesystem, &values);
+    let scan_cache = host_cache.map(|d| d.join(super::copies::CACHE_SUBDIR));
     let copies = super::copies::scan_cached(
         profile,
         &filesystem,

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{scan, DirStamp, Scan};
+use super::{scan, Scan};
 use crate::profile::{Filesystem, Placeholders, Profile};
+use crate::sandbox::host_cache::{write_atomic, DirStamp};
 
 /// How long a clean scan is trusted while no walked directory changes: a
 /// file rewritten in place (its directory unchanged) is seen after this.
@@ -112,55 +113,8 @@ pub fn scan_cached(
             dirs: s.dirs.clone(),
         };
         if let Ok(bytes) = serde_json::to_vec(&c) {
-            let _ = write_cache(dir, &file, &bytes);
+            let _ = write_atomic(dir, &file, &bytes);
         }
     }
     s
-}
-
-/// Where clean scans are kept: `CORDON_CACHE_DIR`, else
-/// /var/cache/cordon for root, else $XDG_CACHE_HOME/cordon or
-/// ~/.cache/cordon; `copies/` below it.
-pub fn default_cache_dir() -> Option<PathBuf> {
-    let base = if let Some(d) = std::env::var_os("CORDON_CACHE_DIR") {
-        PathBuf::from(d)
-    } else if crate::sys::geteuid() == 0 {
-        PathBuf::from("/var/cache/cordon")
-    } else if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
-        PathBuf::from(x).join("cordon")
-    } else {
-        PathBuf::from(std::env::var_os("HOME")?).join(".cache/cordon")
-    };
-    Some(base.join("copies"))
-}
-
-/// The cache directory, unless the sandbox could write it (then it could
-/// plant a "clean" result): no cache at all then.
-pub fn usable_cache(
-    dir: Option<PathBuf>,
-    fs: &Filesystem,
-    values: &Placeholders,
-) -> Option<PathBuf> {
-    let dir = dir?;
-    let real = std::fs::canonicalize(&dir)
-        .or_else(|_| dir.parent().map_or(Ok(dir.clone()), std::fs::canonicalize))
-        .unwrap_or_else(|_| dir.clone());
-    let writable = fs.write.iter().any(|w| {
-        let w = w.path.expand(values);
-        let w = std::fs::canonicalize(&w).unwrap_or(w);
-        real.starts_with(&w)
-    });
-    (!writable).then_some(dir)
-}
-
-/// Writes the cache file atomically, in a 0700 directory of ours.
-fn write_cache(dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, file)
 }

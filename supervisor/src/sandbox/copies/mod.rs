@@ -15,7 +15,6 @@
 //! file a link reaches, whose own tree is walked if it is granted.
 
 use std::collections::BTreeSet;
-use std::fs::Metadata;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -28,7 +27,12 @@ mod cache;
 #[cfg(test)]
 mod tests;
 
-pub use cache::{default_cache_dir, scan_cached, usable_cache, CACHE_TTL};
+use crate::sandbox::host_cache::DirStamp;
+pub use cache::{scan_cached, CACHE_TTL};
+
+/// The directory below the host cache ([`crate::sandbox::host_cache`])
+/// where clean scans are kept.
+pub const CACHE_SUBDIR: &str = "copies";
 
 /// Trees never walked: the kernel's own, with no programs to copy.
 const PSEUDO: [&str; 3] = ["/proc", "/sys", "/dev"];
@@ -78,33 +82,6 @@ pub struct Scan {
     dirs: Vec<DirStamp>,
     /// The result came from the cache (no directory changed).
     pub cached: bool,
-}
-
-/// A directory as the walk saw it: a changed one has another mtime or
-/// ctime (an entry added, removed or renamed).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(super) struct DirStamp {
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl DirStamp {
-    fn of(path: &Path, m: &Metadata) -> DirStamp {
-        DirStamp {
-            path: path.to_path_buf(),
-            dev: m.dev(),
-            ino: m.ino(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        }
-    }
-
-    fn unchanged(&self) -> bool {
-        std::fs::symlink_metadata(&self.path).is_ok_and(|m| DirStamp::of(&self.path, &m) == *self)
-    }
 }
 
 struct Target {
@@ -256,7 +233,7 @@ pub fn check(profile: &Profile, shim: Option<&Path>) -> Vec<Reachable> {
 
 fn check_file(
     path: &Path,
-    meta: &Metadata,
+    meta: &std::fs::Metadata,
     targets: &mut [Target],
     origin: &Location,
     found: &mut Vec<Reachable>,
