@@ -72,8 +72,9 @@ fn kill_9_of_cordon_mid_call_leaves_no_process_no_secret_and_a_valid_log() {
         }
     }
     assert!(leaked.is_empty(), "the secret is on disk: {leaked:?}");
-    // The next cordon to start sweeps the dead session's directory away.
-    assert!(session_dir.exists());
+    // The next cordon to start sweeps the dead session's directory away. (A
+    // cordon started by another test of this binary, running in parallel,
+    // may have swept it already: either way it is gone after this start.)
     let next = c.run(&Profile::base(), &["exit", "0"]);
     assert_eq!(next.code, Some(0), "{next:#?}");
     assert!(
