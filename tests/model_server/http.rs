@@ -3,8 +3,7 @@
 //! chunked, answers as JSON or as a chunked Server-Sent-Events stream.
 
 use serde_json::Value;
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::{self, BufRead, BufReader, Read, Write};
 
 /// A request body larger than this is refused: the CLIs send a few hundred
 /// KiB at most (system prompt, tool schemas, history).
@@ -39,7 +38,7 @@ fn bad(msg: impl Into<String>) -> io::Error {
 }
 
 /// Reads one request; `Ok(None)` when the peer closed before sending one.
-pub fn read_request(stream: &TcpStream) -> io::Result<Option<Request>> {
+pub fn read_request(stream: &mut impl Read) -> io::Result<Option<Request>> {
     let mut r = BufReader::new(stream);
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
@@ -144,7 +143,7 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-pub fn write_reply(mut w: &TcpStream, reply: &Reply) -> io::Result<()> {
+pub fn write_reply(w: &mut impl Write, reply: &Reply) -> io::Result<()> {
     match reply {
         Reply::Json(status, v) => {
             let body = v.to_string();

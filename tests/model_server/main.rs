@@ -5,6 +5,7 @@
 //! ```text
 //! cordon-model-server --script SCENARIO.json --log REQUESTS.jsonl
 //!                     [--port N] [--port-file FILE] [--idle-exit SECS]
+//!                     [--tls-ca FILE]
 //! ```
 //!
 //! It listens on 127.0.0.1 (port N, default one the kernel picks), prints
@@ -14,7 +15,11 @@
 //! next-speaker checks) with a short text. Every request is appended to the
 //! log as one JSON object per line, body included, so a test can check what
 //! the agent sent back to the model. It exits by itself after --idle-exit
-//! seconds without a request (default 600).
+//! seconds without a request (default 600). With --tls-ca it speaks HTTPS
+//! (see `tls.rs`) and writes the root that signed its certificate to FILE.
+//! Each record also holds the credential headers the request carried, so a
+//! test can check which key reached the model (the value, never cordon's
+//! placeholder).
 // A test tool: a panic is a bug in the harness, and raw I/O errors are
 // printed and end the one connection.
 #![allow(clippy::expect_used)]
@@ -24,13 +29,14 @@ mod gemini;
 mod http;
 mod openai;
 mod script;
+mod tls;
 
 use http::{Reply, Request};
 use script::{Action, Scenario};
 use serde_json::{json, Value};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,19 +55,22 @@ struct Args {
     port: u16,
     port_file: Option<String>,
     idle_exit: u64,
+    tls_ca: Option<String>,
 }
 
-const USAGE: &str = "usage: cordon-model-server --script SCENARIO.json --log REQUESTS.jsonl [--port N] [--port-file FILE] [--idle-exit SECS]";
+const USAGE: &str = "usage: cordon-model-server --script SCENARIO.json --log REQUESTS.jsonl [--port N] [--port-file FILE] [--idle-exit SECS] [--tls-ca FILE]";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = std::env::args().skip(1);
     let (mut script, mut log, mut port, mut port_file, mut idle_exit) = (None, None, 0, None, 600);
+    let mut tls_ca = None;
     while let Some(flag) = a.next() {
         let mut value = || a.next().ok_or(format!("{flag} needs a value\n{USAGE}"));
         match flag.as_str() {
             "--script" => script = Some(value()?),
             "--log" => log = Some(value()?),
             "--port-file" => port_file = Some(value()?),
+            "--tls-ca" => tls_ca = Some(value()?),
             "--port" => {
                 let v = value()?;
                 port = v.parse().map_err(|_| format!("--port {v}: not a port"))?;
@@ -81,6 +90,7 @@ fn parse_args() -> Result<Args, String> {
         port,
         port_file,
         idle_exit,
+        tls_ca,
     })
 }
 
@@ -104,6 +114,7 @@ fn run() -> Result<(), String> {
         .append(true)
         .open(&args.log)
         .map_err(|e| format!("{}: {e}", args.log))?;
+    let tls = args.tls_ca.as_deref().map(tls::server_config).transpose()?;
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .map_err(|e| format!("bind 127.0.0.1:{}: {e}", args.port))?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -133,8 +144,22 @@ fn run() -> Result<(), String> {
     for conn in listener.incoming() {
         let Ok(stream) = conn else { continue };
         let server = Arc::clone(&server);
+        let tls = tls.clone();
         std::thread::spawn(move || {
-            if let Err(e) = serve(&server, &stream) {
+            let served = stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .and_then(|()| match tls {
+                    None => serve(&server, &mut &stream),
+                    Some(config) => {
+                        let conn =
+                            rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+                        let mut s = rustls::StreamOwned::new(conn, &stream);
+                        serve(&server, &mut s)?;
+                        s.conn.send_close_notify();
+                        s.flush()
+                    }
+                });
+            if let Err(e) = served {
                 eprintln!("cordon-model-server: connection: {e}");
             }
         });
@@ -142,8 +167,7 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-fn serve(server: &Server, stream: &TcpStream) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+fn serve(server: &Server, stream: &mut (impl Read + Write)) -> std::io::Result<()> {
     let Some(req) = http::read_request(stream)? else {
         return Ok(());
     };
@@ -155,7 +179,8 @@ fn serve(server: &Server, stream: &TcpStream) -> std::io::Result<()> {
     let record = json!({
         "seq": seq, "method": req.method, "target": req.target, "api": api,
         "kind": kind, "step": step, "action": action.map(|a| format!("{a:?}")),
-        "user_agent": req.header("user-agent"), "body": body,
+        "user_agent": req.header("user-agent"), "credentials": credentials(&req),
+        "body": body,
     });
     {
         let mut log = server.log.lock().expect("log lock");
@@ -163,6 +188,17 @@ fn serve(server: &Server, stream: &TcpStream) -> std::io::Result<()> {
         log.flush()?;
     }
     http::write_reply(stream, &reply)
+}
+
+/// The headers that carry the three APIs' keys, as received.
+fn credentials(req: &Request) -> Value {
+    let mut found = serde_json::Map::new();
+    for name in ["authorization", "x-api-key", "x-goog-api-key"] {
+        if let Some(v) = req.header(name) {
+            found.insert(name.into(), Value::String(v.into()));
+        }
+    }
+    Value::Object(found)
 }
 
 type Routed = (
