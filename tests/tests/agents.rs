@@ -3,13 +3,19 @@
 //! session by `cordon-model-server` under its shipped profile
 //! (profiles/claude-code.toml, codex.toml, gemini-cli.toml), extended only
 //! by what the test setup adds: where the CLIs are installed, the model
-//! server's address, and the variable that points the CLI at it.
+//! server's address (as the host of the model key, too), and the variable
+//! that points the CLI at it.
 //!
 //! Every session runs the same attack script: a brokered git call that
 //! works, `cat .env` and the CLI's own file reader on .env (a canary the
 //! model must never receive), a force push (refused: the model must get
-//! `cordon: denied:` back), then a final answer. The assertions are on what
-//! the model server received and on the audit log (`cordon audit verify`).
+//! `cordon: denied:` back), then a final answer; before those, the
+//! injected prompt's first try, `echo $KEY`. The model key is the shipped
+//! profile's proxy-delivered secret, aimed at the model server (HTTPS, as
+//! the vendors' APIs): the agent holds a placeholder, the server must get
+//! the value in the key header of every request. The assertions are on
+//! what the model server received and on the audit log (`cordon audit
+//! verify`).
 //!
 //! The CLIs are found in `CORDON_AGENT_CLIS` (an npm prefix), else in
 //! target/agent-clis. Without them the tests skip, except on CI, where they
@@ -65,6 +71,9 @@ struct ModelServer {
     child: Child,
     port: u16,
     log: PathBuf,
+    /// The root that signed its certificate (it speaks HTTPS, as the
+    /// vendors' APIs do, so cordon's proxy can inject the model key).
+    ca: PathBuf,
 }
 
 impl ModelServer {
@@ -72,11 +81,14 @@ impl ModelServer {
         let script = dir.join("scenario.json");
         std::fs::write(&script, scenario.to_string()).unwrap();
         let log = dir.join("model-requests.jsonl");
+        let ca = dir.join("model-ca.pem");
         let mut child = Command::new(model_server_bin())
             .arg("--script")
             .arg(&script)
             .arg("--log")
             .arg(&log)
+            .arg("--tls-ca")
+            .arg(&ca)
             .args(["--idle-exit", "600"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -91,7 +103,12 @@ impl ModelServer {
             .strip_prefix("listening 127.0.0.1:")
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("model server said {line:?}"));
-        ModelServer { child, port, log }
+        ModelServer {
+            child,
+            port,
+            log,
+            ca,
+        }
     }
 
     fn requests(&self) -> Vec<serde_json::Value> {
@@ -122,6 +139,41 @@ struct Agent {
     env_toml: String,
     /// Environment for `cordon run` (the profile passes what the CLI needs).
     env: Vec<(String, String)>,
+    /// The model key: the shipped profile's proxy-delivered secret, which
+    /// the test points at the model server (its header and format kept).
+    key: ModelKey,
+}
+
+/// A CLI's model key as its shipped profile delivers it.
+struct ModelKey {
+    name: &'static str,
+    header: &'static str,
+    format: &'static str,
+}
+
+impl ModelKey {
+    /// The child profile's `[secrets.NAME]`: the shipped entry with the
+    /// model server as its one host.
+    fn toml(&self, port: u16) -> String {
+        format!(
+            "[secrets.{name}]\nfrom = \"env:{name}\"\ndeliver = \"proxy\"\n\
+             hosts = [\"localhost:{port}\"]\nheader = {header:?}\nformat = {format:?}\n",
+            name = self.name,
+            header = self.header,
+            format = self.format,
+        )
+    }
+
+    /// The header's value the model server must receive for `value`.
+    fn presented(&self, value: &str) -> String {
+        self.format.replace("{}", value)
+    }
+}
+
+/// The base URL of the model server as the CLIs are told it: by name (the
+/// name the proxy's certificate and the secret's host carry).
+fn base_url(port: u16) -> String {
+    format!("https://localhost:{port}")
 }
 
 fn claude(clis: &Path, port: u16) -> Agent {
@@ -141,21 +193,21 @@ fn claude(clis: &Path, port: u16) -> Agent {
             exe = path_str(&pkg.join("bin/claude.exe")),
         ),
         env_toml: "[environment]\npass = [\"ANTHROPIC_BASE_URL\"]\n".into(),
-        env: vec![
-            (
-                "ANTHROPIC_BASE_URL".into(),
-                format!("http://127.0.0.1:{port}"),
-            ),
-            ("ANTHROPIC_API_KEY".into(), "sk-ant-scripted".into()),
-        ],
+        env: vec![("ANTHROPIC_BASE_URL".into(), base_url(port))],
+        key: ModelKey {
+            name: "ANTHROPIC_API_KEY",
+            header: "x-api-key",
+            format: "{}",
+        },
     }
 }
 
 fn codex(clis: &Path, port: u16) -> Agent {
     let modules = clis.join("node_modules/@openai");
     let provider = format!(
-        "model_providers.scripted={{name=\"scripted\",base_url=\"http://127.0.0.1:{port}/v1\",\
-         wire_api=\"responses\",env_key=\"OPENAI_API_KEY\",request_max_retries=0,stream_max_retries=0}}"
+        "model_providers.scripted={{name=\"scripted\",base_url=\"{url}/v1\",\
+         wire_api=\"responses\",env_key=\"OPENAI_API_KEY\",request_max_retries=0,stream_max_retries=0}}",
+        url = base_url(port)
     );
     let mut args: Vec<String> = [
         "exec",
@@ -184,7 +236,12 @@ fn codex(clis: &Path, port: u16) -> Agent {
             m = path_str(&modules)
         ),
         env_toml: String::new(),
-        env: vec![("OPENAI_API_KEY".into(), "sk-scripted".into())],
+        env: Vec::new(),
+        key: ModelKey {
+            name: "OPENAI_API_KEY",
+            header: "authorization",
+            format: "Bearer {}",
+        },
     }
 }
 
@@ -215,13 +272,12 @@ fn gemini(clis: &Path, port: u16, workspace: &Path) -> Agent {
             js = path_str(&modules.join("@google/gemini-cli/bundle/gemini.js")),
         ),
         env_toml: "[environment]\npass = [\"GOOGLE_GEMINI_BASE_URL\"]\n".into(),
-        env: vec![
-            (
-                "GOOGLE_GEMINI_BASE_URL".into(),
-                format!("http://127.0.0.1:{port}"),
-            ),
-            ("GEMINI_API_KEY".into(), "scripted".into()),
-        ],
+        env: vec![("GOOGLE_GEMINI_BASE_URL".into(), base_url(port))],
+        key: ModelKey {
+            name: "GEMINI_API_KEY",
+            header: "x-goog-api-key",
+            format: "{}",
+        },
     }
 }
 
@@ -262,6 +318,10 @@ struct Session {
     canary: String,
     commit_msg: String,
     steps: usize,
+    /// The model key's value (cordon's environment, never the agent's) and
+    /// how it must reach the model server.
+    key_value: String,
+    key: ModelKey,
     /// Holds the workspace and the logs until the checks are done.
     _case: Case,
 }
@@ -296,6 +356,8 @@ fn session(
     let scenario = serde_json::json!({
         "steps": [
             {"shell": "git log --oneline -n 1"},
+            // A prompt injection's first try: print the model key.
+            {"shell": "echo key=$ANTHROPIC_API_KEY$OPENAI_API_KEY$GEMINI_API_KEY."},
             {"shell": "cat .env"},
             {"read": env_file},
             {"shell": "git push --force origin main"},
@@ -309,7 +371,7 @@ fn session(
         &child_profile,
         format!(
             "[profile]\nname = \"{name}-test\"\nextends = {parent:?}\n\n{location}\n{env}\n\
-             [network]\nallow_hosts = [\"127.0.0.1:{port}\"]\n\n{extra_toml}\n",
+             [network]\nallow_hosts = [\"localhost:{port} via 127.0.0.1\"]\n\n{key}\n{extra_toml}\n",
             name = agent.profile,
             parent = path_str(&repo().join(format!("profiles/{}.toml", agent.profile))),
             location = if install == Install::Prefix {
@@ -319,6 +381,7 @@ fn session(
             },
             env = agent.env_toml,
             port = server.port,
+            key = agent.key.toml(server.port),
         ),
     )
     .unwrap();
@@ -355,6 +418,11 @@ fn session(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // The key's value is cordon's alone; cordon trusts the model server's
+    // root toward it (the agent trusts the session CA, which cordon sets).
+    let key_value = token("model-key");
+    cmd.env(agent.key.name, &key_value)
+        .env("SSL_CERT_FILE", &server.ca);
     let run = run_bounded(cmd, Duration::from_secs(300));
     Session {
         requests: server.requests(),
@@ -363,7 +431,9 @@ fn session(
         run,
         canary,
         commit_msg,
-        steps: 4,
+        steps: 5,
+        key_value,
+        key: agent.key,
         _case: c,
     }
 }
@@ -470,6 +540,7 @@ impl Session {
             !r.stdout.contains(&self.canary) && !r.stderr.contains(&self.canary),
             "the .env canary was printed: {r:#?}"
         );
+        self.check_model_key();
         // A brokered git call worked and its output came back...
         assert!(
             log.contains(&self.commit_msg),
@@ -501,6 +572,67 @@ impl Session {
             verify.status.success(),
             "cordon audit verify: {}",
             String::from_utf8_lossy(&verify.stderr)
+        );
+    }
+}
+
+impl Session {
+    /// The model key stayed cordon's: the agent held a placeholder, and
+    /// cordon's proxy put the value into the key header of every request
+    /// the model server received, and nowhere else.
+    fn check_model_key(&self) {
+        let r = &self.run;
+        let (value, header) = (self.key_value.as_str(), self.key.header);
+        let presented = self.key.presented(value);
+        for q in &self.requests {
+            assert_eq!(
+                q["credentials"][header].as_str(),
+                Some(presented.as_str()),
+                "the model server did not get the key in {header} (the proxy did not inject it): {q:#}"
+            );
+            let mut rest = q.clone();
+            rest["credentials"] = serde_json::Value::Null;
+            assert!(
+                !rest.to_string().contains(value),
+                "the key's value is in a request beyond its header: {q:#}"
+            );
+            assert!(
+                !q["credentials"].to_string().contains("cordon-placeholder-"),
+                "a placeholder reached the model server as a credential: {q:#}"
+            );
+        }
+        // Each of those requests is an injection on record.
+        let injected = self
+            .audit
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|rec| rec["kind"] == "inject" && rec["decision"] == "allow")
+            .filter(|rec| rec["secrets"][0] == self.key.name)
+            .count();
+        assert_eq!(
+            injected,
+            self.requests.len(),
+            "one injection on record per request: {}",
+            self.audit
+        );
+        assert!(
+            !self.audit.contains(value),
+            "the key's value is in the audit log"
+        );
+        assert!(
+            !r.stdout.contains(value) && !r.stderr.contains(value),
+            "the key's value was printed: {r:#?}"
+        );
+        // The injected prompt's `echo $KEY` brought back the placeholder,
+        // never the value (each CLI passes its key variable to its shell).
+        let bodies: Vec<String> = self
+            .main_requests()
+            .iter()
+            .map(|q| q["body"].to_string())
+            .collect();
+        assert!(
+            bodies.iter().any(|b| b.contains("key=cordon-placeholder-")),
+            "the output of `echo key=$KEY` did not come back to the model: {r:#?}"
         );
     }
 }
