@@ -7,6 +7,7 @@ mod common;
 #[path = "serve_harness/mod.rs"]
 mod harness;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -700,4 +701,57 @@ fn pending_approvals_of_daemon_sessions_show_in_ps_and_are_answered_with_cordon_
         ["pending_approvals"]
         == 0));
     assert_eq!(d.stop().0, Some(0));
+}
+
+/// `profile = "NAME"` finds the profile as `cordon run --profile NAME`
+/// does (here in the service user's `$XDG_CONFIG_HOME/cordon/profiles`),
+/// and the session runs it; a name found nowhere is an error at its
+/// line and column that says where it looked.
+#[test]
+fn an_agents_profile_may_be_given_by_name() {
+    let c = Case::new();
+    let dir = c.dir.path();
+    let xdg = dir.join("xdg");
+    let profiles = xdg.join("cordon/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(profiles.join("named-agent.toml"), shell_profile("")).unwrap();
+    let config = header(dir)
+        + &agent(
+            "by-name",
+            Path::new("named-agent"),
+            &["/usr/bin/sleep", "1000"],
+            "",
+        );
+    let xdg_env = [("XDG_CONFIG_HOME", xdg.display().to_string())];
+    let d = Daemon::start(dir, &config, &xdg_env);
+    assert!(
+        wait_until(Duration::from_secs(20), || d.agent("by-name")["session"]
+            .is_string()),
+        "{}",
+        d.log()
+    );
+    assert_eq!(d.agent("by-name")["state"], "running", "{}", d.log());
+    assert_eq!(d.stop().0, Some(0));
+
+    let cfg = dir.join("missing.toml");
+    std::fs::write(
+        &cfg,
+        header(dir) + &agent("x", Path::new("no-such-profile"), &["/usr/bin/true"], ""),
+    )
+    .unwrap();
+    let r = Run::from(
+        Command::new(cordon())
+            .args(["serve", "--check", "--config"])
+            .arg(&cfg)
+            .env("XDG_CONFIG_HOME", &xdg)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert!(
+        r.stderr
+            .contains(":11: profile `no-such-profile` not found: no such file here, nor")
+            && r.stderr.contains(&profiles.display().to_string()),
+        "{r:#?}"
+    );
 }

@@ -274,7 +274,7 @@ fn agent(w: &mut Walker<'_>, t: &DeTable<'_>, at: &Value<'_>, base: &Path) -> Op
     let mut profile_name = String::new();
     let mut profile_digest = String::new();
     let profile = match t.get("profile") {
-        Some(v) => absolute(w, "profile", v, base).and_then(|p| match crate::profile::load(&p) {
+        Some(v) => profile_file(w, v, base).and_then(|p| match crate::profile::load(&p) {
             Ok(loaded) => {
                 profile_digest = super::profile_digest(&loaded);
                 profile_name = loaded.name;
@@ -294,7 +294,7 @@ fn agent(w: &mut Walker<'_>, t: &DeTable<'_>, at: &Value<'_>, base: &Path) -> Op
         None => {
             w.error(
                 &at.span(),
-                "[[agent]] needs `profile`, the agent's profile file",
+                "[[agent]] needs `profile`, the agent's profile file or the name of one",
             );
             None
         }
@@ -490,6 +490,34 @@ fn principal_id(w: &mut Walker<'_>, key: &str, item: &Value<'_>) -> Option<u32> 
         "numeric ids 0-4294967294 or names",
     )?;
     u32::try_from(id).ok()
+}
+
+/// The agent's profile: a value with a `/` is a path (relative to the
+/// configuration's directory), a file of that name beside the
+/// configuration is that file, and any other value is a profile name, found
+/// as `cordon run --profile NAME` finds it (`profile::find`: the service
+/// user's own profiles, /etc/cordon/profiles, the shipped ones).
+fn profile_file(w: &mut Walker<'_>, v: &Value<'_>, base: &Path) -> Option<PathBuf> {
+    let text = w.string("profile", v, "a path or a profile name")?;
+    if text.is_empty() || text.contains('\0') {
+        w.error(&v.span(), "`profile` must be a path or a profile name");
+        return None;
+    }
+    let p = PathBuf::from(&text);
+    if text.contains('/') {
+        return Some(if p.is_absolute() { p } else { base.join(p) });
+    }
+    let beside = base.join(&p);
+    if beside.is_file() {
+        return Some(beside);
+    }
+    match crate::profile::find::find_name(&text, &crate::profile::find::search_dirs()) {
+        Ok(found) => Some(found),
+        Err(e) => {
+            w.error(&v.span(), e.to_string());
+            None
+        }
+    }
 }
 
 /// A path, resolved against the configuration's directory when relative.

@@ -74,7 +74,14 @@ fn find_in(arg: &Path, dirs: &[PathBuf]) -> Result<PathBuf, FindError> {
     if text.contains('/') || arg.is_file() {
         return Ok(arg.to_path_buf());
     }
-    if !is_name(&text) {
+    find_name(&text, dirs)
+}
+
+/// The file the bare name `text` finds in `dirs` (the first hit), without
+/// looking at the current directory: `cordon serve`'s configuration has
+/// looked beside itself already.
+pub fn find_name(text: &str, dirs: &[PathBuf]) -> Result<PathBuf, FindError> {
+    if !is_name(text) {
         return Err(FindError::BadName {
             name: text.escape_debug().to_string(),
         });
