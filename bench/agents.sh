@@ -2,8 +2,10 @@
 # Session time of each real agent CLI (Claude Code, Codex, Gemini CLI)
 # through the same scripted session, bare and under cordon with its
 # shipped profile, side by side. The model is cordon-model-server on
-# 127.0.0.1, so what is measured is the CLI's own start-up and tool calls
-# plus cordon's (sandbox set-up, the broker, the egress proxy).
+# 127.0.0.1 over HTTPS (as the vendors' APIs), so what is measured is the
+# CLI's own start-up and tool calls plus cordon's (sandbox set-up, the
+# broker, the egress proxy, which terminates TLS to write the model key
+# into each request: the shipped profiles deliver it by the proxy).
 #
 #   bench/agents.sh                      # RUNS=10 per command
 #   RUNS=20 CORDON_AGENT_CLIS=/opt/cordon-agent-clis bench/agents.sh
@@ -56,16 +58,21 @@ git -C "$ws" -c user.name=bench -c user.email=bench@example.invalid commit -q -m
 echo '{"security":{"auth":{"selectedType":"gemini-api-key"}},"privacy":{"usageStatisticsEnabled":false},"telemetry":{"enabled":false}}' >"$ws/.gemini/settings.json"
 
 echo '{"steps":[{"shell":"git log --oneline -n 1"},{"shell":"ls"}],"final":"Scripted session complete."}' >"$dir/scenario.json"
-"$bin/cordon-model-server" --script "$dir/scenario.json" --log "$dir/requests.jsonl" --idle-exit 900 >"$dir/server.out" 2>"$dir/server.err" &
+"$bin/cordon-model-server" --script "$dir/scenario.json" --log "$dir/requests.jsonl" --tls-ca "$dir/model-ca.pem" --idle-exit 900 >"$dir/server.out" 2>"$dir/server.err" &
 server_pid=$!
 for _ in $(seq 50); do grep -q listening "$dir/server.out" 2>/dev/null && break; sleep 0.1; done
 port=$(sed -n 's/^listening 127.0.0.1://p' "$dir/server.out")
 [[ -n $port ]] || { echo "bench/agents.sh: the model server did not start" >&2; exit 1; }
-url=http://127.0.0.1:$port
+url=https://localhost:$port
+ca=$dir/model-ca.pem
 m=$clis/node_modules
 
 # Child profiles: the shipped profile plus where the CLIs are and the model
-# server.
+# server, which is also the one host of the model key (the shipped entry
+# with its host replaced).
+key() {
+    printf '[secrets.%s]\nfrom = "env:%s"\ndeliver = "proxy"\nhosts = ["localhost:%s"]\nheader = "%s"\nformat = "%s"\n' "$1" "$1" "$port" "$2" "$3"
+}
 cat >"$dir/claude-code.toml" <<TOML
 [profile]
 name = "claude-code-bench"
@@ -74,9 +81,10 @@ extends = "$repo/profiles/claude-code.toml"
 read = ["$m/@anthropic-ai/claude-code"]
 exec = ["$m/@anthropic-ai/claude-code/bin/claude.exe"]
 [network]
-allow_hosts = ["127.0.0.1:$port"]
+allow_hosts = ["localhost:$port via 127.0.0.1"]
 [environment]
 pass = ["ANTHROPIC_BASE_URL"]
+$(key ANTHROPIC_API_KEY x-api-key '{}')
 TOML
 cat >"$dir/codex.toml" <<TOML
 [profile]
@@ -86,7 +94,8 @@ extends = "$repo/profiles/codex.toml"
 read = ["$m/@openai"]
 exec = ["$m/@openai"]
 [network]
-allow_hosts = ["127.0.0.1:$port"]
+allow_hosts = ["localhost:$port via 127.0.0.1"]
+$(key OPENAI_API_KEY authorization 'Bearer {}')
 TOML
 cat >"$dir/gemini-cli.toml" <<TOML
 [profile]
@@ -96,9 +105,10 @@ extends = "$repo/profiles/gemini-cli.toml"
 read = ["$m"]
 exec = ["$m/@google/gemini-cli/bundle/gemini.js"]
 [network]
-allow_hosts = ["127.0.0.1:$port"]
+allow_hosts = ["localhost:$port via 127.0.0.1"]
 [environment]
 pass = ["GOOGLE_GEMINI_BASE_URL"]
+$(key GEMINI_API_KEY x-goog-api-key '{}')
 TOML
 
 # One script per command (hyperfine runs them without a shell).
@@ -110,16 +120,19 @@ declare -A argv=(
 )
 # The bare runs get what the profiles set for the agent too
 # (claude-code.toml [environment] set), so both sides run the same CLI.
+# The keys are in cordon's environment (the agent gets placeholders);
+# cordon trusts the model server's root by SSL_CERT_FILE, the bare CLIs by
+# the variables cordon sets for the agent (with its session CA).
 envs="CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS=1 DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 DISABLE_AUTOUPDATER=1 CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1"
 envs="$envs ANTHROPIC_BASE_URL=$url ANTHROPIC_API_KEY=sk-ant-bench OPENAI_API_KEY=sk-bench GOOGLE_GEMINI_BASE_URL=$url GEMINI_API_KEY=bench GEMINI_CLI_TRUST_WORKSPACE=true"
 for cli in claude-code codex gemini-cli; do
     cat >"$dir/$cli-bare.sh" <<SH
 #!/bin/bash
-cd '$ws' && exec env -i PATH=/usr/local/bin:/usr/bin:/bin HOME='$dir/home' LANG=C.UTF-8 $envs ${argv[$cli]} </dev/null >'$dir/$cli-bare.out' 2>&1
+cd '$ws' && exec env -i PATH=/usr/local/bin:/usr/bin:/bin HOME='$dir/home' LANG=C.UTF-8 SSL_CERT_FILE='$ca' NODE_EXTRA_CA_CERTS='$ca' $envs ${argv[$cli]} </dev/null >'$dir/$cli-bare.out' 2>&1
 SH
     cat >"$dir/$cli-cordon.sh" <<SH
 #!/bin/bash
-cd '$ws' && exec env -i PATH=/usr/local/bin:/usr/bin:/bin HOME='$dir/home' LANG=C.UTF-8 CORDON_AUDIT='$dir/audit.jsonl' $envs '$bin/cordon' run --profile '$dir/$cli.toml' --workspace '$ws' -- ${argv[$cli]} </dev/null >'$dir/$cli-cordon.out' 2>&1
+cd '$ws' && exec env -i PATH=/usr/local/bin:/usr/bin:/bin HOME='$dir/home' LANG=C.UTF-8 CORDON_AUDIT='$dir/audit.jsonl' SSL_CERT_FILE='$ca' $envs '$bin/cordon' run --profile '$dir/$cli.toml' --workspace '$ws' -- ${argv[$cli]} </dev/null >'$dir/$cli-cordon.out' 2>&1
 SH
     chmod +x "$dir/$cli-bare.sh" "$dir/$cli-cordon.sh"
     # One checked run of each: a benchmark of a failing session is no benchmark.
