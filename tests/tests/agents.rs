@@ -78,17 +78,21 @@ struct ModelServer {
 
 impl ModelServer {
     fn start(dir: &Path, scenario: &serde_json::Value) -> ModelServer {
+        ModelServer::start_with(dir, scenario, true)
+    }
+
+    /// With `tls` false it speaks plain HTTP (`ca` is then never written).
+    fn start_with(dir: &Path, scenario: &serde_json::Value, tls: bool) -> ModelServer {
         let script = dir.join("scenario.json");
         std::fs::write(&script, scenario.to_string()).unwrap();
         let log = dir.join("model-requests.jsonl");
         let ca = dir.join("model-ca.pem");
-        let mut child = Command::new(model_server_bin())
-            .arg("--script")
-            .arg(&script)
-            .arg("--log")
-            .arg(&log)
-            .arg("--tls-ca")
-            .arg(&ca)
+        let mut cmd = Command::new(model_server_bin());
+        cmd.arg("--script").arg(&script).arg("--log").arg(&log);
+        if tls {
+            cmd.arg("--tls-ca").arg(&ca);
+        }
+        let mut child = cmd
             .args(["--idle-exit", "600"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -176,7 +180,7 @@ fn base_url(port: u16) -> String {
     format!("https://localhost:{port}")
 }
 
-fn claude(clis: &Path, port: u16) -> Agent {
+fn claude(clis: &Path, url: &str) -> Agent {
     let pkg = clis.join("node_modules/@anthropic-ai/claude-code");
     Agent {
         profile: "claude-code",
@@ -193,7 +197,7 @@ fn claude(clis: &Path, port: u16) -> Agent {
             exe = path_str(&pkg.join("bin/claude.exe")),
         ),
         env_toml: "[environment]\npass = [\"ANTHROPIC_BASE_URL\"]\n".into(),
-        env: vec![("ANTHROPIC_BASE_URL".into(), base_url(port))],
+        env: vec![("ANTHROPIC_BASE_URL".into(), url.into())],
         key: ModelKey {
             name: "ANTHROPIC_API_KEY",
             header: "x-api-key",
@@ -202,12 +206,11 @@ fn claude(clis: &Path, port: u16) -> Agent {
     }
 }
 
-fn codex(clis: &Path, port: u16) -> Agent {
+fn codex(clis: &Path, url: &str) -> Agent {
     let modules = clis.join("node_modules/@openai");
     let provider = format!(
         "model_providers.scripted={{name=\"scripted\",base_url=\"{url}/v1\",\
          wire_api=\"responses\",env_key=\"OPENAI_API_KEY\",request_max_retries=0,stream_max_retries=0}}",
-        url = base_url(port)
     );
     let mut args: Vec<String> = [
         "exec",
@@ -245,7 +248,7 @@ fn codex(clis: &Path, port: u16) -> Agent {
     }
 }
 
-fn gemini(clis: &Path, port: u16, workspace: &Path) -> Agent {
+fn gemini(clis: &Path, url: &str, workspace: &Path) -> Agent {
     // GOOGLE_GEMINI_BASE_URL alone selects the "gateway" auth type, which
     // Gemini CLI 0.61 then refuses; the workspace settings choose the API
     // key and turn usage statistics off (they would be refused egress).
@@ -272,7 +275,7 @@ fn gemini(clis: &Path, port: u16, workspace: &Path) -> Agent {
             js = path_str(&modules.join("@google/gemini-cli/bundle/gemini.js")),
         ),
         env_toml: "[environment]\npass = [\"GOOGLE_GEMINI_BASE_URL\"]\n".into(),
-        env: vec![("GOOGLE_GEMINI_BASE_URL".into(), base_url(port))],
+        env: vec![("GOOGLE_GEMINI_BASE_URL".into(), url.into())],
         key: ModelKey {
             name: "GEMINI_API_KEY",
             header: "x-goog-api-key",
@@ -343,7 +346,7 @@ enum Install {
 /// Runs `make_agent`'s CLI through the attack script under its shipped
 /// profile plus `extra_toml` (test-only additions, e.g. a divergence limit).
 fn session(
-    make_agent: &dyn Fn(&Path, u16, &Path) -> Agent,
+    make_agent: &dyn Fn(&Path, &str, &Path) -> Agent,
     clis: &Path,
     extra_toml: &str,
     install: Install,
@@ -365,7 +368,7 @@ fn session(
         "final": "Scripted session complete.",
     });
     let server = ModelServer::start(c.dir.path(), &scenario);
-    let agent = make_agent(clis, server.port, &c.workspace);
+    let agent = make_agent(clis, &base_url(server.port), &c.workspace);
     let child_profile = c.dir.path().join(format!("{}-test.toml", agent.profile));
     std::fs::write(
         &child_profile,
@@ -640,7 +643,7 @@ impl Session {
 #[test]
 fn claude_code_runs_a_scripted_session_under_its_profile() {
     let Some(clis) = clis() else { return };
-    let s = session(&|c, p, _| claude(c, p), &clis, "", Install::Prefix);
+    let s = session(&|c, u, _| claude(c, u), &clis, "", Install::Prefix);
     s.check();
     s.only_refusal_is_the_force_push();
 }
@@ -660,7 +663,7 @@ fn gemini_cli_runs_a_scripted_session_under_its_profile() {
 #[test]
 fn codex_runs_a_scripted_session_under_its_profile() {
     let Some(clis) = clis() else { return };
-    let s = session(&|c, p, _| codex(c, p), &clis, "", Install::Prefix);
+    let s = session(&|c, u, _| codex(c, u), &clis, "", Install::Prefix);
     s.check();
     assert!(
         s.audit
@@ -692,7 +695,189 @@ fn the_shipped_profiles_grant_the_clis_where_npm_install_g_puts_them() {
         eprintln!("skipping: needs root and {GLOBAL_MODULES} to bind the CLIs over it");
         return;
     }
-    session(&|c, p, _| claude(c, p), &clis, "", Install::Global).check();
-    session(&|c, p, _| codex(c, p), &clis, "", Install::Global).check();
+    session(&|c, u, _| claude(c, u), &clis, "", Install::Global).check();
+    session(&|c, u, _| codex(c, u), &clis, "", Install::Global).check();
     session(&gemini, &clis, "", Install::Global).check();
+}
+
+/// What `cordon learn` is given for a CLI beyond its agent's own
+/// variables: what the shipped profile would set (telemetry off, the
+/// workspace trusted), passed as a user learning a profile would.
+fn learn_env(profile: &str) -> Vec<(&'static str, &'static str)> {
+    match profile {
+        "claude-code" => vec![
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+            ("DISABLE_TELEMETRY", "1"),
+            ("DISABLE_AUTOUPDATER", "1"),
+        ],
+        "gemini-cli" => vec![("GEMINI_CLI_TRUST_WORKSPACE", "true")],
+        _ => Vec::new(),
+    }
+}
+
+/// `cordon learn` on the CLI through a scripted session (plain HTTP to the
+/// model server: nothing is proxied while learning), then `cordon run`
+/// under the learned profile alone through a second one. The learned
+/// profile must pass its own check, keep the CLI's own binaries as exec
+/// grants (Codex's native binary was once made a tool, and the session
+/// killed), keep the agent's key the agent's (`--pass`), hide .env and
+/// the git hooks, grant no login-shell start-up file, no host cgroup path
+/// and no top-level directory, and learn git through its grammar, with
+/// the `-c` values seen and no other.
+fn learned_session(make_agent: &dyn Fn(&Path, &str, &Path) -> Agent, clis: &Path) {
+    let c = Case::new();
+    let canary = token("canary").replace('-', "");
+    let commit_msg = token("commit");
+    workspace(&c, &commit_msg, &canary);
+    let scenario = serde_json::json!({
+        "steps": [{"shell": "git log --oneline -n 1"}, {"shell": "ls"}],
+        "final": "Scripted session complete.",
+    });
+    // One server for both runs: the learned profile grants its port.
+    let server = ModelServer::start_with(c.dir.path(), &scenario, false);
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let agent = make_agent(clis, &url, &c.workspace);
+    let key_value = token("model-key");
+    let learned = c.dir.path().join("learned.toml");
+    let extra = learn_env(agent.profile);
+    let mut learn = cordon_cmd();
+    learn.arg("learn").arg("--workspace").arg(&c.workspace);
+    for (name, _) in agent.env.iter().map(|(k, v)| (k.as_str(), v)) {
+        learn.args(["--pass", name]);
+    }
+    for (name, _) in &extra {
+        learn.args(["--pass", name]);
+    }
+    learn
+        .args(["--pass", agent.key.name, "--output"])
+        .arg(&learned)
+        .arg("--")
+        .arg(clis.join(agent.program))
+        .args(&agent.args)
+        .current_dir(&c.workspace)
+        .envs(agent.env.iter().map(|(k, v)| (k, v)))
+        .envs(extra.iter().copied())
+        .env(agent.key.name, &key_value)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let r = run_bounded(learn, Duration::from_secs(300));
+    assert_eq!(r.code, Some(0), "cordon learn: {r:#?}");
+    let text = std::fs::read_to_string(&learned).unwrap();
+    let check = cordon_cmd().arg("check").arg(&learned).output().unwrap();
+    assert!(
+        check.status.success(),
+        "the learned profile fails its own check: {}\n{text}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let program = path_str(&clis.join(agent.program));
+    assert!(
+        text.contains(&format!("    {program:?},")),
+        "the CLI is not an exec grant: {text}"
+    );
+    for own in [
+        "[tools.codex]",
+        "[tools.claude",
+        "[tools.node]",
+        "[tools.gemini",
+    ] {
+        assert!(
+            !text.contains(own),
+            "the CLI's own binary became {own}: {text}"
+        );
+    }
+    assert!(
+        text.contains(&format!("    {:?},", agent.key.name)) && !text.contains(&key_value),
+        "the model key must be passed by name, its value nowhere: {text}"
+    );
+    assert!(
+        !text.contains(&format!("[secrets.{}]", agent.key.name)),
+        "the agent's own key became a tool secret: {text}"
+    );
+    // Where the agent itself may read the workspace (Codex only runs its
+    // commands there), .env and the hooks are hidden from it.
+    let filesystem = text.split("\n[network]").next().unwrap_or_default();
+    if filesystem.contains("    \"{workspace}\",") {
+        for hidden in ["{workspace}/.env", "{workspace}/.git/hooks"] {
+            assert!(
+                filesystem.contains(&format!("{{ path = {hidden:?}, optional = true }}")),
+                "{hidden} is not denied: {text}"
+            );
+        }
+    }
+    for never in [
+        "\"/etc/profile\"",
+        "\"/etc/profile.d\"",
+        "\"/sys/fs/cgroup",
+        "    \"/\",",
+        "    \"/etc\",",
+    ] {
+        assert!(!text.contains(never), "granted {never}: {text}");
+    }
+    assert!(
+        text.contains("[tools.git]\n") && text.contains("grammar = \"git\"\n"),
+        "git is not learned through its grammar: {text}"
+    );
+    assert!(
+        !text.contains("\"-c\", \"*\""),
+        "a learned rule lets any -c value through: {text}"
+    );
+
+    // The learned profile, on its own, runs the CLI through the session.
+    let learned_requests = server.requests().len();
+    let mut run = cordon_cmd();
+    run.arg("run")
+        .arg("--profile")
+        .arg(&learned)
+        .arg("--workspace")
+        .arg(&c.workspace)
+        .arg("--")
+        .arg(clis.join(agent.program))
+        .args(&agent.args)
+        .current_dir(&c.workspace)
+        .env("CORDON_AUDIT", c.audit_path())
+        .envs(agent.env.iter().map(|(k, v)| (k, v)))
+        .envs(extra.iter().copied())
+        .env(agent.key.name, &key_value)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let r = run_bounded(run, Duration::from_secs(300));
+    assert_eq!(
+        r.code,
+        Some(0),
+        "the CLI under its learned profile: {r:#?}\n{text}"
+    );
+    assert!(
+        r.stdout.contains("Scripted session complete."),
+        "the CLI did not finish under its learned profile: {r:#?}"
+    );
+    let seen = serde_json::to_string(&server.requests()[learned_requests..]).unwrap();
+    assert!(
+        seen.contains(&commit_msg),
+        "the brokered git log did not come back to the model: {r:#?}"
+    );
+    let audit = std::fs::read_to_string(c.audit_path()).unwrap_or_default();
+    assert!(
+        audit.contains(r#""argv":["log","--oneline","-n","1"]"#),
+        "git was not a brokered call: {audit}"
+    );
+}
+
+#[test]
+fn cordon_learn_on_claude_code_writes_a_profile_it_runs_under() {
+    let Some(clis) = clis() else { return };
+    learned_session(&|c, u, _| claude(c, u), &clis);
+}
+
+#[test]
+fn cordon_learn_on_codex_writes_a_profile_it_runs_under() {
+    let Some(clis) = clis() else { return };
+    learned_session(&|c, u, _| codex(c, u), &clis);
+}
+
+#[test]
+fn cordon_learn_on_gemini_cli_writes_a_profile_it_runs_under() {
+    let Some(clis) = clis() else { return };
+    learned_session(&gemini, &clis);
 }

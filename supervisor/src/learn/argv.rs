@@ -69,6 +69,69 @@ pub fn rules(calls: &[Vec<String>], examples: usize) -> Vec<(Vec<String>, Vec<Ve
     out
 }
 
+/// A tool's calls learned through its shipped grammar (`grammar = "git"`):
+/// rules over the canonical argv the policy matches, with the main
+/// command's options that carry a value (git's `-c name=value`, `-C dir`)
+/// taken out of it and allowed by option rules listing exactly the values
+/// seen. Those values are never generalised: `-c core.sshCommand=...` or
+/// `-c core.fsmonitor=...` would make git run a program of the caller's
+/// choosing, so a learned `-c *` would hand the agent a way around every
+/// other rule.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct GrammarRules {
+    /// Each argv rule (over the canonical argv without those options) and
+    /// the calls, as they were made, it came from.
+    pub rules: Vec<(Vec<String>, Vec<Vec<String>>)>,
+    /// Option (as the canonical form spells it, e.g. `-c`) -> the exact
+    /// values seen, escaped as patterns, in first-seen order.
+    pub options: Vec<(String, Vec<String>)>,
+}
+
+/// `calls` through grammar `g`, or None when the grammar cannot classify
+/// one of them (the tool is then learned without its grammar).
+pub fn grammar_rules(
+    g: &crate::policy::grammar::Grammar,
+    calls: &[Vec<String>],
+    examples: usize,
+) -> Option<GrammarRules> {
+    let mut out = GrammarRules::default();
+    for call in calls {
+        let bytes: Vec<&[u8]> = call.iter().map(|a| a.as_bytes()).collect();
+        let canonical = crate::policy::canonicalize(g, &bytes).ok()?;
+        let mut hidden = vec![false; canonical.tokens.len()];
+        for hit in canonical.options.iter().filter(|h| h.scope == 0) {
+            let (Some(at), Some(token)) = (hit.value_at, canonical.tokens.get(hit.token)) else {
+                continue;
+            };
+            let name = String::from_utf8(token.get(..at.checked_sub(1)?)?.to_vec()).ok()?;
+            let value = escape(std::str::from_utf8(token.get(at..)?).ok()?);
+            hidden[hit.token] = true;
+            match out.options.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, values)) if !values.contains(&value) => values.push(value),
+                Some(_) => {}
+                None => out.options.push((name, vec![value])),
+            }
+        }
+        let visible: Vec<String> = canonical
+            .tokens
+            .iter()
+            .zip(&hidden)
+            .filter(|(_, h)| !**h)
+            .map(|(t, _)| String::from_utf8(t.clone()).ok())
+            .collect::<Option<_>>()?;
+        let pattern = generalise(&visible);
+        match out.rules.iter_mut().find(|(p, _)| *p == pattern) {
+            Some((_, ex)) => {
+                if ex.len() < examples && !ex.contains(call) {
+                    ex.push(call.clone());
+                }
+            }
+            None => out.rules.push((pattern, vec![call.clone()])),
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +156,57 @@ mod tests {
         );
         assert_eq!(g(&["-C", "dir", "status"]), ["-C", "*", "status"]);
         assert_eq!(g(&["-[x]*"]), ["-\\[x\\]\\*"]);
+    }
+
+    fn calls(list: &[&[&str]]) -> Vec<Vec<String>> {
+        list.iter()
+            .map(|c| c.iter().map(|s| s.to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn through_the_git_grammar_config_values_are_kept_exactly() {
+        let g = crate::profile::shipped_grammar("git").unwrap().unwrap();
+        let seen = calls(&[
+            &[
+                "-c",
+                "core.hooksPath=/dev/null",
+                "-c",
+                "core.fsmonitor=",
+                "status",
+                "--short",
+            ],
+            &[
+                "-c",
+                "core.hooksPath=/dev/null",
+                "log",
+                "--oneline",
+                "-n",
+                "5",
+            ],
+            &["-c", "format.pretty=[x]", "log", "--oneline", "-n", "1"],
+        ]);
+        let learned = grammar_rules(&g, &seen, 3).unwrap();
+        assert_eq!(
+            learned.options,
+            [(
+                "-c".to_string(),
+                vec![
+                    "core.hooksPath=/dev/null".to_string(),
+                    "core.fsmonitor=".to_string(),
+                    "format.pretty=\\[x\\]".to_string(),
+                ]
+            )]
+        );
+        // The two logs are one rule; no `-c` in any rule.
+        assert_eq!(learned.rules.len(), 2, "{:?}", learned.rules);
+        assert!(learned
+            .rules
+            .iter()
+            .all(|(p, _)| !p.iter().any(|t| t.starts_with("-c"))));
+        assert_eq!(learned.rules[1].1.len(), 2);
+        // An option the grammar does not know: not learned through it.
+        assert!(grammar_rules(&g, &calls(&[&["--no-such-option", "status"]]), 3).is_none());
     }
 
     #[test]

@@ -7,6 +7,12 @@
 //! managers, container and cloud tools) become `[tools.NAME]`, and so does
 //! any other program outside the interpreter's own tree, except for a
 //! shell agent, whose own tree is the system's small programs (cat, mkdir).
+//!
+//! The agent's own tree includes its install: the `node_modules` its
+//! program lies in (an npm CLI's native binary is a sibling package, as
+//! Codex's `@openai/codex-linux-x64`), or its package tree (`/opt/X`,
+//! `/usr/lib/X`). A CLI's own binaries are the agent, not tools: brokered,
+//! they would run in a tool's sandbox without the agent's environment.
 
 use std::path::Path;
 
@@ -147,7 +153,20 @@ pub fn classify(
             return Program::Agent;
         }
     }
+    if own_install(first).is_some_and(|tree| target.starts_with(tree)) {
+        return Program::Agent;
+    }
     Program::Tool(name)
+}
+
+/// Where the agent's program is installed: the nearest `node_modules`
+/// above it, else its package tree.
+fn own_install(first: &Path) -> Option<std::path::PathBuf> {
+    first
+        .ancestors()
+        .find(|a| a.file_name().is_some_and(|n| n == "node_modules"))
+        .map(Path::to_path_buf)
+        .or_else(|| super::grants::package_tree(first))
 }
 
 #[cfg(test)]
@@ -193,6 +212,30 @@ mod tests {
         assert_eq!(
             c("/work/ws/helper.sh", "./helper.sh", "/usr/bin/python3"),
             Program::Agent
+        );
+        // An npm CLI's native binary (a sibling package) and a helper of
+        // an /opt install are the agent's own.
+        let codex = "/p/node_modules/@openai/codex/bin/codex.js";
+        assert_eq!(
+            c(
+                "/p/node_modules/@openai/codex-linux-x64/vendor/bin/codex",
+                "codex",
+                codex
+            ),
+            Program::Agent
+        );
+        assert_eq!(
+            c("/opt/tool/libexec/helper", "helper", "/opt/tool/bin/tool"),
+            Program::Agent
+        );
+        // ...but a tool by kind stays one, even inside the install.
+        assert_eq!(
+            c("/p/node_modules/.bin/git", "git", codex),
+            Program::Tool("git".into())
+        );
+        assert_eq!(
+            c("/usr/bin/uname", "uname", codex),
+            Program::Tool("uname".into())
         );
         assert_eq!(
             classify(Path::new("/usr/bin/git"), Some("git"), None, &TREES),

@@ -54,15 +54,22 @@ pub fn template(path: &Path, values: &Placeholders) -> String {
     if path.starts_with("/proc") {
         return "/proc".to_string();
     }
-    for tree in TREES {
-        if let Ok(rest) = path.strip_prefix(tree) {
-            let mut parts = rest.components();
-            if let (Some(first), Some(_)) = (parts.next(), parts.next()) {
-                return Path::new(tree).join(first).display().to_string();
-            }
-        }
+    match package_tree(path) {
+        Some(tree) => tree.display().to_string(),
+        None => path.display().to_string(),
     }
-    path.display().to_string()
+}
+
+/// The package tree `path` lies in (`/usr/lib/python3.11` for a file below
+/// it), if it lies below one of the [`TREES`].
+pub fn package_tree(path: &Path) -> Option<PathBuf> {
+    TREES.iter().find_map(|tree| {
+        let mut parts = path.strip_prefix(tree).ok()?.components();
+        match (parts.next(), parts.next()) {
+            (Some(first), Some(_)) => Some(Path::new(tree).join(first)),
+            _ => None,
+        }
+    })
 }
 
 /// An exec grant keeps the exact file, with a placeholder prefix when it
@@ -97,6 +104,29 @@ pub struct Grants {
     pub exec: BTreeSet<String>,
     /// Programs that ran from a writable tree: not granted, reported.
     pub exec_in_writable: BTreeSet<String>,
+    /// Reads never granted by learn ([`left_out`]), each with why: reported.
+    pub left_out: BTreeSet<String>,
+}
+
+/// Why a read the run made is not granted, if it is not: what would make
+/// the learned profile break cordon's tools or fit only this machine.
+pub fn left_out(real: &Path) -> Option<&'static str> {
+    if real == Path::new("/etc/profile") || real.starts_with("/etc/profile.d") {
+        // `bash -l` (Codex runs every command so) would reset PATH and
+        // drop cordon's tool directory: git would be /usr/bin/git itself.
+        return Some("a login shell's start-up file resets PATH, dropping cordon's tools");
+    }
+    if real.is_dir() && real.components().count() <= 2 && !real.starts_with("/proc") {
+        // Landlock grants a directory with all below it: a listing of `/`
+        // or /etc (Gemini CLI opens `/`) would grant the whole tree.
+        return Some("a top-level directory, which would grant everything below it");
+    }
+    if real.starts_with("/sys/fs/cgroup") {
+        // Node and Go read their memory and CPU limits there; the path
+        // names this host's cgroup, and they run without it.
+        return Some("this host's cgroup (a path no other machine has); runtimes read their limits there and go on without");
+    }
+    None
 }
 
 impl Grants {
@@ -134,7 +164,21 @@ pub fn grants(
     let mut g = Grants::default();
     for p in read {
         if let Ok(real) = std::fs::canonicalize(p) {
-            g.read.insert(template(&real, values));
+            let placeheld = [&values.workspace, &values.home, &values.tmp]
+                .into_iter()
+                .any(|d| real.starts_with(d));
+            match left_out(&real).filter(|_| !placeheld) {
+                Some(why) => {
+                    let shown = match real.strip_prefix("/sys/fs/cgroup") {
+                        Ok(_) => "/sys/fs/cgroup/...".to_string(),
+                        Err(_) => real.display().to_string(),
+                    };
+                    g.left_out.insert(format!("{shown} ({why})"));
+                }
+                None => {
+                    g.read.insert(template(&real, values));
+                }
+            }
         }
     }
     for p in write {
@@ -203,6 +247,51 @@ mod tests {
             home: "/dev/shm/s/home".into(),
             tmp: "/dev/shm/s/tmp".into(),
         }
+    }
+
+    #[test]
+    fn what_would_break_tools_or_fit_one_host_is_left_out_and_said() {
+        let t = tempfile::tempdir().unwrap();
+        let ws = t.path().canonicalize().unwrap();
+        let v = Placeholders {
+            workspace: ws.clone(),
+            home: ws.join("home"),
+            tmp: ws.join("tmp"),
+        };
+        let read: BTreeSet<PathBuf> = [
+            "/",
+            "/etc",
+            "/etc/profile",
+            "/etc/hosts",
+            "/sys/fs/cgroup/cpu.max",
+            "/proc/self/status",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .chain([ws.clone()])
+        .filter(|p| p.exists())
+        .collect();
+        let g = grants(&read, &BTreeSet::new(), &BTreeSet::new(), &v);
+        for gone in ["/", "/etc", "/etc/profile"] {
+            assert!(!g.read.contains(gone), "{gone}: {:?}", g.read);
+            assert!(
+                g.left_out
+                    .iter()
+                    .any(|l| l.starts_with(&format!("{gone} ("))),
+                "{gone}: {:?}",
+                g.left_out
+            );
+        }
+        assert!(!g.read.iter().any(|r| r.starts_with("/sys/fs/cgroup")));
+        // Kept: an ordinary file, /proc, and the workspace wherever it is.
+        assert!(
+            g.read.contains("/etc/hosts") && g.read.contains("/proc"),
+            "{:?}",
+            g.read
+        );
+        assert!(g.read.contains("{workspace}"), "{:?}", g.read);
+        assert!(left_out(Path::new("/etc/profile.d/01-locale-fix.sh")).is_some());
+        assert!(left_out(Path::new("/usr/share/zoneinfo")).is_none());
     }
 
     #[test]

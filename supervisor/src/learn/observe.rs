@@ -81,7 +81,7 @@ impl Observer for Recorder {
                 } else {
                     (path(Some(a[0]), a[1]), a[2])
                 };
-                if let Some(target) = target {
+                if let Some(target) = target.map(|t| program_file(pid, t)) {
                     let argv = read_argv(pid, argv);
                     tracing::debug!(pid, program = %target.display(), ?argv, "learn: exec");
                     exec(&mut st, &self.agent_trees, pid, target, argv);
@@ -173,6 +173,25 @@ fn resolve(pid: i32, dirfd: Option<i32>, addr: u64) -> Option<PathBuf> {
     Some(clean(&base.join(raw)))
 }
 
+/// The file an exec of `target` by `pid` runs. A program under /proc
+/// (`/proc/self/exe`, as Codex re-executes itself; `/proc/self/fd/N`) is
+/// the caller's, not cordon's: `self` is rewritten to the caller's pid and
+/// the magic link read now, while the caller waits in its exec and its
+/// /proc entries still exist.
+fn program_file(pid: i32, target: PathBuf) -> PathBuf {
+    let Ok(rest) = target.strip_prefix("/proc") else {
+        return target;
+    };
+    let mut parts = rest.components();
+    let own = match parts.next().map(|c| c.as_os_str().to_owned()) {
+        Some(c) if c == "self" => PathBuf::from(format!("/proc/{pid}")),
+        Some(c) if c == "thread-self" => PathBuf::from(format!("/proc/{pid}/task/{pid}")),
+        _ => return std::fs::canonicalize(&target).unwrap_or(target),
+    };
+    let caller = own.join(parts.as_path());
+    std::fs::canonicalize(&caller).unwrap_or(caller)
+}
+
 /// `a/./b/../c` as `a/c`, without touching the filesystem.
 pub fn clean(path: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
@@ -262,6 +281,12 @@ fn owner_access(st: &mut State, pid: i32) -> &mut Access {
 }
 
 fn exec(st: &mut State, agent_trees: &[PathBuf], pid: i32, target: PathBuf, argv: Vec<String>) {
+    // A PATH search tries each directory in turn (Codex puts its own in
+    // front): an attempt on a file that is not there fails, runs nothing,
+    // and must not make the next, real program a helper of a phantom tool.
+    if std::fs::metadata(&target).is_err() {
+        return;
+    }
     if let Some(name) = tool_of(st, pid) {
         // A tool running a helper of its own: part of the tool's run.
         let run = st.obs.tools.entry(name).or_default();

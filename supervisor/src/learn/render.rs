@@ -242,6 +242,10 @@ pub fn write_profile(obs: &Observations, s: &Setting<'_>) -> Learned {
             additions.push(format!("[filesystem] deny {d}"));
         }
     }
+    for t in &g.left_out {
+        let _ = writeln!(out, "# Read by the run, NOT granted: {t}.");
+        additions.push(format!("NOT granted: read {t}"));
+    }
     for t in &g.exec_in_writable {
         let _ = writeln!(
             out,
@@ -319,8 +323,20 @@ pub fn write_profile(obs: &Observations, s: &Setting<'_>) -> Learned {
             calls.len()
         );
         let _ = writeln!(out, "path = {}", q(&path.display().to_string()));
+        // A tool cordon ships a grammar for is learned through it: rules
+        // on the canonical argv, and exact option values (argv::GrammarRules).
+        let through_grammar = crate::profile::shipped_grammar(name)
+            .and_then(Result::ok)
+            .and_then(|g| argv::grammar_rules(&g, &calls, EXAMPLES));
+        let (learned_rules, options) = match through_grammar {
+            Some(g) => {
+                let _ = writeln!(out, "grammar = {}", q(name));
+                (g.rules, g.options)
+            }
+            None => (argv::rules(&calls, EXAMPLES), Vec::new()),
+        };
         let mut rules = Vec::new();
-        for (pattern, examples) in argv::rules(&calls, EXAMPLES) {
+        for (pattern, examples) in learned_rules {
             let pat: Vec<String> = pattern.iter().map(|t| q(t)).collect();
             let ex: Vec<String> = examples
                 .iter()
@@ -345,6 +361,21 @@ pub fn write_profile(obs: &Observations, s: &Setting<'_>) -> Learned {
             );
             let names: Vec<String> = s.secrets.iter().map(|n| q(n)).collect();
             let _ = writeln!(out, "secrets = [{}]", names.join(", "));
+        }
+        if !options.is_empty() {
+            let _ = writeln!(out, "\n[tools.{name}.options]");
+            let _ = writeln!(
+                out,
+                "# The values the run gave these options, exactly: any other is refused."
+            );
+            for (option, values) in &options {
+                let _ = writeln!(
+                    out,
+                    "{} = {{ allow = {} }}",
+                    q(option),
+                    list(values.iter().map(|v| q(v)))
+                );
+            }
         }
         tool_sandbox(&mut out, name, run, s.values, &g, &denied);
     }
