@@ -155,6 +155,22 @@ struct ModelKey {
     format: &'static str,
 }
 
+impl Agent {
+    /// `cmd` (cordon run or learn, up to its `--`) completed with the
+    /// CLI: `program` and its arguments, run in `workspace` with the
+    /// agent's variables, its output captured.
+    fn finish(&self, cmd: &mut Command, program: &Path, workspace: &Path) {
+        cmd.arg("--")
+            .arg(program)
+            .args(&self.args)
+            .current_dir(workspace)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+    }
+}
+
 impl ModelKey {
     /// The child profile's `[secrets.NAME]`: the shipped entry with the
     /// model server as its one host.
@@ -412,15 +428,8 @@ fn session(
         .arg(&child_profile)
         .arg("--workspace")
         .arg(&c.workspace)
-        .arg("--")
-        .arg(program)
-        .args(&agent.args)
-        .current_dir(&c.workspace)
-        .env("CORDON_AUDIT", c.audit_path())
-        .envs(agent.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("CORDON_AUDIT", c.audit_path());
+    agent.finish(&mut cmd, &program, &c.workspace);
     // The key's value is cordon's alone; cordon trusts the model server's
     // root toward it (the agent trusts the session CA, which cordon sets).
     let key_value = token("model-key");
@@ -473,14 +482,19 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> Run {
 }
 
 impl Session {
+    /// The audit log's records.
+    fn records(&self) -> impl Iterator<Item = serde_json::Value> + '_ {
+        self.audit
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    }
+
     /// The audit log's refused records: the CLI's own start-up (its git
     /// hardening probes included) cost no refusal; the force push is the
     /// only one.
     fn only_refusal_is_the_force_push(&self) {
         let refused: Vec<serde_json::Value> = self
-            .audit
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .records()
             .filter(|r| r["decision"] == "deny" || r["decision"] == "kill")
             // What the profile tolerates (Codex's start-up probes of the
             // machine) is refused and recorded, but is not a refusal the
@@ -606,9 +620,7 @@ impl Session {
         }
         // Each of those requests is an injection on record.
         let injected = self
-            .audit
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .records()
             .filter(|rec| rec["kind"] == "inject" && rec["decision"] == "allow")
             .filter(|rec| rec["secrets"][0] == self.key.name)
             .count();
@@ -751,16 +763,9 @@ fn learned_session(make_agent: &dyn Fn(&Path, &str, &Path) -> Agent, clis: &Path
     learn
         .args(["--pass", agent.key.name, "--output"])
         .arg(&learned)
-        .arg("--")
-        .arg(clis.join(agent.program))
-        .args(&agent.args)
-        .current_dir(&c.workspace)
-        .envs(agent.env.iter().map(|(k, v)| (k, v)))
         .envs(extra.iter().copied())
-        .env(agent.key.name, &key_value)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env(agent.key.name, &key_value);
+    agent.finish(&mut learn, &clis.join(agent.program), &c.workspace);
     let r = run_bounded(learn, Duration::from_secs(300));
     assert_eq!(r.code, Some(0), "cordon learn: {r:#?}");
     let text = std::fs::read_to_string(&learned).unwrap();
@@ -831,17 +836,10 @@ fn learned_session(make_agent: &dyn Fn(&Path, &str, &Path) -> Agent, clis: &Path
         .arg(&learned)
         .arg("--workspace")
         .arg(&c.workspace)
-        .arg("--")
-        .arg(clis.join(agent.program))
-        .args(&agent.args)
-        .current_dir(&c.workspace)
         .env("CORDON_AUDIT", c.audit_path())
-        .envs(agent.env.iter().map(|(k, v)| (k, v)))
         .envs(extra.iter().copied())
-        .env(agent.key.name, &key_value)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env(agent.key.name, &key_value);
+    agent.finish(&mut run, &clis.join(agent.program), &c.workspace);
     let r = run_bounded(run, Duration::from_secs(300));
     assert_eq!(
         r.code,

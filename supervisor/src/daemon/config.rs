@@ -498,18 +498,10 @@ fn principal_id(w: &mut Walker<'_>, key: &str, item: &Value<'_>) -> Option<u32> 
 /// as `cordon run --profile NAME` finds it (`profile::find`: the service
 /// user's own profiles, /etc/cordon/profiles, the shipped ones).
 fn profile_file(w: &mut Walker<'_>, v: &Value<'_>, base: &Path) -> Option<PathBuf> {
-    let text = w.string("profile", v, "a path or a profile name")?;
-    if text.is_empty() || text.contains('\0') {
-        w.error(&v.span(), "`profile` must be a path or a profile name");
-        return None;
-    }
-    let p = PathBuf::from(&text);
-    if text.contains('/') {
-        return Some(if p.is_absolute() { p } else { base.join(p) });
-    }
-    let beside = base.join(&p);
-    if beside.is_file() {
-        return Some(beside);
+    let text = path_text(w, "profile", v, "a path or a profile name")?;
+    let p = beside(base, &text);
+    if text.contains('/') || p.is_file() {
+        return Some(p);
     }
     match crate::profile::find::find_name(&text, &crate::profile::find::search_dirs()) {
         Ok(found) => Some(found),
@@ -522,13 +514,28 @@ fn profile_file(w: &mut Walker<'_>, v: &Value<'_>, base: &Path) -> Option<PathBu
 
 /// A path, resolved against the configuration's directory when relative.
 fn absolute(w: &mut Walker<'_>, key: &str, v: &Value<'_>, base: &Path) -> Option<PathBuf> {
-    let s = w.string(key, v, "a path")?;
+    path_text(w, key, v, "a path").map(|s| beside(base, &s))
+}
+
+/// `key`'s string, refused when empty or holding a NUL (`expects` says
+/// what it must be instead).
+fn path_text(w: &mut Walker<'_>, key: &str, v: &Value<'_>, expects: &str) -> Option<String> {
+    let s = w.string(key, v, expects)?;
     if s.is_empty() || s.contains('\0') {
-        w.error(&v.span(), format!("`{key}` must be a path"));
+        w.error(&v.span(), format!("`{key}` must be {expects}"));
         return None;
     }
-    let p = PathBuf::from(&s);
-    Some(if p.is_absolute() { p } else { base.join(p) })
+    Some(s)
+}
+
+/// `text` as a path, relative ones against the configuration's directory.
+fn beside(base: &Path, text: &str) -> PathBuf {
+    let p = PathBuf::from(text);
+    if p.is_absolute() {
+        p
+    } else {
+        base.join(p)
+    }
 }
 
 fn duration(w: &mut Walker<'_>, key: &str, v: &Value<'_>, max: Duration) -> Option<Duration> {

@@ -56,17 +56,27 @@ pub fn escape(s: &str) -> String {
 pub fn rules(calls: &[Vec<String>], examples: usize) -> Vec<(Vec<String>, Vec<Vec<String>>)> {
     let mut out: Vec<(Vec<String>, Vec<Vec<String>>)> = Vec::new();
     for call in calls {
-        let pattern = generalise(call);
-        match out.iter_mut().find(|(p, _)| *p == pattern) {
-            Some((_, ex)) => {
-                if ex.len() < examples && !ex.contains(call) {
-                    ex.push(call.clone());
-                }
-            }
-            None => out.push((pattern, vec![call.clone()])),
-        }
+        add_rule(&mut out, generalise(call), call, examples);
     }
     out
+}
+
+/// Adds `call` under `pattern`: a new rule, or one more of its examples
+/// (at most `examples`, each once).
+fn add_rule(
+    rules: &mut Vec<(Vec<String>, Vec<Vec<String>>)>,
+    pattern: Vec<String>,
+    call: &[String],
+    examples: usize,
+) {
+    match rules.iter_mut().find(|(p, _)| *p == pattern) {
+        Some((_, ex)) => {
+            if ex.len() < examples && !ex.iter().any(|e| e == call) {
+                ex.push(call.to_vec());
+            }
+        }
+        None => rules.push((pattern, vec![call.to_vec()])),
+    }
 }
 
 /// A tool's calls learned through its shipped grammar (`grammar = "git"`):
@@ -119,15 +129,7 @@ pub fn grammar_rules(
             .filter(|(_, h)| !**h)
             .map(|(t, _)| String::from_utf8(t.clone()).ok())
             .collect::<Option<_>>()?;
-        let pattern = generalise(&visible);
-        match out.rules.iter_mut().find(|(p, _)| *p == pattern) {
-            Some((_, ex)) => {
-                if ex.len() < examples && !ex.contains(call) {
-                    ex.push(call.clone());
-                }
-            }
-            None => out.rules.push((pattern, vec![call.clone()])),
-        }
+        add_rule(&mut out.rules, generalise(&visible), call, examples);
     }
     Some(out)
 }
